@@ -1,0 +1,173 @@
+/**
+ * Engine benchmark (npm run bench): Node, onnxruntime-web wasm with 2 threads, the full-size random int8 pack.
+ *
+ * Prints median and spread per stage, greedy and beam-5 caption latency, images/s with batching, and the decode
+ * speed of transformers.js generate() on the same GPT-2 weights (when that export exists). Writes
+ * bench/results/engine.json. These are measurements, not tests: nothing here fails on a slow machine.
+ *
+ *   BENCH_PACK=packs/random-full/int8   pack to time (default)
+ *   BENCH_PEER=packs/random-full/transformersjs   transformers.js model folder (see below)
+ *   BENCH_RUNS=7  BENCH_THREADS=2
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-web';
+import { it } from 'vitest';
+
+// transformers.js must run on the same onnxruntime-web (wasm) as the engine, not onnxruntime-node: it honours this
+// global, which has to be set before it is first imported.
+(globalThis as Record<symbol, unknown>)[Symbol.for('onnxruntime')] = ort;
+
+const REPO = resolve(import.meta.dirname, '..');
+const PACK = resolve(REPO, process.env.BENCH_PACK ?? 'packs/random-full/int8');
+const PEER = resolve(REPO, process.env.BENCH_PEER ?? 'packs/random-full/transformersjs');
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const OUT = resolve(REPO, 'bench/results/engine.json');
+
+interface Stat { median: number; min: number; max: number; p10: number; p90: number; n: number }
+function stat(xs: number[]): Stat {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.round(p * (s.length - 1))))];
+  return { median: q(0.5), min: s[0], max: s[s.length - 1], p10: q(0.1), p90: q(0.9), n: s.length };
+}
+const fmt = (x: Stat, unit = 'ms') => `${x.median.toFixed(1)} ${unit} (p10 ${x.p10.toFixed(1)}, p90 ${x.p90.toFixed(1)}, n=${x.n})`;
+
+it('engine benchmark', async () => {
+  if (!existsSync(join(PACK, 'pack.json'))) {
+    const msg = `No pack at ${PACK}. Build the full-size random pack first: npm run pack:random (or set BENCH_PACK).`;
+    console.log(`[bench] ${msg}`);
+    throw new Error(msg);
+  }
+  const { createCaptioner } = await import('../src/captioner/captioner');
+  const { loadPackFromFiles } = await import('../src/captioner/pack-loader');
+  const { decodeImageWithSharp } = await import('../src/captioner/node-decode');
+  const sharp = (await import('sharp')).default;
+
+  const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
+  const pack = await loadPackFromFiles(names.map((n) => {
+    const b = readFileSync(join(PACK, n));
+    return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+  }));
+  const m = pack.manifest;
+  const tLoad = performance.now();
+  const cap = await createCaptioner({ pack, ort: ort as never, backend: 'wasm', threads: THREADS, decodeImage: decodeImageWithSharp });
+  const sessionMs = performance.now() - tLoad;
+
+  // A 640x480 photo-like PNG (smooth gradients + noise), so that preprocessing does a real downscale.
+  const w = 640, h = 480;
+  const raw = Buffer.alloc(w * h * 3);
+  let seed = 1;
+  for (let i = 0; i < raw.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    const p = Math.floor(i / 3);
+    raw[i] = ((p % w) * 255 / w + (Math.floor(p / w) * 128) / h + (seed >>> 27)) & 255;
+  }
+  const image = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+
+  // Warm-up (first runs compile kernels and grow the wasm heap).
+  await cap.caption(image, { strategy: 'greedy', maxTokens: 20 });
+  await cap.caption(image, { strategy: 'beam', beams: 5, maxTokens: 20 });
+
+  const greedy = [];
+  for (let i = 0; i < RUNS; i++) greedy.push(await cap.caption(image, { strategy: 'greedy', maxTokens: 20 }));
+  const beam = [];
+  for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2)); i++) beam.push(await cap.caption(image, { strategy: 'beam', beams: 5, maxTokens: 20 }));
+
+  const stages = {
+    preprocess: stat(greedy.map((r) => r.timings.preprocess)),
+    vision: stat(greedy.map((r) => r.timings.vision)),
+    mapper: stat(greedy.map((r) => r.timings.mapper)),
+    prefill: stat(greedy.map((r) => r.timings.prefill)),
+    perToken: stat(greedy.map((r) => r.timings.perToken)),
+  };
+  const greedyTotal = stat(greedy.map((r) => r.timings.total));
+  const greedyTokens = greedy[0].timings.tokens;
+  // What a 20-token caption costs, from the measured stages (random weights may stop before 20 tokens).
+  const greedy20 = stages.preprocess.median + stages.vision.median + stages.mapper.median + stages.prefill.median + 20 * stages.perToken.median;
+  const beamTotal = stat(beam.map((r) => r.timings.total));
+  const beamTokens = beam[0].timings.tokens;
+
+  // Batching: 8 images through vision + mapper + greedy decode as one batch, against one at a time.
+  const B = 8;
+  const batchImgs = Array.from({ length: B }, () => image);
+  await cap.captionBatch(batchImgs, { strategy: 'greedy', maxTokens: 20 });
+  const batchMs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    await cap.captionBatch(batchImgs, { strategy: 'greedy', maxTokens: 20 });
+    batchMs.push(performance.now() - t);
+  }
+  const batchStat = stat(batchMs);
+  const imagesPerSecBatched = (B * 1000) / batchStat.median;
+  const imagesPerSecSingle = 1000 / greedyTotal.median;
+
+  // Our decode speed, counted as generate() counts it: prefill + decode steps, tokens generated.
+  const ourTokPerSec = stat(greedy.map((r) => (r.timings.tokens * 1000) / (r.timings.prefill + r.timings.decode)));
+
+  let peer: Record<string, unknown> = { available: false };
+  if (existsSync(join(PEER, 'config.json'))) {
+    const tf = await import('@huggingface/transformers');
+    tf.env.allowRemoteModels = false;
+    tf.env.localModelPath = join(PEER, '..');
+    const id = PEER.split('/').pop()!;
+    const dtype = existsSync(join(PEER, 'onnx/decoder_model_merged_quantized.onnx')) && m.precision === 'int8' ? 'q8' : 'fp32';
+    const model = await tf.AutoModelForCausalLM.from_pretrained(id, { dtype, local_files_only: true } as never);
+    const P = m.mapper.prefixLength;
+    const input_ids = new tf.Tensor('int64', BigInt64Array.from({ length: P }, (_, i) => BigInt(100 + i)), [1, P]);
+    const attention_mask = new tf.Tensor('int64', new BigInt64Array(P).fill(1n), [1, P]);
+    const gen = async () => {
+      const t = performance.now();
+      const out = (await model.generate({ input_ids, attention_mask, max_new_tokens: 20, min_new_tokens: 20, do_sample: false } as never)) as { dims: number[] };
+      return { ms: performance.now() - t, tokens: out.dims[1] - P };
+    };
+    await gen();
+    const runs = [];
+    for (let i = 0; i < RUNS; i++) runs.push(await gen());
+    const tps = stat(runs.map((r) => (r.tokens * 1000) / r.ms));
+    peer = { available: true, dtype, tokensPerSec: tps, tokens: runs[0].tokens, generateMs: stat(runs.map((r) => r.ms)) };
+    await (model as unknown as { dispose(): Promise<void> }).dispose();
+  }
+  await cap.dispose();
+
+  const ratio = peer.available ? ourTokPerSec.median / (peer.tokensPerSec as Stat).median : null;
+  const results = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+    runtime: { ort: 'onnxruntime-web (wasm, Node build)', threads: THREADS },
+    pack: { dir: PACK.slice(REPO.length + 1), id: m.id, precision: m.precision, sessionCreateMs: sessionMs },
+    stages,
+    greedy: { totalMs: greedyTotal, tokens: greedyTokens, estimated20TokenMs: greedy20 },
+    beam5: { totalMs: beamTotal, tokens: beamTokens, ratioToGreedy: beamTotal.median / greedyTotal.median },
+    batching: { batch: B, batchMs: batchStat, imagesPerSec: imagesPerSecBatched, imagesPerSecOneAtATime: imagesPerSecSingle },
+    decodeTokensPerSec: ourTokPerSec,
+    peer,
+    ratioToPeer: ratio,
+    targets: {
+      ratioToPeerAtLeast1_2: ratio === null ? 'peer export missing' : ratio >= 1.2,
+      greedy20TokensAtMost450ms: greedy20 <= 450,
+      beam5AtMost2xGreedy: beamTotal.median / greedyTotal.median <= 2,
+    },
+  };
+  mkdirSync(resolve(REPO, 'bench/results'), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(results, null, 2));
+
+  const lines = [
+    `pack ${results.pack.dir} (${m.precision}), onnxruntime-web wasm, ${THREADS} threads, ${cpus().length} cores; sessions ${sessionMs.toFixed(0)} ms`,
+    `preprocess  ${fmt(stages.preprocess)}`,
+    `vision      ${fmt(stages.vision)}`,
+    `mapper      ${fmt(stages.mapper)}`,
+    `prefill     ${fmt(stages.prefill)}`,
+    `per token   ${fmt(stages.perToken)}`,
+    `greedy      ${fmt(greedyTotal)} for ${greedyTokens} tokens; 20-token caption ≈ ${greedy20.toFixed(0)} ms (target ≤ 450)`,
+    `beam-5      ${fmt(beamTotal)} for ${beamTokens} tokens; ${results.beam5.ratioToGreedy.toFixed(2)}× greedy (target ≤ 2)`,
+    `batching    ${imagesPerSecBatched.toFixed(2)} images/s in batches of ${B} vs ${imagesPerSecSingle.toFixed(2)} one at a time`,
+    `decode      ${ourTokPerSec.median.toFixed(1)} tokens/s (prefill + steps)`,
+    peer.available
+      ? `peer        transformers.js generate() ${(peer.tokensPerSec as Stat).median.toFixed(1)} tokens/s (${peer.dtype}); ours ÷ peer = ${ratio!.toFixed(2)} (target ≥ 1.2)`
+      : `peer        not run: no transformers.js export of these GPT-2 weights at ${PEER.slice(REPO.length + 1)} (config.json + onnx/decoder_model_merged[_quantized].onnx)`,
+    `written to  ${OUT.slice(REPO.length + 1)}`,
+  ];
+  console.log(lines.map((l) => `[bench] ${l}`).join('\n'));
+}, 1_800_000);

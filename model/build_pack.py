@@ -1,0 +1,136 @@
+"""
+Build a model pack from the officially published weights, in one command:
+
+    npm run pack:build -- --preset coco --clip ViT-B-32.pt --clipcap coco_weights.pt --out packs/clipcap-coco
+    npm run pack:build -- --preset coco-transformer --clip RN50x4.pt --clipcap transformer_weights.pt \\
+        --out packs/clipcap-coco-transformer --precision int8
+    /usr/bin/python3 -m model.build_pack ...            (the same, without npm)
+
+Where to download each file: docs/official-weights.md. Steps:
+  1. model.build_official: CLIP tower + ClipCap mapper + GPT-2, every key and shape checked, L2 normalisation set
+     from the mapper type as ClipCap's notebooks use it (override with --normalize true|false);
+  2. export.export_pack at the chosen precision (fp32, fp16 or int8), pack.json recording embedding.l2Normalize;
+  3. golden.write_golden: PyTorch's fp32 reference outputs on a few reference images (plus any --images);
+  4. unless --no-check: golden.check_parity runs the pack through onnxruntime-node against them and writes
+     report.json (size, max diffs, whether greedy and beam token ids are identical).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from typing import List, Optional
+
+import torch
+
+from .export import PRECISIONS, export_pack, verify_pack
+from .golden import check_parity, write_golden
+from .model import build_official
+from .random_pack import golden_images
+
+CLIPCAP_README = "https://github.com/rmokady/CLIP_prefix_caption#inference-notebooks"
+PRESETS = {
+    "coco": {
+        "id": "clipcap-coco", "name": "ClipCap COCO (MLP mapper, fine-tuned GPT-2)",
+        "description": "ClipCap's COCO captioner: CLIP ViT-B/32, MLP mapper (prefix 10), GPT-2 fine-tuned on COCO.",
+        "sources": ["https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+                    "https://drive.google.com/file/d/1IdaBtMSvtyzF0ByVaBHtvM0JYSXRExRX (coco_weights.pt)", CLIPCAP_README],
+    },
+    "conceptual": {
+        "id": "clipcap-conceptual", "name": "ClipCap Conceptual Captions (MLP mapper, fine-tuned GPT-2)",
+        "description": "ClipCap trained on Conceptual Captions: CLIP ViT-B/32, MLP mapper (prefix 10), fine-tuned GPT-2.",
+        "sources": ["https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+                    "https://drive.google.com/file/d/14pXWwB4Zm82rsDdvbGguLfx9F8aM7ovT (conceptual_weights.pt)", CLIPCAP_README],
+    },
+    "coco-transformer": {
+        "id": "clipcap-coco-transformer", "name": "ClipCap COCO (transformer mapper, frozen GPT-2)",
+        "description": "ClipCap's light COCO model: CLIP RN50x4, transformer mapper (prefix 40), GPT-2 unchanged.",
+        "sources": ["https://openaipublic.azureedge.net/clip/models/7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd/RN50x4.pt",
+                    "https://drive.google.com/file/d/1GYPToCqFREwi285wPLhuVExlz7DDUDfJ (transformer COCO weights)", CLIPCAP_README],
+    },
+}
+LICENSE = ("ClipCap code and weights: MIT (rmokady/CLIP_prefix_caption); CLIP: MIT (openai/CLIP); GPT-2: modified "
+           "MIT (openai/gpt-2). Training data (COCO, Conceptual Captions) carries its own terms.")
+
+
+def log(msg: str):
+    print(f"[pack:build {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def file_digest(path: str) -> dict:
+    if os.path.isdir(path):
+        return {"file": os.path.basename(os.path.normpath(path)), "directory": True}
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"file": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
+def build(clip: str, clipcap: str, out: str, precision: str = "fp32", gpt2: Optional[str] = None,
+          preset: Optional[str] = None, pack_id: Optional[str] = None, name: Optional[str] = None,
+          normalize: Optional[bool] = None, images: Optional[List[str]] = None, beams: int = 5, max_tokens: int = 67,
+          check: bool = True) -> dict:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    t0 = time.time()
+    p = PRESETS.get(preset, {}) if preset else {}
+    if preset and not p:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    model = build_official(clip, clipcap, gpt2, normalize_prefix=normalize)
+    cfg = model.cfg
+    log(f"loaded {sum(x.numel() for x in model.parameters()) / 1e6:.1f}M parameters: {cfg.vision.arch} "
+        f"{cfg.vision.image_size}px -> {cfg.vision.output_dim}, {cfg.mapper.type} mapper prefix "
+        f"{cfg.mapper.prefix_length}, GPT-2 {cfg.gpt2.n_layer} layers, l2Normalize={cfg.normalize_prefix}")
+    pack_id = pack_id or p.get("id") or os.path.basename(os.path.normpath(out))
+    provenance = {"builder": "model/build_pack.py", "preset": preset,
+                  "inputs": [file_digest(x) for x in (clip, clipcap, gpt2) if x],
+                  "sources": p.get("sources", []), "license": LICENSE}
+    manifest = export_pack(model, out, pack_id, name or p.get("name") or pack_id, precision, provenance,
+                           description=p.get("description", ""), beams=beams, max_tokens=max_tokens)
+    log(f"exported {precision} pack to {out} in {time.time() - t0:.0f}s")
+    build_dir = os.path.join(os.path.dirname(os.path.abspath(out)), ".build", os.path.basename(os.path.normpath(out)))
+    refs = [(x, None) for x in golden_images(os.path.join(build_dir, "images"), 0)] + [(x, None) for x in images or []]
+    write_golden(model, out, refs, beams=beams, max_tokens=max_tokens)
+    verify_pack(out)
+    report = {"id": pack_id, "precision": precision, "bytes": sum(e["bytes"] for e in manifest["files"].values()),
+              "files": {r: e["bytes"] for r, e in manifest["files"].items()},
+              "l2Normalize": manifest["embedding"]["l2Normalize"]}
+    if check:
+        parity = check_parity(out, model)
+        report.update({k: v for k, v in parity.items() if k != "images"})
+        log(f"parity: max logits diff {parity['max_logits_diff']:.2e}, greedy identical "
+            f"{parity['greedy_identical']}/{parity['count']}, beam identical {parity['beam_identical']}/{parity['count']}")
+    report["seconds"] = round(time.time() - t0, 1)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    log(f"done in {report['seconds']:.0f}s: {report['bytes'] / 1e6:.1f} MB")
+    return report
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", required=True, help="OpenAI CLIP archive (ViT-B-32.pt / RN50x4.pt) or HF CLIP file/dir")
+    ap.add_argument("--clipcap", required=True, help="ClipCap checkpoint (coco_weights.pt, conceptual_weights.pt, ...)")
+    ap.add_argument("--gpt2", help="HF GPT-2 file/dir; only needed for a ClipCap checkpoint without gpt.* weights")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    ap.add_argument("--preset", choices=sorted(PRESETS), help="fills id, name, description and source URLs")
+    ap.add_argument("--id")
+    ap.add_argument("--name")
+    ap.add_argument("--normalize", choices=("auto", "true", "false"), default="auto",
+                    help="L2-normalise the CLIP embedding before the mapper; auto: as the checkpoint was published")
+    ap.add_argument("--images", nargs="*", default=[], help="extra reference images for golden.json")
+    ap.add_argument("--beams", type=int, default=5)
+    ap.add_argument("--max-tokens", type=int, default=67)
+    ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime-node parity check")
+    a = ap.parse_args(argv)
+    normalize = None if a.normalize == "auto" else a.normalize == "true"
+    build(a.clip, a.clipcap, a.out, a.precision, a.gpt2, a.preset, a.id, a.name, normalize, a.images, a.beams,
+          a.max_tokens, not a.no_check)
+
+
+if __name__ == "__main__":
+    main()

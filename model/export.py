@@ -1,0 +1,294 @@
+"""
+Export a ClipCap model as a *model pack*: three ONNX graphs, tokenizer.json and pack.json (docs/pack-format.md),
+at one of three precisions:
+  fp32  as trained;
+  fp16  weights stored in half precision and cast back to fp32 when the session loads (half the download);
+  int8  dynamic quantisation: weights int8 per output column, activations quantised per call
+        (DynamicQuantizeLinear + MatMulInteger), the form that ran fastest in onnxruntime-web's wasm.
+
+    /usr/bin/python3 -m model.export --checkpoint ckpt.pt --out packs/mine --precision int8
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from typing import Dict, List, Optional
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+from onnx import TensorProto, helper, numpy_helper
+
+from .model import EOS_ID, PERIOD_ID, ClipCap, load_checkpoint
+from .tokenizer import build_tokenizer_json
+
+OPSET = 17
+FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+class ExportError(RuntimeError):
+    """The model could not be written as a pack; the message says which file and why."""
+
+
+# -----------------------------------------------------------------------------
+# Graph wrappers with the pack's input and output names
+
+
+class VisionGraph(nn.Module):
+    def __init__(self, model: ClipCap):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        return self.model.encode_image(pixel_values)
+
+
+class MapperGraph(nn.Module):
+    def __init__(self, model: ClipCap):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image_embeds):
+        return self.model.clip_project(image_embeds)  # L2 normalisation, when the pack asks for it, is the engine's
+
+
+class DecoderGraph(nn.Module):
+    def __init__(self, model: ClipCap):
+        super().__init__()
+        self.gpt = model.gpt
+        self.n_layer = model.cfg.gpt2.n_layer
+
+    def forward(self, input_ids, inputs_embeds, attention_mask, *past_flat):
+        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(self.n_layer)]
+        logits, presents = self.gpt.decode_step(input_ids, inputs_embeds, attention_mask, past)
+        return (logits, *[t for kv in presents for t in kv])
+
+
+def decoder_io_names(n_layer: int):
+    past = [f"past_key_values.{i}.{kv}" for i in range(n_layer) for kv in ("key", "value")]
+    present = [f"present.{i}.{kv}" for i in range(n_layer) for kv in ("key", "value")]
+    return ["input_ids", "inputs_embeds", "attention_mask", *past], ["logits", *present]
+
+
+def _export(module: nn.Module, args, path: str, inputs: List[str], outputs: List[str], axes: Dict[str, Dict[int, str]]):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape asserts, which hold for every valid input
+        torch.onnx.export(
+            module.eval(), args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+            opset_version=OPSET, do_constant_folding=True,
+        )
+    onnx.checker.check_model(path)
+
+
+def export_fp32_graphs(model: ClipCap, out_dir: str) -> Dict[str, str]:
+    """Write vision.onnx, mapper.onnx and decoder.onnx in fp32. Returns role -> path."""
+    cfg = model.cfg
+    model = model.eval()
+    paths = {r: os.path.join(out_dir, f"{r}.onnx") for r in ("vision", "mapper", "decoder")}
+    S, D, E = cfg.vision.image_size, cfg.vision.output_dim, cfg.gpt2.n_embd
+    H, hd, L = cfg.gpt2.n_head, cfg.gpt2.n_embd // cfg.gpt2.n_head, cfg.gpt2.n_layer
+    with torch.no_grad():
+        _export(VisionGraph(model), (torch.randn(2, 3, S, S),), paths["vision"], ["pixel_values"], ["image_embeds"],
+                {"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}})
+        _export(MapperGraph(model), (torch.randn(2, D),), paths["mapper"], ["image_embeds"], ["prefix_embeds"],
+                {"image_embeds": {0: "batch"}, "prefix_embeds": {0: "batch"}})
+        # trace with every dynamic dimension distinct and non-zero, so none is baked in as a constant
+        B, n_ids, n_emb, past = 2, 2, 3, 4
+        past_flat = [torch.randn(B, H, past, hd) for _ in range(2 * L)]
+        args = (torch.randint(0, 100, (B, n_ids)), torch.randn(B, n_emb, E),
+                torch.ones(B, past + n_emb + n_ids, dtype=torch.long), *past_flat)
+        inputs, outputs = decoder_io_names(L)
+        axes = {"input_ids": {0: "batch", 1: "n_ids"}, "inputs_embeds": {0: "batch", 1: "n_embeds"},
+                "attention_mask": {0: "batch", 1: "total"}, "logits": {0: "batch"}}
+        axes.update({n: {0: "batch", 2: "past"} for n in inputs[3:]})
+        axes.update({n: {0: "batch", 2: "total"} for n in outputs[1:]})
+        _export(DecoderGraph(model), args, paths["decoder"], inputs, outputs, axes)
+    return paths
+
+
+# -----------------------------------------------------------------------------
+# Precision conversions on the ONNX graphs
+
+
+def to_fp16_storage(path: str, min_elements: int = 1024):
+    """Store large float initialisers as float16 with a Cast back to float32 in front: compute stays fp32,
+    the session folds the Casts at load, and the file halves."""
+    m = onnx.load(path)
+    g = m.graph
+    casts, keep = [], []
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        if init.data_type == TensorProto.FLOAT and arr.size >= min_elements:
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+            keep.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                          name=init.name + "_cast"))
+        else:
+            keep.append(init)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(casts + nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+def _quantize_columns(w: np.ndarray):
+    """Symmetric int8 per output column: w (K, N) ~= q * scale[N]."""
+    scale = np.abs(w).max(axis=0) / 127.0
+    scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
+    q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def to_int8_dynamic(path: str, min_elements: int = 4096):
+    """Rewrite every MatMul whose right operand is a 2-D float weight as
+    DynamicQuantizeLinear(A) -> MatMulInteger(A_u8, W_s8) -> Cast -> Mul(a_scale * w_scale).
+    onnxruntime fuses that chain into one DynamicQuantizeMatMul kernel. Weights that also feed other nodes
+    (GPT-2's tied `wte`) stay fp32, so nothing is stored twice."""
+    m = onnx.load(path)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    uses: Dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
+    new_nodes, drop = [], set()
+    for n in g.node:
+        w = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) == 2 else None
+        if w is None or uses.get(w.name, 0) != 1 or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT:
+            new_nodes.append(n)
+            continue
+        arr = numpy_helper.to_array(w)
+        if arr.size < min_elements:
+            new_nodes.append(n)
+            continue
+        q, scale = _quantize_columns(arr)
+        base = n.name or w.name
+        g.initializer.extend([numpy_helper.from_array(q, w.name + "_q"),
+                              numpy_helper.from_array(scale, w.name + "_scale")])
+        drop.add(w.name)
+        a, out = n.input[0], n.output[0]
+        new_nodes += [
+            helper.make_node("DynamicQuantizeLinear", [a], [f"{base}_aq", f"{base}_as", f"{base}_az"],
+                             name=f"{base}_dql"),
+            helper.make_node("MatMulInteger", [f"{base}_aq", w.name + "_q", f"{base}_az"], [f"{base}_i32"],
+                             name=f"{base}_mmi"),
+            helper.make_node("Cast", [f"{base}_i32"], [f"{base}_f32"], to=TensorProto.FLOAT, name=f"{base}_cast"),
+            helper.make_node("Mul", [f"{base}_as", w.name + "_scale"], [f"{base}_s"], name=f"{base}_scl"),
+            helper.make_node("Mul", [f"{base}_f32", f"{base}_s"], [out], name=f"{base}_mul"),
+        ]
+    keep = [i for i in g.initializer if i.name not in drop]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+# -----------------------------------------------------------------------------
+# The pack
+
+
+def file_entry(out_dir: str, name: str) -> dict:
+    path = os.path.join(out_dir, name)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"path": name, "bytes": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
+def pack_manifest(model: ClipCap, out_dir: str, pack_id: str, name: str, precision: str, provenance: dict,
+                  description: str = "", version: str = "1.0.0", mean=CLIP_MEAN, std=CLIP_STD,
+                  beams: int = 5, max_tokens: int = 67) -> dict:
+    cfg = model.cfg
+    return {
+        "format": "clipcap-pack",
+        "formatVersion": FORMAT_VERSION,
+        "id": pack_id,
+        "version": version,
+        "name": name,
+        "description": description,
+        "provenance": provenance,
+        "precision": precision,
+        "preprocess": {
+            "imageSize": cfg.vision.image_size, "resize": "shortest_edge", "interpolation": "bicubic",
+            "crop": "center", "rescale": 1 / 255, "mean": list(mean), "std": list(std), "channelOrder": "RGB",
+        },
+        "embedding": {"dim": cfg.vision.output_dim, "l2Normalize": bool(cfg.normalize_prefix)},
+        "mapper": {"type": cfg.mapper.type, "prefixLength": cfg.mapper.prefix_length,
+                   "clipLength": cfg.mapper.clip_length if cfg.mapper.type == "transformer" else None},
+        "decoder": {"nLayer": cfg.gpt2.n_layer, "nHead": cfg.gpt2.n_head, "nEmbd": cfg.gpt2.n_embd,
+                    "headDim": cfg.gpt2.n_embd // cfg.gpt2.n_head, "vocabSize": cfg.gpt2.vocab_size,
+                    "nPositions": cfg.gpt2.n_positions},
+        "tokens": {"bos": EOS_ID, "eos": EOS_ID, "stop": [PERIOD_ID, EOS_ID]},
+        "generation": {"strategy": "beam", "beams": beams, "maxTokens": max_tokens, "lengthNormalize": True},
+        "files": {r: file_entry(out_dir, f"{r}.onnx") for r in ("vision", "mapper", "decoder")}
+        | {"tokenizer": file_entry(out_dir, "tokenizer.json")},
+    }
+
+
+def export_pack(model: ClipCap, out_dir: str, pack_id: str, name: str, precision: str = "fp32",
+                provenance: Optional[dict] = None, **manifest_kw) -> dict:
+    """Write a complete pack (graphs, tokenizer.json, pack.json) and return its manifest."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    os.makedirs(out_dir, exist_ok=True)
+    paths = export_fp32_graphs(model, out_dir)
+    for p in paths.values():
+        if precision == "fp16":
+            to_fp16_storage(p)
+        elif precision == "int8":
+            to_int8_dynamic(p)
+    build_tokenizer_json(os.path.join(out_dir, "tokenizer.json"))
+    manifest = pack_manifest(model, out_dir, pack_id, name, precision, provenance or {}, **manifest_kw)
+    with open(os.path.join(out_dir, "pack.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
+
+
+def verify_pack(out_dir: str) -> dict:
+    """Re-hash every file pack.json lists; raise ExportError naming the first that differs."""
+    with open(os.path.join(out_dir, "pack.json")) as f:
+        manifest = json.load(f)
+    for role, entry in manifest["files"].items():
+        actual = file_entry(out_dir, entry["path"])
+        if actual["bytes"] != entry["bytes"] or actual["sha256"] != entry["sha256"]:
+            raise ExportError(f"{role} file {entry['path']} does not match pack.json (size or SHA-256 differ)")
+    return manifest
+
+
+def copy_pack(src: str, dst: str):
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, help="a checkpoint written by model.save_checkpoint")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--id", default=None)
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    args = ap.parse_args()
+    model = load_checkpoint(args.checkpoint)
+    pack_id = args.id or os.path.basename(os.path.normpath(args.out))
+    m = export_pack(model, args.out, pack_id, args.name or pack_id, args.precision,
+                    {"builder": "model/export.py", "checkpoint": os.path.basename(args.checkpoint)})
+    for role, e in m["files"].items():
+        print(f"{role:10s} {e['bytes'] / 1e6:9.2f} MB  {e['path']}")
+
+
+if __name__ == "__main__":
+    main()

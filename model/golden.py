@@ -1,0 +1,146 @@
+"""
+Golden outputs beside a pack, and the parity check of its ONNX graphs against them.
+
+golden.json (docs/pack-format.md) holds, per reference image, PyTorch's preprocessing, embedding and prefix,
+and its greedy and beam captions. Engines prove themselves against it; `check_parity` proves the exported graphs
+first, by running them through onnxruntime-node and the very same search code over the ONNX decoder.
+"""
+
+import base64
+import json
+import os
+import shutil
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .model import ClipCap, beam_search, greedy_search, torch_step
+from .ort_node import NodeORT, onnx_step
+from .preprocess import load_image, preprocess
+from .tokenizer import load_gpt2_tokenizer
+
+
+def tensor_json(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return {"shape": list(a.shape), "dtype": "float32", "b64": base64.b64encode(a.astype("<f4").tobytes()).decode()}
+
+
+def tensor_from_json(t: dict) -> np.ndarray:
+    assert t["dtype"] == "float32", f"golden tensors are float32, got {t['dtype']}"
+    return np.frombuffer(base64.b64decode(t["b64"]), dtype="<f4").reshape(t["shape"]).copy()
+
+
+def caption_image(model: ClipCap, pixel_values: np.ndarray, beams: int, max_tokens: int):
+    """Reference captions for one preprocessed image: (embeds, prefix, greedy, beam)."""
+    with torch.no_grad():
+        x = torch.from_numpy(pixel_values)[None]
+        emb = model.encode_image(x)
+        prefix = model.prefix(emb)
+    step = torch_step(model.gpt)
+    return emb, prefix, greedy_search(step, prefix, max_tokens=max_tokens), \
+        beam_search(step, prefix, beams=beams, max_tokens=max_tokens)
+
+
+def write_golden(model: ClipCap, pack_dir: str, images: Sequence[Tuple[str, Optional[str]]], beams: int = 5,
+                 max_tokens: int = 67) -> dict:
+    """images: (path, true caption or None). Copies them into pack_dir/golden/ and writes golden.json."""
+    with open(os.path.join(pack_dir, "pack.json")) as f:
+        manifest = json.load(f)
+    pre = manifest["preprocess"]
+    tok = load_gpt2_tokenizer()
+    os.makedirs(os.path.join(pack_dir, "golden"), exist_ok=True)
+    entries = []
+    model = model.eval()
+    for i, (src, true_caption) in enumerate(images):
+        ext = os.path.splitext(src)[1].lower()
+        rel = f"golden/{i}{ext}"
+        shutil.copyfile(src, os.path.join(pack_dir, rel))
+        px = preprocess(load_image(src), pre["imageSize"], pre["mean"], pre["std"])
+        emb, prefix, g, b = caption_image(model, px, beams, max_tokens)
+        entries.append({
+            "file": rel,
+            "caption": true_caption,
+            "pixelValues": tensor_json(px[None]),
+            "imageEmbeds": tensor_json(emb.numpy()),
+            "prefixEmbeds": tensor_json(prefix.numpy()),
+            "greedy": {"tokenIds": g.token_ids, "text": tok.decode(g.token_ids), "logprobs": g.logprobs},
+            "beam": {"tokenIds": b.token_ids, "text": tok.decode(b.token_ids), "score": b.score},
+        })
+    golden = {"packId": manifest["id"], "precision": manifest["precision"],
+              "decoding": {"beams": beams, "maxTokens": max_tokens}, "images": entries}
+    with open(os.path.join(pack_dir, "golden.json"), "w") as f:
+        json.dump(golden, f)
+    return golden
+
+
+def check_parity(pack_dir: str, model: ClipCap, golden_dir: Optional[str] = None,
+                 ort: Optional[NodeORT] = None) -> dict:
+    """Run the pack's graphs through onnxruntime-node on the golden inputs and compare with the PyTorch model
+    (the fp32 reference) and its golden.json. golden_dir defaults to pack_dir; a quantised pack is compared
+    against its fp32 sibling's golden.json. Returns max abs diffs and whether the greedy and beam token ids are
+    identical, per image and in total."""
+    golden_dir = golden_dir or pack_dir
+    with open(os.path.join(pack_dir, "pack.json")) as f:
+        manifest = json.load(f)
+    with open(os.path.join(golden_dir, "golden.json")) as f:
+        golden = json.load(f)
+    d = manifest["decoder"]
+    beams, max_tokens = golden["decoding"]["beams"], golden["decoding"]["maxTokens"]
+    own = ort is None
+    ort = ort or NodeORT().__enter__()
+    try:
+        files = {r: os.path.join(pack_dir, e["path"]) for r, e in manifest["files"].items()}
+        vision, mapper, decoder = ort.load(files["vision"]), ort.load(files["mapper"]), ort.load(files["decoder"])
+        step = onnx_step(ort, decoder, d["nLayer"], d["nHead"], d["headDim"])
+        report = {"images": [], "max_embeds_diff": 0.0, "max_prefix_diff": 0.0, "max_logits_diff": 0.0,
+                  "greedy_identical": 0, "beam_identical": 0}
+        for entry in golden["images"]:
+            px = tensor_from_json(entry["pixelValues"])
+            emb = ort.run(vision, {"pixel_values": px})["image_embeds"]
+            ref_emb = tensor_from_json(entry["imageEmbeds"])
+            mapper_in = ref_emb / np.linalg.norm(ref_emb, axis=-1, keepdims=True) \
+                if manifest["embedding"]["l2Normalize"] else ref_emb
+            prefix = ort.run(mapper, {"image_embeds": mapper_in})["prefix_embeds"]
+            ref_prefix = tensor_from_json(entry["prefixEmbeds"])
+            # decode from the reference prefix, so each stage is judged on its own
+            prefix_t = torch.from_numpy(ref_prefix)
+            logits_diff = _teacher_forced_logits_diff(step, torch_step(model.gpt), prefix_t,
+                                                      entry["greedy"]["tokenIds"])
+            g = greedy_search(step, prefix_t, max_tokens=max_tokens)
+            b = beam_search(step, prefix_t, beams=beams, max_tokens=max_tokens)
+            row = {
+                "file": entry["file"],
+                "embeds_diff": float(np.abs(emb - ref_emb).max()),
+                "prefix_diff": float(np.abs(prefix - ref_prefix).max()),
+                "logits_diff": logits_diff,
+                "greedy_identical": g.token_ids == entry["greedy"]["tokenIds"],
+                "beam_identical": b.token_ids == entry["beam"]["tokenIds"],
+                "greedy": g.token_ids, "beam": b.token_ids,
+            }
+            report["images"].append(row)
+            for k in ("embeds", "prefix", "logits"):
+                report[f"max_{k}_diff"] = max(report[f"max_{k}_diff"], row[f"{k}_diff"])
+            report["greedy_identical"] += int(row["greedy_identical"])
+            report["beam_identical"] += int(row["beam_identical"])
+        report["count"] = len(golden["images"])
+        for sid in (vision, mapper, decoder):
+            ort.free(sid)
+        return report
+    finally:
+        if own:
+            ort.__exit__(None, None, None)
+
+
+def _teacher_forced_logits_diff(step, ref_step, prefix: torch.Tensor, token_ids: List[int]) -> float:
+    """Max |logits| difference between two step functions fed the same prefix and the same tokens (prefill, then
+    one cached step per token): the graph's numerical drift, independent of which tokens the search picks."""
+    P, E = prefix.shape[1], prefix.shape[2]
+    start = (torch.zeros(1, 0, dtype=torch.long), prefix, torch.ones(1, P, dtype=torch.long), None)
+    (a, pa), (b, pb) = step(*start), ref_step(*start)
+    worst = float((a - b).abs().max())
+    for i, t in enumerate(token_ids[:-1]):
+        args = (torch.tensor([[t]]), prefix.new_zeros(1, 0, E), torch.ones(1, P + i + 1, dtype=torch.long))
+        (a, pa), (b, pb) = step(*args, pa), ref_step(*args, pb)
+        worst = max(worst, float((a - b).abs().max()))
+    return worst

@@ -1,0 +1,46 @@
+"""CLIP's image preprocessing, the PIL reference every engine must match (docs/pack-format.md):
+
+  1. convert to RGB (PIL's convert: alpha is dropped, the colour channels are kept as they are);
+  2. resize so the SHORTER side is `size`, bicubic with antialiasing (PIL widens the filter when it shrinks);
+     the longer side becomes floor(size * long / short), as torchvision's Resize computes it;
+  3. centre-crop size x size, the offset being round((side - size) / 2) with Python's round (half to even);
+  4. scale to [0, 1] and normalise with the pack's mean and std, channels first.
+"""
+
+from typing import Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not an image PIL can decode, or the image has no pixels."""
+
+
+def resized_size(width: int, height: int, size: int) -> Tuple[int, int]:
+    if width <= height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+def preprocess(img: Image.Image, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """PIL image -> float32 (3, size, size)."""
+    if img.width == 0 or img.height == 0:
+        raise ImageDecodeError(f"image is {img.width}x{img.height}: nothing to caption")
+    img = img.convert("RGB")
+    w, h = resized_size(img.width, img.height, size)
+    img = img.resize((w, h), Image.BICUBIC)
+    left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
+    img = img.crop((left, top, left + size, top + size))
+    x = np.asarray(img, dtype=np.float32) / 255.0  # (size, size, 3)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))  # (3, size, size)
+
+
+def load_image(path: str) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageDecodeError(f"{path} is not a decodable image ({e})") from e

@@ -1,0 +1,151 @@
+"""
+Random-weight packs: real architectures and I/O with seeded random weights, for parity tests and benchmarks.
+
+    npm run pack:random       # full size: ViT-B/32 + MLP mapper (prefix 10) + GPT-2 small, fp32 and int8
+    /usr/bin/python3 -m model.random_pack --size small --out packs/small-random
+
+`small` is a tiny model on the other code paths (transformer mapper, L2-normalised embedding), for parity tests.
+Speed does not depend on weight values, so the full-size pack is what the benchmarks time.
+
+Weights are drawn wider than a fresh initialisation (the token table especially), so logits are peaked and the
+greedy and beam choices are decided by clear margins, not by float rounding.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import toy_world as tw
+from .export import export_pack, verify_pack
+from .golden import check_parity, write_golden
+from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, save_checkpoint
+from .ort_node import NodeORT
+
+SIZES = {
+    "full": ClipCapConfig(),  # ViT-B/32, MLP mapper with prefix 10, GPT-2 small: the COCO model's shapes
+    "small": ClipCapConfig(
+        vision=VisionConfig(image_size=32, patch_size=8, width=32, layers=2, heads=2, output_dim=48),
+        gpt2=GPT2Config(n_positions=128, n_embd=32, n_layer=2, n_head=2),
+        mapper=MapperConfig(type="transformer", prefix_length=5, clip_length=3, num_layers=2, num_heads=4),
+        normalize_prefix=True,
+    ),
+}
+
+
+def log(msg: str):
+    print(f"[random {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def random_model(cfg: ClipCapConfig, seed: int) -> ClipCap:
+    torch.manual_seed(seed)
+    model = ClipCap(cfg).eval()
+    with torch.no_grad():
+        # Token and position tables wide enough that logits are peaked (clear margins) and change from step to step
+        # (a fresh initialisation repeats one token forever, which would make a weak parity test).
+        E = cfg.gpt2.n_embd
+        model.gpt.transformer.wte.weight.normal_(0.0, (32 / E) ** 0.5)
+        model.gpt.transformer.wpe.weight.normal_(0.0, (32 / E) ** 0.5)
+        for p in model.gpt.transformer.h.parameters():
+            if p.dim() == 2:  # Conv1D weights are [in, out]
+                p.normal_(0.0, 1.7 / p.shape[0] ** 0.5)
+        for p in model.clip_project.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 1.5 / p.shape[-1] ** 0.5)
+    return model
+
+
+def golden_images(out_dir: str, seed: int):
+    """Reference images of several sizes, aspect ratios and formats (PNG, JPEG, RGBA PNG)."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    specs = tw.sample_specs(2, seed, "golden")
+    a = tw.render(specs[0]).resize((301, 197), Image.BICUBIC)
+    a.save(os.path.join(out_dir, "wide.png"))
+    paths.append(os.path.join(out_dir, "wide.png"))
+    yy, xx = np.mgrid[0:240, 0:180]
+    grad = np.stack([xx * 255 / 179, yy * 255 / 239, (xx + yy) * 255 / 418], -1)
+    noisy = np.clip(grad + rng.normal(0, 25, grad.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(os.path.join(out_dir, "tall.jpg"), quality=92)
+    paths.append(os.path.join(out_dir, "tall.jpg"))
+    rgba = tw.render(specs[1]).convert("RGBA")
+    rgba.putalpha(200)
+    rgba.save(os.path.join(out_dir, "alpha.png"))
+    paths.append(os.path.join(out_dir, "alpha.png"))
+    return paths
+
+
+def build(size: str, out: str, seed: int, precisions, max_tokens: int, beams: int = 5):
+    cfg = SIZES[size]
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    t0 = time.time()
+    model = random_model(cfg, seed)
+    params = sum(p.numel() for p in model.parameters())
+    log(f"{size}: {params / 1e6:.1f}M parameters")
+    build_dir = os.path.join(os.path.dirname(os.path.abspath(out)), ".build", os.path.basename(out))
+    os.makedirs(build_dir, exist_ok=True)
+    save_checkpoint(model, os.path.join(build_dir, "model.pt"))
+    images = golden_images(os.path.join(build_dir, "images"), seed)
+    provenance = {"builder": "model/random_pack.py", "seed": seed, "sources": ["seeded random weights"],
+                  "license": "same as this repository"}
+    report = {"size": size, "parameters": params, "precisions": {}}
+    reference = None
+    with NodeORT() as ort:
+        for precision in precisions:
+            d = out if len(precisions) == 1 else os.path.join(out, precision)
+            t = time.time()
+            m = export_pack(model, d, f"random-{size}-{precision}" if len(precisions) > 1 else f"random-{size}",
+                            f"Random {size} ({precision}, benchmark only)", precision, provenance,
+                            description="Seeded random weights with the real shapes; its captions mean nothing.",
+                            beams=beams, max_tokens=max_tokens)
+            t_export = time.time() - t
+            t = time.time()
+            if reference is None:  # PyTorch golden outputs beside the first (fp32) pack; the others compare to it
+                write_golden(model, d, [(p, None) for p in images], beams=beams, max_tokens=max_tokens)
+                reference = d
+            else:
+                with open(os.path.join(reference, "golden.json")) as f:
+                    g = json.load(f)
+                g["precision"] = precision
+                with open(os.path.join(d, "golden.json"), "w") as f:
+                    json.dump(g, f)
+                os.makedirs(os.path.join(d, "golden"), exist_ok=True)
+                for e in g["images"]:
+                    with open(os.path.join(reference, e["file"]), "rb") as src, open(os.path.join(d, e["file"]), "wb") as dst:
+                        dst.write(src.read())
+            verify_pack(d)
+            parity = check_parity(d, model, golden_dir=reference, ort=ort)
+            row = {"bytes": sum(e["bytes"] for e in m["files"].values()),
+                   "files": {r: e["bytes"] for r, e in m["files"].items()},
+                   "export_seconds": round(t_export, 1), "golden_seconds": round(time.time() - t, 1),
+                   **{k: v for k, v in parity.items() if k != "images"}}
+            report["precisions"][precision] = row
+            log(f"{precision}: {row}")
+    report["seconds"] = round(time.time() - t0, 1)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    log(f"done in {report['seconds']:.0f}s")
+    return report
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sorted(SIZES), default="full")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precisions", default=None, help="comma-separated; default fp32,int8 (full) or fp32 (small)")
+    ap.add_argument("--max-tokens", type=int, default=None, help="golden caption length; default 20 full, 20 small")
+    a = ap.parse_args()
+    out = a.out or ("packs/random-full" if a.size == "full" else "packs/small-random")
+    precisions = (a.precisions or ("fp32,int8" if a.size == "full" else "fp32")).split(",")
+    build(a.size, out, a.seed, precisions, a.max_tokens or 20)
+
+
+if __name__ == "__main__":
+    main()

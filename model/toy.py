@@ -1,0 +1,261 @@
+"""
+Build the toy pack: a tiny ClipCap, trained on the toy world (toy_world.py), that really captions its images.
+
+    npm run pack:toy          # = /usr/bin/python3 -m model.toy --out packs/toy
+
+It follows ClipCap's recipe at toy scale, with the production architecture and I/O (real 50257-token GPT-2 vocab):
+  1. "pre-train GPT-2": a tiny GPT-2 learns the toy captions' language, from a corpus where each caption also
+     follows its keywords ("red circle white\\na red circle on a white background."), standing in for the
+     broad text a real GPT-2 has seen;
+  2. "pre-train CLIP": a tiny ViT learns the shape, colour and background from pixels (supervised heads stand in
+     for CLIP's contrastive pre-training; only the tower is kept);
+  3. ClipCap proper: both frozen, the MLP mapper is trained through GPT-2 on the caption loss.
+Then it measures held-out exact match of greedy captions, exports the pack with golden.json, and reports the
+size, logits drift and token agreement of the fp16 and int8 variants.
+"""
+
+import argparse
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from . import toy_world as tw
+from .export import export_pack, verify_pack
+from .golden import check_parity, write_golden
+from .model import (EOS_ID, ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, greedy_search,
+                    save_checkpoint, torch_step)
+from .ort_node import NodeORT
+from .preprocess import preprocess
+from .tokenizer import load_gpt2_tokenizer
+from .train import MapperTrainConfig, freeze, lr_at, pad_captions, train_mapper
+
+TOY_CONFIG = ClipCapConfig(
+    vision=VisionConfig(image_size=64, patch_size=8, width=64, layers=3, heads=4, output_dim=64),
+    gpt2=GPT2Config(n_positions=64, n_embd=64, n_layer=2, n_head=4),
+    mapper=MapperConfig(type="mlp", prefix_length=4),
+    normalize_prefix=False,
+)
+MEAN = [0.48145466, 0.4578275, 0.40821073]  # CLIP's, so the toy preprocesses exactly like the real packs
+STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def log(msg: str):
+    print(f"[toy {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pixels(images) -> torch.Tensor:
+    size = TOY_CONFIG.vision.image_size
+    return torch.from_numpy(np.stack([preprocess(im, size, MEAN, STD) for im in images]))
+
+
+# -----------------------------------------------------------------------------
+# Stage 1: the toy GPT-2's "pre-training" corpus
+
+
+def lm_corpus(tok, rng: random.Random, n: int):
+    """Captions alone, and captions after their keywords: both teach the caption language; the second also teaches
+    GPT-2 to let earlier context decide the attributes, which is what a prefix will have to do."""
+    seqs = []
+    for _ in range(n):
+        shape, colour, background = rng.choice(tw.COMBOS)
+        cap = tw.caption_for(shape, colour, background)
+        text = cap if rng.random() < 0.5 else f"{colour} {shape} {background}\n{cap}"
+        seqs.append([EOS_ID] + tok.encode(text) + [EOS_ID])
+    return seqs
+
+
+def pretrain_gpt2(model: ClipCap, tok, steps: int, seed: int, batch: int = 32, lr: float = 3e-3):
+    rng = random.Random(seed)
+    gpt = model.gpt.train()
+    opt = torch.optim.AdamW(gpt.parameters(), lr=lr, weight_decay=0.0)
+    cfg = MapperTrainConfig(lr=lr, warmup_steps=30)
+    for step in range(steps):
+        tokens, lengths = pad_captions(lm_corpus(tok, rng, batch), append_eos=False)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, cfg)
+        logits, _ = gpt(gpt.transformer.wte(tokens[:, :-1]))  # (B, L-1, V)
+        targets = tokens[:, 1:].masked_fill(torch.arange(tokens.shape[1] - 1)[None] >= (lengths[:, None] - 1), -100)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % 50 == 0 or step == steps - 1:
+            log(f"gpt2 step {step + 1}/{steps} loss {loss.item():.4f}")
+    return float(loss)
+
+
+# -----------------------------------------------------------------------------
+# Stage 2: the toy CLIP tower
+
+
+def pretrain_vision(model: ClipCap, px: torch.Tensor, specs, epochs: int, seed: int, batch: int = 128,
+                    lr: float = 2e-3):
+    torch.manual_seed(seed)
+    D = TOY_CONFIG.vision.output_dim
+    names = {"shape": list(tw.SHAPES), "colour": list(tw.COLOURS), "background": list(tw.BACKGROUNDS)}
+    heads = nn.ModuleDict({k: nn.Linear(D, len(v)) for k, v in names.items()})
+    labels = {k: torch.tensor([v.index(getattr(s, k)) for s in specs]) for k, v in names.items()}
+    params = list(model.visual.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    steps = epochs * (len(specs) // batch)
+    cfg = MapperTrainConfig(lr=lr, warmup_steps=50)
+    g = torch.Generator().manual_seed(seed)
+    model.visual.train()
+    step = 0
+    for epoch in range(epochs):
+        order = torch.randperm(len(specs), generator=g)
+        correct = {k: 0 for k in names}
+        for b in range(len(specs) // batch):
+            idx = order[b * batch : (b + 1) * batch]
+            for grp in opt.param_groups:
+                grp["lr"] = lr_at(step, steps, cfg)
+            emb = model.visual(px[idx])
+            loss = 0.0
+            for k in names:
+                out = heads[k](emb)
+                loss = loss + F.cross_entropy(out, labels[k][idx])
+                correct[k] += int((out.argmax(-1) == labels[k][idx]).sum())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        seen = (len(specs) // batch) * batch
+        log(f"vision epoch {epoch + 1}/{epochs} loss {float(loss):.4f} train acc "
+            + " ".join(f"{k} {correct[k] / seen:.3f}" for k in names))
+    model.visual.eval()
+
+
+# -----------------------------------------------------------------------------
+# Evaluation and the pack
+
+
+def greedy_captions(model: ClipCap, px: torch.Tensor, tok, batch: int = 256):
+    with torch.no_grad():
+        prefixes = torch.cat([model.prefix(model.encode_image(px[i : i + batch])) for i in range(0, len(px), batch)])
+    step = torch_step(model.gpt)
+    return [tok.decode(greedy_search(step, prefixes[i : i + 1], max_tokens=20).token_ids) for i in range(len(px))]
+
+
+def build(out: str, seed: int, n_train: int, n_heldout: int, gpt_steps: int, vision_epochs: int,
+          mapper_epochs: int, variants: bool):
+    t_start = time.time()
+    torch.manual_seed(seed)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    tok = load_gpt2_tokenizer()
+    build_dir = os.path.join(os.path.dirname(os.path.abspath(out)), ".build", os.path.basename(out))
+    os.makedirs(build_dir, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
+
+    log(f"rendering {n_train} training and {n_heldout} held-out images")
+    train_specs = tw.sample_specs(n_train, seed, "train")
+    heldout_specs = tw.sample_specs(n_heldout, seed, "heldout")
+    train_px = pixels([tw.render(s) for s in train_specs])
+    heldout_dir = os.path.join(out, "heldout")
+    heldout_caps = tw.write_split(heldout_dir, heldout_specs)
+    heldout_files = sorted(heldout_caps)
+    heldout_px = pixels([tw.render(s) for s in heldout_specs])
+
+    model = ClipCap(TOY_CONFIG)
+    t = time.time()
+    lm_loss = pretrain_gpt2(model, tok, gpt_steps, seed)
+    t_gpt = time.time() - t
+    t = time.time()
+    pretrain_vision(model, train_px, train_specs, vision_epochs, seed)
+    t_vision = time.time() - t
+
+    t = time.time()
+    freeze(model.visual)
+    freeze(model.gpt)
+    with torch.no_grad():
+        embeds = torch.cat([model.encode_image(train_px[i : i + 512]) for i in range(0, len(train_px), 512)])
+    token_lists = [tok.encode(tw.caption(s)) for s in train_specs]
+    losses = train_mapper(model, embeds, token_lists, MapperTrainConfig(epochs=mapper_epochs, batch_size=32, seed=seed), log)
+    t_mapper = time.time() - t
+
+    t = time.time()
+    predictions = greedy_captions(model, heldout_px, tok)
+    truth = [heldout_caps[f] for f in heldout_files]
+    exact = sum(p == c for p, c in zip(predictions, truth)) / len(truth)
+    misses = [(f, p, c) for f, p, c in zip(heldout_files, predictions, truth) if p != c]
+    log(f"held-out exact match {exact:.4f} ({len(truth) - len(misses)}/{len(truth)}), eval {time.time() - t:.0f}s")
+    for f, p, c in misses[:10]:
+        log(f"  miss {f}: {p!r} (true {c!r})")
+    save_checkpoint(model, os.path.join(build_dir, "model.pt"))
+
+    t = time.time()
+    provenance = {"builder": "model/toy.py", "seed": seed, "sources": ["synthetic toy world (model/toy_world.py)"],
+                  "license": "same as this repository"}
+    export_pack(model, out, "toy", "Toy shapes (test model)", "fp32", provenance,
+                description="A tiny ClipCap trained on synthetic shapes; it captions only the toy world.",
+                mean=MEAN, std=STD, max_tokens=20)
+    golden_images = [(os.path.join(heldout_dir, f), heldout_caps[f]) for f in heldout_files[:4]]
+    write_golden(model, out, golden_images, beams=5, max_tokens=20)
+    verify_pack(out)
+    t_export = time.time() - t
+
+    report = {
+        "exact_match": exact, "heldout": len(truth), "misses": [{"file": f, "predicted": p, "true": c}
+                                                                  for f, p, c in misses],
+        "seed": seed, "train_images": n_train, "distinct_captions": len(tw.ALL_CAPTIONS),
+        "final_losses": {"gpt2_lm": lm_loss, "mapper_first": losses[0], "mapper_last": losses[-1]},
+        "seconds": {"gpt2": round(t_gpt, 1), "vision": round(t_vision, 1), "mapper": round(t_mapper, 1),
+                    "export": round(t_export, 1)},
+    }
+    with NodeORT() as ort:
+        parity = check_parity(out, model, ort=ort)
+        report["parity"] = {k: v for k, v in parity.items() if k != "images"}
+        log(f"parity fp32: {report['parity']}")
+        if variants:
+            report["precisions"] = precision_report(model, out, build_dir, provenance, ort)
+    report["seconds"]["total"] = round(time.time() - t_start, 1)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    log(f"done in {report['seconds']['total']:.0f}s: exact match {exact:.4f}, pack at {out}")
+    return report
+
+
+def pack_bytes(pack_dir: str) -> int:
+    with open(os.path.join(pack_dir, "pack.json")) as f:
+        return sum(e["bytes"] for e in json.load(f)["files"].values())
+
+
+def precision_report(model: ClipCap, fp32_dir: str, build_dir: str, provenance: dict, ort: NodeORT) -> dict:
+    """Export the fp16 and int8 siblings and compare them with the fp32 reference on the golden set."""
+    with open(os.path.join(fp32_dir, "pack.json")) as f:
+        fp32 = json.load(f)
+    rows = {"fp32": {"bytes": pack_bytes(fp32_dir)}}
+    for precision in ("fp16", "int8"):
+        d = os.path.join(build_dir, precision)
+        t = time.time()
+        export_pack(model, d, f"{fp32['id']}-{precision}", f"{fp32['name']} ({precision})", precision, provenance,
+                    mean=fp32["preprocess"]["mean"], std=fp32["preprocess"]["std"],
+                    max_tokens=fp32["generation"]["maxTokens"])
+        p = check_parity(d, model, golden_dir=fp32_dir, ort=ort)
+        rows[precision] = {"bytes": pack_bytes(d), "export_seconds": round(time.time() - t, 1),
+                           **{k: v for k, v in p.items() if k != "images"}}
+        log(f"{precision}: {rows[precision]}")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="packs/toy")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-train", type=int, default=6000)
+    ap.add_argument("--n-heldout", type=int, default=240)
+    ap.add_argument("--gpt-steps", type=int, default=300)
+    ap.add_argument("--vision-epochs", type=int, default=10)
+    ap.add_argument("--mapper-epochs", type=int, default=3)
+    ap.add_argument("--no-variants", action="store_true", help="skip the fp16/int8 precision report")
+    a = ap.parse_args()
+    build(a.out, a.seed, a.n_train, a.n_heldout, a.gpt_steps, a.vision_epochs, a.mapper_epochs, not a.no_variants)
+
+
+if __name__ == "__main__":
+    main()

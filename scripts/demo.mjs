@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// npm run demo: build the extension with the toy pack, serve a page of toy images (some missing alt, some
+// decorative, some named), open it in Chromium with the extension, wait for the labels, print each image with its
+// label, and save a screenshot. Headless by default; `npm run demo -- --headed` where a display exists.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout } from '../test/e2e/harness.mjs';
+import { buildFixtures } from '../test/e2e/fixtures.mjs';
+
+const headed = process.argv.includes('--headed');
+const count = Number(process.env.DEMO_IMAGES ?? 18);
+const packDir = join(ROOT, 'packs/toy');
+if (!existsSync(join(packDir, 'pack.json'))) {
+  console.error('No toy pack at packs/toy. Build it first: npm run pack:toy');
+  process.exit(1);
+}
+
+const heldout = toyHeldout(packDir);
+const server = await startServer({ staticDirs: { '/packs/': join(ROOT, 'packs'), '/heldout/': join(packDir, 'heldout') } });
+let browser;
+try {
+  Object.assign(server.routes, buildFixtures(heldout, { packDir, otherOrigin: server.otherOrigin }).routes);
+  const packUrl = `${server.origin}/packs/toy/`;
+  console.log(`building the extension into dist/ with the toy pack at ${packUrl} …`);
+  const extDir = await buildExtension({ outDir: join(ROOT, 'dist'), packUrl });
+  browser = await launchWithExtension(extDir, { headless: !headed });
+  const page = await browser.context.newPage();
+  const t0 = Date.now();
+  await page.goto(`${server.origin}/fixtures/gallery.html?n=${count}`);
+  const eligible = await page.locator('figure[data-kind=missing] img, figure[data-kind=file-name] img').count();
+  console.log(`waiting for ${eligible} labels (the model downloads, verifies and starts on first use) …`);
+  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, eligible, { timeout: 180_000, polling: 250 });
+  const rows = await page.$$eval('figure', (figs) =>
+    figs.map((f) => {
+      const im = f.querySelector('img');
+      return { kind: f.dataset.kind, file: im.dataset.file, alt: im.getAttribute('alt'), label: im.getAttribute('aria-label'), pack: im.getAttribute('data-alt-text-generated') };
+    }),
+  );
+  const truth = Object.fromEntries(heldout.map((h) => [h.file, h.caption]));
+  console.log(`\nall labels after ${((Date.now() - t0) / 1000).toFixed(1)} s:\n`);
+  for (const r of rows) {
+    const what = r.label ? `aria-label="${r.label}" (pack ${r.pack})` : r.alt === '' ? 'alt="": decorative, untouched' : `alt="${r.alt}": named, untouched`;
+    console.log(`  ${r.file.padEnd(10)} ${r.kind.padEnd(10)} ${what}`);
+    if (r.label) console.log(`  ${''.padEnd(21)} true caption: "${truth[r.file]}"`);
+  }
+  mkdirSync(TMP, { recursive: true });
+  const shot = join(TMP, 'demo-screenshot.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(`\nscreenshot: ${shot}`);
+} finally {
+  await browser?.close();
+  await server.close();
+}

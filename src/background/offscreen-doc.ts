@@ -1,0 +1,64 @@
+/**
+ * Lifecycle of the offscreen document that hosts the model: created on demand, creation serialised (two racing
+ * creates throw "Only a single offscreen document may be created"), and recreated when it was closed. Requests to
+ * it are retried once it is back, so closing it mid-queue loses nothing.
+ */
+import { OffscreenUnavailableError, isTransportError } from '../shared/errors';
+import { unwrap, type MessageType, type ReplyValue, type Request } from '../shared/messages';
+
+export const OFFSCREEN_PATH = 'src/offscreen/index.html';
+
+let creating: Promise<void> | null = null;
+
+async function exists(): Promise<boolean> {
+  // No documentUrls filter: it matches exactly, query string included.
+  const contexts = await chrome.runtime.getContexts({ contextTypes: ['OFFSCREEN_DOCUMENT' as chrome.runtime.ContextType] });
+  return contexts.length > 0;
+}
+
+export async function ensureOffscreen(): Promise<void> {
+  while (creating) await creating;
+  if (await exists()) return;
+  if (creating) return ensureOffscreen();
+  creating = chrome.offscreen
+    .createDocument({
+      url: OFFSCREEN_PATH,
+      reasons: ['WORKERS' as chrome.offscreen.Reason],
+      justification: 'Runs the on-device image captioning model (WebAssembly/WebGPU workers) outside the service worker.',
+    })
+    .catch((err: unknown) => {
+      if (err instanceof Error && /single offscreen/i.test(err.message)) return;
+      throw err;
+    })
+    .finally(() => {
+      creating = null;
+    });
+  await creating;
+}
+
+export async function closeOffscreen(): Promise<void> {
+  while (creating) await creating;
+  if (await exists()) await chrome.offscreen.closeDocument();
+}
+
+export async function offscreenExists(): Promise<boolean> {
+  while (creating) await creating;
+  return exists();
+}
+
+/** Send a bg-os request, (re)creating the document as needed; transport failures are retried a few times. */
+export async function toOffscreen<K extends MessageType>(msg: Request<K>, attempts = 3): Promise<ReplyValue<K>> {
+  let last: unknown;
+  for (let i = 0; i < attempts; i += 1) {
+    await ensureOffscreen();
+    try {
+      return unwrap(msg.type as K, await chrome.runtime.sendMessage(msg));
+    } catch (err) {
+      if (!isTransportError(err)) throw err;
+      last = err;
+    }
+  }
+  throw new OffscreenUnavailableError(
+    `The model's document could not be reached (${last instanceof Error ? last.message : String(last)}). Reload the extension.`,
+  );
+}

@@ -1,0 +1,45 @@
+/** The worker's router: every cs-bg-/ui-bg- request is sender-checked, validated, dispatched and answered once. */
+import { makeListener, type Handlers } from '../shared/messages';
+import { CaptionCache } from './caption-cache';
+import { captionImage } from './caption-service';
+import { setFrameCount, tabCount } from './label-counts';
+import { currentStatus } from './model-status';
+import { toOffscreen } from './offscreen-doc';
+import { senderAllowed } from './senders';
+import { getSettings } from './settings-store';
+
+export function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'> {
+  return {
+    'cs-bg-caption': async (m) => captionImage(cache, await getSettings(), m),
+    'cs-bg-cancel': async (m) => {
+      await toOffscreen({ type: 'bg-os-cancel', requestIds: m.requestIds }, 1).catch(() => null);
+      return null;
+    },
+    'cs-bg-label-count': async (m, sender) => {
+      await setFrameCount(sender.tab!.id!, sender.frameId ?? 0, m.count);
+      return null;
+    },
+    'cs-bg-status': () => currentStatus(),
+    'ui-bg-status': () => currentStatus(),
+    'ui-bg-tab-info': async (m) => ({ count: await tabCount(m.tabId) }),
+    'ui-bg-caption': async (m) => captionImage(cache, await getSettings(), { ...m, priority: 0 }),
+    'ui-bg-load-pack': async (m) => {
+      const settings = await getSettings();
+      return toOffscreen({ type: 'bg-os-load', packUrl: m.packUrl, backend: settings.backend });
+    },
+    'ui-bg-clear-cache': async (m) => {
+      const captions = await cache.clear();
+      const packs = m.packs ? (await toOffscreen({ type: 'bg-os-clear-packs' })).packs : 0;
+      return { captions, packs };
+    },
+  };
+}
+
+export function registerRouter(): CaptionCache {
+  let max = 5000;
+  const cache = new CaptionCache(() => max);
+  void getSettings().then((s) => (max = s.cacheMaxEntries));
+  chrome.storage.onChanged.addListener(() => void getSettings().then((s) => (max = s.cacheMaxEntries)));
+  chrome.runtime.onMessage.addListener(makeListener(['cs-bg-', 'ui-bg-'], makeHandlers(cache), senderAllowed));
+  return cache;
+}

@@ -1,0 +1,18 @@
+/** Test-only hooks, compiled out of release builds (__TEST__ is false there and this module is never imported). */
+import { onCommand, onMenuClick } from './describe';
+import { closeOffscreen, ensureOffscreen, offscreenExists } from './offscreen-doc';
+import { currentStatus } from './model-status';
+import type { CaptionCache } from './caption-cache';
+
+export function registerTestHooks(cache: CaptionCache): void {
+  (globalThis as unknown as { altTextTest: unknown }).altTextTest = {
+    onMenuClick,
+    onCommand,
+    closeOffscreen,
+    ensureOffscreen,
+    offscreenExists,
+    currentStatus,
+    cacheCount: () => cache.count(),
+    clearCaptionCache: () => cache.clear(),
+  };
+}

@@ -1,0 +1,126 @@
+// The caption page: a picture from a file, the clipboard, a drop or the webcam, captioned on this device.
+import { localize, msg } from '../shared/i18n';
+import { isEvent, newRequestId, send } from '../shared/messages';
+import { activePack, loadSettings, type Strategy } from '../shared/settings';
+import { describeStatus } from '../shared/status-text';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+let current: string | null = null;
+let caption = '';
+
+function readAsDataUrl(blob: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result as string);
+    r.onerror = () => reject(r.error ?? new Error('could not read the file'));
+    r.readAsDataURL(blob);
+  });
+}
+
+async function take(blob: Blob | null | undefined): Promise<void> {
+  if (!blob || !blob.type.startsWith('image/')) {
+    $('note').textContent = msg('captionNotImage');
+    return;
+  }
+  current = await readAsDataUrl(blob);
+  const img = $<HTMLImageElement>('preview');
+  img.src = current;
+  img.hidden = false;
+  $<HTMLButtonElement>('go').disabled = false;
+  $('out').textContent = '';
+  $('note').textContent = '';
+  await describe();
+}
+
+async function describe(): Promise<void> {
+  if (!current) return;
+  $<HTMLButtonElement>('go').disabled = true;
+  $<HTMLButtonElement>('copy').disabled = true;
+  $('out').textContent = msg('panelWorking');
+  try {
+    const r = await send({
+      type: 'ui-bg-caption',
+      requestId: newRequestId('page'),
+      source: { kind: 'bytes', dataUrl: current },
+      packUrl: $<HTMLSelectElement>('pack').value || undefined,
+      decoding: { strategy: $<HTMLSelectElement>('strategy').value as Strategy },
+    });
+    caption = r.text;
+    $('out').textContent = r.text;
+    $('preview').setAttribute('alt', r.text);
+    $<HTMLButtonElement>('copy').disabled = false;
+  } catch (err) {
+    $('out').textContent = `${msg('panelFailed')} ${err instanceof Error ? err.message : String(err)}`;
+  } finally {
+    $<HTMLButtonElement>('go').disabled = false;
+  }
+}
+
+async function main(): Promise<void> {
+  localize();
+  const { settings } = await loadSettings(chrome.storage.local);
+  const pack = $<HTMLSelectElement>('pack');
+  pack.replaceChildren(
+    ...settings.packSources.map((p) => {
+      const o = document.createElement('option');
+      o.value = p.url;
+      o.textContent = p.name || p.url;
+      return o;
+    }),
+  );
+  pack.value = activePack(settings)?.url ?? '';
+  $<HTMLSelectElement>('strategy').value = settings.strategy;
+  if (settings.packSources.length === 0) $('note').textContent = msg('hintNoPack');
+
+  chrome.runtime.onMessage.addListener((m) => {
+    if (isEvent(m, 'os-bg-status') && m.status.state !== 'ready') $('note').textContent = describeStatus(m.status).text;
+    if (isEvent(m, 'os-bg-status') && m.status.state === 'ready') $('note').textContent = '';
+    return false;
+  });
+
+  $<HTMLInputElement>('file').addEventListener('change', (e) => void take((e.target as HTMLInputElement).files?.[0]));
+  document.addEventListener('paste', (e) => {
+    const item = [...(e.clipboardData?.items ?? [])].find((i) => i.type.startsWith('image/'));
+    if (item) void take(item.getAsFile());
+  });
+  const drop = $('drop');
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    void take(e.dataTransfer?.files?.[0]);
+  });
+  $('go').addEventListener('click', () => void describe());
+  $('copy').addEventListener('click', () => {
+    navigator.clipboard.writeText(caption).then(
+      () => ($('note').textContent = msg('panelCopied')),
+      () => ($('note').textContent = msg('panelCopyFailed')),
+    );
+  });
+
+  const video = $<HTMLVideoElement>('video');
+  $('camera').addEventListener('click', () => {
+    navigator.mediaDevices
+      .getUserMedia({ video: true })
+      .then((stream) => {
+        video.srcObject = stream;
+        video.hidden = false;
+        $('snap').hidden = false;
+        $('snap').focus();
+      })
+      .catch((err: unknown) => ($('note').textContent = `${msg('captionNoCamera')} (${err instanceof Error ? err.name : String(err)})`));
+  });
+  $('snap').addEventListener('click', () => {
+    const c = document.createElement('canvas');
+    c.width = video.videoWidth;
+    c.height = video.videoHeight;
+    c.getContext('2d')!.drawImage(video, 0, 0);
+    c.toBlob((b) => void take(b), 'image/png');
+  });
+}
+
+void main();

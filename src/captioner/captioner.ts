@@ -1,0 +1,362 @@
+/**
+ * createCaptioner: the public engine. Image -> preprocess -> vision -> mapper -> prefill -> decode -> text.
+ *
+ * One inference at a time: calls queue behind each other. Cancellation goes through AbortSignal, checked between
+ * stages and between decode steps. On WebGPU a failure (at creation or at run time) falls back to WASM once.
+ */
+import { beamDecode, greedyDecode, type DecodeResult } from './decoding';
+import {
+  BackendUnavailableError,
+  CaptionAbortedError,
+  CaptionerDisposedError,
+  CaptionerError,
+  InvalidOptionError,
+  throwIfAborted,
+} from './errors';
+import { DEFAULT_MAX_PIXELS, decodeImageInBrowser, type ImageDecoderFn, type ImageInput } from './image-decode';
+import { loadPackFromUrl, type LoadedPack, type PackProgress } from './pack-loader';
+import type { PackManifest } from './pack-format';
+import type { PackStore } from './pack-store';
+import { postprocessCaption } from './postprocess';
+import { preprocessRgba } from './preprocess';
+import {
+  configureWasm,
+  createSessions,
+  defaultThreads,
+  KvDecoder,
+  probeWebGpu,
+  runMapper,
+  runVision,
+  type Backend,
+  type Ort,
+  type PackSessions,
+} from './sessions';
+import { loadTokenizer, type CaptionTokenizer } from './tokenizer';
+
+export interface CaptionerOptions {
+  /** a loaded pack, or the URL of a pack folder (downloaded, verified and cached) */
+  pack: LoadedPack | string;
+  /** 'auto' (default): WebGPU when an adapter exists, else WASM */
+  backend?: 'auto' | Backend;
+  /** WASM threads; default min(4, hardwareConcurrency) */
+  threads?: number;
+  /** where ORT's .mjs/.wasm files are served from, e.g. chrome.runtime.getURL('ort/'). Never a CDN. */
+  wasmPaths?: string | Record<string, string>;
+  /** the onnxruntime-web module; default import('onnxruntime-web/webgpu') */
+  ort?: Ort;
+  /** image decoder; default createImageBitmap + OffscreenCanvas (Node: decodeImageWithSharp from node-decode.ts) */
+  decodeImage?: ImageDecoderFn;
+  /** larger images are downscaled while decoding (default 4096 x 4096 pixels) */
+  maxPixels?: number;
+  /** for a pack URL: the cache to use, and download progress */
+  store?: PackStore;
+  onProgress?: (p: PackProgress) => void;
+  /** events: backend chosen, fallback, stages */
+  onEvent?: (e: CaptionerEvent) => void;
+  signal?: AbortSignal;
+}
+
+export type CaptionerEvent =
+  | { type: 'backend'; backend: Backend; reason: string }
+  | { type: 'fallback'; from: Backend; to: Backend; reason: string }
+  | { type: 'stage'; stage: 'preprocess' | 'vision' | 'mapper' | 'prefill' | 'decode'; images: number }
+  /** after each decode step: tokens generated so far for the caption(s) being decoded */
+  | { type: 'token'; generated: number };
+
+export interface CaptionOptions {
+  /** default: the pack's generation.strategy */
+  strategy?: 'greedy' | 'beam';
+  /** default: the pack's generation.beams */
+  beams?: number;
+  /** default: the pack's generation.maxTokens */
+  maxTokens?: number;
+  signal?: AbortSignal;
+}
+
+export interface CaptionTimings {
+  /** ms, for this image (batch stages are divided evenly among the batch) */
+  preprocess: number;
+  vision: number;
+  mapper: number;
+  prefill: number;
+  decode: number;
+  total: number;
+  /** tokens generated (eos included) and decode ms per token */
+  tokens: number;
+  perToken: number;
+}
+
+export interface CaptionResult {
+  /** post-processed alt text, e.g. "A red circle on a white background." */
+  text: string;
+  /** the tokenizer's decode of tokenIds, before post-processing */
+  rawText: string;
+  tokenIds: number[];
+  /** mean log-probability per generated token (<= 0; closer to 0 is surer) */
+  confidence: number;
+  /** log-probability of each generated token (the final <|endoftext|> included when it ended the caption) */
+  tokenLogprobs: number[];
+  backend: Backend;
+  backendReason: string;
+  strategy: 'greedy' | 'beam';
+  timings: CaptionTimings;
+}
+
+export type BatchItem = { ok: true; value: CaptionResult } | { ok: false; error: Error };
+
+export interface Captioner {
+  readonly manifest: PackManifest;
+  readonly backend: Backend;
+  readonly backendReason: string;
+  caption(image: ImageInput, opts?: CaptionOptions): Promise<CaptionResult>;
+  /** vision and mapper run as one batch; greedy decoding too. Each image gets its own result or error. */
+  captionBatch(images: ImageInput[], opts?: CaptionOptions): Promise<BatchItem[]>;
+  dispose(): Promise<void>;
+}
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+export async function createCaptioner(options: CaptionerOptions): Promise<Captioner> {
+  const emit = (e: CaptionerEvent) => options.onEvent?.(e);
+  const pack =
+    typeof options.pack === 'string'
+      ? await loadPackFromUrl(options.pack, { store: options.store, onProgress: options.onProgress, signal: options.signal })
+      : options.pack;
+  const m = pack.manifest;
+  const ort: Ort = options.ort ?? ((await import('onnxruntime-web/webgpu')) as unknown as Ort);
+  configureWasm(ort, options.threads ?? defaultThreads(), options.wasmPaths);
+  // Importing transformers.js (for the tokenizer) points ORT's wasmPaths at a CDN when none is set yet. Never use a
+  // CDN: put back what was there (unset means ORT's own folder; the extension sets chrome.runtime.getURL('ort/')).
+  const wasmPathsBefore = ort.env.wasm.wasmPaths;
+  const tokenizer: CaptionTokenizer = await loadTokenizer(pack.files.tokenizer);
+  if (ort.env.wasm.wasmPaths !== wasmPathsBefore) ort.env.wasm.wasmPaths = wasmPathsBefore;
+  const decodeImage = options.decodeImage ?? decodeImageInBrowser;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+
+  // Backend choice.
+  let sessions: PackSessions;
+  let reason: string;
+  const wanted = options.backend ?? 'auto';
+  if (wanted === 'wasm') {
+    reason = 'WASM requested';
+    sessions = await createSessions(ort, pack.files, 'wasm');
+  } else {
+    const probe = await probeWebGpu();
+    if (!probe.ok) {
+      if (wanted === 'webgpu') throw new BackendUnavailableError(`WebGPU requested, but ${probe.reason}`);
+      reason = `${probe.reason}; using WASM`;
+      sessions = await createSessions(ort, pack.files, 'wasm');
+    } else {
+      try {
+        sessions = await createSessions(ort, pack.files, 'webgpu');
+        reason = probe.reason;
+      } catch (e) {
+        const cause = (e as Error).cause instanceof Error ? ((e as Error).cause as Error) : (e as Error);
+        reason = `WebGPU failed at session creation (${cause.message}); using WASM`;
+        emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
+        console.warn(`[captioner] ${reason}`);
+        sessions = await createSessions(ort, pack.files, 'wasm');
+      }
+    }
+  }
+  emit({ type: 'backend', backend: sessions.backend, reason });
+
+  let disposed = false;
+  let fellBack = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  /** Run fn behind every earlier call; reject at once if aborted while waiting. */
+  function enqueue<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    const run = queue.then(
+      () => {
+        if (disposed) throw new CaptionerDisposedError();
+        throwIfAborted(signal);
+        return fn();
+      },
+      () => {
+        if (disposed) throw new CaptionerDisposedError();
+        throwIfAborted(signal);
+        return fn();
+      },
+    );
+    queue = run.catch(() => undefined);
+    if (!signal) return run;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new CaptionAbortedError(signal.reason));
+      signal.addEventListener('abort', onAbort, { once: true });
+      run.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  /** Run a model stage; on a WebGPU run-time failure, switch to WASM once and retry the whole call. */
+  async function withFallback<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (sessions.backend !== 'webgpu' || fellBack || e instanceof CaptionerError) throw e;
+      fellBack = true;
+      reason = `WebGPU failed at run time (${(e as Error).message}); using WASM`;
+      emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
+      console.warn(`[captioner] ${reason}`);
+      const old = sessions;
+      sessions = await createSessions(ort, pack.files, 'wasm');
+      await old.release();
+      return fn();
+    }
+  }
+
+  function resolveOpts(opts: CaptionOptions = {}) {
+    const strategy = opts.strategy ?? m.generation.strategy;
+    const beams = opts.beams ?? m.generation.beams;
+    const maxTokens = opts.maxTokens ?? m.generation.maxTokens;
+    if (strategy !== 'greedy' && strategy !== 'beam') throw new InvalidOptionError(`Unknown decoding strategy "${strategy}": use "greedy" or "beam".`);
+    if (!Number.isInteger(beams) || beams < 1 || beams > 32) throw new InvalidOptionError(`beams must be an integer from 1 to 32, got ${beams}.`);
+    const limit = m.decoder.nPositions - m.mapper.prefixLength;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > limit) {
+      throw new InvalidOptionError(`maxTokens must be an integer from 1 to ${limit}, got ${maxTokens}.`);
+    }
+    return { strategy, beams, maxTokens, signal: opts.signal };
+  }
+
+  async function runBatch(images: ImageInput[], opts: CaptionOptions): Promise<BatchItem[]> {
+    const o = resolveOpts(opts);
+    const { signal } = o;
+    const S = m.preprocess.imageSize;
+    const P = m.mapper.prefixLength;
+    const E = m.decoder.nEmbd;
+    const t0 = now();
+    const items: BatchItem[] = new Array(images.length);
+    // Preprocess each image; failures are per image.
+    const pixels: Float32Array[] = [];
+    const index: number[] = [];
+    emit({ type: 'stage', stage: 'preprocess', images: images.length });
+    for (let i = 0; i < images.length; i++) {
+      throwIfAborted(signal);
+      try {
+        const rgba = await decodeImage(images[i], { maxPixels });
+        pixels.push(preprocessRgba(rgba, m.preprocess));
+        index.push(i);
+      } catch (e) {
+        if (e instanceof CaptionAbortedError) throw e;
+        items[i] = { ok: false, error: e as Error };
+      }
+    }
+    const n = index.length;
+    if (n === 0) return items;
+    const tPre = now();
+    const batch = new Float32Array(n * 3 * S * S);
+    pixels.forEach((p, i) => batch.set(p, i * 3 * S * S));
+
+    const result = await withFallback(async () => {
+      throwIfAborted(signal);
+      emit({ type: 'stage', stage: 'vision', images: n });
+      const t1 = now();
+      const embeds = await runVision(ort, sessions, batch, n, m);
+      throwIfAborted(signal);
+      emit({ type: 'stage', stage: 'mapper', images: n });
+      const t2 = now();
+      const prefix = await runMapper(ort, sessions, embeds, n, m);
+      const t3 = now();
+      throwIfAborted(signal);
+      const dopts = {
+        vocabSize: m.decoder.vocabSize,
+        stop: m.tokens.stop,
+        eos: m.tokens.eos,
+        maxTokens: o.maxTokens,
+        signal,
+        onStep: (generated: number) => emit({ type: 'token', generated }),
+      };
+      let decoded: DecodeResult[];
+      let prefillMs = 0;
+      let decodeMs = 0;
+      emit({ type: 'stage', stage: 'prefill', images: n });
+      if (o.strategy === 'greedy') {
+        const dec = new KvDecoder(ort, sessions.decoder, m);
+        const tp = now();
+        const first = await dec.prefill(prefix, n);
+        prefillMs = now() - tp;
+        emit({ type: 'stage', stage: 'decode', images: n });
+        const td = now();
+        decoded = await greedyDecode(first, n, dec, dopts);
+        decodeMs = now() - td;
+      } else {
+        decoded = [];
+        for (let i = 0; i < n; i++) {
+          const dec = new KvDecoder(ort, sessions.decoder, m);
+          const tp = now();
+          const first = await dec.prefill(prefix.subarray(i * P * E, (i + 1) * P * E), 1);
+          prefillMs += now() - tp;
+          emit({ type: 'stage', stage: 'decode', images: 1 });
+          const td = now();
+          decoded.push(await beamDecode(first, dec, { ...dopts, beams: o.beams, lengthNormalize: m.generation.lengthNormalize }));
+          decodeMs += now() - td;
+        }
+      }
+      return { decoded, vision: t2 - t1, mapper: t3 - t2, prefillMs, decodeMs };
+    });
+    const total = now() - t0;
+    result.decoded.forEach((d, j) => {
+      const i = index[j];
+      const rawText = tokenizer.decode(d.tokenIds);
+      try {
+        const text = postprocessCaption(rawText, d.tokenIds);
+        const tokens = d.length;
+        items[i] = {
+          ok: true,
+          value: {
+            text,
+            rawText,
+            tokenIds: d.tokenIds,
+            confidence: d.logprobs.length ? d.score / d.length : -Infinity,
+            tokenLogprobs: d.logprobs,
+            backend: sessions.backend,
+            backendReason: reason,
+            strategy: o.strategy,
+            timings: {
+              preprocess: (tPre - t0) / n,
+              vision: result.vision / n,
+              mapper: result.mapper / n,
+              prefill: result.prefillMs / n,
+              decode: result.decodeMs / n,
+              total: total / n,
+              tokens,
+              perToken: tokens ? result.decodeMs / n / tokens : 0,
+            },
+          },
+        };
+      } catch (e) {
+        items[i] = { ok: false, error: e as Error };
+      }
+    });
+    return items;
+  }
+
+  const api: Captioner = {
+    manifest: m,
+    get backend() {
+      return sessions.backend;
+    },
+    get backendReason() {
+      return reason;
+    },
+    caption(image, opts = {}) {
+      if (disposed) return Promise.reject(new CaptionerDisposedError());
+      return enqueue(opts.signal, async () => {
+        const [item] = await runBatch([image], opts);
+        if (!item.ok) throw item.error;
+        return item.value;
+      });
+    },
+    captionBatch(images, opts = {}) {
+      if (disposed) return Promise.reject(new CaptionerDisposedError());
+      return enqueue(opts.signal, () => runBatch(images, opts));
+    },
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await queue;
+      await sessions.release();
+    },
+  };
+  return api;
+}

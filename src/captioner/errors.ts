@@ -1,0 +1,168 @@
+/**
+ * Named errors of the captioning engine. Each message says what went wrong and what the user (or the caller) can do.
+ *
+ * Every class sets `name` explicitly, so the name survives minification and can be carried across contexts as
+ * `{ name, message }` and rebuilt on the other side (src/shared/errors.ts may re-export these).
+ */
+
+export class CaptionerError extends Error {
+  override name = 'CaptionerError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** pack.json is missing, malformed, or of a format version this engine does not read. */
+export class PackFormatError extends CaptionerError {
+  override name = 'PackFormatError';
+}
+
+/** The pack's formatVersion is not one this engine understands. */
+export class UnsupportedPackVersionError extends PackFormatError {
+  override name = 'UnsupportedPackVersionError';
+  constructor(
+    readonly found: unknown,
+    readonly supported: readonly number[],
+  ) {
+    super(
+      `This model pack has format version ${JSON.stringify(found)}, but this version of the extension reads only ` +
+        `version ${supported.join(', ')}. Update the extension, or pick a pack built for it.`,
+    );
+  }
+}
+
+/** A pack file's SHA-256 does not match pack.json. */
+export class PackIntegrityError extends CaptionerError {
+  override name = 'PackIntegrityError';
+  constructor(
+    readonly file: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(
+      `Model file "${file}" is corrupt: its SHA-256 is ${actual.slice(0, 12)}…, but the pack says ` +
+        `${expected.slice(0, 12)}…. It was refused. Download the pack again.`,
+    );
+  }
+}
+
+/** A pack file has the wrong number of bytes (truncated or padded download). */
+export class PackSizeError extends CaptionerError {
+  override name = 'PackSizeError';
+  constructor(
+    readonly file: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(
+      `Model file "${file}" has ${actual} bytes, but the pack says ${expected}` +
+        `${actual < expected ? ' (the download was cut short)' : ''}. It was refused. Download the pack again.`,
+    );
+  }
+}
+
+/** A pack file could not be fetched (network, HTTP status), after retries. */
+export class PackDownloadError extends CaptionerError {
+  override name = 'PackDownloadError';
+  constructor(
+    readonly file: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`Could not download model file "${file}": ${message}. Check the connection and try again; the download resumes where it stopped.`, options);
+  }
+}
+
+/** A file that pack.json lists is missing from the files the user picked or from the cache. */
+export class PackFileMissingError extends CaptionerError {
+  override name = 'PackFileMissingError';
+  constructor(readonly file: string, where: string) {
+    super(`Model file "${file}" is missing from ${where}. Pick the whole pack folder (pack.json and every file it lists).`);
+  }
+}
+
+/** The requested pack is not in the local cache. */
+export class PackNotCachedError extends CaptionerError {
+  override name = 'PackNotCachedError';
+  constructor(readonly packId: string) {
+    super(`Model pack "${packId}" is not downloaded. Download it first.`);
+  }
+}
+
+/** The bytes are not an image the engine (or the browser) can decode. */
+export class ImageDecodeError extends CaptionerError {
+  override name = 'ImageDecodeError';
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`This image could not be decoded (${detail}). Only JPEG, PNG, GIF, WebP, AVIF, BMP and SVG images can be described.`, options);
+  }
+}
+
+/** The image decodes to zero pixels in some dimension. */
+export class EmptyImageError extends CaptionerError {
+  override name = 'EmptyImageError';
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {
+    super(`This image is ${width}×${height} pixels: there is nothing to describe.`);
+  }
+}
+
+/** The model produced nothing usable as a caption. */
+export class EmptyCaptionError extends CaptionerError {
+  override name = 'EmptyCaptionError';
+  constructor(readonly tokenIds: readonly number[]) {
+    super('The model produced no words for this image, so no description was written. Try another image or model pack.');
+  }
+}
+
+/** The caller aborted the call through its AbortSignal. */
+export class CaptionAbortedError extends CaptionerError {
+  override name = 'AbortError';
+  constructor(reason?: unknown) {
+    super('Captioning was cancelled.', { cause: reason });
+  }
+}
+
+/** The captioner was disposed, or its sessions could not be created on any backend. */
+export class CaptionerDisposedError extends CaptionerError {
+  override name = 'CaptionerDisposedError';
+  constructor() {
+    super('The captioner was shut down. Create a new one to describe more images.');
+  }
+}
+
+/** No backend (WebGPU nor WASM) could create the model's sessions. */
+export class BackendUnavailableError extends CaptionerError {
+  override name = 'BackendUnavailableError';
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`The model could not be started on this device (${detail}). Reload the extension; if it persists, try a smaller pack.`, options);
+  }
+}
+
+/** Options passed to caption() are out of range. */
+export class InvalidOptionError extends CaptionerError {
+  override name = 'InvalidOptionError';
+}
+
+export const CAPTIONER_ERROR_NAMES = [
+  'CaptionerError',
+  'PackFormatError',
+  'UnsupportedPackVersionError',
+  'PackIntegrityError',
+  'PackSizeError',
+  'PackDownloadError',
+  'PackFileMissingError',
+  'PackNotCachedError',
+  'ImageDecodeError',
+  'EmptyImageError',
+  'EmptyCaptionError',
+  'AbortError',
+  'CaptionerDisposedError',
+  'BackendUnavailableError',
+  'InvalidOptionError',
+] as const;
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CaptionAbortedError(signal.reason);
+}

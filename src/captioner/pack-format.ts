@@ -1,0 +1,116 @@
+/**
+ * The model pack manifest (pack.json), as docs/pack-format.md defines it, and its validation.
+ */
+import { PackFormatError, UnsupportedPackVersionError } from './errors';
+
+export const SUPPORTED_FORMAT_VERSIONS = [1] as const;
+export const PACK_FILE_KEYS = ['vision', 'mapper', 'decoder', 'tokenizer'] as const;
+export type PackFileKey = (typeof PACK_FILE_KEYS)[number];
+
+export interface PackFileEntry {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface PackManifest {
+  format: 'clipcap-pack';
+  formatVersion: number;
+  id: string;
+  version: string;
+  name: string;
+  description?: string;
+  provenance?: Record<string, unknown>;
+  precision: 'fp32' | 'fp16' | 'int8';
+  preprocess: {
+    imageSize: number;
+    resize: 'shortest_edge';
+    interpolation: 'bicubic';
+    crop: 'center';
+    rescale: number;
+    mean: [number, number, number];
+    std: [number, number, number];
+    channelOrder: 'RGB';
+  };
+  embedding: { dim: number; l2Normalize: boolean };
+  mapper: { type: string; prefixLength: number; clipLength: number | null };
+  decoder: { nLayer: number; nHead: number; nEmbd: number; headDim: number; vocabSize: number; nPositions: number };
+  tokens: { bos: number; eos: number; stop: number[] };
+  generation: { strategy: 'greedy' | 'beam'; beams: number; maxTokens: number; lengthNormalize: boolean };
+  files: Record<PackFileKey, PackFileEntry>;
+}
+
+function fail(what: string): never {
+  throw new PackFormatError(`pack.json is not a valid model pack manifest: ${what}. Use a pack built by model/export.py.`);
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPosInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+const isNonNegInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+
+/** Parse and validate pack.json (text or parsed). Throws PackFormatError / UnsupportedPackVersionError. */
+export function parseManifest(input: string | unknown): PackManifest {
+  let m: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      m = JSON.parse(input);
+    } catch (e) {
+      throw new PackFormatError('pack.json is not valid JSON. Download the pack again.', { cause: e });
+    }
+  }
+  if (!isObj(m)) fail('not a JSON object');
+  if (m.format !== 'clipcap-pack') fail(`"format" is ${JSON.stringify(m.format)}, expected "clipcap-pack"`);
+  if (!(SUPPORTED_FORMAT_VERSIONS as readonly unknown[]).includes(m.formatVersion)) {
+    throw new UnsupportedPackVersionError(m.formatVersion, SUPPORTED_FORMAT_VERSIONS);
+  }
+  if (typeof m.id !== 'string' || !/^[a-z0-9-]+$/.test(m.id)) fail('"id" must match [a-z0-9-]+');
+  if (typeof m.version !== 'string') fail('"version" must be a string');
+  if (!['fp32', 'fp16', 'int8'].includes(m.precision as string)) fail(`unknown "precision" ${JSON.stringify(m.precision)}`);
+
+  const p = m.preprocess;
+  if (!isObj(p)) fail('"preprocess" missing');
+  if (!isPosInt(p.imageSize)) fail('"preprocess.imageSize" must be a positive integer');
+  if (p.resize !== 'shortest_edge') fail(`unsupported "preprocess.resize" ${JSON.stringify(p.resize)}`);
+  if (p.interpolation !== 'bicubic') fail(`unsupported "preprocess.interpolation" ${JSON.stringify(p.interpolation)}`);
+  if (p.crop !== 'center') fail(`unsupported "preprocess.crop" ${JSON.stringify(p.crop)}`);
+  if (typeof p.rescale !== 'number') fail('"preprocess.rescale" must be a number');
+  for (const k of ['mean', 'std'] as const) {
+    const a = p[k];
+    if (!Array.isArray(a) || a.length !== 3 || !a.every((x) => typeof x === 'number')) fail(`"preprocess.${k}" must be 3 numbers`);
+  }
+  if ((p.std as number[]).some((x) => x === 0)) fail('"preprocess.std" has a zero');
+  if (p.channelOrder !== undefined && p.channelOrder !== 'RGB') fail('"preprocess.channelOrder" must be "RGB"');
+
+  const e = m.embedding;
+  if (!isObj(e) || !isPosInt(e.dim) || typeof e.l2Normalize !== 'boolean') fail('"embedding" must have dim and l2Normalize');
+  const mp = m.mapper;
+  if (!isObj(mp) || !isPosInt(mp.prefixLength)) fail('"mapper.prefixLength" must be a positive integer');
+  const d = m.decoder;
+  if (!isObj(d)) fail('"decoder" missing');
+  for (const k of ['nLayer', 'nHead', 'nEmbd', 'headDim', 'vocabSize', 'nPositions']) {
+    if (!isPosInt(d[k])) fail(`"decoder.${k}" must be a positive integer`);
+  }
+  const t = m.tokens;
+  if (!isObj(t) || !isNonNegInt(t.eos) || !Array.isArray(t.stop) || !t.stop.every(isNonNegInt)) {
+    fail('"tokens" must have eos and stop ids');
+  }
+  const g = m.generation;
+  if (!isObj(g) || !isPosInt(g.beams) || !isPosInt(g.maxTokens)) fail('"generation" must have beams and maxTokens');
+  const f = m.files;
+  if (!isObj(f)) fail('"files" missing');
+  for (const key of PACK_FILE_KEYS) {
+    const entry = f[key];
+    if (!isObj(entry)) fail(`"files.${key}" missing`);
+    if (typeof entry.path !== 'string' || entry.path === '' || entry.path.includes('..') || entry.path.startsWith('/')) {
+      fail(`"files.${key}.path" must be a relative path inside the pack`);
+    }
+    if (!isNonNegInt(entry.bytes)) fail(`"files.${key}.bytes" must be a byte count`);
+    if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) fail(`"files.${key}.sha256" must be 64 hex digits`);
+  }
+  return m as unknown as PackManifest;
+}
+
+/** The files of a pack in a fixed order, with their keys. */
+export function manifestFiles(m: PackManifest): Array<{ key: PackFileKey } & PackFileEntry> {
+  return PACK_FILE_KEYS.map((key) => ({ key, ...m.files[key] }));
+}

@@ -1,0 +1,354 @@
+/**
+ * Loading a model pack: from a base URL (http(s) or the extension's own files) or from files the user picked.
+ *
+ * Every file is checked against pack.json (byte size, then SHA-256) before use. Downloads go into a PackStore in
+ * chunks, so an interrupted download resumes with an HTTP Range request; failed attempts are retried with back-off.
+ */
+import {
+  CaptionAbortedError,
+  PackDownloadError,
+  PackFileMissingError,
+  PackFormatError,
+  PackIntegrityError,
+  PackNotCachedError,
+  PackSizeError,
+  throwIfAborted,
+} from './errors';
+import { manifestFiles, parseManifest, type PackFileKey, type PackManifest } from './pack-format';
+import { defaultPackStore, type CachedPackInfo, type PackStore, type StoredPackRecord } from './pack-store';
+
+export interface LoadedPack {
+  manifest: PackManifest;
+  /** verified bytes of each file */
+  files: Record<PackFileKey, Uint8Array>;
+  source: 'network' | 'cache' | 'files';
+}
+
+export interface PackProgress {
+  packId: string;
+  /** file path inside the pack, or "pack.json" */
+  file: string;
+  phase: 'manifest' | 'download' | 'cached' | 'verify' | 'done';
+  fileBytes: number;
+  fileTotal: number;
+  /** overall, over every file pack.json lists */
+  bytes: number;
+  total: number;
+}
+
+export interface LoadPackOptions {
+  store?: PackStore;
+  onProgress?: (p: PackProgress) => void;
+  signal?: AbortSignal;
+  /** injectable for tests; defaults to globalThis.fetch */
+  fetch?: typeof globalThis.fetch;
+  /** attempts per file before giving up (default 4) */
+  retries?: number;
+  /** first back-off delay in ms, doubled each retry (default 500) */
+  retryDelayMs?: number;
+  /** bytes buffered before a chunk is written to the store (default 4 MiB) */
+  chunkBytes?: number;
+}
+
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  const d = await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Check one file's size and hash against its manifest entry; throw the named error that says which is wrong. */
+export async function verifyFile(path: string, data: Uint8Array, entry: { bytes: number; sha256: string }): Promise<void> {
+  if (data.byteLength !== entry.bytes) throw new PackSizeError(path, entry.bytes, data.byteLength);
+  const got = await sha256Hex(data);
+  if (got !== entry.sha256) throw new PackIntegrityError(path, entry.sha256, got);
+}
+
+const joinUrl = (base: string, path: string) => new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), reject(new CaptionAbortedError(signal.reason))), { once: true });
+  });
+
+class Fatal extends Error {}
+
+/**
+ * Download (or resume) one file into the store. Returns when the store holds exactly `entry.bytes` bytes.
+ */
+async function downloadFile(
+  url: string,
+  packId: string,
+  path: string,
+  entry: { bytes: number },
+  store: PackStore,
+  opts: LoadPackOptions,
+  progress: (fileBytes: number) => void,
+): Promise<void> {
+  const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const attempts = opts.retries ?? 4;
+  const chunkBytes = opts.chunkBytes ?? 4 << 20;
+  let lastError: unknown = null;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    throwIfAborted(opts.signal);
+    if (attempt > 0) await sleep((opts.retryDelayMs ?? 500) * 2 ** (attempt - 1), opts.signal);
+    let have = await store.storedBytes(packId, path);
+    if (have > entry.bytes) {
+      await store.clearFile(packId, path);
+      have = 0;
+    }
+    if (have === entry.bytes) return;
+    progress(have);
+    try {
+      const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
+      const res = await fetchFn(url, { headers, signal: opts.signal, cache: 'no-store' });
+      if (res.status === 416 && have > 0) {
+        // Nothing left to send: the server's file is no longer than what we hold.
+        return;
+      }
+      if (!res.ok) {
+        const msg = `HTTP ${res.status} ${res.statusText}`.trim();
+        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new Fatal(msg);
+        throw new Error(msg);
+      }
+      if (have > 0) {
+        const range = res.headers.get('content-range');
+        const start = res.status === 206 && range ? Number(/bytes (\d+)-/.exec(range)?.[1]) : 0;
+        if (start !== have) {
+          // The server ignored the range (200) or answered another one: start over.
+          await store.clearFile(packId, path);
+          have = 0;
+          progress(0);
+          if (start !== 0) throw new Error(`server answered range ${range} for bytes=${have}-`);
+        }
+      }
+      const declared = Number(res.headers.get('content-length') ?? NaN);
+      if (!res.body) throw new Error('response has no body');
+      const reader = res.body.getReader();
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      let received = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const buf = new Uint8Array(pendingBytes);
+        let o = 0;
+        for (const p of pending) (buf.set(p, o), (o += p.byteLength));
+        await store.append(packId, path, have, buf);
+        have += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+      };
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          pending.push(value);
+          pendingBytes += value.byteLength;
+          received += value.byteLength;
+          if (have + pendingBytes > entry.bytes) {
+            await flush();
+            return; // too long: the size check reports it
+          }
+          if (pendingBytes >= chunkBytes) await flush();
+          progress(have + pendingBytes);
+        }
+      } finally {
+        // Keep what arrived, so the next attempt resumes after it.
+        await flush();
+      }
+      if (have === entry.bytes) return;
+      if (Number.isFinite(declared) && received >= declared) {
+        // The server sent its whole file, and it is shorter than the manifest says: retrying cannot help.
+        return;
+      }
+      throw new Error(`connection closed after ${have} of ${entry.bytes} bytes`);
+    } catch (e) {
+      if (e instanceof Fatal) throw new PackDownloadError(path, e.message);
+      if (opts.signal?.aborted) throw new CaptionAbortedError(opts.signal.reason);
+      lastError = e;
+    }
+  }
+  throw new PackDownloadError(path, `${(lastError as Error)?.message ?? 'unknown error'} (after ${attempts} attempts)`, { cause: lastError });
+}
+
+async function fetchManifest(baseUrl: string, opts: LoadPackOptions): Promise<PackManifest> {
+  const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const url = joinUrl(baseUrl, 'pack.json');
+  let lastError: unknown;
+  for (let attempt = 0; attempt < (opts.retries ?? 4); attempt++) {
+    throwIfAborted(opts.signal);
+    if (attempt > 0) await sleep((opts.retryDelayMs ?? 500) * 2 ** (attempt - 1), opts.signal);
+    try {
+      const res = await fetchFn(url, { signal: opts.signal, cache: 'no-store' });
+      if (res.status === 404) throw new PackFormatError(`There is no pack.json at ${url}. Check the pack address.`);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      return parseManifest(await res.text());
+    } catch (e) {
+      if (e instanceof PackFormatError) throw e;
+      if (opts.signal?.aborted) throw new CaptionAbortedError(opts.signal.reason);
+      lastError = e;
+    }
+  }
+  throw new PackDownloadError('pack.json', (lastError as Error)?.message ?? 'unknown error', { cause: lastError });
+}
+
+/** Bring the store's record in line with `manifest`: files whose hash changed are forgotten. */
+async function reconcileRecord(store: PackStore, manifest: PackManifest): Promise<StoredPackRecord> {
+  const old = await store.getRecord(manifest.id);
+  const rec: StoredPackRecord = { id: manifest.id, manifest, complete: {}, savedAt: Date.now() };
+  if (old) {
+    const oldByPath = new Map(manifestFiles(old.manifest).map((f) => [f.path, f]));
+    for (const f of manifestFiles(manifest)) {
+      const prev = oldByPath.get(f.path);
+      if (prev && prev.sha256 === f.sha256 && prev.bytes === f.bytes) {
+        if (old.complete[f.path] === f.sha256) rec.complete[f.path] = f.sha256;
+      } else {
+        await store.clearFile(manifest.id, f.path);
+      }
+    }
+    for (const f of manifestFiles(old.manifest)) {
+      if (!manifestFiles(manifest).some((n) => n.path === f.path)) await store.clearFile(manifest.id, f.path);
+    }
+  }
+  await store.putRecord(rec);
+  return rec;
+}
+
+/**
+ * Load a pack from `baseUrl` (the folder holding pack.json), using and filling the store.
+ * Files already in the store are re-verified, not downloaded again.
+ */
+export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {}): Promise<LoadedPack> {
+  const store = opts.store ?? defaultPackStore();
+  const manifest = await fetchManifest(baseUrl, opts);
+  const files = manifestFiles(manifest);
+  const total = files.reduce((n, f) => n + f.bytes, 0);
+  const doneBytes = new Map<string, number>();
+  const emit = (file: string, phase: PackProgress['phase'], fileBytes: number, fileTotal: number) => {
+    doneBytes.set(file, fileBytes);
+    let bytes = 0;
+    for (const v of doneBytes.values()) bytes += v;
+    opts.onProgress?.({ packId: manifest.id, file, phase, fileBytes, fileTotal, bytes: Math.min(bytes, total), total });
+  };
+  opts.onProgress?.({ packId: manifest.id, file: 'pack.json', phase: 'manifest', fileBytes: 0, fileTotal: 0, bytes: 0, total });
+  const rec = await reconcileRecord(store, manifest);
+  const out: Partial<Record<PackFileKey, Uint8Array>> = {};
+  for (const f of files) {
+    throwIfAborted(opts.signal);
+    const cached = rec.complete[f.path] === f.sha256;
+    if (!cached) {
+      await downloadFile(joinUrl(baseUrl, f.path), manifest.id, f.path, f, store, opts, (n) => emit(f.path, 'download', n, f.bytes));
+    }
+    const data = (await store.read(manifest.id, f.path)) ?? new Uint8Array(0);
+    emit(f.path, 'verify', data.byteLength, f.bytes);
+    try {
+      await verifyFile(f.path, data, f);
+    } catch (e) {
+      // Never keep a bad file: the next attempt downloads it afresh.
+      await store.clearFile(manifest.id, f.path);
+      delete rec.complete[f.path];
+      await store.putRecord(rec);
+      throw e;
+    }
+    if (!cached) {
+      rec.complete[f.path] = f.sha256;
+      await store.putRecord(rec);
+    }
+    out[f.key] = data;
+    emit(f.path, cached ? 'cached' : 'done', f.bytes, f.bytes);
+  }
+  return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'network' };
+}
+
+/** Load a completely downloaded pack from the store alone (offline). */
+export async function loadCachedPack(packId: string, opts: { store?: PackStore; onProgress?: LoadPackOptions['onProgress'] } = {}): Promise<LoadedPack> {
+  const store = opts.store ?? defaultPackStore();
+  const rec = await store.getRecord(packId);
+  if (!rec) throw new PackNotCachedError(packId);
+  const manifest = parseManifest(rec.manifest);
+  const files = manifestFiles(manifest);
+  const total = files.reduce((n, f) => n + f.bytes, 0);
+  let bytes = 0;
+  const out: Partial<Record<PackFileKey, Uint8Array>> = {};
+  for (const f of files) {
+    if (rec.complete[f.path] !== f.sha256) throw new PackNotCachedError(packId);
+    const data = await store.read(packId, f.path);
+    if (!data) throw new PackNotCachedError(packId);
+    await verifyFile(f.path, data, f);
+    out[f.key] = data;
+    bytes += f.bytes;
+    opts.onProgress?.({ packId, file: f.path, phase: 'cached', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });
+  }
+  return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'cache' };
+}
+
+/** A picked file: a File (with webkitRelativePath for a picked folder) or anything with a name and arrayBuffer(). */
+export interface PickedFile {
+  name: string;
+  webkitRelativePath?: string;
+  size?: number;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+/**
+ * Load a pack from files the user picked (a folder, or pack.json plus its files). Verified like a download, and
+ * saved to the store when one is given, so that it can be loaded again later.
+ */
+export async function loadPackFromFiles(picked: Iterable<PickedFile> | ArrayLike<PickedFile>, opts: { store?: PackStore; onProgress?: LoadPackOptions['onProgress'] } = {}): Promise<LoadedPack> {
+  const list = Array.from(picked as ArrayLike<PickedFile>);
+  // Match by the path relative to the folder holding pack.json, falling back to the bare name.
+  const rel = (f: PickedFile) => (f.webkitRelativePath ? f.webkitRelativePath.split('/').slice(1).join('/') : f.name) || f.name;
+  const manifestFile = list.find((f) => f.name === 'pack.json');
+  if (!manifestFile) throw new PackFileMissingError('pack.json', 'the picked files');
+  const manifest = parseManifest(new TextDecoder().decode(await manifestFile.arrayBuffer()));
+  const files = manifestFiles(manifest);
+  const total = files.reduce((n, f) => n + f.bytes, 0);
+  let bytes = 0;
+  const out: Partial<Record<PackFileKey, Uint8Array>> = {};
+  for (const f of files) {
+    const file = list.find((p) => rel(p) === f.path) ?? list.find((p) => p.name === f.path.split('/').pop());
+    if (!file) throw new PackFileMissingError(f.path, 'the picked files');
+    if (file.size !== undefined && file.size !== f.bytes) throw new PackSizeError(f.path, f.bytes, file.size);
+    const data = new Uint8Array(await file.arrayBuffer());
+    opts.onProgress?.({ packId: manifest.id, file: f.path, phase: 'verify', fileBytes: data.byteLength, fileTotal: f.bytes, bytes: bytes + data.byteLength, total });
+    await verifyFile(f.path, data, f);
+    out[f.key] = data;
+    bytes += f.bytes;
+    opts.onProgress?.({ packId: manifest.id, file: f.path, phase: 'done', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });
+  }
+  if (opts.store) {
+    const rec = await reconcileRecord(opts.store, manifest);
+    for (const f of files) {
+      await opts.store.clearFile(manifest.id, f.path);
+      await opts.store.append(manifest.id, f.path, 0, out[f.key]!);
+      rec.complete[f.path] = f.sha256;
+    }
+    await opts.store.putRecord(rec);
+  }
+  return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'files' };
+}
+
+/** Packs in the store, complete or partly downloaded. */
+export async function listCachedPacks(store: PackStore = defaultPackStore()): Promise<CachedPackInfo[]> {
+  const out: CachedPackInfo[] = [];
+  for (const rec of await store.listRecords()) {
+    const files = manifestFiles(rec.manifest);
+    let bytes = 0;
+    for (const f of files) bytes += await store.storedBytes(rec.id, f.path);
+    out.push({
+      id: rec.id,
+      name: rec.manifest.name,
+      version: rec.manifest.version,
+      precision: rec.manifest.precision,
+      bytes,
+      totalBytes: files.reduce((n, f) => n + f.bytes, 0),
+      complete: files.every((f) => rec.complete[f.path] === f.sha256),
+      savedAt: rec.savedAt,
+    });
+  }
+  return out.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** Remove a pack and all its bytes from the store. */
+export async function deleteCachedPack(packId: string, store: PackStore = defaultPackStore()): Promise<void> {
+  await store.deletePack(packId);
+}

@@ -1,0 +1,229 @@
+/**
+ * CLIP preprocessing, bit-compatible with the PIL + torchvision pipeline the PyTorch reference uses:
+ *
+ *   RGB uint8 -> Resize(shortest edge = S, PIL BICUBIC with antialiasing) -> CenterCrop(S) -> /255 -> (x-mean)/std
+ *
+ * The resize reimplements the algorithm of Pillow's src/libImaging/Resample.c (not its code):
+ *  - a cubic kernel with a = -0.5 and support 2, widened by the scale factor when downscaling (that is the antialiasing);
+ *  - coefficients normalised to sum 1, then converted to fixed point with 22 fraction bits (rounded half away from 0);
+ *  - two separable passes, horizontal first, each accumulating in integers from a bias of 0.5 and clamping to uint8.
+ * Rounding to uint8 between the passes matters: a float-only implementation differs by up to a few units of 1/255.
+ */
+import { EmptyImageError } from './errors';
+import type { PackManifest } from './pack-format';
+
+export interface RgbaImage {
+  /** width * height * 4 bytes, RGBA, not premultiplied */
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+}
+
+const PRECISION_BITS = 32 - 8 - 2;
+const FIXED_ONE = 2 ** PRECISION_BITS;
+
+function bicubic(x: number): number {
+  const a = -0.5;
+  if (x < 0) x = -x;
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0;
+}
+
+interface Coeffs {
+  ksize: number;
+  /** per output pixel: first input index */
+  start: Int32Array;
+  /** per output pixel: number of taps */
+  count: Int32Array;
+  /** fixed-point weights, ksize per output pixel */
+  weights: Int32Array;
+}
+
+/** Filter taps for resizing inSize -> outSize over the whole input, as Pillow's precompute_coeffs computes them. */
+function computeCoeffs(inSize: number, outSize: number): Coeffs {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = 2 * filterScale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * ksize);
+  const w = new Float64Array(ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const ss = 1 / filterScale;
+    // Pillow truncates (center ± support + 0.5) toward zero with a C cast.
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    let sum = 0;
+    for (let x = 0; x < xmax; x++) {
+      const v = bicubic((x + xmin - center + 0.5) * ss);
+      w[x] = v;
+      sum += v;
+    }
+    for (let x = 0; x < xmax; x++) {
+      const v = sum !== 0 ? w[x] / sum : w[x];
+      // normalize_coeffs_8bpc: round half away from zero, then truncate.
+      weights[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * FIXED_ONE) : Math.trunc(0.5 + v * FIXED_ONE);
+    }
+    start[xx] = xmin;
+    count[xx] = xmax;
+  }
+  return { ksize, start, count, weights };
+}
+
+function clip8(acc: number): number {
+  if (acc >= FIXED_ONE * 256) return 255;
+  if (acc <= 0) return 0;
+  return Math.floor(acc / FIXED_ONE);
+}
+
+/**
+ * Resize a 3-channel interleaved uint8 image (stride 3) with PIL's antialiased bicubic filter.
+ * Returns a new interleaved RGB buffer of outW * outH * 3 bytes.
+ */
+export function resizeBicubicPil(src: Uint8Array, inW: number, inH: number, outW: number, outH: number): Uint8Array {
+  if (inW <= 0 || inH <= 0) throw new EmptyImageError(inW, inH);
+  const needH = outW !== inW;
+  const needV = outH !== inH;
+  let cur = src;
+  let curW = inW;
+  let curH = inH;
+  const vert = needV ? computeCoeffs(inH, outH) : null;
+
+  // Horizontal pass, over only the rows the vertical pass will read (as Pillow does).
+  if (needH) {
+    const h = computeCoeffs(inW, outW);
+    let rowFirst = 0;
+    let rowLast = inH;
+    if (vert) {
+      rowFirst = vert.start[0];
+      rowLast = vert.start[outH - 1] + vert.count[outH - 1];
+    }
+    const rows = rowLast - rowFirst;
+    const out = new Uint8Array(outW * rows * 3);
+    const half = FIXED_ONE / 2;
+    for (let y = 0; y < rows; y++) {
+      const inRow = (y + rowFirst) * inW * 3;
+      const outRow = y * outW * 3;
+      for (let xx = 0; xx < outW; xx++) {
+        const s = h.start[xx];
+        const n = h.count[xx];
+        const k = xx * h.ksize;
+        let r = half;
+        let g = half;
+        let b = half;
+        let p = inRow + s * 3;
+        for (let x = 0; x < n; x++, p += 3) {
+          const wt = h.weights[k + x];
+          r += src[p] * wt;
+          g += src[p + 1] * wt;
+          b += src[p + 2] * wt;
+        }
+        const o = outRow + xx * 3;
+        out[o] = clip8(r);
+        out[o + 1] = clip8(g);
+        out[o + 2] = clip8(b);
+      }
+    }
+    cur = out;
+    curW = outW;
+    curH = rows;
+    if (vert) {
+      // bounds now relative to the first row kept
+      for (let i = 0; i < outH; i++) vert.start[i] -= rowFirst;
+    }
+  }
+
+  if (vert) {
+    const out = new Uint8Array(curW * outH * 3);
+    const half = FIXED_ONE / 2;
+    const stride = curW * 3;
+    for (let yy = 0; yy < outH; yy++) {
+      const s = vert.start[yy];
+      const n = vert.count[yy];
+      const k = yy * vert.ksize;
+      const outRow = yy * stride;
+      for (let xc = 0; xc < stride; xc++) {
+        let acc = half;
+        let p = s * stride + xc;
+        for (let y = 0; y < n; y++, p += stride) acc += cur[p] * vert.weights[k + y];
+        out[outRow + xc] = clip8(acc);
+      }
+    }
+    cur = out;
+    curH = outH;
+  }
+  if (cur === src) cur = src.slice();
+  void curH;
+  return cur;
+}
+
+/** torchvision's Resize(int) output size: the short side becomes `size`, the long side int(size * long / short). */
+export function shortestEdgeSize(width: number, height: number, size: number): { width: number; height: number } {
+  if (width <= height) return { width: size, height: Math.floor((size * height) / width) };
+  return { width: Math.floor((size * width) / height), height: size };
+}
+
+/** Python's round() of (a / 2) for an integer a: halves go to the even neighbour, as torchvision's center_crop does. */
+function roundHalfEvenHalf(a: number): number {
+  const q = Math.floor(a / 2);
+  if (a % 2 === 0) return q;
+  return q % 2 === 0 ? q : q + 1;
+}
+
+/**
+ * RGBA -> RGB as PIL's convert('RGB') does it (model/preprocess.py): alpha is dropped, colour kept as stored.
+ * (Browsers hand back canvas pixels un-premultiplied, so fully transparent pixels come out black there.)
+ */
+export function rgbaToRgb(img: RgbaImage): Uint8Array {
+  const { data, width, height } = img;
+  const n = width * height;
+  if (data.length < n * 4) throw new RangeError(`RGBA buffer has ${data.length} bytes, expected ${n * 4}`);
+  const out = new Uint8Array(n * 3);
+  for (let i = 0, j = 0, k = 0; i < n; i++, j += 3, k += 4) {
+    out[j] = data[k];
+    out[j + 1] = data[k + 1];
+    out[j + 2] = data[k + 2];
+  }
+  return out;
+}
+
+/**
+ * Full CLIP preprocessing of one decoded image into `out` (3 * S * S floats, CHW), or a new array.
+ */
+export function preprocessRgba(img: RgbaImage, pp: PackManifest['preprocess'], out?: Float32Array): Float32Array {
+  const { width, height } = img;
+  if (!(width > 0 && height > 0)) throw new EmptyImageError(width, height);
+  const S = pp.imageSize;
+  const rgb = rgbaToRgb(img);
+  const size = shortestEdgeSize(width, height, S);
+  const resized = resizeBicubicPil(rgb, width, height, size.width, size.height);
+  const top = roundHalfEvenHalf(size.height - S);
+  const left = roundHalfEvenHalf(size.width - S);
+  const plane = S * S;
+  const result = out ?? new Float32Array(3 * plane);
+  const mean = pp.mean.map(Math.fround);
+  const std = pp.std.map(Math.fround);
+  const rescale = Math.fround(pp.rescale);
+  for (let y = 0; y < S; y++) {
+    const sy = y + top;
+    for (let x = 0; x < S; x++) {
+      const sx = x + left;
+      const o = y * S + x;
+      // Pixels outside the resized image (only when it is smaller than S, which shortest_edge never makes) are 0,
+      // as torchvision's center_crop pads.
+      const inside = sy >= 0 && sy < size.height && sx >= 0 && sx < size.width;
+      const p = (sy * size.width + sx) * 3;
+      for (let c = 0; c < 3; c++) {
+        const v = inside ? resized[p + c] : 0;
+        result[c * plane + o] = (Math.fround(v * rescale) - mean[c]) / std[c];
+      }
+    }
+  }
+  return result;
+}

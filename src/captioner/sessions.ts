@@ -1,0 +1,178 @@
+/**
+ * onnxruntime-web sessions for a pack, on WebGPU when an adapter exists, else on WASM; and the graph runners.
+ *
+ * The ORT module is injected (`ort`), so the browser build uses `onnxruntime-web/webgpu` (the build transformers.js
+ * also imports: one ORT, one set of wasm files) while Node tests use `onnxruntime-web`'s Node build.
+ */
+import type * as OrtModule from 'onnxruntime-web';
+import { BackendUnavailableError } from './errors';
+import type { DecoderSteps } from './decoding';
+import type { PackManifest } from './pack-format';
+
+export type Ort = typeof OrtModule;
+export type Backend = 'webgpu' | 'wasm';
+type Session = OrtModule.InferenceSession;
+type Tensor = OrtModule.Tensor;
+
+export interface BackendChoice {
+  backend: Backend;
+  /** why this backend, in words, for logs and the UI */
+  reason: string;
+}
+
+/** Whether WebGPU can be used here: an adapter must exist (headless Chromium without a GPU has none). */
+export async function probeWebGpu(): Promise<{ ok: boolean; reason: string }> {
+  const gpu = (globalThis.navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } })?.gpu;
+  if (!gpu) return { ok: false, reason: 'WebGPU is not available in this context' };
+  try {
+    const adapter = (await gpu.requestAdapter()) as { info?: { vendor?: string; architecture?: string; description?: string } } | null;
+    if (!adapter) return { ok: false, reason: 'no WebGPU adapter (no usable GPU)' };
+    const info = adapter.info;
+    const what = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
+    return { ok: true, reason: `WebGPU adapter found (${what})` };
+  } catch (e) {
+    return { ok: false, reason: `WebGPU adapter request failed: ${(e as Error).message}` };
+  }
+}
+
+export function defaultThreads(): number {
+  const hc = (globalThis.navigator as Navigator | undefined)?.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.min(4, hc));
+}
+
+let wasmConfigured: string | null = null;
+
+/** ORT's wasm settings are global and fixed once the runtime starts, so they are set once, before the first session. */
+export function configureWasm(ort: Ort, threads: number, wasmPaths?: string | Record<string, string>): void {
+  const key = JSON.stringify([threads, wasmPaths ?? null]);
+  if (wasmConfigured !== null) return;
+  wasmConfigured = key;
+  ort.env.wasm.numThreads = threads;
+  if (wasmPaths !== undefined) ort.env.wasm.wasmPaths = wasmPaths;
+  ort.env.wasm.proxy = false;
+}
+
+export interface PackSessions {
+  backend: Backend;
+  vision: Session;
+  mapper: Session;
+  decoder: Session;
+  release(): Promise<void>;
+}
+
+export async function createSessions(ort: Ort, files: { vision: Uint8Array; mapper: Uint8Array; decoder: Uint8Array }, backend: Backend): Promise<PackSessions> {
+  const opts: OrtModule.InferenceSession.SessionOptions = {
+    executionProviders: [backend],
+    graphOptimizationLevel: 'all',
+  };
+  const made: Session[] = [];
+  try {
+    // Sequentially, so that peak memory holds one graph being compiled at a time.
+    for (const bytes of [files.vision, files.mapper, files.decoder]) made.push(await ort.InferenceSession.create(bytes, opts));
+  } catch (e) {
+    await Promise.allSettled(made.map((s) => s.release()));
+    throw new BackendUnavailableError(`${backend}: ${(e as Error).message}`, { cause: e });
+  }
+  const [vision, mapper, decoder] = made;
+  return {
+    backend,
+    vision,
+    mapper,
+    decoder,
+    release: async () => void (await Promise.allSettled(made.map((s) => s.release()))),
+  };
+}
+
+/** image pixels [N,3,S,S] -> image embeddings [N,D] */
+export async function runVision(ort: Ort, s: PackSessions, pixels: Float32Array, n: number, m: PackManifest): Promise<Float32Array> {
+  const S = m.preprocess.imageSize;
+  const out = await s.vision.run({ pixel_values: new ort.Tensor('float32', pixels, [n, 3, S, S]) });
+  return out.image_embeds.data as Float32Array;
+}
+
+/** image embeddings [N,D] -> prefix embeddings [N,P,E]; L2-normalises first when the pack says so. */
+export async function runMapper(ort: Ort, s: PackSessions, embeds: Float32Array, n: number, m: PackManifest): Promise<Float32Array> {
+  const D = m.embedding.dim;
+  let x = embeds;
+  if (m.embedding.l2Normalize) {
+    x = new Float32Array(embeds.length);
+    for (let i = 0; i < n; i++) {
+      let ss = 0;
+      for (let j = 0; j < D; j++) ss += embeds[i * D + j] ** 2;
+      const inv = 1 / Math.sqrt(ss);
+      for (let j = 0; j < D; j++) x[i * D + j] = embeds[i * D + j] * inv;
+    }
+  }
+  const out = await s.mapper.run({ image_embeds: new ort.Tensor('float32', x, [n, D]) });
+  return out.prefix_embeds.data as Float32Array;
+}
+
+/**
+ * The GPT-2 decoder with its KV cache, as `DecoderSteps` for the decode loop.
+ * Rows are captions (greedy batch) or beams; `step` gathers the cache rows each new row continues.
+ */
+export class KvDecoder implements DecoderSteps {
+  private past: Float32Array[] = []; // per layer: key, value, key, value, ... each [rows, H, T, Dh]
+  private rows = 0;
+  private pastLen = 0;
+  runs = 0;
+
+  constructor(
+    private readonly ort: Ort,
+    private readonly session: Session,
+    private readonly m: PackManifest,
+  ) {}
+
+  private feeds(ids: number[], idsPerRow: number, embeds: Float32Array | null, nEmbeds: number, rows: number): Record<string, Tensor> {
+    const { nLayer, nHead, headDim, nEmbd } = this.m.decoder;
+    const total = this.pastLen + nEmbeds + idsPerRow;
+    const feeds: Record<string, Tensor> = {
+      input_ids: new this.ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [rows, idsPerRow]),
+      inputs_embeds: new this.ort.Tensor('float32', embeds ?? new Float32Array(0), [rows, nEmbeds, nEmbd]),
+      attention_mask: new this.ort.Tensor('int64', new BigInt64Array(rows * total).fill(1n), [rows, total]),
+    };
+    for (let i = 0; i < nLayer; i++) {
+      const shape = [rows, nHead, this.pastLen, headDim];
+      feeds[`past_key_values.${i}.key`] = new this.ort.Tensor('float32', this.past[2 * i] ?? new Float32Array(0), shape);
+      feeds[`past_key_values.${i}.value`] = new this.ort.Tensor('float32', this.past[2 * i + 1] ?? new Float32Array(0), shape);
+    }
+    return feeds;
+  }
+
+  private async run(feeds: Record<string, Tensor>, rows: number, added: number): Promise<Float32Array> {
+    const out = await this.session.run(feeds);
+    this.runs++;
+    const { nLayer } = this.m.decoder;
+    this.past = [];
+    for (let i = 0; i < nLayer; i++) {
+      this.past.push(out[`present.${i}.key`].data as Float32Array, out[`present.${i}.value`].data as Float32Array);
+    }
+    this.rows = rows;
+    this.pastLen += added;
+    return out.logits.data as Float32Array;
+  }
+
+  /** Prefill with prefix embeddings [rows, P, E]; returns the logits [rows, V]. */
+  async prefill(prefix: Float32Array, rows: number): Promise<Float32Array> {
+    const P = this.m.mapper.prefixLength;
+    this.past = [];
+    this.pastLen = 0;
+    this.rows = rows;
+    return this.run(this.feeds([], 0, prefix, P, rows), rows, P);
+  }
+
+  async step(parents: number[], tokens: number[]): Promise<Float32Array> {
+    const rows = parents.length;
+    const identity = rows === this.rows && parents.every((p, i) => p === i);
+    if (!identity) {
+      const { nHead, headDim } = this.m.decoder;
+      const rowSize = nHead * this.pastLen * headDim;
+      this.past = this.past.map((t) => {
+        const g = new Float32Array(rows * rowSize);
+        parents.forEach((p, i) => g.set(t.subarray(p * rowSize, (p + 1) * rowSize), i * rowSize));
+        return g;
+      });
+    }
+    return this.run(this.feeds(tokens, 1, null, 0, rows), rows, 1);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * "Describe this image", on request: from the context menu (the right-clicked image) or the keyboard command (the
+ * focused or hovered image). It works on images that already have a name too, because the user asked.
+ */
+import { PRIORITY, makeListener, newRequestId, type ModelStatus } from '../shared/messages';
+import { CANDIDATE_SELECTOR, OWN_UI_ATTR } from './eligibility';
+import { request } from './messaging';
+import { deepActiveElement, openPanel } from './panel';
+
+const t = (key: string, fallback: string, sub?: string) => chrome.i18n?.getMessage(key, sub) || fallback;
+
+function imageFrom(path: EventTarget[]): Element | null {
+  for (const n of path) {
+    if (n instanceof Element && n.matches(CANDIDATE_SELECTOR)) return n;
+    if (n instanceof Element && n.hasAttribute(OWN_UI_ATTR)) return null;
+  }
+  return null;
+}
+
+function srcOf(el: Element): string | null {
+  if (el instanceof HTMLImageElement) return el.currentSrc || el.src || null;
+  if (el instanceof HTMLInputElement) return el.src || null;
+  const inner = el.querySelector('img');
+  if (inner) return inner.currentSrc || inner.src;
+  const m = /url\((['"]?)(.*?)\1\)/.exec(getComputedStyle(el).backgroundImage);
+  return m ? new URL(m[2], el.baseURI).href : null;
+}
+
+function statusText(s: ModelStatus): string {
+  if (s.state === 'downloading' && s.progress && s.progress.total > 0) {
+    const pct = String(Math.floor((100 * s.progress.done) / s.progress.total));
+    return t('statusDownloadingPct', `Downloading the model… ${pct}%`, pct);
+  }
+  if (s.state === 'downloading' || s.state === 'loading') return t('statusLoading', 'Starting the model…');
+  return t('panelWorking', 'Describing the image…');
+}
+
+export function init(signal: AbortSignal): void {
+  let contextTarget: Element | null = null;
+  let hovered: Element | null = null;
+  document.addEventListener('contextmenu', (e) => (contextTarget = imageFrom(e.composedPath())), { capture: true, signal });
+  document.addEventListener('pointerover', (e) => (hovered = imageFrom(e.composedPath())), { capture: true, signal });
+
+  const pick = (via: 'menu' | 'command', srcUrl?: string): Element | null => {
+    if (via === 'menu') {
+      if (contextTarget && (!srcUrl || srcOf(contextTarget) === srcUrl)) return contextTarget;
+      if (srcUrl) return [...document.querySelectorAll(CANDIDATE_SELECTOR)].find((el) => srcOf(el) === srcUrl) ?? null;
+      return null;
+    }
+    const active = deepActiveElement();
+    if (active) {
+      const own = active.matches(CANDIDATE_SELECTOR) ? active : active.querySelector(CANDIDATE_SELECTOR);
+      if (own) return own;
+    }
+    return hovered;
+  };
+
+  const describe = async (el: Element | null, srcUrl?: string) => {
+    const panel = openPanel(signal);
+    const src = (el && srcOf(el)) ?? srcUrl ?? null;
+    if (!src) {
+      panel.setStatus(t('panelNoImage', 'No image is focused or under the pointer. Focus an image, or point at it, and ask again.'));
+      return;
+    }
+    panel.setStatus(t('panelWorking', 'Describing the image…'));
+    const ac = new AbortController();
+    const poll = setInterval(() => {
+      request({ type: 'cs-bg-status' }, ac.signal, 1).then((s) => panel.setStatus(statusText(s)), () => null);
+    }, 500);
+    try {
+      const source = src.startsWith('blob:')
+        ? { kind: 'bytes' as const, dataUrl: await blobToDataUrl(src) }
+        : { kind: 'url' as const, url: src };
+      const res = await request({ type: 'cs-bg-caption', requestId: newRequestId('describe'), source, priority: PRIORITY.describe }, signal);
+      panel.setCaption(res.text);
+    } catch (err) {
+      panel.setStatus(`${t('panelFailed', 'This image could not be described.')} ${err instanceof Error ? err.message : ''}`.trim());
+    } finally {
+      clearInterval(poll);
+      ac.abort();
+    }
+  };
+
+  const listener = makeListener(
+    ['bg-cs-'],
+    {
+      'bg-cs-describe': (m) => {
+        const el = pick(m.via, m.srcUrl);
+        void describe(el, m.srcUrl);
+        return { opened: true };
+      },
+    },
+    (_type, sender) => sender.id === chrome.runtime.id && !sender.tab,
+  );
+  // Only the frame that has the image (menu) or the focus (command) answers; other frames stay silent.
+  const gated = (msg: unknown, sender: chrome.runtime.MessageSender, sendResponse: (r: unknown) => void) => {
+    const m = msg as { type?: string; via?: string; srcUrl?: string };
+    if (m?.type !== 'bg-cs-describe') return false;
+    if (m.via === 'command' && (hasFocusedChildFrame() || (window !== window.top && !document.hasFocus()))) return false;
+    return listener(msg, sender, sendResponse);
+  };
+  chrome.runtime.onMessage.addListener(gated);
+  signal.addEventListener('abort', () => chrome.runtime.onMessage.removeListener(gated), { once: true });
+}
+
+function hasFocusedChildFrame(): boolean {
+  const a = document.activeElement;
+  return a instanceof HTMLIFrameElement || a instanceof HTMLFrameElement;
+}
+
+async function blobToDataUrl(url: string): Promise<string> {
+  const blob = await (await fetch(url)).blob();
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result as string);
+    r.onerror = () => reject(r.error ?? new Error('could not read the blob'));
+    r.readAsDataURL(blob);
+  });
+}

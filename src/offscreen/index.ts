@@ -1,0 +1,38 @@
+// The offscreen document only wires: the queue, the engine host, and the bg-os- handlers.
+import { makeListener, type Handlers } from '../shared/messages';
+import { EngineHost } from './engine-host';
+import { JobQueue } from './job-queue';
+import { clearCachedPacks } from './engine-adapter';
+
+type Result = Awaited<ReturnType<EngineHost['caption']>>;
+
+let host: EngineHost;
+const queue = new JobQueue<Result>(512, 256, () => host?.update({}));
+host = new EngineHost(() => queue.size);
+
+const handlers: Handlers<'bg-os-'> = {
+  'bg-os-caption': (m) =>
+    queue.submit(m.requestId, m.key, m.priority, (signal) => host.caption(m.packUrl, m.backend, m.source, m.decoding, signal)),
+  'bg-os-cancel': (m) => {
+    queue.cancel(m.requestIds);
+    return null;
+  },
+  'bg-os-status': () => ({ ...host.status, queued: queue.size }),
+  'bg-os-load': async (m) => {
+    // Start (or keep) loading; the reply is the status right now, progress follows as events.
+    host.get(m.packUrl, m.backend).catch(() => {
+      // The error is in the status, which the UI shows.
+    });
+    await Promise.resolve();
+    return { ...host.status, queued: queue.size };
+  },
+  'bg-os-clear-packs': async () => {
+    queue.clear();
+    return { packs: await clearCachedPacks() };
+  },
+};
+
+// Only the service worker (or one of our pages) may drive the model: same extension, not a tab.
+chrome.runtime.onMessage.addListener(
+  makeListener(['bg-os-'], handlers, (_type, sender) => sender.id === chrome.runtime.id && !sender.tab && (sender.url ?? '').startsWith(chrome.runtime.getURL(''))),
+);

@@ -1,0 +1,99 @@
+// Popup: status, switches (everywhere / this site), pack and decoding, and the number of labels on this page.
+import { localize, msg } from '../shared/i18n';
+import { isEvent, send, type ModelStatus } from '../shared/messages';
+import { activePack, loadSettings, saveSettings, type Settings, type Strategy } from '../shared/settings';
+import { describeStatus } from '../shared/status-text';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+async function targetTab(): Promise<{ id: number | undefined; host: string }> {
+  // Opened as a page (tests, or from the options page) it can be pointed at a tab: ?tab=ID.
+  const param = new URLSearchParams(location.search).get('tab');
+  const tab = param ? await chrome.tabs.get(Number(param)).catch(() => undefined) : (await chrome.tabs.query({ active: true, currentWindow: true }))[0];
+  let host = '';
+  try {
+    host = tab?.url ? new URL(tab.url).hostname : '';
+  } catch {
+    host = '';
+  }
+  return { id: tab?.id, host };
+}
+
+function showStatus(s: ModelStatus): void {
+  const d = describeStatus(s);
+  $('status').textContent = d.text;
+  $('hint').textContent = d.hint;
+  const bar = $<HTMLProgressElement>('progress');
+  bar.hidden = d.percent === null;
+  if (d.percent !== null) bar.value = d.percent;
+  document.body.dataset.state = s.state;
+}
+
+function renderSettings(s: Settings, host: string): void {
+  $<HTMLInputElement>('enabled').checked = s.enabled;
+  const site = $<HTMLInputElement>('site');
+  site.disabled = !host || !s.enabled;
+  site.checked = !!host && !s.disabledSites.includes(host);
+  $('site-label').textContent = host ? msg('popupSiteNamed', host) : msg('popupSite');
+  const select = $<HTMLSelectElement>('pack');
+  select.replaceChildren(
+    ...s.packSources.map((p) => {
+      const o = document.createElement('option');
+      o.value = p.url;
+      o.textContent = p.name || p.url;
+      return o;
+    }),
+  );
+  select.disabled = s.packSources.length === 0;
+  select.value = activePack(s)?.url ?? '';
+  for (const r of document.querySelectorAll<HTMLInputElement>('input[name=strategy]')) r.checked = r.value === s.strategy;
+}
+
+async function main(): Promise<void> {
+  localize();
+  const tab = await targetTab();
+  let { settings } = await loadSettings(chrome.storage.local);
+  renderSettings(settings, tab.host);
+
+  const save = async (patch: Partial<Settings>) => {
+    settings = (await saveSettings(chrome.storage.local, patch)).settings;
+    renderSettings(settings, tab.host);
+  };
+  $<HTMLInputElement>('enabled').addEventListener('change', (e) => void save({ enabled: (e.target as HTMLInputElement).checked }));
+  $<HTMLInputElement>('site').addEventListener('change', (e) => {
+    const on = (e.target as HTMLInputElement).checked;
+    const others = settings.disabledSites.filter((h) => h !== tab.host);
+    void save({ disabledSites: on ? others : [...others, tab.host] });
+  });
+  $<HTMLSelectElement>('pack').addEventListener('change', (e) => {
+    const packUrl = (e.target as HTMLSelectElement).value;
+    void save({ activePackUrl: packUrl }).then(() => send({ type: 'ui-bg-load-pack', packUrl }).then(showStatus, showError));
+  });
+  for (const r of document.querySelectorAll<HTMLInputElement>('input[name=strategy]')) {
+    r.addEventListener('change', () => void save({ strategy: r.value as Strategy }));
+  }
+
+  chrome.runtime.onMessage.addListener((m) => {
+    if (isEvent(m, 'os-bg-status')) showStatus(m.status);
+    return false;
+  });
+  const status = await send({ type: 'ui-bg-status' });
+  showStatus(status);
+  // Opening the popup is a good moment to fetch the model, so the first caption doesn't wait for it.
+  if (status.state === 'idle' && status.packUrl) send({ type: 'ui-bg-load-pack', packUrl: status.packUrl }).then(showStatus, showError);
+
+  const refreshCount = async () => {
+    if (tab.id === undefined) return;
+    const { count } = await send({ type: 'ui-bg-tab-info', tabId: tab.id });
+    $('count').textContent = msg('popupCount', String(count));
+  };
+  await refreshCount();
+  chrome.storage.session.onChanged.addListener(() => void refreshCount());
+}
+
+function showError(err: unknown): void {
+  $('status').textContent = msg('statusError');
+  $('hint').textContent = err instanceof Error ? err.message : String(err);
+}
+
+main().catch(showError);

@@ -1,0 +1,6 @@
+/** Build-time constants, replaced by vite.config.ts `define`. */
+
+/** True only in test builds (TEST_HOOKS=1); test-only code behind it is compiled out of release builds. */
+declare const __TEST__: boolean;
+/** Pack base URL(s) the build preconfigures (CAPTION_PACK_URL, comma separated); '' when none. */
+declare const __PACK_URLS__: string;

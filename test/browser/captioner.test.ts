@@ -1,0 +1,223 @@
+/**
+ * The engine in Chromium, on a plain page served over loopback (no extension): golden parity on WASM and on WebGPU
+ * (SwiftShader, via --enable-unsafe-webgpu), the fallback to WASM without an adapter, and bad input.
+ *
+ * Run: npx vitest run --project browser
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { build, defaultClientConditions } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { goldenPackDirs, packMissingMessage, readGolden, REPO } from '../captioner/helpers/packs';
+import { hugePng, zeroByZeroPng } from '../captioner/helpers/images';
+import { startStaticServer, type StaticServer } from '../captioner/helpers/static-server';
+
+const OUT = resolve(REPO, '.tmp/browser-captioner');
+const FIXTURES = resolve(REPO, '.tmp/browser-fixtures');
+const BROWSER_TMP = resolve(REPO, '.tmp/chromium-tmp');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let server: StaticServer;
+
+beforeAll(async () => {
+  // Bundle the test page the way the extension bundles the engine: external ORT wasm, served from /ort/.
+  await build({
+    root: resolve(REPO, 'test/browser'),
+    base: './',
+    configFile: false,
+    logLevel: 'warn',
+    resolve: { conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions] },
+    build: {
+      outDir: OUT,
+      emptyOutDir: true,
+      target: 'es2022',
+      minify: false,
+      reportCompressedSize: false,
+      rollupOptions: { input: resolve(REPO, 'test/browser/captioner-page.html') },
+    },
+  });
+  mkdirSync(FIXTURES, { recursive: true });
+  writeFileSync(join(FIXTURES, 'zero.png'), zeroByZeroPng());
+  await writeFormatFixtures(FIXTURES);
+  await hugePng(join(REPO, '.tmp/test-images/huge-20000.png'), 20000);
+  server = await startStaticServer(
+    {
+      '/page/': OUT,
+      '/ort/': resolve(REPO, 'node_modules/onnxruntime-web/dist'),
+      '/fixtures/': FIXTURES,
+      '/images/': resolve(REPO, '.tmp/test-images'),
+      '/repo/': REPO,
+    },
+    // cross-origin isolation, so that SharedArrayBuffer (and so wasm threads) is available
+    { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
+  );
+  mkdirSync(BROWSER_TMP, { recursive: true });
+}, 300_000);
+
+afterAll(async () => {
+  await server?.close();
+  rmSync(BROWSER_TMP, { recursive: true, force: true });
+});
+
+const COLOUR = { r: 200, g: 30, b: 60 };
+const FORMATS = ['jpeg', 'png', 'webp', 'gif', 'avif', 'bmp', 'svg'] as const;
+
+/** The same 40x30 solid colour in every format the engine promises to read. */
+async function writeFormatFixtures(dir: string) {
+  const sharp = (await import('sharp')).default;
+  const solid = () => sharp({ create: { width: 40, height: 30, channels: 3, background: COLOUR } });
+  for (const f of ['jpeg', 'png', 'webp', 'gif', 'avif'] as const) writeFileSync(join(dir, `solid.${f}`), await solid()[f]().toBuffer());
+  // 24-bit BMP: bottom-up BGR rows padded to 4 bytes
+  const w = 40, h = 30, row = Math.ceil((w * 3) / 4) * 4;
+  const bmp = Buffer.alloc(54 + row * h);
+  bmp.write('BM', 0, 'ascii');
+  bmp.writeUInt32LE(bmp.length, 2);
+  bmp.writeUInt32LE(54, 10);
+  bmp.writeUInt32LE(40, 14);
+  bmp.writeInt32LE(w, 18);
+  bmp.writeInt32LE(h, 22);
+  bmp.writeUInt16LE(1, 26);
+  bmp.writeUInt16LE(24, 28);
+  bmp.writeUInt32LE(row * h, 34);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) bmp.set([COLOUR.b, COLOUR.g, COLOUR.r], 54 + y * row + x * 3);
+  writeFileSync(join(dir, 'solid.bmp'), bmp);
+  writeFileSync(join(dir, 'solid.svg'), `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"><rect width="40" height="30" fill="rgb(${COLOUR.r},${COLOUR.g},${COLOUR.b})"/></svg>`);
+}
+
+async function openPage(webgpu: boolean): Promise<{ browser: Browser; page: Page; logs: string[] }> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    env: { ...process.env, TMPDIR: BROWSER_TMP },
+    args: [
+      '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--no-first-run', '--disable-quic', ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
+    ],
+  });
+  const page = await browser.newPage();
+  const logs: string[] = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  await page.goto(`${server.url}/page/captioner-page.html`);
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+  return { browser, page, logs };
+}
+
+type GoldenRun = {
+  backend: string; reason: string; events: Array<{ type: string }>;
+  images: Array<{ file: string; pixelMeanDiff: number; pixelMaxDiff: number; greedy: number[]; beam: number[]; text: string }>;
+};
+
+for (const dir of goldenPackDirs()) {
+  const rel = dir.slice(REPO.length + 1);
+  describe(`engine in Chromium: ${rel}`, () => {
+    const missing = packMissingMessage(dir);
+    if (missing) {
+      it('pack exists', () => {
+        throw new Error(missing);
+      });
+      return;
+    }
+    const golden = readGolden(dir);
+    const packUrl = () => `${server.url}/repo/${rel}/`;
+    const wasmTokens: Record<string, { greedy: number[]; beam: number[] }> = {};
+
+    const check = (run: GoldenRun, label: string) => {
+      for (const [i, img] of golden.images.entries()) {
+        const got = run.images[i];
+        console.log(`[browser ${label}] ${rel} ${img.file}: pixel diff mean ${got.pixelMeanDiff.toExponential(2)} max ${got.pixelMaxDiff.toExponential(2)}; "${got.text}"`);
+        expect(got.pixelMeanDiff).toBeLessThanOrEqual(0.01);
+        expect(got.pixelMaxDiff).toBeLessThanOrEqual(0.15);
+        expect(got.greedy, `${label} greedy ${img.file}`).toEqual(img.greedy.tokenIds);
+        expect(got.beam, `${label} beam ${img.file}`).toEqual(img.beam.tokenIds);
+      }
+    };
+
+    it('WASM: greedy and beam token ids identical to PyTorch; preprocessing within the parity target', async () => {
+      const { browser, page, logs } = await openPage(false);
+      try {
+        const run = (await page.evaluate(([u]) => window.captionerTest.runGolden(u, 'wasm', 2), [packUrl()])) as GoldenRun;
+        expect(run.backend).toBe('wasm');
+        check(run, 'wasm');
+        run.images.forEach((img) => (wasmTokens[img.file] = { greedy: img.greedy, beam: img.beam }));
+      } catch (e) {
+        console.log(logs.join('\n'));
+        throw e;
+      } finally {
+        await browser.close();
+      }
+    });
+
+    it('WebGPU (SwiftShader adapter): the same tokens as PyTorch and as WASM', async () => {
+      const { browser, page, logs } = await openPage(true);
+      try {
+        expect(await page.evaluate(() => window.captionerTest.gpu())).toBe(true);
+        const run = (await page.evaluate(([u]) => window.captionerTest.runGolden(u, 'auto', 2), [packUrl()])) as GoldenRun;
+        console.log(`[browser webgpu] backend ${run.backend}: ${run.reason}`);
+        expect(run.backend).toBe('webgpu');
+        expect(run.reason).toMatch(/WebGPU adapter found/);
+        check(run, 'webgpu');
+        for (const img of run.images) if (wasmTokens[img.file]) expect({ greedy: img.greedy, beam: img.beam }).toEqual(wasmTokens[img.file]);
+      } catch (e) {
+        console.log(logs.join('\n'));
+        throw e;
+      } finally {
+        await browser.close();
+      }
+    });
+
+    it('without a WebGPU adapter, "auto" falls back to WASM and says why', async () => {
+      const { browser, page } = await openPage(false);
+      try {
+        expect(await page.evaluate(() => window.captionerTest.gpu())).toBe(false);
+        const run = (await page.evaluate(([u]) => window.captionerTest.runGolden(u, 'auto', 2), [packUrl()])) as GoldenRun;
+        expect(run.backend).toBe('wasm');
+        expect(run.reason).toMatch(/no WebGPU adapter|WebGPU is not available/);
+        expect(run.events).toContainEqual(expect.objectContaining({ type: 'backend', backend: 'wasm' }));
+        check(run, 'auto->wasm');
+      } finally {
+        await browser.close();
+      }
+    });
+  });
+}
+
+describe('image formats in Chromium', () => {
+  it('decodes JPEG, PNG, WebP, GIF, AVIF, BMP and SVG', async () => {
+    const { browser, page } = await openPage(false);
+    try {
+      const urls = FORMATS.map((f) => `${server.url}/fixtures/solid.${f}`);
+      const res = (await page.evaluate(([u]) => window.captionerTest.decodeFormats(u), [urls])) as Array<{ url: string; ok: boolean; width: number; height: number; rgb: number[] }>;
+      for (const r of res) {
+        expect(r, r.url).toMatchObject({ ok: true, width: 40, height: 30 });
+        // lossy formats (JPEG, WebP, AVIF) shift the colour a little
+        expect(Math.abs(r.rgb[0] - COLOUR.r) + Math.abs(r.rgb[1] - COLOUR.g) + Math.abs(r.rgb[2] - COLOUR.b), r.url).toBeLessThan(30);
+      }
+    } finally {
+      await browser.close();
+    }
+  });
+});
+
+describe('bad input in Chromium', () => {
+  const dir = goldenPackDirs()[0];
+  const rel = dir.slice(REPO.length + 1);
+  it('undecodable bytes, a 0x0 image and cancellation mid-decode are named errors; a 20000x20000 image is downscaled', async () => {
+    const missing = packMissingMessage(dir);
+    if (missing) throw new Error(missing);
+    const { browser, page } = await openPage(false);
+    try {
+      const url = `${server.url}/repo/${rel}/`;
+      expect(await page.evaluate(([u]) => window.captionerTest.captionBad(u, 'garbage'), [url])).toMatchObject({ name: 'ImageDecodeError' });
+      expect(await page.evaluate(([u]) => window.captionerTest.captionBad(u, 'zero'), [url])).toMatchObject({ name: 'EmptyImageError' });
+      expect(await page.evaluate(([u]) => window.captionerTest.captionBad(u, 'abort'), [url])).toMatchObject({ name: 'AbortError' });
+      const huge = await page.evaluate(([u]) => window.captionerTest.decodeHuge(u), [`${server.url}/images/huge-20000.png`]);
+      console.log(`[browser] 20000x20000 PNG -> ${JSON.stringify(huge)}`);
+      expect(huge).toMatchObject({ ok: true });
+      expect((huge as { width: number }).width * (huge as { height: number }).height).toBeLessThanOrEqual(4096 * 4096);
+    } finally {
+      await browser.close();
+    }
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Backend choice and the WebGPU -> WASM fallback, in Node: a stub navigator.gpu reports an adapter, and a wrapped
+ * onnxruntime-web makes the "webgpu" sessions fail (at creation, or at run time) while "wasm" sessions are real.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-web';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createCaptioner, type CaptionerEvent } from '../../src/captioner/captioner';
+import { BackendUnavailableError } from '../../src/captioner/errors';
+import { decodeImageWithSharp } from '../../src/captioner/node-decode';
+import { loadPackFromFiles, type LoadedPack } from '../../src/captioner/pack-loader';
+import type { Ort } from '../../src/captioner/sessions';
+import { goldenPackDirs, packMissingMessage, readGolden } from './helpers/packs';
+
+const dir = goldenPackDirs()[0];
+const missing = packMissingMessage(dir);
+
+/** onnxruntime-web, except that sessions asked for "webgpu" fail where `failAt` says. */
+function flakyGpuOrt(failAt: 'create' | 'run'): Ort {
+  const real = ort as unknown as Ort;
+  const InferenceSession = {
+    create: async (bytes: Uint8Array, opts: { executionProviders?: string[] }) => {
+      const wantsGpu = opts.executionProviders?.includes('webgpu');
+      if (wantsGpu && failAt === 'create') throw new Error('GPU adapter lost (simulated)');
+      const s = await real.InferenceSession.create(bytes, { ...opts, executionProviders: ['wasm'] });
+      if (!wantsGpu) return s;
+      return new Proxy(s, {
+        get(target, prop, recv) {
+          if (prop === 'run') return async () => { throw new Error('GPU device lost during run (simulated)'); };
+          const v = Reflect.get(target, prop, recv);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    },
+  };
+  return { ...real, InferenceSession, Tensor: real.Tensor, env: real.env } as unknown as Ort;
+}
+
+describe('backend choice and fallback', () => {
+  if (missing) {
+    it('pack exists', () => {
+      throw new Error(missing);
+    });
+    return;
+  }
+  let pack: LoadedPack;
+  let image: Buffer;
+  let expected: number[];
+  const nav = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  beforeAll(async () => {
+    pack = await loadPackFromFiles(['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
+      const b = readFileSync(join(dir, n));
+      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+    }));
+    const golden = readGolden(dir);
+    image = readFileSync(join(dir, golden.images[0].file));
+    expected = golden.images[0].greedy.tokenIds;
+  });
+  afterEach(() => {
+    if (nav) Object.defineProperty(globalThis, 'navigator', nav);
+    else delete (globalThis as { navigator?: unknown }).navigator;
+  });
+  const fakeGpu = (adapter: boolean) =>
+    Object.defineProperty(globalThis, 'navigator', {
+      configurable: true,
+      value: { hardwareConcurrency: 8, gpu: { requestAdapter: async () => (adapter ? { info: { vendor: 'test', architecture: 'stub' } } : null) } },
+    });
+  const opts = { strategy: 'greedy' as const, maxTokens: 67 };
+
+  it('without an adapter, auto uses WASM and says why; webgpu explicitly is a named error', async () => {
+    fakeGpu(false);
+    const events: CaptionerEvent[] = [];
+    const cap = await createCaptioner({ pack, ort: ort as unknown as Ort, decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
+    expect(cap.backend).toBe('wasm');
+    expect(cap.backendReason).toMatch(/no WebGPU adapter/);
+    expect(events[0]).toMatchObject({ type: 'backend', backend: 'wasm' });
+    await cap.dispose();
+    await expect(createCaptioner({ pack, ort: ort as unknown as Ort, backend: 'webgpu' })).rejects.toBeInstanceOf(BackendUnavailableError);
+  });
+
+  it('falls back to WASM once when WebGPU fails at session creation', async () => {
+    fakeGpu(true);
+    const events: CaptionerEvent[] = [];
+    const cap = await createCaptioner({ pack, ort: flakyGpuOrt('create'), decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
+    expect(cap.backend).toBe('wasm');
+    expect(cap.backendReason).toMatch(/WebGPU failed at session creation.*simulated/);
+    expect(events.filter((e) => e.type === 'fallback')).toHaveLength(1);
+    const r = await cap.caption(image, { ...opts, maxTokens: readGolden(dir).decoding.maxTokens });
+    expect(r.tokenIds).toEqual(expected);
+    await cap.dispose();
+  });
+
+  it('falls back to WASM once when WebGPU fails at run time, and the caption is still right', async () => {
+    fakeGpu(true);
+    const events: CaptionerEvent[] = [];
+    const cap = await createCaptioner({ pack, ort: flakyGpuOrt('run'), decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
+    expect(cap.backend).toBe('webgpu');
+    expect(cap.backendReason).toMatch(/WebGPU adapter found \(test stub\)/);
+    const r = await cap.caption(image, { ...opts, maxTokens: readGolden(dir).decoding.maxTokens });
+    expect(r.backend).toBe('wasm');
+    expect(r.backendReason).toMatch(/WebGPU failed at run time.*simulated/);
+    expect(r.tokenIds).toEqual(expected);
+    expect(events.filter((e) => e.type === 'fallback')).toHaveLength(1);
+    // later calls stay on WASM without another fallback
+    await cap.caption(image, opts);
+    expect(events.filter((e) => e.type === 'fallback')).toHaveLength(1);
+    await cap.dispose();
+  });
+});

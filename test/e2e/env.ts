@@ -1,0 +1,74 @@
+// What the e2e global setup prepared, and small helpers shared by the e2e tests.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page, Worker } from 'playwright-core';
+import { TMP, launchWithExtension } from './harness.mjs';
+
+export interface E2eEnv {
+  origin: string;
+  otherOrigin: string;
+  packUrl: string;
+  extDir: string;
+  /** data-test id -> true caption, for the images that must be labelled */
+  expected: Record<string, string>;
+  /** data-test id -> true caption, for every image */
+  truth: Record<string, string>;
+  untouchedIds: string[];
+}
+
+export const env: E2eEnv = JSON.parse(readFileSync(join(TMP, 'e2e-env.json'), 'utf8'));
+
+export type Ext = Awaited<ReturnType<typeof launchWithExtension>>;
+
+export function launch(opts: { webgpu?: boolean } = {}): Promise<Ext> {
+  return launchWithExtension(env.extDir, opts);
+}
+
+/** Patch the settings the way the popup does (the content scripts follow storage changes). */
+export async function setSettings(sw: Worker, patch: Record<string, unknown>): Promise<void> {
+  await sw.evaluate(async (p) => {
+    const got = await chrome.storage.local.get('settings');
+    await chrome.storage.local.set({ settings: { ...(got.settings ?? {}), ...p } });
+  }, patch);
+}
+
+export async function activeTabId(page: Page, sw: Worker): Promise<number> {
+  await page.bringToFront();
+  return sw.evaluate(async () => (await chrome.tabs.query({ active: true, lastFocusedWindow: true }))[0].id!);
+}
+
+/** Wait until `n` elements (here or in open shadow roots) carry our generated-label marker. */
+export async function waitForLabels(page: Page, n: number, timeout = 120_000): Promise<void> {
+  await page.waitForFunction(
+    (min) => {
+      let count = 0;
+      const walk = (root: Document | ShadowRoot) => {
+        count += root.querySelectorAll('[data-alt-text-generated]').length;
+        for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+      };
+      walk(document);
+      return count >= min;
+    },
+    n,
+    { timeout, polling: 200 },
+  );
+}
+
+export function labelOf(page: Page, testId: string): Promise<string | null> {
+  return page.locator(`[data-test="${testId}"]`).getAttribute('aria-label');
+}
+
+/** Snapshot of outerHTML per data-test id (open shadow roots included). */
+export function snapshot(page: Page): Promise<Record<string, string>> {
+  return page.evaluate(() => {
+    const out: Record<string, string> = {};
+    const walk = (root: Document | ShadowRoot) => {
+      for (const el of root.querySelectorAll('[data-test]')) out[el.getAttribute('data-test')!] = el.outerHTML;
+      for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+    };
+    walk(document);
+    return out;
+  });
+}
+
+export const MARKER = 'Appears to be: ';

@@ -1,0 +1,153 @@
+// Fixture pages for the e2e tests, built from the toy pack's held-out images: each eligible image uses its own
+// held-out picture, so its expected label is that picture's true caption from captions.json.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+
+/**
+ * Assign held-out images to roles. Returns { pages: {path: html}, expected: {testId: caption}, untouched: [testId] }.
+ * `heldout` is toyHeldout(); `packDir` is where the PNGs live (for the data: URL image).
+ */
+export function buildFixtures(heldout, { packDir, otherOrigin }) {
+  let i = 0;
+  const take = () => {
+    const h = heldout[i % heldout.length];
+    i += 1;
+    return h;
+  };
+  const expected = {};
+  const img = (id, h, attrs = '') => {
+    expected[id] = h.caption;
+    return `<img data-test="${id}" src="/heldout/${h.file}" ${attrs}>`;
+  };
+  /** The true caption of every image, eligible or not (describe works on any image). */
+  const truth = {};
+  const any = (id) => {
+    const h = take();
+    truth[id] = h.caption;
+    return h;
+  };
+
+  // basic: eligibility rules.
+  const b = {
+    noAlt: take(), spaceAlt: take(), fileAlt: take(), stopAlt: take(), input: take(), roleImg: take(), emptyTitle: take(),
+  };
+  const untouchedIds = ['deco', 'presentation', 'none', 'hidden-self', 'hidden-parent', 'display-none', 'visibility-hidden', 'named-alt', 'named-aria', 'named-labelledby', 'named-title', 'tiny', 'broken', 'missing', 'inside-role-img'];
+  const basic = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Basic fixture</title>
+<style>img{margin:4px} .row{display:flex;flex-wrap:wrap;gap:6px}</style></head><body>
+<main><h1>Basic fixture</h1>
+<div class="row">
+${img('no-alt', b.noAlt)}
+${img('space-alt', b.spaceAlt, 'alt="  "')}
+${img('file-alt', b.fileAlt, 'alt="IMG_2034.jpg"')}
+${img('stop-alt', b.stopAlt, 'alt="image"')}
+${img('empty-title', b.emptyTitle, 'title=""')}
+<form onsubmit="return false"><input type="image" data-test="input-image" src="/heldout/${b.input.file}" width="96" height="96"></form>
+<div role="img" data-test="role-img" style="width:96px;height:96px;background:url('/heldout/${b.roleImg.file}') center/cover"></div>
+</div>
+<div class="row" id="untouched">
+<img data-test="deco" src="/heldout/${any('deco').file}" alt="">
+<img data-test="presentation" src="/heldout/${any('presentation').file}" role="presentation">
+<img data-test="none" src="/heldout/${any('none').file}" role="none">
+<img data-test="hidden-self" src="/heldout/${any('hidden-self').file}" aria-hidden="true">
+<span aria-hidden="true"><img data-test="hidden-parent" src="/heldout/${any('hidden-parent').file}"></span>
+<img data-test="display-none" src="/heldout/${any('display-none').file}" style="display:none">
+<img data-test="visibility-hidden" src="/heldout/${any('visibility-hidden').file}" style="visibility:hidden">
+<img data-test="named-alt" src="/heldout/${any('named-alt').file}" alt="A shape I drew">
+<img data-test="named-aria" src="/heldout/${any('named-aria').file}" aria-label="Company logo">
+<span id="lbl">A chart of sales</span><img data-test="named-labelledby" src="/heldout/${any('named-labelledby').file}" aria-labelledby="lbl">
+<img data-test="named-title" src="/heldout/${any('named-title').file}" title="Sunset over the bay">
+<img data-test="tiny" src="/heldout/${any('tiny').file}" width="12" height="12">
+<img data-test="broken" src="/broken.png">
+<img data-test="missing" src="/missing.png">
+<div role="img" aria-label="Two shapes"><img data-test="inside-role-img" src="/heldout/${any('inside-role-img').file}"></div>
+</div></main></body></html>`;
+
+  // dynamic: lazy, srcset, picture, inserted, src change, shadow DOM, iframes, blob:, data:.
+  const d = {
+    lazy: take(), srcsetA: take(), srcsetB: take(), picture: take(), inserted: take(), changeFrom: take(), changeTo: take(),
+    shadow: take(), frameSame: take(), frameCross: take(), blob: take(), data: take(), later: take(), authorLater: take(),
+  };
+  expected['srcset'] = d.srcsetB.caption;
+  expected['picture'] = d.picture.caption;
+  expected['lazy'] = d.lazy.caption;
+  expected['inserted'] = d.inserted.caption;
+  expected['change-before'] = d.changeFrom.caption;
+  expected['change-after'] = d.changeTo.caption;
+  expected['shadow'] = d.shadow.caption;
+  expected['in-frame-same'] = d.frameSame.caption;
+  expected['in-frame-cross'] = d.frameCross.caption;
+  expected['blob'] = d.blob.caption;
+  expected['data'] = d.data.caption;
+  expected['author-later'] = d.authorLater.caption;
+  const dataUrl = `data:image/png;base64,${readFileSync(join(packDir, 'heldout', d.data.file)).toString('base64')}`;
+  const dynamic = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Dynamic fixture</title></head><body>
+<main><h1>Dynamic fixture</h1>
+<img data-test="srcset" src="/heldout/${d.srcsetA.file}" srcset="/heldout/${d.srcsetB.file} 1x, /heldout/${d.srcsetA.file} 2x">
+<picture><source srcset="/heldout/${d.picture.file}" type="image/png"><img data-test="picture" src="/heldout/${d.srcsetA.file}"></picture>
+<img data-test="change" src="/heldout/${d.changeFrom.file}">
+<img data-test="author-later" src="/heldout/${d.authorLater.file}">
+<img data-test="data" src="${dataUrl}">
+<div id="shadow-host"></div>
+<div id="insert-here"></div>
+<iframe id="iframe-same" src="/fixtures/frame.html?img=${d.frameSame.file}" width="220" height="200" title="Same-origin frame"></iframe>
+<iframe id="iframe-cross" src="${otherOrigin}/fixtures/frame.html?img=${d.frameCross.file}" width="220" height="200" title="Cross-origin frame"></iframe>
+<div style="height:3000px" aria-hidden="true"></div>
+<img data-test="lazy" loading="lazy" src="/heldout/${d.lazy.file}">
+</main>
+<script>
+  const host = document.getElementById('shadow-host');
+  const root = host.attachShadow({ mode: 'open' });
+  const s = document.createElement('img'); s.src = '/heldout/${d.shadow.file}'; s.setAttribute('data-test', 'shadow'); root.append(s);
+  fetch('/heldout/${d.blob.file}').then((r) => r.blob()).then((b) => {
+    const im = document.createElement('img'); im.setAttribute('data-test', 'blob'); im.src = URL.createObjectURL(b);
+    document.querySelector('main').insertBefore(im, document.getElementById('insert-here'));
+  });
+  window.insertImage = () => {
+    const im = document.createElement('img'); im.setAttribute('data-test', 'inserted'); im.src = '/heldout/${d.inserted.file}';
+    document.getElementById('insert-here').append(im);
+  };
+  window.changeSrc = () => { document.querySelector('[data-test=change]').src = '/heldout/${d.changeTo.file}'; };
+</script></body></html>`;
+
+  const frame = (url) => {
+    const file = url.searchParams.get('img') ?? '';
+    const id = url.host.startsWith('localhost') ? 'in-frame-cross' : 'in-frame-same';
+    return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Frame</title></head><body><img data-test="${id}" src="/heldout/${esc(file)}"></body></html>`;
+  };
+
+  // Demo / bench page: n images, some missing alt, some decorative, some named.
+  const gallery = (n, { mix = true } = {}) => {
+    const rows = [];
+    for (let k = 0; k < n; k += 1) {
+      const h = heldout[k % heldout.length];
+      const kind = !mix ? 'missing' : ['missing', 'missing', 'decorative', 'missing', 'named', 'file-name'][k % 6];
+      const attrs = kind === 'decorative' ? 'alt=""' : kind === 'named' ? `alt="${esc(h.caption.replace(/\.$/, ''))} (author's alt)"` : kind === 'file-name' ? `alt="${esc(h.file)}"` : '';
+      rows.push(`<figure data-kind="${kind}"><img data-test="g${k}" data-file="${h.file}" src="/heldout/${h.file}?n=${k}" ${attrs}><figcaption aria-hidden="true"><b>${kind}</b><span class="label"></span></figcaption></figure>`);
+    }
+    return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Alt text demo</title>
+<style>body{font:14px system-ui,sans-serif;margin:16px} .grid{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;width:170px;border:1px solid #ccc;padding:6px;border-radius:6px}
+figure img{display:block;width:160px;height:120px;object-fit:contain;background:#eee} figcaption{font-size:12px;margin-top:4px} figcaption .label{display:block;color:#064}</style></head>
+<body><main><h1>Alt text demo: toy shapes</h1><p>Green text under each picture shows the label the extension added (its aria-label); decorative and named pictures are left alone.</p>
+<div class="grid">${rows.join('\n')}</div></main>
+<script>
+  // Show each label visibly, for the screenshot only (textContent, never innerHTML).
+  const show = () => document.querySelectorAll('figure').forEach((f) => { const im = f.querySelector('img'); f.querySelector('.label').textContent = im.getAttribute('aria-label') || ''; });
+  new MutationObserver(show).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['aria-label'] });
+</script></body></html>`;
+  };
+
+  return {
+    expected,
+    truth: { ...truth, ...expected },
+    untouchedIds,
+    routes: {
+      '/fixtures/basic.html': () => ({ body: basic }),
+      '/fixtures/dynamic.html': () => ({ body: dynamic }),
+      '/fixtures/frame.html': (req, url) => ({ body: frame(new URL(url.pathname + url.search, `http://${req.headers.host}`)) }),
+      '/fixtures/gallery.html': (_req, url) => ({ body: gallery(Number(url.searchParams.get('n') ?? 24), { mix: url.searchParams.get('mix') !== '0' }) }),
+      '/broken.png': () => ({ type: 'image/png', body: 'this is not a png' }),
+    },
+  };
+}

@@ -1,0 +1,26 @@
+// Once per e2e run: serve the fixtures and the toy pack over loopback HTTP, and build the extension (with test hooks)
+// pointed at that pack. Tests read .tmp/e2e-env.json; the server lives until teardown.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, TMP, buildExtension, startServer, toyHeldout } from './harness.mjs';
+import { buildFixtures } from './fixtures.mjs';
+
+export default async function setup() {
+  const packDir = join(ROOT, 'packs/toy');
+  // E2E_PACK swaps the model (e.g. small-random, to debug the harness before the toy pack exists); the caption checks need toy.
+  const packId = process.env.E2E_PACK ?? 'toy';
+  if (!existsSync(join(ROOT, 'packs', packId, 'pack.json'))) throw new Error(`The e2e tests need packs/${packId}: run \`npm run pack:toy\` first.`);
+  const server = await startServer({ staticDirs: { '/packs/': join(ROOT, 'packs'), '/heldout/': join(packDir, 'heldout') } });
+  const fx = buildFixtures(toyHeldout(packDir), { packDir, otherOrigin: server.otherOrigin });
+  Object.assign(server.routes, fx.routes);
+  const packUrl = `${server.origin}/packs/${packId}/`;
+  const extDir = await buildExtension({ outDir: join(TMP, 'ext-e2e'), packUrl, testHooks: true });
+  mkdirSync(TMP, { recursive: true });
+  writeFileSync(
+    join(TMP, 'e2e-env.json'),
+    JSON.stringify({ origin: server.origin, otherOrigin: server.otherOrigin, packUrl, extDir, expected: fx.expected, truth: fx.truth, untouchedIds: fx.untouchedIds }, null, 1),
+  );
+  return async () => {
+    await server.close();
+  };
+}

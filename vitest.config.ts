@@ -1,0 +1,43 @@
+import { defineConfig } from 'vitest/config';
+
+// Projects, so each tier can run alone:
+//   unit    - everything under test/ that runs in Node (vitest run --project unit): unit and handler tests
+//   browser - tests under test/browser/ that drive Chromium through playwright-core (vitest run --project browser)
+//   e2e     - the built extension in Debian Chromium on loopback fixture pages (vitest run --project e2e)
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/browser/**', 'test/e2e/**', '**/node_modules/**'],
+          environment: 'node',
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['test/e2e/global-setup.mjs'],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
