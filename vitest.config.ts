@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 //   unit    - everything under test/ that runs in Node (vitest run --project unit): unit and handler tests
 //   browser - tests under test/browser/ that drive Chromium through playwright-core (vitest run --project browser)
 //   e2e     - the built extension in Debian Chromium on loopback fixture pages (vitest run --project e2e)
+//   bench   - bench/*.bench.ts: engine timings, printed and written to bench/results/ (npm run bench); not tests
 export default defineConfig({
   test: {
     projects: [
@@ -35,6 +36,16 @@ export default defineConfig({
           globalSetup: ['test/e2e/global-setup.mjs'],
           testTimeout: 180_000,
           hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'bench',
+          include: ['bench/**/*.bench.ts'],
+          environment: 'node',
+          testTimeout: 1_800_000,
+          hookTimeout: 600_000,
           fileParallelism: false,
         },
       },

@@ -1,8 +1,8 @@
 """
 Caption a COCO-format validation split and score it with BLEU-4 and CIDEr-D (model/metrics.py).
 
-    /usr/bin/python3 -m model.features --captions karpathy_test.json --images val2014/ --clip ViT-B-32.pt \\
-        --out data/coco-test-vitb32
+    /usr/bin/python3 -m model.features --captions dataset_coco.json --karpathy-split test --images coco/ \\
+        --clip ViT-B-32.pt --out data/coco-test-vitb32
     /usr/bin/python3 -m model.evaluate --features data/coco-test-vitb32 --checkpoint runs/coco/epoch-009.pt
     /usr/bin/python3 -m model.evaluate --features data/coco-test-vitb32 --clip ViT-B-32.pt --clipcap coco_weights.pt
 

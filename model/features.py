@@ -5,6 +5,8 @@ stored as fp16 on disk, with every caption tokenised once. Batched, resumable, w
     /usr/bin/python3 -m model.features --captions annotations/captions_train2014.json --images train2014/ \\
         --clip ViT-B-32.pt --out data/coco-train-vitb32 [--batch-size 64] [--workers 4] [--device cuda]
 
+Karpathy's split file works too: `--captions dataset_coco.json --karpathy-split test --images <COCO root>`.
+
 `--clip` takes an OpenAI CLIP archive (ViT-B-32.pt, RN50x4.pt) or a Hugging Face CLIP file/directory; `--checkpoint`
 takes a ClipCap checkpoint of ours instead and uses its image tower. Run it again with the same arguments after an
 interruption and it continues where it stopped.
@@ -24,14 +26,14 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .export import CLIP_MEAN, CLIP_STD
-from .model import ModifiedResNet, VisionConfig, VisionTransformer, load_checkpoint, load_clip_vision
+from .model import ModifiedResNet, VisionTransformer, load_checkpoint, load_clip_vision
 from .preprocess import ImageDecodeError, load_image, preprocess
 from .tokenizer import load_gpt2_tokenizer
 
@@ -48,6 +50,35 @@ def read_coco_captions(path: str):
     if bad:
         raise ValueError(f"{path}: {len(bad)} annotations name images not in 'images' (first: annotation {bad[0]})")
     return images, data["annotations"]
+
+
+def read_karpathy(path: str, splits: Sequence[str]):
+    """The same, from Karpathy's dataset_coco.json (the split ClipCap's COCO numbers use): the images whose
+    `split` is in `splits` ("train,restval" to train, "test" for the published scores), file names
+    `filepath/filename` relative to the COCO root, one annotation per `sentences[*].raw`."""
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or \
+            (data["images"] and "sentences" not in data["images"][0]):
+        raise ValueError(f"{path} is not Karpathy's dataset_*.json: it needs images with sentences")
+    images, annotations = [], []
+    for im in data["images"]:
+        if im["split"] not in splits:
+            continue
+        image_id = im.get("cocoid", im["imgid"])
+        images.append({"id": image_id, "file_name": os.path.join(im.get("filepath", ""), im["filename"])})
+        for sent in im["sentences"]:
+            annotations.append({"id": sent["sentid"], "image_id": image_id, "caption": sent["raw"].strip()})
+    if not images:
+        raise ValueError(f"{path} has no images in split(s) {', '.join(splits)}")
+    images.sort(key=lambda i: i["id"])
+    return images, annotations
+
+
+def write_coco(images, annotations, path: str):
+    """Write COCO-format captions JSON (for evaluate.py's references, or any other COCO tool)."""
+    with open(path, "w") as f:
+        json.dump({"images": images, "annotations": annotations}, f)
 
 
 class ImageFolder(Dataset):
@@ -93,15 +124,17 @@ def load_tower(clip: Optional[str], checkpoint: Optional[str]):
 
 def extract(captions: str, images: str, out: str, clip: Optional[str] = None, checkpoint: Optional[str] = None,
             batch_size: int = 64, workers: int = 2, device: str = "auto", skip_bad: bool = False,
-            show_progress: bool = True) -> dict:
-    """Write (or finish writing) a features directory; returns its meta.json."""
+            show_progress: bool = True, karpathy_splits: Optional[Sequence[str]] = None) -> dict:
+    """Write (or finish writing) a features directory; returns its meta.json. With karpathy_splits, `captions` is
+    Karpathy's dataset_coco.json and only those splits are taken."""
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     cfg, tower, source = load_tower(clip, checkpoint)
     tower.to(dev)
     os.makedirs(out, exist_ok=True)
     meta_path = os.path.join(out, "meta.json")
     emb_path = os.path.join(out, "embeddings.npy")
-    image_list, annotations = read_coco_captions(captions)
+    image_list, annotations = read_karpathy(captions, karpathy_splits) if karpathy_splits \
+        else read_coco_captions(captions)
     if os.path.isfile(meta_path):
         with open(meta_path) as f:
             meta = json.load(f)
@@ -166,8 +199,12 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2, help="image decoding processes")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--skip-bad", action="store_true", help="leave out images that fail to decode")
+    ap.add_argument("--karpathy-split", help="--captions is Karpathy's dataset_coco.json: take these splits, "
+                                             "e.g. train,restval or test (--images is then the COCO root)")
     a = ap.parse_args(argv)
-    meta = extract(a.captions, a.images, a.out, a.clip, a.checkpoint, a.batch_size, a.workers, a.device, a.skip_bad)
+    splits = a.karpathy_split.split(",") if a.karpathy_split else None
+    meta = extract(a.captions, a.images, a.out, a.clip, a.checkpoint, a.batch_size, a.workers, a.device, a.skip_bad,
+                   karpathy_splits=splits)
     print(f"{meta['done']} images -> {a.out} ({meta['dim']}-d fp16), {len(meta['skipped'])} skipped")
 
 

@@ -7,15 +7,21 @@ ClipCap ("CLIP prefix captioning") in one file.
 
 Parameter names follow the published checkpoints so they load without renaming:
   * the vision tower uses OpenAI CLIP's `visual.*` names (conv1, class_embedding, transformer.resblocks.N...),
+    for the ViT (ViT-B/32) and for the ModifiedResNet (RN50x4) alike,
   * the mappers use rmokady/CLIP_prefix_caption's `clip_project.*` names,
   * GPT-2 uses Hugging Face's names (`transformer.h.N.attn.c_attn`, Conv1D weights stored [in, out]).
+The last section loads the published files themselves (OpenAI CLIP archives, HF CLIP and GPT-2, ClipCap's
+checkpoints), checking every key and shape; where to get them: docs/official-weights.md.
 
 Training (train.py), export (export.py) and the toy world (toy.py) all import this one file.
 Generation is written once, against a *step function* with exactly the decoder graph's interface
 (see docs/pack-format.md), so the same greedy and beam search run over PyTorch and over the exported ONNX.
 """
 
+import json
 import math
+import os
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field, asdict
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -23,6 +29,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from .safetensors_io import load_file as load_safetensors
 
 # -----------------------------------------------------------------------------
 # Configuration
@@ -368,6 +376,9 @@ class GPT2LMHeadModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.transformer = GPT2Model(cfg)
+        # A zero bias makes the 2-D head export as Gemm(transB=1), which reads `wte` in place; without one, torch 1.13
+        # exports MatMul against a constant-folded transposed copy and the decoder stores the table twice.
+        self.register_buffer("lm_head_bias", torch.zeros(cfg.vocab_size), persistent=False)
 
     def hidden(self, inputs_embeds, attention_mask=None, past: Optional[Past] = None):
         """inputs_embeds (B, T, E); attention_mask (B, past + T) of 1/0 or None.
@@ -392,9 +403,7 @@ class GPT2LMHeadModel(nn.Module):
         return self.transformer.ln_f(x), presents
 
     def logits(self, h):
-        # F.linear on 2-D rows exports as Gemm(transB=1): `wte` is read in place, never transposed into a second
-        # copy by constant folding
-        return F.linear(h, self.transformer.wte.weight)  # (..., V)
+        return F.linear(h, self.transformer.wte.weight, self.lm_head_bias)  # (..., V), the head tied to `wte`
 
     def forward(self, inputs_embeds, attention_mask=None, past: Optional[Past] = None, last_only=False):
         """Logits (B, T, V), or (B, V) for the last position only, and the new past."""
@@ -536,14 +545,20 @@ class ClipCap(nn.Module):
     def caption_loss(self, image_embeds, tokens, lengths):
         """Teacher-forced cross-entropy on caption tokens only.
         image_embeds (B, D); tokens (B, L) right-padded with any valid id; lengths (B,) real token counts."""
-        P = self.cfg.mapper.prefix_length
-        B, L = tokens.shape
-        x = torch.cat([self.prefix(image_embeds), self.gpt.transformer.wte(tokens)], dim=1)  # (B, P + L, E)
-        h, _ = self.gpt.hidden(x)  # (B, P + L, E)
-        logits = self.gpt.logits(h[:, P - 1 : -1])  # position P-1+t predicts caption token t: (B, L, V)
-        pad = torch.arange(L, device=tokens.device)[None, :] >= lengths[:, None]
-        targets = tokens.masked_fill(pad, IGNORE_INDEX)  # loss on real caption tokens only
-        return F.cross_entropy(logits.reshape(B * L, -1), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+        return prefix_caption_loss(self.gpt, self.prefix(image_embeds), tokens, lengths)
+
+
+def prefix_caption_loss(gpt: GPT2LMHeadModel, prefix, tokens, lengths):
+    """GPT-2 reads prefix (B, P, E) then the caption tokens (B, L); the loss covers caption tokens only
+    (padding is IGNORE_INDEX, never a real id)."""
+    P = prefix.shape[1]
+    B, L = tokens.shape
+    x = torch.cat([prefix, gpt.transformer.wte(tokens)], dim=1)  # (B, P + L, E)
+    h, _ = gpt.hidden(x)  # (B, P + L, E)
+    logits = gpt.logits(h[:, P - 1 : -1])  # position P-1+t predicts caption token t: (B, L, V)
+    pad = torch.arange(L, device=tokens.device)[None, :] >= lengths[:, None]
+    targets = tokens.masked_fill(pad, IGNORE_INDEX)
+    return F.cross_entropy(logits.reshape(B * L, -1), targets.reshape(-1), ignore_index=IGNORE_INDEX)
 
 
 # -----------------------------------------------------------------------------
@@ -730,11 +745,6 @@ _OPENAI_NON_VISUAL = ("transformer.", "token_embedding.", "positional_embedding"
 def read_state_dict(path: str) -> dict:
     """Any of the official file kinds as a flat {name: tensor}: safetensors (our reader, no dependency), an OpenAI
     TorchScript archive, or a pickled state dict (pytorch_model.bin, ClipCap's .pt)."""
-    import os
-    import zipfile
-
-    from .safetensors_io import load_file
-
     if os.path.isdir(path):  # a Hugging Face model directory
         for name in ("model.safetensors", "pytorch_model.bin"):
             if os.path.isfile(os.path.join(path, name)):
@@ -743,16 +753,18 @@ def read_state_dict(path: str) -> dict:
     if not os.path.isfile(path):
         raise CheckpointError(f"weights file {path} does not exist")
     if path.endswith(".safetensors"):
-        return load_file(path)
+        return load_safetensors(path)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             is_jit = any(n.endswith("constants.pkl") for n in z.namelist())  # only TorchScript archives have one
         if is_jit:
             return dict(torch.jit.load(path, map_location="cpu").state_dict())
     try:
-        sd = torch.load(path, map_location="cpu")
+        # weights_only: a file fetched from Google Drive or the Hub may not run code while it unpickles
+        sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a damaged file
-        raise CheckpointError(f"{path} is corrupt or not a torch file ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"{path} is corrupt, not a torch file, or holds more than tensors "
+                              f"({type(e).__name__}: {str(e)[:300]})") from e
     if isinstance(sd, torch.jit.ScriptModule):  # torch.load hands TorchScript archives over to torch.jit.load
         sd = dict(sd.state_dict())
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
@@ -901,10 +913,31 @@ def clipcap_parts(sd: dict, what: str = "ClipCap checkpoint") -> Tuple[MapperCon
     return cfg, dim_clip, _float32(mapper), gpt
 
 
+def _check_hf_clip_config(path: str, cfg: VisionConfig):
+    """A Hugging Face CLIP directory's config.json, when present, must describe the tower built here: OpenAI's
+    QuickGELU and LayerNorm eps 1e-5 (other CLIP families on the Hub use exact GELU, which the weights can't show)."""
+    config = os.path.join(path if os.path.isdir(path) else os.path.dirname(path), "config.json")
+    if not os.path.isfile(config):
+        return
+    with open(config) as f:
+        vc = json.load(f).get("vision_config", {})
+    act, eps = vc.get("hidden_act", "quick_gelu"), vc.get("layer_norm_eps", 1e-5)
+    heads = vc.get("num_attention_heads", cfg.heads)
+    if act != "quick_gelu" or abs(eps - 1e-5) > 1e-12 or heads != cfg.heads:
+        raise CheckpointError(f"{config}: vision tower with hidden_act={act}, layer_norm_eps={eps}, "
+                              f"{heads} heads; this model implements OpenAI CLIP's quick_gelu, 1e-5 and "
+                              f"{cfg.heads} heads (width // 64)")
+
+
 def load_clip_vision(path: str) -> Tuple[VisionConfig, dict]:
     """An OpenAI TorchScript archive or a Hugging Face CLIP checkpoint -> (config, `visual.*` state)."""
     sd = read_state_dict(path)
-    visual = hf_clip_visual(sd, path) if any(k.startswith("vision_model.") for k in sd) else openai_clip_visual(sd, path)
+    if any(k.startswith("vision_model.") for k in sd):
+        visual = hf_clip_visual(sd, path)
+        cfg = openai_vision_config(visual)
+        _check_hf_clip_config(path, cfg)
+        return cfg, visual
+    visual = openai_clip_visual(sd, path)
     return openai_vision_config(visual), visual
 
 

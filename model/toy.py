@@ -4,9 +4,8 @@ Build the toy pack: a tiny ClipCap, trained on the toy world (toy_world.py), tha
     npm run pack:toy          # = /usr/bin/python3 -m model.toy --out packs/toy
 
 It follows ClipCap's recipe at toy scale, with the production architecture and I/O (real 50257-token GPT-2 vocab):
-  1. "pre-train GPT-2": a tiny GPT-2 learns the toy captions' language, from a corpus where each caption also
-     follows its keywords ("red circle white\\na red circle on a white background."), standing in for the
-     broad text a real GPT-2 has seen;
+  1. "pre-train GPT-2": a tiny GPT-2 learns the toy captions' language after a prefix, which a throw-away encoder
+     makes from the true attributes; a real GPT-2's breadth is what lets a prefix steer it, and this stands in;
   2. "pre-train CLIP": a tiny ViT learns the shape, colour and background from pixels (supervised heads stand in
      for CLIP's contrastive pre-training; only the tower is kept);
   3. ClipCap proper: both frozen, the MLP mapper is trained through GPT-2 on the caption loss.
@@ -28,8 +27,8 @@ from torch.nn import functional as F
 from . import toy_world as tw
 from .export import export_pack, verify_pack
 from .golden import check_parity, write_golden
-from .model import (EOS_ID, ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, greedy_search,
-                    save_checkpoint, torch_step)
+from .model import (ClipCap, ClipCapConfig, GPT2Config, MapperConfig, MLPMapper, VisionConfig, greedy_search,
+                    prefix_caption_loss, save_checkpoint, torch_step)
 from .ort_node import NodeORT
 from .preprocess import preprocess
 from .tokenizer import load_gpt2_tokenizer
@@ -58,35 +57,39 @@ def pixels(images) -> torch.Tensor:
 # Stage 1: the toy GPT-2's "pre-training" corpus
 
 
-def lm_corpus(tok, rng: random.Random, n: int):
-    """Captions alone, and captions after their keywords: both teach the caption language; the second also teaches
-    GPT-2 to let earlier context decide the attributes, which is what a prefix will have to do."""
-    seqs = []
-    for _ in range(n):
-        shape, colour, background = rng.choice(tw.COMBOS)
-        cap = tw.caption_for(shape, colour, background)
-        text = cap if rng.random() < 0.5 else f"{colour} {shape} {background}\n{cap}"
-        seqs.append([EOS_ID] + tok.encode(text) + [EOS_ID])
-    return seqs
+def attribute_code(spec_or_combo) -> torch.Tensor:
+    """One-hot shape, colour and background, concatenated: what the stand-in prefix encoder reads."""
+    shape, colour, background = spec_or_combo
+    parts = [(tw.SHAPES, shape), (list(tw.COLOURS), colour), (list(tw.BACKGROUNDS), background)]
+    return torch.cat([F.one_hot(torch.tensor(list(names).index(v)), len(names)).float() for names, v in parts])
 
 
 def pretrain_gpt2(model: ClipCap, tok, steps: int, seed: int, batch: int = 32, lr: float = 3e-3):
+    """A large GPT-2 can be steered by a prefix because it has read so much; a tiny one must learn to be. So the toy
+    GPT-2 learns the caption language *after a prefix*, made from the true attributes by a throw-away encoder
+    trained alongside it. Only GPT-2 is kept; the real mapper later learns, from pixels, to speak to it."""
     rng = random.Random(seed)
+    torch.manual_seed(seed)
+    cfg = model.cfg
+    n_code = len(tw.SHAPES) + len(tw.COLOURS) + len(tw.BACKGROUNDS)
+    stand_in = MLPMapper(n_code, cfg.gpt2.n_embd, cfg.mapper.prefix_length)
     gpt = model.gpt.train()
-    opt = torch.optim.AdamW(gpt.parameters(), lr=lr, weight_decay=0.0)
-    cfg = MapperTrainConfig(lr=lr, warmup_steps=30)
+    params = list(gpt.parameters()) + list(stand_in.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = MapperTrainConfig(lr=lr, warmup_steps=30)
     for step in range(steps):
-        tokens, lengths = pad_captions(lm_corpus(tok, rng, batch), append_eos=False)
+        combos = [rng.choice(tw.COMBOS) for _ in range(batch)]
+        codes = torch.stack([attribute_code(c) for c in combos])
+        tokens, lengths = pad_captions([tok.encode(tw.caption_for(*c)) for c in combos])
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, cfg)
-        logits, _ = gpt(gpt.transformer.wte(tokens[:, :-1]))  # (B, L-1, V)
-        targets = tokens[:, 1:].masked_fill(torch.arange(tokens.shape[1] - 1)[None] >= (lengths[:, None] - 1), -100)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+            g["lr"] = lr_at(step, steps, sched)
+        loss = prefix_caption_loss(gpt, stand_in(codes), tokens, lengths)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if (step + 1) % 50 == 0 or step == steps - 1:
             log(f"gpt2 step {step + 1}/{steps} loss {loss.item():.4f}")
+    gpt.eval()
     return float(loss)
 
 
@@ -94,8 +97,8 @@ def pretrain_gpt2(model: ClipCap, tok, steps: int, seed: int, batch: int = 32, l
 # Stage 2: the toy CLIP tower
 
 
-def pretrain_vision(model: ClipCap, px: torch.Tensor, specs, epochs: int, seed: int, batch: int = 128,
-                    lr: float = 2e-3):
+def pretrain_vision(model: ClipCap, px: torch.Tensor, specs, epochs: int, seed: int, batch: int = 96,
+                    lr: float = 3e-3):
     torch.manual_seed(seed)
     D = TOY_CONFIG.vision.output_dim
     names = {"shape": list(tw.SHAPES), "colour": list(tw.COLOURS), "background": list(tw.BACKGROUNDS)}
@@ -153,6 +156,7 @@ def build(out: str, seed: int, n_train: int, n_heldout: int, gpt_steps: int, vis
     os.makedirs(out, exist_ok=True)
 
     log(f"rendering {n_train} training and {n_heldout} held-out images")
+    t = time.time()
     train_specs = tw.sample_specs(n_train, seed, "train")
     heldout_specs = tw.sample_specs(n_heldout, seed, "heldout")
     train_px = pixels([tw.render(s) for s in train_specs])
@@ -160,6 +164,7 @@ def build(out: str, seed: int, n_train: int, n_heldout: int, gpt_steps: int, vis
     heldout_caps = tw.write_split(heldout_dir, heldout_specs)
     heldout_files = sorted(heldout_caps)
     heldout_px = pixels([tw.render(s) for s in heldout_specs])
+    t_render = time.time() - t
 
     model = ClipCap(TOY_CONFIG)
     t = time.time()
@@ -204,7 +209,7 @@ def build(out: str, seed: int, n_train: int, n_heldout: int, gpt_steps: int, vis
                                                                   for f, p, c in misses],
         "seed": seed, "train_images": n_train, "distinct_captions": len(tw.ALL_CAPTIONS),
         "final_losses": {"gpt2_lm": lm_loss, "mapper_first": losses[0], "mapper_last": losses[-1]},
-        "seconds": {"gpt2": round(t_gpt, 1), "vision": round(t_vision, 1), "mapper": round(t_mapper, 1),
+        "seconds": {"render": round(t_render, 1), "gpt2": round(t_gpt, 1), "vision": round(t_vision, 1), "mapper": round(t_mapper, 1),
                     "export": round(t_export, 1)},
     }
     with NodeORT() as ort:
@@ -249,9 +254,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-train", type=int, default=6000)
     ap.add_argument("--n-heldout", type=int, default=240)
-    ap.add_argument("--gpt-steps", type=int, default=300)
-    ap.add_argument("--vision-epochs", type=int, default=10)
-    ap.add_argument("--mapper-epochs", type=int, default=3)
+    ap.add_argument("--gpt-steps", type=int, default=200)
+    ap.add_argument("--vision-epochs", type=int, default=12)
+    ap.add_argument("--mapper-epochs", type=int, default=2)
     ap.add_argument("--no-variants", action="store_true", help="skip the fp16/int8 precision report")
     a = ap.parse_args()
     build(a.out, a.seed, a.n_train, a.n_heldout, a.gpt_steps, a.vision_epochs, a.mapper_epochs, not a.no_variants)

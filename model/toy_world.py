@@ -45,9 +45,9 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "hexagon", "d
 
 SIZE_RANGE = (48, 160)  # image width and height, pixels (inclusive)
 MAX_ASPECT = 2.0  # longer side / shorter side
-SHAPE_FRACTION = (0.35, 0.70)  # shape diameter / central-square side
+SHAPE_FRACTION = (0.50, 0.80)  # shape diameter / central-square side: at the model's 64 px, 4 to 6 patches across
 MARGIN_FRACTION = 0.04  # clear band inside the central square's edge, / its side
-MAX_ROTATION = 15.0  # degrees either way: more would turn a square into a diamond and a cross into an "x"
+MAX_ROTATION = 10.0  # degrees either way: more would turn a square into a diamond and a cross into an "x"
 SUPERSAMPLE = 4  # draw at 4x, then box-average down: mild anti-aliasing that never leaks outside the shape's box
 
 

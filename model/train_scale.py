@@ -20,7 +20,8 @@ The same script runs on CPU, on one GPU, or on many, under PyTorch DDP:
   takes every world-th item of it. Each rank scales its token-mean loss by (its tokens x world / all tokens), so the
   averaged gradient is that of the global token-mean: 1 process and N processes follow the same curve.
   Backend: nccl on GPUs, gloo on CPU.
-* Logging: rank 0 prints progress lines and appends every logged step to out_dir/log.jsonl.
+* Logging: rank 0 prints progress lines and appends every step's loss to out_dir/log.jsonl; with `val_features`,
+  the validation split's caption loss follows every epoch.
 
 The loss (ClipCap.caption_loss) and the caption padding (train.pad_captions) are the toy trainer's, imported.
 """
@@ -29,11 +30,9 @@ import argparse
 import copy
 import glob
 import json
-import math
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
 import numpy as np
@@ -49,6 +48,7 @@ from .train import lr_at, pad_captions
 @dataclass
 class TrainConfig:
     features: str = ""  # directory written by model/features.py: embeddings.npy (fp16) + captions.json
+    val_features: Optional[str] = None  # the same for a validation split: its caption loss is logged every epoch
     out_dir: str = "runs/mapper"  # checkpoints, their configs, and log.jsonl
     clip: Optional[str] = None  # official CLIP file whose image tower goes into the checkpoints (so export works);
     #                             None: the tower of `model.vision`, randomly initialised (tests only)
@@ -228,7 +228,14 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, stop_after: Optional[i
     rank, world, device = setup_distributed(cfg)
     assert cfg.batch_size % world == 0, f"batch_size {cfg.batch_size} must divide evenly across {world} ranks"
     data = Features(cfg.features, cfg.max_tokens)
+    val = Features(cfg.val_features, cfg.max_tokens) if cfg.val_features else None
     model = build_model(cfg)
+    if data.embeds.shape[1] != model.cfg.vision.output_dim:
+        raise ValueError(f"{cfg.features} holds {data.embeds.shape[1]}-d embeddings, but the model's CLIP tower "
+                         f"gives {model.cfg.vision.output_dim}-d ones")
+    if cfg.clip and data.meta.get("vision") not in (None, json.loads(json.dumps(asdict(model.cfg.vision)))):
+        raise ValueError(f"{cfg.features} was extracted with another CLIP tower ({data.meta['vision']}) than "
+                         f"{cfg.clip}: the checkpoints would pair a mapper with the wrong image encoder")
     model.requires_grad_(False)
     model.clip_project.requires_grad_(True)
     if cfg.finetune_gpt:
@@ -263,6 +270,7 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, stop_after: Optional[i
         os.makedirs(cfg.out_dir, exist_ok=True)
         with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
             json.dump(asdict(cfg), f, indent=2)
+        truncate_log(os.path.join(cfg.out_dir, "log.jsonl"), step)  # drop steps logged after the resumed checkpoint
         log(f"training {sum(p.numel() for p in trainable) / 1e6:.1f}M parameters on {world} x {device.type}: "
             f"{len(data)} captions, {steps_per_epoch} steps/epoch, {cfg.epochs} epochs")
     losses: List[float] = []
@@ -296,6 +304,12 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, stop_after: Optional[i
             if rank == 0:
                 with open(os.path.join(cfg.out_dir, "log.jsonl"), "a") as f:
                     f.write(json.dumps({"epoch": epoch, "step": step, "loss": losses[-1]}) + "\n")
+        if val is not None:
+            val_loss = validation_loss(model, val, rank, world, device, cfg.batch_size // world)
+            if rank == 0:
+                log(f"epoch {epoch + 1}/{cfg.epochs} validation loss {val_loss:.4f}")
+                with open(os.path.join(cfg.out_dir, "log.jsonl"), "a") as f:
+                    f.write(json.dumps({"epoch": epoch, "step": step, "val_loss": val_loss}) + "\n")
         if rank == 0:
             save_epoch(model, opt, cfg, epoch, step)
             log(f"saved {os.path.join(cfg.out_dir, f'epoch-{epoch:03d}.pt')}")
@@ -304,6 +318,31 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, stop_after: Optional[i
     if world > 1:
         dist.destroy_process_group()
     return losses
+
+
+def validation_loss(model: ClipCap, val: Features, rank: int, world: int, device, batch_size: int) -> float:
+    """Token-mean caption loss over a validation split; rank r scores every world-th caption."""
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of loss x tokens, tokens)
+    mine = np.arange(len(val))[rank::world]
+    with torch.no_grad():
+        for s in range(0, len(mine), batch_size):
+            emb, tokens, lengths = (t.to(device) for t in val.batch(mine[s:s + batch_size]))
+            n = lengths.sum().to(torch.float64)
+            total[0] += model.caption_loss(emb, tokens, lengths).to(torch.float64) * n
+            total[1] += n
+    if world > 1:
+        dist.all_reduce(total)
+    return float(total[0] / total[1])
+
+
+def truncate_log(path: str, step: int):
+    """Keep log lines up to `step`: a run that died mid-epoch logged steps its resumption will run again."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with open(path, "w") as f:
+        f.writelines(keep)
 
 
 def save_epoch(model: ClipCap, opt, cfg: TrainConfig, epoch: int, step: int):

@@ -18,12 +18,11 @@ under the same dotted names), so the tests read it exactly as the loader reads O
 torch.jit.load(path, map_location="cpu").state_dict().
 """
 from collections import OrderedDict
-from typing import Dict, Sequence, Tuple
+from typing import Dict
 
 import torch
 import torch.nn as nn
 
-Spec = "OrderedDict[str, Tuple[int, ...]]"
 
 
 def _ln(spec, name, width):

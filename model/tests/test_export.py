@@ -80,3 +80,13 @@ def test_unknown_precision_is_named(small_random_pack, tmp_path):
     model = load_checkpoint(os.path.join(os.path.dirname(out), ".build", "small-random", "model.pt"))
     with pytest.raises(ExportError, match="unknown precision 'int4'"):
         export_pack(model, str(tmp_path / "x"), "x", "x", "int4")
+
+
+def test_decoder_stores_the_token_table_once(small_random_pack):
+    import onnx
+    import numpy as np
+
+    out, _ = small_random_pack
+    m = onnx.load(os.path.join(out, "decoder.onnx"))
+    big = [i for i in m.graph.initializer if 50257 in i.dims and len(i.dims) == 2]
+    assert len(big) == 1, [(i.name, list(i.dims)) for i in big]

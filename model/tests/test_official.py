@@ -88,8 +88,15 @@ def test_a_file_of_another_kind_is_refused(tmp_path):
     with pytest.raises(M.CheckpointError, match="does not exist"):
         M.load_clip_vision(str(tmp_path / "nope.pt"))
     (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
-    with pytest.raises(M.CheckpointError, match="corrupt or not a torch file"):
+    with pytest.raises(M.CheckpointError, match="corrupt, not a torch file"):
         M.load_clip_vision(str(tmp_path / "garbage.pt"))
+
+    class RunsCode:  # a pickle that would call print() while loading: refused, never run
+        def __reduce__(self):
+            return (print, ("this must not run",))
+    torch.save({"visual.proj": torch.zeros(2), "x": RunsCode()}, tmp_path / "code.pt")
+    with pytest.raises(M.CheckpointError, match="holds more than tensors"):
+        M.read_state_dict(str(tmp_path / "code.pt"))
 
 
 # -----------------------------------------------------------------------------
@@ -111,6 +118,17 @@ def test_hf_clip_full_size(tmp_path, fmt):
     for j, n in enumerate(("q_proj", "k_proj", "v_proj")):
         assert torch.equal(w[j * 768:(j + 1) * 768], state[f"vision_model.encoder.layers.5.self_attn.{n}.weight"].float())
     assert torch.equal(visual["visual.proj"], state["visual_projection.weight"].t().float())
+
+
+def test_hf_clip_config_json_is_checked(tmp_path):
+    import json
+    save_file(S.materialize(S.hf_clip(layers=1, text=False)), str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({"vision_config": {"hidden_act": "quick_gelu",
+                                                                        "num_attention_heads": 12}}))
+    assert M.load_clip_vision(str(tmp_path))[0].heads == 12
+    (tmp_path / "config.json").write_text(json.dumps({"vision_config": {"hidden_act": "gelu"}}))
+    with pytest.raises(M.CheckpointError, match="hidden_act=gelu"):
+        M.load_clip_vision(str(tmp_path))
 
 
 def test_hf_clip_without_projection_is_refused():
@@ -220,8 +238,11 @@ def test_clipcap_wrong_shape_missing_key_and_wrong_clip(files, tmp_path):
     state["clip_project.transformer.layers.5.mlp.fc1.weight"] = torch.zeros(3072, 768)  # mlp_ratio 4, not 2
     path = tmp_path / "broken.pt"
     torch.save(state, path)
+    small_rn = tmp_path / "rn-small.pt"  # a small ResNet tower with RN50x4's 640-d output keeps this test quick
+    S.write_torchscript(S.materialize(S.openai_resnet(image=64, width=16, layers=(1, 1, 1, 1), text=False)),
+                        str(small_rn))
     with pytest.raises(M.CheckpointError) as e:
-        M.build_official(files["rn"], str(path))
+        M.build_official(str(small_rn), str(path))
     msg = str(e.value)
     assert "broken.pt" in msg
     assert "missing (1): clip_project.transformer.layers.3.norm2.bias" in msg
@@ -277,3 +298,114 @@ def test_small_resnet_tower_round_trips_through_the_openai_format(tmp_path):
     assert y.shape == (3, 24) and torch.isfinite(y).all()
     with pytest.raises(AssertionError, match=r"pixel_values must be \(B, 3, 64, 64\)"):
         tower(torch.randn(1, 3, 32, 32))
+
+
+def test_vit_block_reads_nn_multihead_attention_parameters_as_torch_does():
+    """OpenAI's ViT blocks store nn.MultiheadAttention's in_proj_weight / in_proj_bias / out_proj (q, k, v stacked
+    in that order). Our block must compute what nn.MultiheadAttention computes with the very same tensors."""
+    torch.manual_seed(0)
+    width, heads = 64, 4
+    block = M.ResidualAttentionBlock(width, heads).eval()
+    mha = torch.nn.MultiheadAttention(width, heads).eval()  # OpenAI's module; its inputs are (T, B, C)
+    mha.load_state_dict({"in_proj_weight": block.attn.in_proj_weight, "in_proj_bias": torch.randn(3 * width),
+                         "out_proj.weight": block.attn.out_proj.weight, "out_proj.bias": block.attn.out_proj.bias})
+    with torch.no_grad():
+        block.attn.in_proj_bias.copy_(mha.in_proj_bias)
+        x = torch.randn(2, 7, width)  # (B, T, C)
+        h = block.ln_1(x)
+        ref = x + mha(h.transpose(0, 1), h.transpose(0, 1), h.transpose(0, 1), need_weights=False)[0].transpose(0, 1)
+        ref = ref + block.mlp(block.ln_2(ref))
+        torch.testing.assert_close(block(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_transcribed_specs_match_published_parameter_counts():
+    """Independent checks of official_specs against numbers the publishers printed: openai/CLIP's
+    Interacting_with_CLIP.ipynb reports "Model parameters: 151,277,313" for ViT-B/32, and GPT-2 small
+    (GPT2LMHeadModel, head tied) has 124,439,808."""
+    def count(spec, skip=("input_resolution", "context_length", "vocab_size")):
+        n = 0
+        for k, shape in spec.items():
+            if k not in skip and not k.endswith(("num_batches_tracked", "running_mean", "running_var")):
+                n += int(torch.Size(shape).numel())
+        return n
+    assert count(S.openai_vit()) == 151_277_313
+    assert count(S.hf_gpt2(buffers=False)) == 124_439_808
+    assert count(S.hf_clip(position_ids=False)) == 151_277_313  # the same model in HF's layout
+    tower = M.VisionTransformer(M.VisionConfig())  # ViT-B/32's image tower: the part of the 151M this model holds
+    assert count(S.openai_vit(text=False)) == sum(p.numel() for p in tower.parameters()) == 87_849_216
+
+
+def test_transformer_mapper_computes_what_the_reference_computes():
+    """The published transformer checkpoint's tensors, run through rmokady/CLIP_prefix_caption's TransformerMapper
+    semantics written out here (keys before values in to_keys_values, scores "bnhd,bmhd->bnmh" with softmax over
+    the keys, pre-LN blocks with a ReLU MLP, the last prefix_length outputs) give what our TransformerMapper gives."""
+    E, heads, clip_length, prefix_length, layers, D = 32, 8, 3, 4, 2, 12
+    spec = S.clipcap_transformer(prefix_length=prefix_length, clip_length=clip_length, dim_clip=D, num_layers=layers,
+                                 n_embd=E, n_layer=1, n_pos=8, vocab=10)
+    sd = {k[len("clip_project."):]: v for k, v in S.materialize(spec, torch.float32, random=True, seed=4).items()
+          if k.startswith("clip_project.")}
+    x = torch.randn(2, D, generator=torch.Generator().manual_seed(1))
+
+    def ln(h, p):
+        return F.layer_norm(h, (E,), sd[p + ".weight"], sd[p + ".bias"])
+
+    h = F.linear(x, sd["linear.weight"], sd["linear.bias"]).view(2, clip_length, E)
+    h = torch.cat([h, sd["prefix_const"].unsqueeze(0).expand(2, -1, -1)], dim=1)
+    for i in range(layers):
+        p = f"transformer.layers.{i}"
+        y = ln(h, p + ".norm1")
+        b, n, c = y.shape
+        q = F.linear(y, sd[p + ".attn.to_queries.weight"]).reshape(b, n, heads, c // heads)
+        kv = F.linear(y, sd[p + ".attn.to_keys_values.weight"]).reshape(b, n, 2, heads, c // heads)
+        att = (torch.einsum("bnhd,bmhd->bnmh", q, kv[:, :, 0]) * (c // heads) ** -0.5).softmax(dim=2)
+        out = torch.einsum("bnmh,bmhd->bnhd", att, kv[:, :, 1]).reshape(b, n, c)
+        h = h + F.linear(out, sd[p + ".attn.project.weight"], sd[p + ".attn.project.bias"])
+        y = F.relu(F.linear(ln(h, p + ".norm2"), sd[p + ".mlp.fc1.weight"], sd[p + ".mlp.fc1.bias"]))
+        h = h + F.linear(y, sd[p + ".mlp.fc2.weight"], sd[p + ".mlp.fc2.bias"])
+    ref = h[:, clip_length:]
+
+    cfg = M.MapperConfig(type="transformer", prefix_length=prefix_length, clip_length=clip_length, num_layers=layers,
+                         num_heads=heads)
+    mapper = M.TransformerMapper(D, E, cfg).eval()
+    M.check_state_dict(mapper, sd, what="transformer mapper")
+    mapper.load_state_dict(sd)
+    with torch.no_grad():
+        torch.testing.assert_close(mapper(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_gpt2_computes_what_hugging_face_gpt2_computes():
+    """HF GPT-2 tensors (Conv1D weights [in, out]: y = x @ W + b) through HF's GPT2LMHeadModel semantics written out
+    here: pre-LN blocks, c_attn output split q|k|v, causal softmax(q k^T / sqrt(hd)), gelu_new (tanh), ln_f, head
+    tied to wte. Our GPT2LMHeadModel, loaded through gpt2_state, must give the same logits."""
+    hf = S.materialize(S.hf_gpt2(n_embd=32, n_layer=2, n_pos=16, vocab=50), torch.float32, random=True, seed=7)
+    gpt = M.gpt2_state(hf)
+    cfg = M.GPT2Config(**{**M.gpt2_config(gpt).__dict__, "n_head": 4})  # 32-wide toy: 4 heads of 8, not 64-wide
+    ids = torch.tensor([[3, 14, 15, 9, 2, 6]])
+    E, H, T = 32, 4, ids.shape[1]
+
+    def ln(x, p):
+        return F.layer_norm(x, (E,), hf[p + ".weight"], hf[p + ".bias"], eps=1e-5)
+
+    def gelu_new(x):
+        return 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x ** 3)))
+
+    h = hf["wte.weight"][ids] + hf["wpe.weight"][torch.arange(T)]
+    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    for i in range(2):
+        p = f"h.{i}"
+        q, k, v = (ln(h, p + ".ln_1") @ hf[p + ".attn.c_attn.weight"] + hf[p + ".attn.c_attn.bias"]).split(E, dim=2)
+        q, k, v = (t.view(1, T, H, E // H).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-1, -2) / (E // H) ** 0.5).masked_fill(~causal, float("-inf")).softmax(-1)
+        o = (att @ v).transpose(1, 2).reshape(1, T, E)
+        h = h + o @ hf[p + ".attn.c_proj.weight"] + hf[p + ".attn.c_proj.bias"]
+        m = gelu_new(ln(h, p + ".ln_2") @ hf[p + ".mlp.c_fc.weight"] + hf[p + ".mlp.c_fc.bias"])
+        h = h + m @ hf[p + ".mlp.c_proj.weight"] + hf[p + ".mlp.c_proj.bias"]
+    ref = ln(h, "ln_f") @ hf["wte.weight"].t()  # (1, T, V)
+
+    model = M.GPT2LMHeadModel(cfg).eval()
+    part = {k[len("gpt."):]: v for k, v in gpt.items()}
+    M.check_state_dict(model, part, what="gpt2")
+    model.load_state_dict(part)
+    with torch.no_grad():
+        logits, _ = model(model.transformer.wte(ids))
+    torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)

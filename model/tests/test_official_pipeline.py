@@ -14,7 +14,7 @@ from model import toy_world as tw
 from model.build_pack import build
 from model.export import CLIP_MEAN, CLIP_STD
 from model.evaluate import evaluate_features
-from model.features import extract
+from model.features import extract, read_karpathy
 from model.golden import tensor_from_json
 from model.preprocess import ImageDecodeError, load_image, preprocess
 from model.tokenizer import load_gpt2_tokenizer
@@ -145,3 +145,21 @@ def test_build_pack_from_official_format_files(tmp_path):
     assert report["max_embeds_diff"] < 1e-5 * max(1.0, scale), (report["max_embeds_diff"], scale)
     assert report["max_prefix_diff"] < 1e-4
     assert report["greedy_identical"] == 3 and report["beam_identical"] == 3, report
+
+
+def test_karpathy_split_reader(tmp_path):
+    data = {"dataset": "coco", "images": [
+        {"filepath": "val2014", "filename": "COCO_val2014_000000000042.jpg", "imgid": 0, "split": "test",
+         "cocoid": 42, "sentences": [{"raw": "A dog. ", "sentid": 1, "imgid": 0, "tokens": ["a", "dog"]},
+                                     {"raw": "A brown dog.", "sentid": 2, "imgid": 0, "tokens": ["a", "brown", "dog"]}]},
+        {"filepath": "train2014", "filename": "COCO_train2014_000000000007.jpg", "imgid": 1, "split": "restval",
+         "cocoid": 7, "sentences": [{"raw": "A cat.", "sentid": 3, "imgid": 1, "tokens": ["a", "cat"]}]}]}
+    p = tmp_path / "dataset_coco.json"
+    p.write_text(json.dumps(data))
+    images, anns = read_karpathy(str(p), ["test"])
+    assert images == [{"id": 42, "file_name": "val2014/COCO_val2014_000000000042.jpg"}]
+    assert [a["caption"] for a in anns] == ["A dog.", "A brown dog."] and all(a["image_id"] == 42 for a in anns)
+    images, anns = read_karpathy(str(p), ["train", "restval"])
+    assert [i["id"] for i in images] == [7] and len(anns) == 1
+    with pytest.raises(ValueError, match="no images in split"):
+        read_karpathy(str(p), ["val"])

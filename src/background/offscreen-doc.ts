@@ -9,6 +9,12 @@ import { unwrap, type MessageType, type ReplyValue, type Request } from '../shar
 export const OFFSCREEN_PATH = 'src/offscreen/index.html';
 
 let creating: Promise<void> | null = null;
+let created = 0;
+
+/** How many times this worker created the document (for tests and diagnostics). */
+export function offscreenCreations(): number {
+  return created;
+}
 
 async function exists(): Promise<boolean> {
   // No documentUrls filter: it matches exactly, query string included.
@@ -25,6 +31,9 @@ export async function ensureOffscreen(): Promise<void> {
       url: OFFSCREEN_PATH,
       reasons: ['WORKERS' as chrome.offscreen.Reason],
       justification: 'Runs the on-device image captioning model (WebAssembly/WebGPU workers) outside the service worker.',
+    })
+    .then(() => {
+      created += 1;
     })
     .catch((err: unknown) => {
       if (err instanceof Error && /single offscreen/i.test(err.message)) return;

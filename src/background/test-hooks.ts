@@ -1,6 +1,6 @@
 /** Test-only hooks, compiled out of release builds (__TEST__ is false there and this module is never imported). */
 import { onCommand, onMenuClick } from './describe';
-import { closeOffscreen, ensureOffscreen, offscreenExists } from './offscreen-doc';
+import { closeOffscreen, ensureOffscreen, offscreenCreations, offscreenExists } from './offscreen-doc';
 import { currentStatus } from './model-status';
 import type { CaptionCache } from './caption-cache';
 
@@ -11,8 +11,14 @@ export function registerTestHooks(cache: CaptionCache): void {
     closeOffscreen,
     ensureOffscreen,
     offscreenExists,
+    offscreenCreations: async () => offscreenCreations(),
     currentStatus,
     cacheCount: () => cache.count(),
     clearCaptionCache: () => cache.clear(),
+    /** The engine's own throughput on these URLs, in the offscreen document, outside the queue. */
+    async engineBench(urls: string[], packUrl: string) {
+      await ensureOffscreen();
+      return chrome.runtime.sendMessage({ type: 'test-os-engine-bench', urls, packUrl });
+    },
   };
 }

@@ -40,6 +40,8 @@ export interface CaptionerOptions {
   backend?: 'auto' | Backend;
   /** WASM threads; default min(4, hardwareConcurrency) */
   threads?: number;
+  /** let ORT's WASM worker threads busy-wait between operators (default false) */
+  allowSpinning?: boolean;
   /** where ORT's .mjs/.wasm files are served from, e.g. chrome.runtime.getURL('ort/'). Never a CDN. */
   wasmPaths?: string | Record<string, string>;
   /** the onnxruntime-web module; default import('onnxruntime-web/webgpu') */
@@ -131,6 +133,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   const tokenizer: CaptionTokenizer = await loadTokenizer(pack.files.tokenizer);
   if (ort.env.wasm.wasmPaths !== wasmPathsBefore) ort.env.wasm.wasmPaths = wasmPathsBefore;
   const decodeImage = options.decodeImage ?? decodeImageInBrowser;
+  const tuning = { allowSpinning: options.allowSpinning ?? false, nLayer: pack.manifest.decoder.nLayer };
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
 
   // Backend choice.
@@ -139,23 +142,23 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   const wanted = options.backend ?? 'auto';
   if (wanted === 'wasm') {
     reason = 'WASM requested';
-    sessions = await createSessions(ort, pack.files, 'wasm');
+    sessions = await createSessions(ort, pack.files, 'wasm', tuning);
   } else {
     const probe = await probeWebGpu();
     if (!probe.ok) {
       if (wanted === 'webgpu') throw new BackendUnavailableError(`WebGPU requested, but ${probe.reason}`);
       reason = `${probe.reason}; using WASM`;
-      sessions = await createSessions(ort, pack.files, 'wasm');
+      sessions = await createSessions(ort, pack.files, 'wasm', tuning);
     } else {
       try {
-        sessions = await createSessions(ort, pack.files, 'webgpu');
+        sessions = await createSessions(ort, pack.files, 'webgpu', tuning);
         reason = probe.reason;
       } catch (e) {
         const cause = (e as Error).cause instanceof Error ? ((e as Error).cause as Error) : (e as Error);
         reason = `WebGPU failed at session creation (${cause.message}); using WASM`;
         emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
         console.warn(`[captioner] ${reason}`);
-        sessions = await createSessions(ort, pack.files, 'wasm');
+        sessions = await createSessions(ort, pack.files, 'wasm', tuning);
       }
     }
   }
@@ -199,7 +202,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
       console.warn(`[captioner] ${reason}`);
       const old = sessions;
-      sessions = await createSessions(ort, pack.files, 'wasm');
+      sessions = await createSessions(ort, pack.files, 'wasm', tuning);
       await old.release();
       return fn();
     }
@@ -271,25 +274,33 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       let decodeMs = 0;
       emit({ type: 'stage', stage: 'prefill', images: n });
       if (o.strategy === 'greedy') {
-        const dec = new KvDecoder(ort, sessions.decoder, m);
-        const tp = now();
-        const first = await dec.prefill(prefix, n);
-        prefillMs = now() - tp;
-        emit({ type: 'stage', stage: 'decode', images: n });
-        const td = now();
-        decoded = await greedyDecode(first, n, dec, dopts);
-        decodeMs = now() - td;
+        const dec = new KvDecoder(ort, sessions.decoder, m, sessions.backend);
+        try {
+          const tp = now();
+          const first = await dec.prefill(prefix, n);
+          prefillMs = now() - tp;
+          emit({ type: 'stage', stage: 'decode', images: n });
+          const td = now();
+          decoded = await greedyDecode(first, n, dec, dopts);
+          decodeMs = now() - td;
+        } finally {
+          dec.release();
+        }
       } else {
         decoded = [];
         for (let i = 0; i < n; i++) {
-          const dec = new KvDecoder(ort, sessions.decoder, m);
-          const tp = now();
-          const first = await dec.prefill(prefix.subarray(i * P * E, (i + 1) * P * E), 1);
-          prefillMs += now() - tp;
-          emit({ type: 'stage', stage: 'decode', images: 1 });
-          const td = now();
-          decoded.push(await beamDecode(first, dec, { ...dopts, beams: o.beams, lengthNormalize: m.generation.lengthNormalize }));
-          decodeMs += now() - td;
+          const dec = new KvDecoder(ort, sessions.decoder, m, sessions.backend);
+          try {
+            const tp = now();
+            const first = await dec.prefill(prefix.subarray(i * P * E, (i + 1) * P * E), 1);
+            prefillMs += now() - tp;
+            emit({ type: 'stage', stage: 'decode', images: 1 });
+            const td = now();
+            decoded.push(await beamDecode(first, dec, { ...dopts, beams: o.beams, lengthNormalize: m.generation.lengthNormalize }));
+            decodeMs += now() - td;
+          } finally {
+            dec.release();
+          }
         }
       }
       return { decoded, vision: t2 - t1, mapper: t3 - t2, prefillMs, decodeMs };

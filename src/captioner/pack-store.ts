@@ -158,7 +158,7 @@ export class IndexedDbPackStore implements PackStore {
     const db = await this.open();
     const tx = db.transaction('chunks');
     let n = 0;
-    // Read keys only: the offset of the last chunk plus its length would need the value, so sum sizes via a cursor.
+    // Chunks are contiguous, so the size is the last chunk's offset plus its length.
     const last = (await req(tx.objectStore('chunks').openCursor(this.fileRange(id, path), 'prev'))) as IDBCursorWithValue | null;
     if (last) {
       const row = last.value as ChunkRow;
@@ -174,11 +174,23 @@ export class IndexedDbPackStore implements PackStore {
     await done(tx);
   }
   async read(id: string, path: string) {
+    // One chunk at a time into a buffer of the final size, so a 350 MB file never needs twice its size in memory.
+    const total = await this.storedBytes(id, path);
+    if (total === 0) return null;
     const db = await this.open();
-    const rows = (await req(db.transaction('chunks').objectStore('chunks').getAll(this.fileRange(id, path)))) as ChunkRow[];
-    if (rows.length === 0) return null;
-    rows.sort((a, b) => a.offset - b.offset);
-    return concat(rows.map((r) => new Uint8Array(r.data)));
+    const out = new Uint8Array(total);
+    await new Promise<void>((resolve, reject) => {
+      const r = db.transaction('chunks').objectStore('chunks').openCursor(this.fileRange(id, path));
+      r.onerror = () => reject(r.error);
+      r.onsuccess = () => {
+        const cur = r.result;
+        if (!cur) return resolve();
+        const row = cur.value as ChunkRow;
+        out.set(new Uint8Array(row.data), row.offset);
+        cur.continue();
+      };
+    });
+    return out;
   }
   async clearFile(id: string, path: string) {
     const db = await this.open();

@@ -60,15 +60,27 @@ export interface PackSessions {
   release(): Promise<void>;
 }
 
-export async function createSessions(ort: Ort, files: { vision: Uint8Array; mapper: Uint8Array; decoder: Uint8Array }, backend: Backend): Promise<PackSessions> {
+export async function createSessions(
+  ort: Ort,
+  files: { vision: Uint8Array; mapper: Uint8Array; decoder: Uint8Array },
+  backend: Backend,
+  tuning: { allowSpinning?: boolean; nLayer?: number } = {},
+): Promise<PackSessions> {
   const opts: OrtModule.InferenceSession.SessionOptions = {
     executionProviders: [backend],
     graphOptimizationLevel: 'all',
+    // ORT's worker threads busy-wait between operators by default. Off by default here: an extension should not burn
+    // a core while idle, and on a busy 2-core machine the spinning threads steal time from the decode loop.
+    extra: { session: { intra_op: { allow_spinning: tuning.allowSpinning ? '1' : '0' } } },
   };
   const made: Session[] = [];
   try {
     // Sequentially, so that peak memory holds one graph being compiled at a time.
-    for (const bytes of [files.vision, files.mapper, files.decoder]) made.push(await ort.InferenceSession.create(bytes, opts));
+    made.push(await ort.InferenceSession.create(files.vision, opts));
+    made.push(await ort.InferenceSession.create(files.mapper, opts));
+    // On WebGPU the KV cache stays on the GPU between decode steps (see KvDecoder).
+    const decoderOpts = backend === 'webgpu' && tuning.nLayer ? { ...opts, preferredOutputLocation: kvOnGpu(tuning.nLayer) } : opts;
+    made.push(await ort.InferenceSession.create(files.decoder, decoderOpts));
   } catch (e) {
     await Promise.allSettled(made.map((s) => s.release()));
     throw new BackendUnavailableError(`${backend}: ${(e as Error).message}`, { cause: e });
@@ -81,6 +93,13 @@ export async function createSessions(ort: Ort, files: { vision: Uint8Array; mapp
     decoder,
     release: async () => void (await Promise.allSettled(made.map((s) => s.release()))),
   };
+}
+
+/** preferredOutputLocation for the decoder: every present.* on the GPU, logits on the CPU. */
+function kvOnGpu(nLayer: number): Record<string, 'gpu-buffer' | 'cpu'> {
+  const loc: Record<string, 'gpu-buffer' | 'cpu'> = { logits: 'cpu' };
+  for (let i = 0; i < nLayer; i++) loc[`present.${i}.key`] = loc[`present.${i}.value`] = 'gpu-buffer';
+  return loc;
 }
 
 /** image pixels [N,3,S,S] -> image embeddings [N,D] */
@@ -110,18 +129,27 @@ export async function runMapper(ort: Ort, s: PackSessions, embeds: Float32Array,
 /**
  * The GPT-2 decoder with its KV cache, as `DecoderSteps` for the decode loop.
  * Rows are captions (greedy batch) or beams; `step` gathers the cache rows each new row continues.
+ *
+ * On WASM the cache lives in JS arrays. On WebGPU it stays on the GPU between steps (the session returns `present.*`
+ * as GPU buffers), and the gather is a few buffer-to-buffer copies: a row [H, T, Dh] is contiguous. Only the logits
+ * come back to the CPU each step.
  */
 export class KvDecoder implements DecoderSteps {
-  private past: Float32Array[] = []; // per layer: key, value, key, value, ... each [rows, H, T, Dh]
+  private cpuPast: Float32Array[] = []; // WASM: per layer key, value, ... each [rows, H, T, Dh]
+  private gpuPast: Tensor[] = []; // WebGPU: the same, as GPU-buffer tensors
   private rows = 0;
   private pastLen = 0;
+  private readonly onGpu: boolean;
   runs = 0;
 
   constructor(
     private readonly ort: Ort,
     private readonly session: Session,
     private readonly m: PackManifest,
-  ) {}
+    backend: Backend = 'wasm',
+  ) {
+    this.onGpu = backend === 'webgpu';
+  }
 
   private feeds(ids: number[], idsPerRow: number, embeds: Float32Array | null, nEmbeds: number, rows: number): Record<string, Tensor> {
     const { nLayer, nHead, headDim, nEmbd } = this.m.decoder;
@@ -131,10 +159,12 @@ export class KvDecoder implements DecoderSteps {
       inputs_embeds: new this.ort.Tensor('float32', embeds ?? new Float32Array(0), [rows, nEmbeds, nEmbd]),
       attention_mask: new this.ort.Tensor('int64', new BigInt64Array(rows * total).fill(1n), [rows, total]),
     };
+    const shape = [rows, nHead, this.pastLen, headDim];
     for (let i = 0; i < nLayer; i++) {
-      const shape = [rows, nHead, this.pastLen, headDim];
-      feeds[`past_key_values.${i}.key`] = new this.ort.Tensor('float32', this.past[2 * i] ?? new Float32Array(0), shape);
-      feeds[`past_key_values.${i}.value`] = new this.ort.Tensor('float32', this.past[2 * i + 1] ?? new Float32Array(0), shape);
+      for (const [j, kv] of [[0, 'key'], [1, 'value']] as const) {
+        feeds[`past_key_values.${i}.${kv}`] =
+          this.gpuPast.length > 0 ? this.gpuPast[2 * i + j] : new this.ort.Tensor('float32', this.cpuPast[2 * i + j] ?? new Float32Array(0), shape);
+      }
     }
     return feeds;
   }
@@ -143,20 +173,27 @@ export class KvDecoder implements DecoderSteps {
     const out = await this.session.run(feeds);
     this.runs++;
     const { nLayer } = this.m.decoder;
-    this.past = [];
-    for (let i = 0; i < nLayer; i++) {
-      this.past.push(out[`present.${i}.key`].data as Float32Array, out[`present.${i}.value`].data as Float32Array);
+    const names: string[] = [];
+    for (let i = 0; i < nLayer; i++) names.push(`present.${i}.key`, `present.${i}.value`);
+    const old = this.gpuPast;
+    if (out[names[0]].location === 'gpu-buffer') {
+      this.gpuPast = names.map((n) => out[n]);
+      this.cpuPast = [];
+    } else {
+      this.cpuPast = names.map((n) => out[n].data as Float32Array);
+      this.gpuPast = [];
     }
+    for (const t of old) t.dispose(); // the inputs of this run, no longer needed
     this.rows = rows;
     this.pastLen += added;
-    return out.logits.data as Float32Array;
+    const logits = out.logits;
+    return (logits.location === 'cpu' ? logits.data : await logits.getData(true)) as Float32Array;
   }
 
   /** Prefill with prefix embeddings [rows, P, E]; returns the logits [rows, V]. */
   async prefill(prefix: Float32Array, rows: number): Promise<Float32Array> {
     const P = this.m.mapper.prefixLength;
-    this.past = [];
-    this.pastLen = 0;
+    this.release();
     this.rows = rows;
     return this.run(this.feeds([], 0, prefix, P, rows), rows, P);
   }
@@ -165,14 +202,56 @@ export class KvDecoder implements DecoderSteps {
     const rows = parents.length;
     const identity = rows === this.rows && parents.every((p, i) => p === i);
     if (!identity) {
-      const { nHead, headDim } = this.m.decoder;
-      const rowSize = nHead * this.pastLen * headDim;
-      this.past = this.past.map((t) => {
-        const g = new Float32Array(rows * rowSize);
-        parents.forEach((p, i) => g.set(t.subarray(p * rowSize, (p + 1) * rowSize), i * rowSize));
-        return g;
-      });
+      if (this.gpuPast.length > 0) await this.gatherGpu(parents);
+      else this.gatherCpu(parents);
     }
     return this.run(this.feeds(tokens, 1, null, 0, rows), rows, 1);
   }
+
+  private gatherCpu(parents: number[]) {
+    const { nHead, headDim } = this.m.decoder;
+    const rowSize = nHead * this.pastLen * headDim;
+    this.cpuPast = this.cpuPast.map((t) => {
+      const g = new Float32Array(parents.length * rowSize);
+      parents.forEach((p, i) => g.set(t.subarray(p * rowSize, (p + 1) * rowSize), i * rowSize));
+      return g;
+    });
+  }
+
+  private async gatherGpu(parents: number[]) {
+    const { nHead, headDim } = this.m.decoder;
+    const device = (await this.ort.env.webgpu.device) as GPUDeviceLike;
+    const rowBytes = nHead * this.pastLen * headDim * 4;
+    const rows = parents.length;
+    const encoder = device.createCommandEncoder();
+    const usage = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
+    const next = this.gpuPast.map((t) => {
+      const dst = device.createBuffer({ size: rows * rowBytes, usage });
+      const src = t.gpuBuffer as unknown;
+      parents.forEach((p, i) => encoder.copyBufferToBuffer(src, p * rowBytes, dst, i * rowBytes, rowBytes));
+      return this.ort.Tensor.fromGpuBuffer(dst as never, {
+        dataType: 'float32',
+        dims: [rows, nHead, this.pastLen, headDim],
+        dispose: () => dst.destroy(),
+      }) as unknown as Tensor;
+    });
+    device.queue.submit([encoder.finish()]);
+    for (const t of this.gpuPast) t.dispose();
+    this.gpuPast = next;
+  }
+
+  /** Free the cache (GPU buffers must be released explicitly). */
+  release() {
+    for (const t of this.gpuPast) t.dispose();
+    this.gpuPast = [];
+    this.cpuPast = [];
+    this.pastLen = 0;
+  }
+}
+
+/** The few WebGPU calls the cache gather uses (typed locally: @webgpu/types is not a dependency). */
+interface GPUDeviceLike {
+  createCommandEncoder(): { copyBufferToBuffer(src: unknown, srcOffset: number, dst: unknown, dstOffset: number, size: number): void; finish(): unknown };
+  createBuffer(d: { size: number; usage: number }): { destroy(): void };
+  queue: { submit(buffers: unknown[]): void };
 }

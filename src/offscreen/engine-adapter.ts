@@ -21,11 +21,20 @@ export interface OpenHooks {
 
 const engine = () => import('../captioner/index');
 
+/** Packs imported from a local folder live only in the pack cache; their "URL" names them there. */
+export const LOCAL_PACK_PREFIX = 'local-pack/';
+
+export function localPackId(packUrl: string): string | null {
+  const base = typeof chrome !== 'undefined' ? chrome.runtime.getURL(LOCAL_PACK_PREFIX) : '';
+  return base && packUrl.startsWith(base) ? packUrl.slice(base.length).replace(/\/$/, '') : null;
+}
+
 export async function openCaptioner(packUrl: string, backend: BackendChoice, hooks: OpenHooks): Promise<EngineHandle> {
-  const { createCaptioner } = await engine();
+  const { createCaptioner, loadCachedPack } = await engine();
   let named = false;
+  const local = localPackId(packUrl);
   const c = await createCaptioner({
-    pack: packUrl,
+    pack: local ? await loadCachedPack(local, { onProgress: (p) => hooks.onProgress(p.bytes, p.total) }) : packUrl,
     backend,
     // Bundled runtime files (dist/ort/), never a CDN; without wasmPaths, threads > 1 hangs in an extension.
     wasmPaths: chrome.runtime.getURL('ort/'),

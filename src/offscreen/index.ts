@@ -3,6 +3,7 @@ import { makeListener, type Handlers } from '../shared/messages';
 import { EngineHost } from './engine-host';
 import { JobQueue } from './job-queue';
 import { clearCachedPacks } from './engine-adapter';
+import { registerOffscreenTestHooks } from './test-hooks';
 
 type Result = Awaited<ReturnType<EngineHost['caption']>>;
 
@@ -36,3 +37,6 @@ const handlers: Handlers<'bg-os-'> = {
 chrome.runtime.onMessage.addListener(
   makeListener(['bg-os-'], handlers, (_type, sender) => sender.id === chrome.runtime.id && !sender.tab && (sender.url ?? '').startsWith(chrome.runtime.getURL(''))),
 );
+
+// Compiled out of release builds.
+if (__TEST__) registerOffscreenTestHooks(host);

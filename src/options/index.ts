@@ -61,6 +61,10 @@ async function main(): Promise<void> {
       .then(() => send({ type: 'ui-bg-load-pack', packUrl: url }))
       .then(showPackStatus, (err: unknown) => ($('pack-status').textContent = err instanceof Error ? err.message : String(err)));
   });
+  $<HTMLInputElement>('folder').addEventListener('change', (e) => {
+    const files = (e.target as HTMLInputElement).files;
+    if (files?.length) void importFolder(files);
+  });
   $('marker').addEventListener('change', (e) => void save({ marker: (e.target as HTMLInputElement).value }));
   $('weak').addEventListener('change', (e) => void save({ weakNamesCountAsMissing: (e.target as HTMLInputElement).checked }));
   $('backend').addEventListener('change', (e) => void save({ backend: (e.target as HTMLSelectElement).value as BackendChoice }));
@@ -70,6 +74,28 @@ async function main(): Promise<void> {
       (err: unknown) => ($('clear-status').textContent = err instanceof Error ? err.message : String(err)),
     );
   });
+}
+
+/** Verify a picked pack folder and put it in the pack cache (the same one the offscreen document reads). */
+async function importFolder(files: FileList): Promise<void> {
+  const { loadPackFromFiles, defaultPackStore } = await import('../captioner/index');
+  const bar = $<HTMLProgressElement>('pack-progress');
+  bar.hidden = false;
+  try {
+    const pack = await loadPackFromFiles(files, {
+      store: defaultPackStore(),
+      onProgress: (p) => (bar.value = p.total ? Math.floor((100 * p.bytes) / p.total) : 0),
+    });
+    const url = chrome.runtime.getURL(`local-pack/${pack.manifest.id}/`);
+    const others = settings.packSources.filter((p) => p.url !== url);
+    await save({ packSources: [...others, { url, name: pack.manifest.name, builtIn: false }], activePackUrl: url });
+    $('pack-status').textContent = msg('optionsImported', pack.manifest.name);
+    await send({ type: 'ui-bg-load-pack', packUrl: url });
+  } catch (err) {
+    $('pack-status').textContent = err instanceof Error ? err.message : String(err);
+  } finally {
+    bar.hidden = true;
+  }
 }
 
 void main();

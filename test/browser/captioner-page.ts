@@ -4,6 +4,10 @@
  */
 import {
   createCaptioner,
+  deleteCachedPack,
+  IndexedDbPackStore,
+  listCachedPacks,
+  loadCachedPack,
   decodeImageInBrowser,
   loadPackFromUrl,
   MemoryPackStore,
@@ -72,6 +76,23 @@ async function decodeHuge(url: string) {
   }
 }
 
+/** The durable cache in real IndexedDB: 'fill' downloads into it, 'reuse' loads from it, 'delete' empties it. */
+async function cache(packUrl: string, step: 'fill' | 'reuse' | 'delete') {
+  const store = new IndexedDbPackStore();
+  const progress: Array<{ phase: string; bytes: number; total: number }> = [];
+  if (step === 'fill') {
+    const pack = await loadPackFromUrl(packUrl, { store, onProgress: (p) => progress.push({ phase: p.phase, bytes: p.bytes, total: p.total }) });
+    return { id: pack.manifest.id, progress, list: await listCachedPacks(store) };
+  }
+  if (step === 'reuse') {
+    const offline = await loadCachedPack((await listCachedPacks(store))[0].id, { store });
+    const again = await loadPackFromUrl(packUrl, { store, onProgress: (p) => progress.push({ phase: p.phase, bytes: p.bytes, total: p.total }) });
+    return { id: offline.manifest.id, sameBytes: offline.files.decoder.byteLength === again.files.decoder.byteLength, progress, list: await listCachedPacks(store) };
+  }
+  for (const p of await listCachedPacks(store)) await deleteCachedPack(p.id, store);
+  return { list: await listCachedPacks(store) };
+}
+
 /** Decode each URL; report size and the centre pixel. */
 async function decodeFormats(urls: string[]) {
   const out = [];
@@ -112,11 +133,12 @@ async function captionBad(packUrl: string, what: 'garbage' | 'zero' | 'abort') {
 
 declare global {
   interface Window {
-    captionerTest: { runGolden: typeof runGolden; decodeHuge: typeof decodeHuge; decodeFormats: typeof decodeFormats; captionBad: typeof captionBad; gpu: () => Promise<boolean> };
+    captionerTest: { cache: typeof cache; runGolden: typeof runGolden; decodeHuge: typeof decodeHuge; decodeFormats: typeof decodeFormats; captionBad: typeof captionBad; gpu: () => Promise<boolean> };
   }
 }
 
 window.captionerTest = {
+  cache,
   runGolden,
   decodeHuge,
   decodeFormats,

@@ -106,7 +106,7 @@ async function openPage(webgpu: boolean): Promise<{ browser: Browser; page: Page
 
 type GoldenRun = {
   backend: string; reason: string; events: Array<{ type: string }>;
-  images: Array<{ file: string; pixelMeanDiff: number; pixelMaxDiff: number; greedy: number[]; beam: number[]; text: string }>;
+  images: Array<{ file: string; pixelMeanDiff: number; pixelMaxDiff: number; greedy: number[]; beam: number[]; text: string; timings: { total: number; vision: number; prefill: number; perToken: number } }>;
 };
 
 for (const dir of goldenPackDirs()) {
@@ -126,7 +126,7 @@ for (const dir of goldenPackDirs()) {
     const check = (run: GoldenRun, label: string) => {
       for (const [i, img] of golden.images.entries()) {
         const got = run.images[i];
-        console.log(`[browser ${label}] ${rel} ${img.file}: pixel diff mean ${got.pixelMeanDiff.toExponential(2)} max ${got.pixelMaxDiff.toExponential(2)}; "${got.text}"`);
+        console.log(`[browser ${label}] ${rel} ${img.file}: pixel diff mean ${got.pixelMeanDiff.toExponential(2)} max ${got.pixelMaxDiff.toExponential(2)}; greedy ${got.timings.total.toFixed(0)} ms (vision ${got.timings.vision.toFixed(0)}, prefill ${got.timings.prefill.toFixed(0)}, ${got.timings.perToken.toFixed(1)} ms/token); "${got.text}"`);
         expect(got.pixelMeanDiff).toBeLessThanOrEqual(0.01);
         expect(got.pixelMaxDiff).toBeLessThanOrEqual(0.15);
         expect(got.greedy, `${label} greedy ${img.file}`).toEqual(img.greedy.tokenIds);
@@ -182,6 +182,36 @@ for (const dir of goldenPackDirs()) {
     });
   });
 }
+
+describe('pack cache in Chromium (IndexedDB)', () => {
+  it('downloads with progress, survives a reload, loads offline without downloading again, and deletes', async () => {
+    const dir = goldenPackDirs()[0];
+    const missing = packMissingMessage(dir);
+    if (missing) throw new Error(missing);
+    const url = `${server.url}/repo/${dir.slice(REPO.length + 1)}/`;
+    const { browser, page } = await openPage(false);
+    try {
+      await page.evaluate(([u]) => window.captionerTest.cache(u, 'delete'), [url]);
+      const fill = (await page.evaluate(([u]) => window.captionerTest.cache(u, 'fill'), [url])) as { id: string; progress: Array<{ phase: string; bytes: number; total: number }>; list: Array<{ id: string; complete: boolean }> };
+      expect(fill.list).toEqual([expect.objectContaining({ id: fill.id, complete: true })]);
+      const last = fill.progress.at(-1)!;
+      expect(last.bytes).toBe(last.total);
+      for (let i = 1; i < fill.progress.length; i++) expect(fill.progress[i].bytes).toBeGreaterThanOrEqual(fill.progress[i - 1].bytes);
+      await page.reload();
+      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+      server.log.length = 0;
+      const reuse = (await page.evaluate(([u]) => window.captionerTest.cache(u, 'reuse'), [url])) as { id: string; sameBytes: boolean; progress: Array<{ phase: string }> };
+      expect(reuse.id).toBe(fill.id);
+      expect(reuse.sameBytes).toBe(true);
+      expect(reuse.progress.filter((p) => p.phase === 'download')).toEqual([]);
+      expect(server.log.filter((l) => l.path.endsWith('.onnx') || l.path.endsWith('tokenizer.json'))).toEqual([]);
+      const del = (await page.evaluate(([u]) => window.captionerTest.cache(u, 'delete'), [url])) as { list: unknown[] };
+      expect(del.list).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
+});
 
 describe('image formats in Chromium', () => {
   it('decodes JPEG, PNG, WebP, GIF, AVIF, BMP and SVG', async () => {

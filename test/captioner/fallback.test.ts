@@ -66,7 +66,7 @@ describe('backend choice and fallback', () => {
       configurable: true,
       value: { hardwareConcurrency: 8, gpu: { requestAdapter: async () => (adapter ? { info: { vendor: 'test', architecture: 'stub' } } : null) } },
     });
-  const opts = { strategy: 'greedy' as const, maxTokens: 67 };
+  const opts = { strategy: 'greedy' as const, maxTokens: 20 };
 
   it('without an adapter, auto uses WASM and says why; webgpu explicitly is a named error', async () => {
     fakeGpu(false);

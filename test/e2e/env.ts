@@ -20,7 +20,7 @@ export const env: E2eEnv = JSON.parse(readFileSync(join(TMP, 'e2e-env.json'), 'u
 
 export type Ext = Awaited<ReturnType<typeof launchWithExtension>>;
 
-export function launch(opts: { webgpu?: boolean } = {}): Promise<Ext> {
+export function launch(opts: { webgpu?: boolean; debugPort?: boolean } = {}): Promise<Ext> {
   return launchWithExtension(env.extDir, opts);
 }
 

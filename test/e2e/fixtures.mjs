@@ -118,13 +118,13 @@ ${img('empty-title', b.emptyTitle, 'title=""')}
   };
 
   // Demo / bench page: n images, some missing alt, some decorative, some named.
-  const gallery = (n, { mix = true } = {}) => {
+  const gallery = (n, { mix = true, salt = '' } = {}) => {
     const rows = [];
     for (let k = 0; k < n; k += 1) {
       const h = heldout[k % heldout.length];
       const kind = !mix ? 'missing' : ['missing', 'missing', 'decorative', 'missing', 'named', 'file-name'][k % 6];
       const attrs = kind === 'decorative' ? 'alt=""' : kind === 'named' ? `alt="${esc(h.caption.replace(/\.$/, ''))} (author's alt)"` : kind === 'file-name' ? `alt="${esc(h.file)}"` : '';
-      rows.push(`<figure data-kind="${kind}"><img data-test="g${k}" data-file="${h.file}" src="/heldout/${h.file}?n=${k}" ${attrs}><figcaption aria-hidden="true"><b>${kind}</b><span class="label"></span></figcaption></figure>`);
+      rows.push(`<figure data-kind="${kind}"><img data-test="g${k}" data-file="${h.file}" src="/heldout/${h.file}?n=${k}${salt ? `&s=${salt}` : ''}" ${attrs}><figcaption aria-hidden="true"><b>${kind}</b><span class="label"></span></figcaption></figure>`);
     }
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Alt text demo</title>
 <style>body{font:14px system-ui,sans-serif;margin:16px} .grid{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;width:170px;border:1px solid #ccc;padding:6px;border-radius:6px}
@@ -146,7 +146,7 @@ figure img{display:block;width:160px;height:120px;object-fit:contain;background:
       '/fixtures/basic.html': () => ({ body: basic }),
       '/fixtures/dynamic.html': () => ({ body: dynamic }),
       '/fixtures/frame.html': (req, url) => ({ body: frame(new URL(url.pathname + url.search, `http://${req.headers.host}`)) }),
-      '/fixtures/gallery.html': (_req, url) => ({ body: gallery(Number(url.searchParams.get('n') ?? 24), { mix: url.searchParams.get('mix') !== '0' }) }),
+      '/fixtures/gallery.html': (_req, url) => ({ body: gallery(Number(url.searchParams.get('n') ?? 24), { mix: url.searchParams.get('mix') !== '0', salt: url.searchParams.get('s') ?? '' }) }),
       '/broken.png': () => ({ type: 'image/png', body: 'this is not a png' }),
     },
   };

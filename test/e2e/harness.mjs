@@ -65,7 +65,7 @@ export async function startServer({ staticDirs = {}, routes = {}, port = 0 } = {
 }
 
 /** Launch Debian Chromium with the extension loaded (new headless loads extensions; no Xvfb). */
-export async function launchWithExtension(extDir, { headless = true, webgpu = false, args = [] } = {}) {
+export async function launchWithExtension(extDir, { headless = true, webgpu = false, args = [], debugPort = false } = {}) {
   mkdirSync(TMP, { recursive: true });
   const profile = mkdtempSync(join(TMP, 'profile-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -84,6 +84,8 @@ export async function launchWithExtension(extDir, { headless = true, webgpu = fa
       '--disable-quic',
       '--lang=en-US',
       ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
+      // A second, browser-level CDP endpoint (loopback only) for audits that need the browser target.
+      ...(debugPort ? ['--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1'] : []),
       ...args,
     ],
     viewport: { width: 1100, height: 800 },
@@ -91,9 +93,16 @@ export async function launchWithExtension(extDir, { headless = true, webgpu = fa
   let sw = context.serviceWorkers()[0];
   if (!sw) sw = await context.waitForEvent('serviceworker', { timeout: 30_000 });
   const extensionId = new URL(sw.url()).host;
+  let cdpUrl = null;
+  if (debugPort) {
+    const file = join(profile, 'DevToolsActivePort');
+    for (let i = 0; i < 100 && !existsSync(file); i += 1) await new Promise((r) => setTimeout(r, 50));
+    cdpUrl = `http://127.0.0.1:${readFileSync(file, 'utf8').split('\n')[0].trim()}`;
+  }
   return {
     context,
     extensionId,
+    cdpUrl,
     serviceWorker: () => context.serviceWorkers().find((w) => w.url().includes(extensionId)) ?? sw,
     async close() {
       await context.close();
@@ -147,4 +156,55 @@ export async function waitFor(fn, { timeout = 60_000, interval = 100, what = 'co
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, interval));
   }
+}
+
+/**
+ * Network audit over CDP: every request the extension's own contexts (service worker, offscreen document, extension
+ * pages) make, including ones created later (a restarted worker, a recreated offscreen document). Playwright cannot
+ * open sessions on workers, so this attaches through a second, browser-level CDP connection (non-flattened sessions).
+ */
+export async function startNetworkAudit(cdpUrl, extensionId) {
+  const browser = await chromium.connectOverCDP(cdpUrl);
+  const s = await browser.newBrowserCDPSession();
+  const requests = [];
+  const sessions = new Map();
+  let id = 1;
+  const ours = (t) => t.url.startsWith(`chrome-extension://${extensionId}/`);
+  const attach = async (t) => {
+    if (!ours(t) || [...sessions.values()].includes(t.targetId)) return;
+    try {
+      const { sessionId } = await s.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
+      sessions.set(sessionId, t.targetId);
+      for (const method of ['Network.enable', 'Runtime.runIfWaitingForDebugger']) {
+        await s.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: id++, method }) });
+      }
+    } catch {
+      // The target went away before we could attach (a worker stopping); its successor is attached instead.
+    }
+  };
+  const kinds = new Map();
+  s.on('Target.targetCreated', (e) => {
+    kinds.set(e.targetInfo.targetId, e.targetInfo.type);
+    void attach(e.targetInfo);
+  });
+  s.on('Target.targetInfoChanged', (e) => void attach(e.targetInfo));
+  s.on('Target.receivedMessageFromTarget', (e) => {
+    const m = JSON.parse(e.message);
+    if (m.method === 'Network.requestWillBeSent') {
+      const targetId = sessions.get(e.sessionId);
+      requests.push({ context: kinds.get(targetId) ?? 'unknown', url: m.params.request.url, method: m.params.request.method });
+    }
+  });
+  await s.send('Target.setDiscoverTargets', { discover: true });
+  const { targetInfos } = await s.send('Target.getTargets');
+  for (const t of targetInfos) {
+    kinds.set(t.targetId, t.type);
+    await attach(t);
+  }
+  return {
+    requests,
+    async stop() {
+      await browser.close();
+    },
+  };
 }

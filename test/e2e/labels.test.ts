@@ -1,5 +1,6 @@
 // Labels on the basic fixture page: the toy model's captions, the never-touch list, axe, switching off and on,
 // and "Describe this image" from the context menu and the keyboard command.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page, Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,8 @@ interface AxeViolation {
 }
 
 async function axe(page: Page, rules?: string[]): Promise<AxeViolation[]> {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: join(ROOT, 'node_modules/axe-core/axe.min.js') });
+  // Evaluated rather than added as a <script>: extension pages' CSP (rightly) refuses inline scripts.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
   return page.evaluate(async (only) => {
     const w = window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: AxeViolation[] }> } };
     const r = await w.axe.run(document, only ? { runOnly: { type: 'rule', values: only }, resultTypes: ['violations'] } : { resultTypes: ['violations'] });
@@ -23,6 +25,8 @@ async function axe(page: Page, rules?: string[]): Promise<AxeViolation[]> {
 }
 
 const flat = (vs: AxeViolation[]) => vs.flatMap((v) => v.nodes.map((n) => `${v.id} ${n.target.join(' ')}`)).sort();
+
+const AXE_SOURCE = readFileSync(join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
 
 describe('labels on the basic fixture page', () => {
   let ext: Ext;

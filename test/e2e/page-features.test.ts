@@ -17,13 +17,17 @@ async function labelIn(where: Page | Frame, id: string): Promise<string | null> 
   }, id);
 }
 
-async function expectCaption(where: Page | Frame, id: string, caption = env.expected[id]): Promise<void> {
+/** Wait for our label on the element (or for it to change from `previous`), then compare it with the true caption. */
+async function expectCaption(where: Page | Frame, id: string, caption = env.expected[id], previous?: string | null): Promise<string> {
+  let label: string | null = null;
   await expect
     .poll(async () => {
-      const l = await labelIn(where, id);
-      return !!l && l.startsWith(MARKER) && sameCaption(l.slice(MARKER.length), caption);
-    }, { timeout: 120_000, intervals: [200] })
+      label = await labelIn(where, id);
+      return !!label && label.startsWith(MARKER) && label !== previous;
+    }, { timeout: 120_000, interval: 200 })
     .toBe(true);
+  expect(sameCaption(label!.slice(MARKER.length), caption), `${id}: "${label}" vs true "${caption}"`).toBe(true);
+  return label!;
 }
 
 describe('page features', () => {
@@ -71,8 +75,11 @@ describe('page features', () => {
   });
 
   it('a changed src gets the new picture\'s caption', async () => {
-    await expectCaption(page, 'change', env.expected['change-before']);
+    const before = await expectCaption(page, 'change', env.expected['change-before']);
     await page.evaluate(() => (window as unknown as { changeSrc(): void }).changeSrc());
-    await expectCaption(page, 'change', env.expected['change-after']);
+    if (env.expected['change-before'] === env.expected['change-after']) {
+      // Two pictures with the same true caption: the label must still come back for the new picture.
+      await expect.poll(() => labelIn(page, 'change'), { timeout: 120_000 }).toBe(before);
+    } else await expectCaption(page, 'change', env.expected['change-after'], before);
   });
 });

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// npm run bench:page: the extension in headless Chromium on big pages. Prints, and writes bench/results/page.json:
+//   - time to the first label of an above-the-fold image on a 50-image page (cold: pack download + start; and warm)
+//   - 50-image page throughput ÷ the engine's own throughput in the offscreen document, same run (target ≥ 0.9)
+//   - main-thread long tasks over 50 ms on a 1,000-image page while the content script scans and labels (target: none)
+//   - memory of the extension's renderer processes (offscreen document + worker) (target ≤ 1 GB)
+// Pack: packs/random-full (npm run pack:random) when present, else packs/toy; BENCH_PACK=<dir name> to choose.
+import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout } from '../test/e2e/harness.mjs';
+import { buildFixtures } from '../test/e2e/fixtures.mjs';
+
+const packId = process.env.BENCH_PACK ?? (existsSync(join(ROOT, 'packs/random-full/pack.json')) ? 'random-full' : 'toy');
+const toyDir = join(ROOT, 'packs/toy');
+if (!existsSync(join(ROOT, 'packs', packId, 'pack.json')) || !existsSync(join(toyDir, 'heldout/captions.json'))) {
+  console.error(`bench:page needs packs/${packId} and the toy pictures (packs/toy/heldout): npm run pack:toy / pack:random`);
+  process.exit(1);
+}
+const N = Number(process.env.BENCH_IMAGES ?? 50);
+const BIG = Number(process.env.BENCH_BIG ?? 1000);
+const heldout = toyHeldout(toyDir);
+const server = await startServer({ staticDirs: { '/packs/': join(ROOT, 'packs'), '/heldout/': join(toyDir, 'heldout') } });
+Object.assign(server.routes, buildFixtures(heldout, { packDir: toyDir, otherOrigin: server.otherOrigin }).routes);
+const packUrl = `${server.origin}/packs/${packId}/`;
+const extDir = await buildExtension({ outDir: join(TMP, 'ext-bench'), packUrl, testHooks: true });
+const ext = await launchWithExtension(extDir);
+const sw = () => ext.serviceWorker();
+const hook = (name, ...args) => sw().evaluate(([n, a]) => globalThis.altTextTest[n](...a), [name, args]);
+const results = { pack: packId, images: N, browser: 'Debian Chromium, headless', cpus: (await import('node:os')).cpus().length };
+
+function extensionRssMb() {
+  let kb = 0;
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('chromium') || !cmd.includes('--extension-process')) continue;
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return Math.round(kb / 1024);
+}
+
+async function labelled(page) {
+  return page.evaluate(() => document.querySelectorAll('img[data-alt-text-generated]').length);
+}
+
+try {
+  const page = await ext.context.newPage();
+  // 1. Cold: the first visit downloads, verifies and starts the model.
+  let t0 = Date.now();
+  await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=cold`);
+  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, { timeout: 600_000, polling: 50 });
+  results.firstLabelColdMs = Date.now() - t0;
+  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, { timeout: 1_800_000, polling: 250 });
+  results.coldAllMs = Date.now() - t0;
+
+  // 2. The engine's own throughput, same images, straight through the engine in the offscreen document.
+  const urls = Array.from({ length: N }, (_, k) => `${server.origin}/heldout/${heldout[k % heldout.length].file}?n=${k}&s=engine`);
+  const engine = await hook('engineBench', urls, packUrl);
+  if (!engine?.ok) throw new Error(`engine bench failed: ${JSON.stringify(engine?.error)}`);
+  results.engineMs = Math.round(engine.value.ms);
+  results.engineImagesPerS = +((N * 1000) / engine.value.ms).toFixed(3);
+
+  // 3. Warm page: model ready, caption cache cleared, new URLs.
+  await hook('clearCaptionCache');
+  t0 = Date.now();
+  await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=warm`);
+  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, { timeout: 600_000, polling: 50 });
+  results.firstLabelWarmMs = Date.now() - t0;
+  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, { timeout: 1_800_000, polling: 250 });
+  results.pageMs = Date.now() - t0;
+  results.pageImagesPerS = +((N * 1000) / results.pageMs).toFixed(3);
+  results.throughputRatio = +(results.engineMs / results.pageMs).toFixed(3);
+  results.memoryMb = extensionRssMb();
+
+  // 4. 1,000 images: long tasks on the page's main thread while the content script scans and starts labelling.
+  const big = await ext.context.newPage();
+  await big.addInitScript(() => {
+    window.longTasks = [];
+    new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) window.longTasks.push({ start: Math.round(e.startTime), ms: Math.round(e.duration) });
+    }).observe({ type: 'longtask', buffered: true });
+  });
+  await big.goto(`${server.origin}/fixtures/gallery.html?n=${BIG}&s=big`);
+  const loadedAt = await big.evaluate(() => performance.timing.loadEventEnd - performance.timing.navigationStart);
+  await big.waitForFunction(() => document.querySelectorAll('img[data-alt-text-generated]').length >= 10, null, { timeout: 600_000, polling: 250 });
+  const tasks = await big.evaluate(() => window.longTasks);
+  // Tasks before the load event are the page's own parsing and layout; the content script starts after it.
+  results.bigPage = { images: BIG, loadEventMs: loadedAt, longTasksAfterLoad: tasks.filter((t) => t.start >= loadedAt), longTasksBeforeLoad: tasks.filter((t) => t.start < loadedAt).length };
+  results.memoryMbAfterBigPage = extensionRssMb();
+
+  console.log(`\nbench:page (${results.browser}, ${results.cpus} CPUs, pack ${packId})`);
+  console.log(`  first label, above the fold, ${N}-image page: cold ${results.firstLabelColdMs} ms (download+start), warm ${results.firstLabelWarmMs} ms`);
+  console.log(`  ${N} images: page ${results.pageMs} ms (${results.pageImagesPerS}/s), engine alone ${results.engineMs} ms (${results.engineImagesPerS}/s)`);
+  console.log(`  throughput ratio page/engine: ${results.throughputRatio} (target ≥ 0.9)`);
+  console.log(`  ${BIG}-image page: ${results.bigPage.longTasksAfterLoad.length} long tasks > 50 ms after load (target: none) ${JSON.stringify(results.bigPage.longTasksAfterLoad)}; ${results.bigPage.longTasksBeforeLoad} during the page's own load`);
+  console.log(`  extension renderer memory (offscreen + worker): ${results.memoryMb} MB, ${results.memoryMbAfterBigPage} MB after the big page (target ≤ 1024)`);
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench/results/page.json'), JSON.stringify({ ...results, at: new Date().toISOString() }, null, 2) + '\n');
+  console.log('  written to bench/results/page.json');
+} finally {
+  await ext.close();
+  await server.close();
+}

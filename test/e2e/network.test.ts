@@ -1,0 +1,55 @@
+// Network audit through CDP: the only requests the extension makes are fetches of images the page shows and the
+// pack's files from the configured source (plus its own chrome-extension:// files). No image, URL or caption leaves.
+import type { Frame } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNetworkAudit } from './harness.mjs';
+import { env, launch, waitForLabels, type Ext } from './env';
+
+/** Every image URL a frame shows (img currentSrc, input[type=image] src, CSS background images), shadow roots too. */
+function shownImages(frame: Frame): Promise<string[]> {
+  return frame.evaluate(() => {
+    const out: string[] = [];
+    const walk = (root: Document | ShadowRoot) => {
+      for (const el of root.querySelectorAll('*')) {
+        if (el instanceof HTMLImageElement && el.currentSrc) out.push(el.currentSrc);
+        if (el instanceof HTMLInputElement && el.type === 'image') out.push(el.src);
+        const bg = /url\(["']?(.*?)["']?\)/.exec(getComputedStyle(el).backgroundImage);
+        if (bg) out.push(new URL(bg[1], document.baseURI).href);
+        if (el.shadowRoot) walk(el.shadowRoot);
+      }
+    };
+    walk(document);
+    return out;
+  });
+}
+
+describe('network audit', () => {
+  let ext: Ext;
+  beforeAll(async () => {
+    ext = await launch({ debugPort: true });
+  });
+  afterAll(async () => {
+    await ext?.close();
+  });
+
+  it('lists every request the extension makes: only images the pages show, and the pack', async () => {
+    const audit = await startNetworkAudit(ext.cdpUrl!, ext.extensionId);
+    const shown = new Set<string>();
+    const page = await ext.context.newPage();
+    for (const [path, labels] of [['/fixtures/basic.html', 7], ['/fixtures/dynamic.html', 7]] as const) {
+      await page.goto(`${env.origin}${path}`);
+      await waitForLabels(page, labels);
+      for (const f of page.frames()) for (const u of await shownImages(f)) shown.add(u);
+    }
+    await audit.stop();
+
+    const packFiles = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((f) => `${env.packUrl}${f}`);
+    const network = audit.requests.filter((r) => !r.url.startsWith(`chrome-extension://${ext.extensionId}/`));
+    const unexpected = network.filter((r) => !shown.has(r.url) && !packFiles.includes(r.url) && !r.url.startsWith('data:'));
+    // The audit saw real traffic: the pack download and image fetches, from the offscreen document.
+    expect(network.some((r) => r.url === `${env.packUrl}pack.json`)).toBe(true);
+    expect(network.filter((r) => shown.has(r.url)).length).toBeGreaterThan(5);
+    expect(unexpected).toEqual([]);
+    console.info(`network audit: ${network.length} requests from the extension, all pack files or page images`);
+  });
+});
