@@ -24,7 +24,7 @@ import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
 from .model import EOS_ID, PERIOD_ID, ClipCap, load_checkpoint
-from .tokenizer import build_tokenizer_json
+from .tokenizer import build_tokenizer_json, tokenizer_config
 
 OPSET = 17
 FORMAT_VERSION = 1
@@ -113,6 +113,54 @@ def export_fp32_graphs(model: ClipCap, out_dir: str) -> Dict[str, str]:
     return paths
 
 
+class HFDecoderGraph(nn.Module):
+    """GPT-2 alone with Hugging Face optimum's decoder I/O (input_ids, attention_mask, past -> logits for every
+    position, present): the layout transformers.js's text-generation loads. Only the benchmark's peer uses it."""
+
+    def __init__(self, model: ClipCap):
+        super().__init__()
+        self.gpt = model.gpt
+        self.n_layer = model.cfg.gpt2.n_layer
+
+    def forward(self, input_ids, attention_mask, *past_flat):
+        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(self.n_layer)]
+        logits, presents = self.gpt(self.gpt.transformer.wte(input_ids), attention_mask, past)
+        return (logits, *[t for kv in presents for t in kv])
+
+
+def export_transformersjs(model: ClipCap, out_dir: str, int8: bool):
+    """The same GPT-2 weights as a transformers.js model folder (config.json, tokenizer, onnx/model[_quantized].onnx),
+    so `npm run bench` can time transformers.js's own generate() against our decoder on identical weights."""
+    cfg = model.cfg.gpt2
+    L, H, hd = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head
+    os.makedirs(os.path.join(out_dir, "onnx"), exist_ok=True)
+    path = os.path.join(out_dir, "onnx", "model_quantized.onnx" if int8 else "model.onnx")
+    dec_in, dec_out = decoder_io_names(L)
+    inputs, outputs = ["input_ids", "attention_mask", *dec_in[3:]], dec_out
+    B, T, past = 2, 3, 4
+    args = (torch.randint(0, 100, (B, T)), torch.ones(B, past + T, dtype=torch.long),
+            *[torch.randn(B, H, past, hd) for _ in range(2 * L)])
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
+            "logits": {0: "batch", 1: "seq"}}
+    axes.update({n: {0: "batch", 2: "past"} for n in inputs[2:]})
+    axes.update({n: {0: "batch", 2: "total"} for n in outputs[1:]})
+    with torch.no_grad():
+        _export(HFDecoderGraph(model), args, path, inputs, outputs, axes)
+    if int8:
+        to_int8_dynamic(path)
+    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": cfg.vocab_size,
+              "n_positions": cfg.n_positions, "n_ctx": cfg.n_positions, "n_embd": cfg.n_embd, "n_layer": L,
+              "n_head": H, "layer_norm_epsilon": cfg.layer_norm_epsilon, "bos_token_id": EOS_ID,
+              "eos_token_id": EOS_ID, "use_cache": True}
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": EOS_ID, "eos_token_id": EOS_ID}, f)
+    build_tokenizer_json(os.path.join(out_dir, "tokenizer.json"))
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(tokenizer_config(), f, indent=2)
+
+
 # -----------------------------------------------------------------------------
 # Precision conversions on the ONNX graphs
 
@@ -149,11 +197,33 @@ def _quantize_columns(w: np.ndarray):
     return q, scale
 
 
+def _weight_operand(n, inits):
+    """(weight as [K, N] array, its initialiser name, bias name or None) when node n is a MatMul or a plain Gemm
+    (alpha = beta = 1, A not transposed) with a constant 2-D float right operand; else None."""
+    if n.op_type == "MatMul" and len(n.input) == 2:
+        w = inits.get(n.input[1])
+        bias = None
+    elif n.op_type == "Gemm":
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+            return None
+        w = inits.get(n.input[1])
+        bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
+    else:
+        return None
+    if w is None or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT:
+        return None
+    arr = numpy_helper.to_array(w)
+    if n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute):
+        arr = arr.T  # Gemm stores nn.Linear's [out, in]; MatMulInteger wants [in, out]
+    return arr, w.name, bias
+
+
 def to_int8_dynamic(path: str, min_elements: int = 4096):
-    """Rewrite every MatMul whose right operand is a 2-D float weight as
-    DynamicQuantizeLinear(A) -> MatMulInteger(A_u8, W_s8) -> Cast -> Mul(a_scale * w_scale).
+    """Rewrite every MatMul or Gemm whose right operand is a 2-D float weight as
+    DynamicQuantizeLinear(A) -> MatMulInteger(A_u8, W_s8) -> Cast -> Mul(a_scale * w_scale) [-> Add(bias)].
     onnxruntime fuses that chain into one DynamicQuantizeMatMul kernel. Weights that also feed other nodes
-    (GPT-2's tied `wte`) stay fp32, so nothing is stored twice."""
+    (GPT-2's tied `wte`, read by both the embedding Gather and the LM head) stay fp32, so nothing is stored twice."""
     m = onnx.load(path)
     g = m.graph
     inits = {i.name: i for i in g.initializer}
@@ -163,29 +233,28 @@ def to_int8_dynamic(path: str, min_elements: int = 4096):
             uses[i] = uses.get(i, 0) + 1
     new_nodes, drop = [], set()
     for n in g.node:
-        w = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) == 2 else None
-        if w is None or uses.get(w.name, 0) != 1 or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT:
+        found = _weight_operand(n, inits)
+        if found is None or uses.get(found[1], 0) != 1 or found[0].size < min_elements:
             new_nodes.append(n)
             continue
-        arr = numpy_helper.to_array(w)
-        if arr.size < min_elements:
-            new_nodes.append(n)
-            continue
+        arr, wname, bias = found
         q, scale = _quantize_columns(arr)
-        base = n.name or w.name
-        g.initializer.extend([numpy_helper.from_array(q, w.name + "_q"),
-                              numpy_helper.from_array(scale, w.name + "_scale")])
-        drop.add(w.name)
+        base = n.name or wname
+        g.initializer.extend([numpy_helper.from_array(q, wname + "_q"), numpy_helper.from_array(scale, wname + "_scale")])
+        drop.add(wname)
         a, out = n.input[0], n.output[0]
+        scaled = f"{base}_scaled" if bias else out
         new_nodes += [
             helper.make_node("DynamicQuantizeLinear", [a], [f"{base}_aq", f"{base}_as", f"{base}_az"],
                              name=f"{base}_dql"),
-            helper.make_node("MatMulInteger", [f"{base}_aq", w.name + "_q", f"{base}_az"], [f"{base}_i32"],
+            helper.make_node("MatMulInteger", [f"{base}_aq", wname + "_q", f"{base}_az"], [f"{base}_i32"],
                              name=f"{base}_mmi"),
             helper.make_node("Cast", [f"{base}_i32"], [f"{base}_f32"], to=TensorProto.FLOAT, name=f"{base}_cast"),
-            helper.make_node("Mul", [f"{base}_as", w.name + "_scale"], [f"{base}_s"], name=f"{base}_scl"),
-            helper.make_node("Mul", [f"{base}_f32", f"{base}_s"], [out], name=f"{base}_mul"),
+            helper.make_node("Mul", [f"{base}_as", wname + "_scale"], [f"{base}_s"], name=f"{base}_scl"),
+            helper.make_node("Mul", [f"{base}_f32", f"{base}_s"], [scaled], name=f"{base}_mul"),
         ]
+        if bias:
+            new_nodes.append(helper.make_node("Add", [scaled, bias], [out], name=f"{base}_bias"))
     keep = [i for i in g.initializer if i.name not in drop]
     del g.initializer[:]
     g.initializer.extend(keep)

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from . import toy_world as tw
-from .export import export_pack, verify_pack
+from .export import export_pack, export_transformersjs, verify_pack
 from .golden import check_parity, write_golden
 from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, save_checkpoint
 from .ort_node import NodeORT
@@ -126,6 +126,10 @@ def build(size: str, out: str, seed: int, precisions, max_tokens: int, beams: in
                    **{k: v for k, v in parity.items() if k != "images"}}
             report["precisions"][precision] = row
             log(f"{precision}: {row}")
+    if size == "full":  # the benchmark's peer: the same GPT-2 in the layout transformers.js loads
+        t = time.time()
+        export_transformersjs(model, os.path.join(out, "transformersjs"), int8="int8" in precisions)
+        report["transformersjs_export_seconds"] = round(time.time() - t, 1)
     report["seconds"] = round(time.time() - t0, 1)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "report.json"), "w") as f:

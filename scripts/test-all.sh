@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The README's test command: every tier, in order of cost. Builds the packs first (skipped when up to date).
+# The README's test command: every tier, cheapest first. Builds the packs first (skipped when up to date).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/packs.sh
 echo "== python toolkit (pytest)"
 /usr/bin/python3 -m pytest -q model/tests
+echo "== typecheck"
+npx tsc --noEmit
+echo "== unit and handler tests (vitest, Node)"
+npx vitest run --project unit
+echo "== engine in Chromium, WASM and WebGPU (vitest + playwright)"
+npx vitest run --project browser
+echo "== the built extension in Chromium (vitest + playwright)"
+npx vitest run --project e2e

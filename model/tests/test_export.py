@@ -90,3 +90,17 @@ def test_decoder_stores_the_token_table_once(small_random_pack):
     m = onnx.load(os.path.join(out, "decoder.onnx"))
     big = [i for i in m.graph.initializer if 50257 in i.dims and len(i.dims) == 2]
     assert len(big) == 1, [(i.name, list(i.dims)) for i in big]
+
+
+def test_int8_quantises_linear_layers_but_not_the_shared_table(small_random_pack, tmp_path):
+    import onnx
+
+    out, _ = small_random_pack
+    model = load_checkpoint(os.path.join(os.path.dirname(out), ".build", "small-random", "model.pt"))
+    d = str(tmp_path / "int8")
+    export_pack(model, d, "q", "q", "int8", max_tokens=12)
+    for role in ("vision", "mapper", "decoder"):
+        ops = [n.op_type for n in onnx.load(os.path.join(d, f"{role}.onnx")).graph.node]
+        assert "MatMulInteger" in ops, role
+    dec = onnx.load(os.path.join(d, "decoder.onnx"))
+    assert [n.op_type for n in dec.graph.node].count("Gemm") == 1  # the LM head, reading the shared fp32 `wte`

@@ -73,8 +73,8 @@ export class EngineHost {
     }
   }
 
-  async caption(packUrl: string, backend: BackendChoice, source: ImageSource, decoding: Decoding, signal: AbortSignal) {
-    const [engine, blob] = await Promise.all([this.get(packUrl, backend), sourceToBlob(source, signal)]);
+  async caption(packUrl: string, backend: BackendChoice, source: ImageSource | Promise<Blob>, decoding: Decoding, signal: AbortSignal) {
+    const [engine, blob] = await Promise.all([this.get(packUrl, backend), source instanceof Promise ? source : sourceToBlob(source, signal)]);
     return engine.caption(blob, decoding, signal);
   }
 }

@@ -2,18 +2,28 @@
 import { makeListener, type Handlers } from '../shared/messages';
 import { EngineHost } from './engine-host';
 import { JobQueue } from './job-queue';
+import { sourceToBlob } from './pixels';
 import { clearCachedPacks } from './engine-adapter';
 import { registerOffscreenTestHooks } from './test-hooks';
 
 type Result = Awaited<ReturnType<EngineHost['caption']>>;
+
+/** Images fetched ahead of their turn, at most. */
+const PREFETCH_LIMIT = 8;
 
 let host: EngineHost;
 const queue = new JobQueue<Result>(512, 256, () => host?.update({}));
 host = new EngineHost(() => queue.size);
 
 const handlers: Handlers<'bg-os-'> = {
-  'bg-os-caption': (m) =>
-    queue.submit(m.requestId, m.key, m.priority, (signal) => host.caption(m.packUrl, m.backend, m.source, m.decoding, signal)),
+  'bg-os-caption': (m) => {
+    // Fetch while earlier images are being captioned, so the one-at-a-time model never waits for the network.
+    const bytes = queue.size < PREFETCH_LIMIT ? sourceToBlob(m.source) : null;
+    bytes?.catch(() => {
+      // Reported by the job that awaits it.
+    });
+    return queue.submit(m.requestId, m.key, m.priority, (signal) => host.caption(m.packUrl, m.backend, bytes ?? m.source, m.decoding, signal));
+  },
   'bg-os-cancel': (m) => {
     queue.cancel(m.requestIds);
     return null;

@@ -71,7 +71,7 @@ describe('bad input to caption()', () => {
     };
     const err = await cap.caption(good, { strategy: 'beam', beams: 3, maxTokens: 20, signal: ac.signal }).catch((e) => e);
     onEvent = () => {};
-    expect(err).toBeInstanceOf(CaptionAbortedError);
+    expect(err, `steps seen: ${steps.join(',')}; error: ${err?.name} ${err?.message}`).toBeInstanceOf(CaptionAbortedError);
     expect(err.name).toBe('AbortError');
     expect(steps).toEqual([1, 2]); // no decode step ran after the abort
     const again = await cap.caption(good, { strategy: 'greedy', maxTokens: readGolden(dir).decoding.maxTokens });

@@ -2,7 +2,7 @@
  * The toy pack's held-out images, captioned by the TS engine (Node, onnxruntime-web wasm): the exact-match rate must
  * equal the one PyTorch measured (packs/toy/report.json), and the misses must be the same images.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,9 @@ describe('held-out toy images', () => {
   afterAll(async () => cap?.dispose());
 
   it('reaches the same exact-match rate as PyTorch, missing the same images', async () => {
+    // A toy build that is still running rewrites heldout/ before it writes the new model and report.json.
+    const stale = statSync(join(dir, 'heldout/captions.json')).mtimeMs > statSync(join(dir, 'report.json')).mtimeMs;
+    if (stale) throw new Error(`${dir}/heldout/ is newer than report.json: a toy build is still running (npm run pack:toy); run this test after it ends`);
     const truth = JSON.parse(readFileSync(join(dir, 'heldout/captions.json'), 'utf8')) as Record<string, string>;
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as { exact_match: number; heldout: number; misses: Array<{ file: string; predicted: string }> };
     const files = Object.keys(truth).sort();

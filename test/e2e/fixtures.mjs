@@ -34,6 +34,8 @@ export function buildFixtures(heldout, { packDir, otherOrigin }) {
     noAlt: take(), spaceAlt: take(), fileAlt: take(), stopAlt: take(), input: take(), roleImg: take(), emptyTitle: take(),
   };
   const untouchedIds = ['deco', 'presentation', 'none', 'hidden-self', 'hidden-parent', 'display-none', 'visibility-hidden', 'named-alt', 'named-aria', 'named-labelledby', 'named-title', 'tiny', 'broken', 'missing', 'inside-role-img'];
+  expected['input-image'] = b.input.caption;
+  expected['role-img'] = b.roleImg.caption;
   const basic = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Basic fixture</title>
 <style>img{margin:4px} .row{display:flex;flex-wrap:wrap;gap:6px}</style></head><body>
 <main><h1>Basic fixture</h1>

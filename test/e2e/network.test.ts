@@ -33,6 +33,8 @@ describe('network audit', () => {
   });
 
   it('lists every request the extension makes: only images the pages show, and the pack', async () => {
+    // The offscreen document exists before the audit attaches, so its very first request (pack.json) is seen.
+    await ext.serviceWorker().evaluate(() => (globalThis as unknown as { altTextTest: { ensureOffscreen(): Promise<void> } }).altTextTest.ensureOffscreen());
     const audit = await startNetworkAudit(ext.cdpUrl!, ext.extensionId);
     const shown = new Set<string>();
     const page = await ext.context.newPage();
