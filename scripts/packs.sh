@@ -2,6 +2,9 @@
 # Builds the packs the tests and the demo use, unless they are already built from the current toolkit sources.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p packs
+exec 9> packs/.lock
+flock 9  # one builder at a time: a second caller waits, then finds the packs up to date
 PY=/usr/bin/python3
 stamp=$(cat model/*.py | sha256sum | cut -c1-16)
 build() {  # name, command...
