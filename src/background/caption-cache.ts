@@ -4,6 +4,7 @@
  * restarts of the worker and of the browser, and can be cleared.
  */
 import type { CaptionResult } from '../shared/messages';
+import { done, req } from '../captioner/idb';
 
 const DB_NAME = 'alt-text-captions';
 const STORE = 'captions';
@@ -14,20 +15,6 @@ interface Entry {
   usedAt: number;
 }
 
-function req<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-
-function done(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error);
-  });
-}
 
 export class CaptionCache {
   private db: Promise<IDBDatabase> | null = null;

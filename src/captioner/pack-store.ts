@@ -5,6 +5,7 @@
  * A file is marked complete only after its size and SHA-256 were checked against pack.json.
  */
 import type { PackManifest } from './pack-format';
+import { done, req } from './idb';
 
 export interface StoredPackRecord {
   id: string;
@@ -94,20 +95,6 @@ export class MemoryPackStore implements PackStore {
 const DB_NAME = 'clipcap-packs';
 const DB_VERSION = 1;
 
-function req<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-
-function done(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
-  });
-}
 
 interface ChunkRow {
   packId: string;
