@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import warnings
 from typing import Dict, List, Optional
 
@@ -335,12 +334,6 @@ def verify_pack(out_dir: str) -> dict:
         if actual["bytes"] != entry["bytes"] or actual["sha256"] != entry["sha256"]:
             raise ExportError(f"{role} file {entry['path']} does not match pack.json (size or SHA-256 differ)")
     return manifest
-
-
-def copy_pack(src: str, dst: str):
-    if os.path.exists(dst):
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
 
 
 def main():
