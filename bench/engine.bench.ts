@@ -14,6 +14,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { it } from 'vitest';
+import { fmt, stat, type Stat } from './lib/stats';
 
 // transformers.js must run on the same onnxruntime-web (wasm) as the engine, not onnxruntime-node: it honours this
 // global, which has to be set before it is first imported.
@@ -28,13 +29,6 @@ const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SPIN = process.env.BENCH_SPIN === '1';
 const OUT = resolve(REPO, 'bench/results/engine.json');
 
-interface Stat { median: number; min: number; max: number; p10: number; p90: number; n: number }
-function stat(xs: number[]): Stat {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.round(p * (s.length - 1))))];
-  return { median: q(0.5), min: s[0], max: s[s.length - 1], p10: q(0.1), p90: q(0.9), n: s.length };
-}
-const fmt = (x: Stat, unit = 'ms') => `${x.median.toFixed(1)} ${unit} (p10 ${x.p10.toFixed(1)}, p90 ${x.p90.toFixed(1)}, n=${x.n})`;
 
 it('engine benchmark', async () => {
   if (!existsSync(join(PACK, 'pack.json'))) {

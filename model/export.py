@@ -11,6 +11,7 @@ at one of three precisions:
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import warnings
@@ -76,12 +77,17 @@ def decoder_io_names(n_layer: int):
     return ["input_ids", "inputs_embeds", "attention_mask", *past], ["logits", *present]
 
 
+# torch >= 2.9 exports through dynamo by default, which writes opset-18 ops into an opset-17 graph; the TorchScript
+# exporter is the one these graphs are written and tested with (torch 1.13 here has no `dynamo` argument at all).
+TORCHSCRIPT_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def _export(module: nn.Module, args, path: str, inputs: List[str], outputs: List[str], axes: Dict[str, Dict[int, str]]):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape asserts, which hold for every valid input
         torch.onnx.export(
             module.eval(), args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
-            opset_version=OPSET, do_constant_folding=True,
+            opset_version=OPSET, do_constant_folding=True, **TORCHSCRIPT_EXPORTER,
         )
     onnx.checker.check_model(path)
 
@@ -218,47 +224,154 @@ def _weight_operand(n, inits):
     return arr, w.name, bias
 
 
+def _subgraphs(g):
+    """The graphs nested in g's nodes (If branches, Loop and Scan bodies), recursively, outermost first."""
+    for n in g.node:
+        for a in n.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                yield sub
+                yield from _subgraphs(sub)
+
+
+def _int8_matmul_nodes(base: str, a: str, w_q: str, w_scale: str, out: str, bias: Optional[str]):
+    """DynamicQuantizeLinear(A) -> MatMulInteger(A_u8, W_s8) -> Cast -> Mul(a_scale * w_scale) [-> Add(bias)]:
+    the chain onnxruntime fuses into one DynamicQuantizeMatMul kernel."""
+    scaled = f"{base}_scaled" if bias else out
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", [a], [f"{base}_aq", f"{base}_as", f"{base}_az"], name=f"{base}_dql"),
+        helper.make_node("MatMulInteger", [f"{base}_aq", w_q, f"{base}_az"], [f"{base}_i32"], name=f"{base}_mmi"),
+        helper.make_node("Cast", [f"{base}_i32"], [f"{base}_f32"], to=TensorProto.FLOAT, name=f"{base}_cast"),
+        helper.make_node("Mul", [f"{base}_as", w_scale], [f"{base}_s"], name=f"{base}_scl"),
+        helper.make_node("Mul", [f"{base}_f32", f"{base}_s"], [scaled], name=f"{base}_mul"),
+    ]
+    if bias:
+        nodes.append(helper.make_node("Add", [scaled, bias], [out], name=f"{base}_bias"))
+    return nodes
+
+
+def _tied_table(g, inits, uses):
+    """GPT-2's tied token table: an initialiser [V, E] read by exactly one Gather (the embedding, axis 0) and one
+    Gemm with transB (the LM head). Returns (name, gather node, gemm node) or None."""
+    for name, init in inits.items():
+        if uses.get(name) != 2 or len(init.dims) != 2 or init.data_type != TensorProto.FLOAT:
+            continue
+        readers = [n for n in g.node if name in n.input]
+        gather = [n for n in readers if n.op_type == "Gather" and n.input[0] == name
+                  and all(a.i == 0 for a in n.attribute if a.name == "axis")]
+        gemm = [n for n in readers if n.op_type == "Gemm" and n.input[1] == name
+                and any(a.name == "transB" and a.i for a in n.attribute)
+                and not any(a.name == "transA" and a.i for a in n.attribute)
+                and all(helper.get_attribute_value(a) == 1.0 for a in n.attribute if a.name in ("alpha", "beta"))]
+        if len(gather) == 1 and len(gemm) == 1:
+            return name, gather[0], gemm[0]
+    return None
+
+
 def to_int8_dynamic(path: str, min_elements: int = 4096):
-    """Rewrite every MatMul or Gemm whose right operand is a 2-D float weight as
-    DynamicQuantizeLinear(A) -> MatMulInteger(A_u8, W_s8) -> Cast -> Mul(a_scale * w_scale) [-> Add(bias)].
-    onnxruntime fuses that chain into one DynamicQuantizeMatMul kernel. Weights that also feed other nodes
-    (GPT-2's tied `wte`, read by both the embedding Gather and the LM head) stay fp32, so nothing is stored twice."""
+    """Rewrite every MatMul or Gemm whose right operand is a 2-D float weight as a dynamically quantised int8
+    product (`_int8_matmul_nodes`), weights symmetric int8 per output column.
+
+    GPT-2's tied token table (embedding Gather + LM head) becomes ONE int8 table [V, E] with a scale per token,
+    still stored once: the embedding gathers int8 rows and scales them; the LM head multiplies by its transpose,
+    which onnxruntime folds into a constant when the session loads. The LM head is the largest product of a decode
+    step (E x V = 38.6M weights for GPT-2 small), so leaving it in fp32 would leave most of a step's memory traffic
+    unquantised. Any other weight that feeds more than one node stays fp32.
+
+    Nodes inside subgraphs (the If branches of a merged decoder, model/peer_distilvit.py) are rewritten too when
+    their weight is an initialiser of the outer graph: the int8 weight and its scales are stored once, in the outer
+    graph, and uses are counted graph by graph (a weight read once in each branch counts as read once)."""
     m = onnx.load(path)
     g = m.graph
+    graphs = [g, *_subgraphs(g)]  # outermost first
     inits = {i.name: i for i in g.initializer}
-    uses: Dict[str, int] = {}
-    for n in g.node:
-        for i in n.input:
-            uses[i] = uses.get(i, 0) + 1
-    new_nodes, drop = [], set()
-    for n in g.node:
-        found = _weight_operand(n, inits)
-        if found is None or uses.get(found[1], 0) != 1 or found[0].size < min_elements:
-            new_nodes.append(n)
-            continue
-        arr, wname, bias = found
-        q, scale = _quantize_columns(arr)
-        base = n.name or wname
-        g.initializer.extend([numpy_helper.from_array(q, wname + "_q"), numpy_helper.from_array(scale, wname + "_scale")])
-        drop.add(wname)
-        a, out = n.input[0], n.output[0]
-        scaled = f"{base}_scaled" if bias else out
-        new_nodes += [
-            helper.make_node("DynamicQuantizeLinear", [a], [f"{base}_aq", f"{base}_as", f"{base}_az"],
-                             name=f"{base}_dql"),
-            helper.make_node("MatMulInteger", [f"{base}_aq", wname + "_q", f"{base}_az"], [f"{base}_i32"],
-                             name=f"{base}_mmi"),
-            helper.make_node("Cast", [f"{base}_i32"], [f"{base}_f32"], to=TensorProto.FLOAT, name=f"{base}_cast"),
-            helper.make_node("Mul", [f"{base}_as", wname + "_scale"], [f"{base}_s"], name=f"{base}_scl"),
-            helper.make_node("Mul", [f"{base}_f32", f"{base}_s"], [scaled], name=f"{base}_mul"),
-        ]
-        if bias:
-            new_nodes.append(helper.make_node("Add", [scaled, bias], [out], name=f"{base}_bias"))
+    uses = []  # per graph: name -> number of node inputs reading it
+    for sg in graphs:
+        u: Dict[str, int] = {}
+        for n in sg.node:
+            for i in n.input:
+                u[i] = u.get(i, 0) + 1
+        uses.append(u)
+    tied = [_tied_table(sg, inits, uses[k]) for k, sg in enumerate(graphs)]
+    found_in = [[(n, _weight_operand(n, inits)) for n in sg.node] for sg in graphs]
+    # Which outer initialisers to quantise: every graph that reads one must read it the same way (as the tied
+    # table, or exactly once as a MatMul/Gemm weight of the same [K, N]).
+    role: Dict[str, Optional[str]] = {}  # name -> "tied" | "matmul" | None (stays fp32)
+    orientation: Dict[str, bytes] = {}
+    for k, sg in enumerate(graphs):
+        here: Dict[str, Optional[str]] = {}
+        if tied[k]:
+            here[tied[k][0]] = "tied"
+        for n, found in found_in[k]:
+            if found is None or found[1] in here:
+                continue
+            arr, wname, _ = found
+            key = str(arr.shape).encode() + arr[:1, :16].tobytes()  # cheap check: every reader sees the same [K, N]
+            same = orientation.setdefault(wname, key) == key
+            here[wname] = "matmul" if same and uses[k].get(wname, 0) == 1 and arr.size >= min_elements else None
+        for name in uses[k]:
+            if name in inits:
+                r = here.get(name)
+                role[name] = r if role.get(name, r) == r else None
+    stored, drop = set(), set()
+    outer_nodes, outer_outputs = [], set()  # nodes the subgraphs need in the outer graph (the LM head's transpose)
+    # innermost graphs first, so that a parent rewritten later copies its already rewritten subgraphs
+    for k in reversed(range(len(graphs))):
+        sg = graphs[k]
+        scope = "" if k == 0 else f"{sg.name}/"  # names made here must not collide with a sibling branch's
+        t = tied[k] if tied[k] and role.get(tied[k][0]) == "tied" else None
+        new_nodes = []
+        for n, found in found_in[k]:
+            if t and n is t[1]:  # embedding: Gather int8 rows and their scales, then scale
+                name, o = t[0], n.output[0]
+                new_nodes += [
+                    helper.make_node("Gather", [name + "_q", n.input[1]], [o + "_q"], axis=0, name=o + "_gq"),
+                    helper.make_node("Cast", [o + "_q"], [o + "_f"], to=TensorProto.FLOAT, name=o + "_cast"),
+                    helper.make_node("Gather", [name + "_scale", n.input[1]], [o + "_s"], axis=0, name=o + "_gs"),
+                    helper.make_node("Unsqueeze", [o + "_s", name + "_last_axis"], [o + "_s1"], name=o + "_unsq"),
+                    helper.make_node("Mul", [o + "_f", o + "_s1"], [o], name=o + "_mul"),
+                ]
+                continue
+            if t and n is t[2]:  # LM head: h @ table^T, the transpose folded at load
+                name = t[0]
+                bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
+                transpose = helper.make_node("Transpose", [name + "_q"], [name + "_qT"], perm=[1, 0], name=name + "_T")
+                if k == 0:
+                    new_nodes.append(transpose)
+                elif name + "_qT" not in outer_outputs:  # in the outer graph, where onnxruntime folds it at load
+                    outer_nodes.append(transpose)
+                    outer_outputs.add(name + "_qT")
+                new_nodes += _int8_matmul_nodes(n.name or scope + name + "_head", n.input[0], name + "_qT",
+                                                name + "_scale", n.output[0], bias)
+                continue
+            if found is None or role.get(found[1]) != "matmul":
+                kept = onnx.NodeProto()
+                kept.CopyFrom(n)
+                new_nodes.append(kept)
+                continue
+            arr, wname, bias = found
+            if wname not in stored:
+                q, scale = _quantize_columns(arr)
+                g.initializer.extend([numpy_helper.from_array(q, wname + "_q"),
+                                      numpy_helper.from_array(scale, wname + "_scale")])
+                stored.add(wname)
+                drop.add(wname)
+            new_nodes += _int8_matmul_nodes(n.name or scope + wname, n.input[0], wname + "_q", wname + "_scale",
+                                            n.output[0], bias)
+        if t and t[0] not in stored:
+            name = t[0]
+            q, scale = _quantize_columns(numpy_helper.to_array(inits[name]).T)  # a scale per token (row)
+            g.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(q.T), name + "_q"),
+                                  numpy_helper.from_array(scale, name + "_scale"),
+                                  numpy_helper.from_array(np.array([-1], dtype=np.int64), name + "_last_axis")])
+            stored.add(name)
+            drop.add(name)
+        if k == 0:
+            new_nodes = outer_nodes + new_nodes
+        del sg.node[:]
+        sg.node.extend(new_nodes)
     keep = [i for i in g.initializer if i.name not in drop]
     del g.initializer[:]
     g.initializer.extend(keep)
-    del g.node[:]
-    g.node.extend(new_nodes)
     onnx.checker.check_model(m)
     onnx.save(m, path)
 

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import onnx
 import pytest
 
 from model.export import ExportError, export_pack, verify_pack
@@ -48,17 +49,38 @@ def test_toy_pack_verifies_and_reaches_target(toy_pack):
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
-def test_reduced_precisions_keep_tokens(small_random_pack, tmp_path, precision):
+def test_reduced_precisions_keep_tokens(toy_pack, small_random_pack, tmp_path, precision):
+    # Token identity is judged on the trained toy model: random weights are chaotic enough that any rounding flips
+    # some tokens (npm run bench:peers measures that on the full-size random pack).
+    model = load_checkpoint(os.path.join(os.path.dirname(toy_pack), ".build", "toy", "model.pt"))
+    d = str(tmp_path / precision)
+    m = export_pack(model, d, f"toy-{precision}", precision, precision, beams=5, max_tokens=20)
+    fp32_bytes = json.load(open(os.path.join(toy_pack, "pack.json")))["files"]["decoder"]["bytes"]
+    # fp16 halves every weight; int8 quarters them, the tied token table included
+    assert m["files"]["decoder"]["bytes"] < (0.55 if precision == "fp16" else 0.35) * fp32_bytes
+    r = check_parity(d, model, golden_dir=toy_pack)
+    _print_parity(f"toy {precision}", r)
+    assert r["greedy_identical"] == r["count"] and r["beam_identical"] == r["count"], r["images"]
+
+
+def test_int8_stores_the_tied_token_table_once_as_int8(small_random_pack, tmp_path):
     out, _ = small_random_pack
     model = load_checkpoint(os.path.join(os.path.dirname(out), ".build", "small-random", "model.pt"))
-    d = str(tmp_path / precision)
-    m = export_pack(model, d, f"small-{precision}", precision, precision, beams=5, max_tokens=12)
-    fp32_bytes = json.load(open(os.path.join(out, "pack.json")))["files"]["decoder"]["bytes"]
-    # fp16 halves every weight; int8 shrinks the layers but keeps the shared fp32 `wte`, most of this tiny decoder
-    assert m["files"]["decoder"]["bytes"] < (0.7 if precision == "fp16" else 1.0) * fp32_bytes
-    r = check_parity(d, model, golden_dir=out)
-    _print_parity(f"small-random {precision}", r)
-    assert r["greedy_identical"] == r["count"], r["images"]
+    d = str(tmp_path / "int8")
+    export_pack(model, d, "small-int8", "small-int8", "int8")
+    for role in ("vision", "mapper", "decoder"):
+        ops = [n.op_type for n in onnx.load(os.path.join(d, f"{role}.onnx")).graph.node]
+        assert "MatMulInteger" in ops, role
+    g = onnx.load(os.path.join(d, "decoder.onnx")).graph
+    V, E = model.cfg.gpt2.vocab_size, model.cfg.gpt2.n_embd
+    tables = [(i.name, i.data_type) for i in g.initializer if list(i.dims) in ([V, E], [E, V])]
+    assert tables == [("gpt.transformer.wte.weight_q", onnx.TensorProto.INT8)], tables
+    head = [n for n in g.node if n.op_type == "MatMulInteger" and "gpt.transformer.wte.weight_qT" in n.input]
+    embedding = [n for n in g.node if n.op_type == "Gather" and n.input[0] == "gpt.transformer.wte.weight_q"]
+    assert len(head) == 1 and len(embedding) == 1 and not any(n.op_type == "Gemm" for n in g.node)
+    # the graph still computes GPT-2: the JSON runner's logits stay close to PyTorch's on the golden inputs
+    r = check_parity(d, model, golden_dir=out, limit=1)
+    assert r["max_embeds_diff"] < 0.5 and r["max_prefix_diff"] < 0.5, r
 
 
 def test_tampered_pack_is_refused(small_random_pack, tmp_path):
@@ -91,17 +113,3 @@ def test_decoder_stores_the_token_table_once(small_random_pack):
     m = onnx.load(os.path.join(out, "decoder.onnx"))
     big = [i for i in m.graph.initializer if 50257 in i.dims and len(i.dims) == 2]
     assert len(big) == 1, [(i.name, list(i.dims)) for i in big]
-
-
-def test_int8_quantises_linear_layers_but_not_the_shared_table(small_random_pack, tmp_path):
-    import onnx
-
-    out, _ = small_random_pack
-    model = load_checkpoint(os.path.join(os.path.dirname(out), ".build", "small-random", "model.pt"))
-    d = str(tmp_path / "int8")
-    export_pack(model, d, "q", "q", "int8", max_tokens=12)
-    for role in ("vision", "mapper", "decoder"):
-        ops = [n.op_type for n in onnx.load(os.path.join(d, f"{role}.onnx")).graph.node]
-        assert "MatMulInteger" in ops, role
-    dec = onnx.load(os.path.join(d, "decoder.onnx"))
-    assert [n.op_type for n in dec.graph.node].count("Gemm") == 1  # the LM head, reading the shared fp32 `wte`

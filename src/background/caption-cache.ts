@@ -1,37 +1,66 @@
 /**
- * The caption cache: IndexedDB, keyed by `${packId}|${decoding}|${image key}` (image key = URL, or SHA-256 of the
- * bytes for data:/blob: images). Least recently used entries go first once `maxEntries` is passed. It survives
- * restarts of the worker and of the browser, and can be cleared.
+ * The caption cache: IndexedDB, keyed by the SHA-256 of `${packUrl}|${decoding}|${image key}` (image key = URL, or
+ * SHA-256 of the bytes for data:/blob: images), so no page URL is ever stored in the clear.
+ *
+ * Retention policy (README, "What is stored"):
+ *   - a caption is kept at most CACHE_MAX_AGE_MS (30 days) after it was made, however often it is used; expired
+ *     entries are never returned and are purged when the worker starts and on every write;
+ *   - at most `maxEntries` entries (setting `cacheMaxEntries`, default 5000); least recently used go first;
+ *   - "Clear cached captions" (ui-bg-clear-cache) deletes every entry.
+ * It survives restarts of the worker and of the browser.
  */
 import type { CaptionResult } from '../shared/messages';
 import { done, req } from '../captioner/idb';
 
 const DB_NAME = 'alt-text-captions';
+/** v2: keys hashed, `madeAt` for the age bound. Upgrading from v1 drops every v1 entry (their keys held URLs). */
+const DB_VERSION = 2;
 const STORE = 'captions';
 
+/** The longest any caption (and its hashed image key) is kept. */
+export const CACHE_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000;
+
 interface Entry {
+  /** SHA-256 (hex) of the logical key */
   key: string;
   value: Omit<CaptionResult, 'cached'>;
+  /** LRU order (microsecond-ish, monotonic) */
   usedAt: number;
+  /** When the caption was made (ms since epoch) */
+  madeAt: number;
 }
 
+export interface CacheOptions {
+  maxAgeMs?: number;
+  /** The clock (ms since epoch); tests pass a fake one. */
+  now?: () => number;
+}
 
 export class CaptionCache {
   private db: Promise<IDBDatabase> | null = null;
   /** Monotonic clock for LRU order, so two uses in the same millisecond still order. */
   private tick = 0;
+  private readonly maxAgeMs: number;
+  private readonly clock: () => number;
 
   constructor(
     private maxEntries: () => number,
     private idb: IDBFactory = indexedDB,
-  ) {}
+    opts: CacheOptions = {},
+  ) {
+    this.maxAgeMs = opts.maxAgeMs ?? CACHE_MAX_AGE_MS;
+    this.clock = opts.now ?? Date.now;
+  }
 
   private open(): Promise<IDBDatabase> {
     this.db ??= new Promise((resolve, reject) => {
-      const r = this.idb.open(DB_NAME, 1);
+      const r = this.idb.open(DB_NAME, DB_VERSION);
       r.onupgradeneeded = () => {
-        const store = r.result.createObjectStore(STORE, { keyPath: 'key' });
+        const db = r.result;
+        if (db.objectStoreNames.contains(STORE)) db.deleteObjectStore(STORE);
+        const store = db.createObjectStore(STORE, { keyPath: 'key' });
         store.createIndex('usedAt', 'usedAt');
+        store.createIndex('madeAt', 'madeAt');
       };
       r.onsuccess = () => resolve(r.result);
       r.onerror = () => reject(r.error);
@@ -39,26 +68,38 @@ export class CaptionCache {
     return this.db;
   }
 
-  private now(): number {
-    this.tick = Math.max(this.tick + 1, Date.now() * 1000);
+  private lru(): number {
+    this.tick = Math.max(this.tick + 1, this.clock() * 1000);
     return this.tick;
   }
 
+  private expired(e: Entry): boolean {
+    return !(e.madeAt > this.clock() - this.maxAgeMs);
+  }
+
   async get(key: string): Promise<Omit<CaptionResult, 'cached'> | null> {
+    const hashed = await sha256Hex(key);
     const db = await this.open();
     const tx = db.transaction(STORE, 'readwrite');
     const store = tx.objectStore(STORE);
-    const entry = (await req(store.get(key))) as Entry | undefined;
-    if (entry) store.put({ ...entry, usedAt: this.now() });
+    const entry = (await req(store.get(hashed))) as Entry | undefined;
+    let value: Entry['value'] | null = null;
+    if (entry && this.expired(entry)) store.delete(hashed);
+    else if (entry) {
+      store.put({ ...entry, usedAt: this.lru() });
+      value = entry.value;
+    }
     await done(tx);
-    return entry?.value ?? null;
+    return value;
   }
 
   async put(key: string, value: Omit<CaptionResult, 'cached'>): Promise<void> {
+    const hashed = await sha256Hex(key);
     const db = await this.open();
     const tx = db.transaction(STORE, 'readwrite');
     const store = tx.objectStore(STORE);
-    store.put({ key, value, usedAt: this.now() } satisfies Entry);
+    this.purgeIn(store);
+    store.put({ key: hashed, value: { text: value.text, packId: value.packId, backend: value.backend, confidence: value.confidence }, usedAt: this.lru(), madeAt: this.clock() } satisfies Entry);
     const count = await req(store.count());
     let excess = count - Math.max(0, this.maxEntries());
     if (excess > 0) {
@@ -74,9 +115,38 @@ export class CaptionCache {
     await done(tx);
   }
 
+  /** Delete every entry past the age bound (in this transaction). */
+  private purgeIn(store: IDBObjectStore): void {
+    // Oldest first; stop at the first one still within the bound (no IDBKeyRange: it is not on every global).
+    const cutoff = this.clock() - this.maxAgeMs;
+    const cursorReq = store.index('madeAt').openCursor();
+    cursorReq.onsuccess = () => {
+      const cursor = cursorReq.result;
+      if (!cursor || (cursor.value as Entry).madeAt > cutoff) return;
+      cursor.delete();
+      cursor.continue();
+    };
+  }
+
+  /** Delete expired entries; returns how many are left. */
+  async purgeExpired(): Promise<number> {
+    const db = await this.open();
+    const tx = db.transaction(STORE, 'readwrite');
+    const store = tx.objectStore(STORE);
+    this.purgeIn(store);
+    await done(tx);
+    return this.count();
+  }
+
   async count(): Promise<number> {
     const db = await this.open();
     return req(db.transaction(STORE).objectStore(STORE).count());
+  }
+
+  /** Every stored entry, as stored (for audits and tests). */
+  async dump(): Promise<Entry[]> {
+    const db = await this.open();
+    return req(db.transaction(STORE).objectStore(STORE).getAll()) as Promise<Entry[]>;
   }
 
   async clear(): Promise<number> {

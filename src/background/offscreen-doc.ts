@@ -50,6 +50,20 @@ export async function closeOffscreen(): Promise<void> {
   if (await exists()) await chrome.offscreen.closeDocument();
 }
 
+/**
+ * Close the document even when getContexts no longer lists it (navigated away, renderer gone): Chrome still holds
+ * it, and would refuse to create another ("Only a single offscreen document may be created").
+ */
+async function forceCloseOffscreen(): Promise<void> {
+  while (creating) await creating;
+  try {
+    await chrome.offscreen.closeDocument();
+  } catch (err) {
+    // None open: nothing to close.
+    console.debug('[alt-text] offscreen close:', err instanceof Error ? err.message : String(err));
+  }
+}
+
 export async function offscreenExists(): Promise<boolean> {
   while (creating) await creating;
   return exists();
@@ -65,6 +79,9 @@ export async function toOffscreen<K extends MessageType>(msg: Request<K>, attemp
     } catch (err) {
       if (!isTransportError(err)) throw err;
       last = err;
+      // Twice unreachable though it "exists": its renderer crashed or hangs. Close it, so the next try recreates it.
+      if (i >= 1) await forceCloseOffscreen();
+      else await new Promise((r) => setTimeout(r, 100));
     }
   }
   throw new OffscreenUnavailableError(

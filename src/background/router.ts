@@ -4,7 +4,7 @@ import { CaptionCache } from './caption-cache';
 import { captionImage } from './caption-service';
 import { setFrameCount, tabCount } from './label-counts';
 import { currentStatus } from './model-status';
-import { toOffscreen } from './offscreen-doc';
+import { offscreenExists, toOffscreen } from './offscreen-doc';
 import { senderAllowed } from './senders';
 import { getSettings } from './settings-store';
 
@@ -29,7 +29,8 @@ export function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'>
     },
     'ui-bg-clear-cache': async (m) => {
       const captions = await cache.clear();
-      const packs = m.packs ? (await toOffscreen({ type: 'bg-os-clear-packs' })).packs : 0;
+      // The offscreen document remembers recent captions in memory; with no document there is nothing to forget.
+      const packs = m.packs || (await offscreenExists()) ? (await toOffscreen({ type: 'bg-os-clear', packs: m.packs })).packs : 0;
       return { captions, packs };
     },
   };
@@ -38,6 +39,8 @@ export function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'>
 export function registerRouter(): CaptionCache {
   let max = 5000;
   const cache = new CaptionCache(() => max);
+  // The age bound holds even for a browser that was closed for a month: purge at every worker start.
+  void cache.purgeExpired().catch((err: unknown) => console.warn('[alt-text] caption cache purge failed:', err));
   void getSettings().then((s) => (max = s.cacheMaxEntries));
   chrome.storage.onChanged.addListener(() => void getSettings().then((s) => (max = s.cacheMaxEntries)));
   chrome.runtime.onMessage.addListener(makeListener(['cs-bg-', 'ui-bg-'], makeHandlers(cache), senderAllowed));

@@ -15,6 +15,9 @@ export function registerTestHooks(cache: CaptionCache): void {
     currentStatus,
     cacheCount: () => cache.count(),
     clearCaptionCache: () => cache.clear(),
+    async loseWebGpuDevice() {
+      return chrome.runtime.sendMessage({ type: 'test-os-lose-device' });
+    },
     /** The engine's own throughput on these URLs, in the offscreen document, outside the queue. */
     async engineBench(urls: string[], packUrl: string) {
       await ensureOffscreen();

@@ -27,6 +27,8 @@ import {
   probeWebGpu,
   runMapper,
   runVision,
+  warmUp,
+  watchDeviceLoss,
   type Backend,
   type Ort,
   type PackSessions,
@@ -119,7 +121,10 @@ export interface Captioner {
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 export async function createCaptioner(options: CaptionerOptions): Promise<Captioner> {
-  const emit = (e: CaptionerEvent) => options.onEvent?.(e);
+  // Closures below must not capture `options` or `pack`: the pack's bytes (hundreds of MB) would stay alive as long
+  // as the captioner, on top of the copy each session holds. Only a WebGPU captioner keeps them, to fall back.
+  const onEvent = options.onEvent;
+  const emit = (e: CaptionerEvent) => onEvent?.(e);
   const pack =
     typeof options.pack === 'string'
       ? await loadPackFromUrl(options.pack, { store: options.store, onProgress: options.onProgress, signal: options.signal })
@@ -162,10 +167,27 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       }
     }
   }
-  emit({ type: 'backend', backend: sessions.backend, reason });
-
   let disposed = false;
   let fellBack = false;
+  let deviceLost: string | null = null;
+  if (sessions.backend === 'webgpu') {
+    try {
+      await warmUp(ort, sessions, m); // shaders compile now, not during the first caption
+    } catch (e) {
+      reason = `WebGPU failed while warming up (${(e as Error).message}); using WASM`;
+      emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
+      console.warn(`[captioner] ${reason}`);
+      const old = sessions;
+      sessions = await createSessions(ort, pack.files, 'wasm', tuning);
+      await old.release();
+      fellBack = true;
+    }
+    // A lost device fails the next run; noting it here lets that run switch to WASM at once.
+    if (sessions.backend === 'webgpu') void watchDeviceLoss(ort, (why) => (deviceLost = why));
+  }
+  emit({ type: 'backend', backend: sessions.backend, reason });
+  let fallbackFiles: LoadedPack['files'] | null = sessions.backend === 'webgpu' ? pack.files : null;
+
   let queue: Promise<unknown> = Promise.resolve();
 
   /** Run fn behind every earlier call; reject at once if aborted while waiting. */
@@ -194,6 +216,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   /** Run a model stage; on a WebGPU run-time failure, switch to WASM once and retry the whole call. */
   async function withFallback<T>(fn: () => Promise<T>): Promise<T> {
     try {
+      if (deviceLost && sessions.backend === 'webgpu') throw new Error(deviceLost);
       return await fn();
     } catch (e) {
       if (sessions.backend !== 'webgpu' || fellBack || e instanceof CaptionerError) throw e;
@@ -202,7 +225,8 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
       console.warn(`[captioner] ${reason}`);
       const old = sessions;
-      sessions = await createSessions(ort, pack.files, 'wasm', tuning);
+      sessions = await createSessions(ort, fallbackFiles!, 'wasm', tuning);
+      fallbackFiles = null;
       await old.release();
       return fn();
     }

@@ -93,8 +93,41 @@ export class PackNotCachedError extends CaptionerError {
 export class ImageDecodeError extends CaptionerError {
   override name = 'ImageDecodeError';
   constructor(detail: string, options?: { cause?: unknown }) {
-    super(`This image could not be decoded (${detail}). Only JPEG, PNG, GIF, WebP, AVIF, BMP and SVG images can be described.`, options);
+    super(`This image could not be decoded (${detail}). Only JPEG, PNG, GIF, WebP, AVIF, BMP, ICO and SVG images can be described.`, options);
   }
+}
+
+/** Decoding took longer than the engine allows (a decompression bomb, or a decoder stuck on hostile bytes). */
+export class ImageDecodeTimeoutError extends ImageDecodeError {
+  override name = 'ImageDecodeTimeoutError';
+  constructor(readonly timeoutMs: number) {
+    super(`it took longer than ${Math.round(timeoutMs / 1000)} s, so it was given up; it may be a huge or damaged file`);
+  }
+}
+
+/** The browser refused to store more bytes (IndexedDB quota). Nothing half-written was kept. */
+export class StorageQuotaError extends CaptionerError {
+  override name = 'StorageQuotaError';
+  constructor(
+    readonly packId: string,
+    readonly neededBytes: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `There is not enough storage space to save model pack "${packId}" (it needs ${(neededBytes / 2 ** 20).toFixed(1)} MB). ` +
+        'Nothing was half-saved, and packs you already had still work. Free some disk space, or remove downloaded ' +
+        'models you no longer need (Options → "Clear saved descriptions and downloaded models"), then try again.',
+      options,
+    );
+  }
+}
+
+/** True for the errors browsers raise when storage is full (IndexedDB and the Storage API differ in how they say it). */
+export function isQuotaError(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const { name, message } = e as { name?: unknown; message?: unknown };
+  if (name === 'QuotaExceededError' || name === 'NS_ERROR_DOM_QUOTA_REACHED') return true;
+  return (name === 'UnknownError' || name === 'AbortError') && typeof message === 'string' && /quota|disk (is )?full|no space/i.test(message);
 }
 
 /** The image decodes to zero pixels in some dimension. */
@@ -155,7 +188,9 @@ export const CAPTIONER_ERROR_NAMES = [
   'PackFileMissingError',
   'PackNotCachedError',
   'ImageDecodeError',
+  'ImageDecodeTimeoutError',
   'EmptyImageError',
+  'StorageQuotaError',
   'EmptyCaptionError',
   'AbortError',
   'CaptionerDisposedError',

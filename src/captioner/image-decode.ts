@@ -2,7 +2,7 @@
  * Image decoding to RGBA pixels. In browsers: createImageBitmap + OffscreenCanvas (the Node tests inject a decoder,
  * see node-decode.ts). Huge images are downscaled while decoding, so a 20000x20000 image never becomes 1.6 GB of RGBA.
  */
-import { EmptyImageError, ImageDecodeError } from './errors';
+import { CaptionerError, EmptyImageError, ImageDecodeError, ImageDecodeTimeoutError } from './errors';
 import type { RgbaImage } from './preprocess';
 
 /** Anything caption() accepts. */
@@ -11,11 +11,34 @@ export type ImageInput = Blob | ArrayBuffer | ArrayBufferView | ImageBitmap | Rg
 export interface DecodeImageOptions {
   /** images with more pixels are downscaled while decoding (default 4096 x 4096) */
   maxPixels: number;
+  /** a decode that takes longer is given up with ImageDecodeTimeoutError (default 20 s) */
+  timeoutMs?: number;
 }
 
 export type ImageDecoderFn = (input: ImageInput, opts: DecodeImageOptions) => Promise<RgbaImage>;
 
 export const DEFAULT_MAX_PIXELS = 4096 * 4096;
+export const DEFAULT_DECODE_TIMEOUT_MS = 20_000;
+
+/**
+ * Run a decode under a time limit, and make every failure a named engine error. Browser decoders throw DOMExceptions
+ * and TypeErrors of their own; hostile bytes must never reach the caller as anything but ImageDecodeError (or one of
+ * its kin). The decode itself can't be cancelled: a late result is dropped (its bitmaps are closed by the decoder).
+ */
+export async function guardDecode<T>(decode: () => Promise<T>, timeoutMs = DEFAULT_DECODE_TIMEOUT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ImageDecodeTimeoutError(timeoutMs)), timeoutMs);
+  });
+  try {
+    return await Promise.race([decode(), timeout]);
+  } catch (e) {
+    if (e instanceof CaptionerError) throw e;
+    throw new ImageDecodeError(e instanceof Error ? `${e.name}: ${e.message}` : String(e), { cause: e });
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function isRgbaImage(x: unknown): x is RgbaImage {
   return (
@@ -89,11 +112,30 @@ function isSvg(bytes: Uint8Array, type: string): boolean {
   return head.startsWith('<svg') || (head.startsWith('<?xml') && head.includes('<svg'));
 }
 
+/**
+ * HTML inside an SVG (<foreignObject>) taints the canvas, so its pixels could not be read back at all: drop those
+ * elements and describe the rest. DOMParser documents are inert (no script, no loads).
+ */
+async function withoutForeignObjects(blob: Blob): Promise<Blob> {
+  const svgType = 'image/svg+xml';
+  if (typeof DOMParser === 'undefined' || typeof XMLSerializer === 'undefined') return new Blob([blob], { type: svgType });
+  const text = await blob.text();
+  if (!/foreignObject/i.test(text)) return new Blob([blob], { type: svgType });
+  const doc = new DOMParser().parseFromString(text, svgType);
+  if (doc.getElementsByTagName('parsererror').length) return new Blob([blob], { type: svgType });
+  for (const el of Array.from(doc.getElementsByTagNameNS('http://www.w3.org/2000/svg', 'foreignObject'))) el.remove();
+  return new Blob([new XMLSerializer().serializeToString(doc)], { type: svgType });
+}
+
+/**
+ * SVG goes through an <img>: in that mode the browser runs no script (no <script>, no onload= handler) and loads no
+ * external resource (<image href="http://…">, CSS url(), fonts), so a hostile SVG can neither act nor phone home.
+ */
 async function rasteriseSvg(blob: Blob, maxPixels: number): Promise<ImageBitmap> {
   if (typeof Image === 'undefined' || typeof URL.createObjectURL !== 'function') {
     throw new ImageDecodeError('SVG images can only be rasterised in a document');
   }
-  const url = URL.createObjectURL(new Blob([blob], { type: 'image/svg+xml' }));
+  const url = URL.createObjectURL(await withoutForeignObjects(blob));
   try {
     const img = new Image();
     img.src = url;
@@ -108,9 +150,20 @@ async function rasteriseSvg(blob: Blob, maxPixels: number): Promise<ImageBitmap>
   }
 }
 
-/** The browser decoder: createImageBitmap, downscaled while decoding when huge, then read back via OffscreenCanvas. */
+/**
+ * The browser decoder: createImageBitmap, downscaled while decoding when huge, then read back via OffscreenCanvas.
+ * Rejects only with named errors (ImageDecodeError, ImageDecodeTimeoutError, EmptyImageError).
+ */
 export async function decodeImageInBrowser(input: ImageInput, opts: DecodeImageOptions): Promise<RgbaImage> {
-  if (isRgbaImage(input)) return input;
+  if (isRgbaImage(input)) {
+    if (!(input.width > 0 && input.height > 0)) throw new EmptyImageError(input.width, input.height);
+    if (input.data.length < input.width * input.height * 4) throw new ImageDecodeError(`RGBA buffer of ${input.data.length} bytes for ${input.width}×${input.height}`);
+    return input;
+  }
+  return guardDecode(() => decodeBrowser(input, opts), opts.timeoutMs);
+}
+
+async function decodeBrowser(input: ImageInput, opts: DecodeImageOptions): Promise<RgbaImage> {
   let bitmap: ImageBitmap;
   let owned = true;
   const bitmapOpts: ImageBitmapOptions = { premultiplyAlpha: 'none', colorSpaceConversion: 'none' };
@@ -151,7 +204,15 @@ export async function decodeImageInBrowser(input: ImageInput, opts: DecodeImageO
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
     if (!ctx) throw new ImageDecodeError('no 2D canvas available to read pixels');
     ctx.drawImage(bitmap, 0, 0);
-    const data = ctx.getImageData(0, 0, width, height).data;
+    let data: Uint8ClampedArray;
+    try {
+      data = ctx.getImageData(0, 0, width, height).data;
+    } catch (e) {
+      if ((e as Error).name === 'SecurityError') {
+        throw new ImageDecodeError('the browser does not let its pixels be read (it embeds content from elsewhere)', { cause: e });
+      }
+      throw e;
+    }
     return { data, width, height };
   } finally {
     if (owned) bitmap.close();

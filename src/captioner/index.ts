@@ -13,7 +13,7 @@ export { IndexedDbPackStore, MemoryPackStore, defaultPackStore } from './pack-st
 export type { CachedPackInfo, PackStore, StoredPackRecord } from './pack-store';
 export { parseManifest, SUPPORTED_FORMAT_VERSIONS } from './pack-format';
 export type { PackManifest } from './pack-format';
-export { decodeImageInBrowser, DEFAULT_MAX_PIXELS } from './image-decode';
+export { decodeImageInBrowser, DEFAULT_DECODE_TIMEOUT_MS, DEFAULT_MAX_PIXELS, guardDecode } from './image-decode';
 export type { ImageDecoderFn, ImageInput } from './image-decode';
 export { preprocessRgba } from './preprocess';
 export type { RgbaImage } from './preprocess';

@@ -3,11 +3,15 @@
  * Not imported by the browser build: pass `decodeImage: decodeImageWithSharp` to createCaptioner in Node.
  */
 import { EmptyImageError, ImageDecodeError } from './errors';
-import { fitWithin, isRgbaImage, sniffDimensions, toBytes, type DecodeImageOptions, type ImageInput } from './image-decode';
+import { fitWithin, guardDecode, isRgbaImage, sniffDimensions, toBytes, type DecodeImageOptions, type ImageInput } from './image-decode';
 import type { RgbaImage } from './preprocess';
 
 export async function decodeImageWithSharp(input: ImageInput, opts: DecodeImageOptions): Promise<RgbaImage> {
   if (isRgbaImage(input)) return input;
+  return guardDecode(() => decodeSharp(input, opts), opts.timeoutMs);
+}
+
+async function decodeSharp(input: ImageInput, opts: DecodeImageOptions): Promise<RgbaImage> {
   let bytes: Uint8Array;
   if (typeof Blob !== 'undefined' && input instanceof Blob) bytes = new Uint8Array(await input.arrayBuffer());
   else if (input instanceof ArrayBuffer || ArrayBuffer.isView(input)) bytes = toBytes(input);

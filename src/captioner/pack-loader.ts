@@ -12,6 +12,8 @@ import {
   PackIntegrityError,
   PackNotCachedError,
   PackSizeError,
+  StorageQuotaError,
+  isQuotaError,
   throwIfAborted,
 } from './errors';
 import { manifestFiles, parseManifest, type PackFileKey, type PackManifest } from './pack-format';
@@ -115,10 +117,11 @@ async function downloadFile(
         const start = res.status === 206 && range ? Number(/bytes (\d+)-/.exec(range)?.[1]) : 0;
         if (start !== have) {
           // The server ignored the range (200) or answered another one: start over.
+          const asked = have;
           await store.clearFile(packId, path);
           have = 0;
           progress(0);
-          if (start !== 0) throw new Error(`server answered range ${range} for bytes=${have}-`);
+          if (start !== 0) throw new Error(`server answered range ${range} for bytes=${asked}-`);
         }
       }
       const declared = Number(res.headers.get('content-length') ?? NaN);
@@ -164,6 +167,8 @@ async function downloadFile(
     } catch (e) {
       if (e instanceof Fatal) throw new PackDownloadError(path, e.message);
       if (opts.signal?.aborted) throw new CaptionAbortedError(opts.signal.reason);
+      // A full disk does not get better by retrying: the caller cleans up and says so.
+      if (isQuotaError(e)) throw e;
       lastError = e;
     }
   }
@@ -189,6 +194,33 @@ async function fetchManifest(baseUrl: string, opts: LoadPackOptions): Promise<Pa
     }
   }
   throw new PackDownloadError('pack.json', (lastError as Error)?.message ?? 'unknown error', { cause: lastError });
+}
+
+/**
+ * The store is full. Leave nothing half-written: a pack that is not completely stored is removed (its partial files
+ * would only hold space the user needs), a complete one is kept as it was. Other packs are never touched.
+ */
+async function quotaExceeded(store: PackStore, manifest: PackManifest, rec: StoredPackRecord | null, cause: unknown): Promise<StorageQuotaError> {
+  const files = manifestFiles(manifest);
+  // Before this load got its own record (the very first write failed), the stored one says what is there.
+  let known = rec;
+  if (!known) {
+    try {
+      known = await store.getRecord(manifest.id);
+    } catch (e) {
+      console.warn(`[pack-loader] could not read the record of "${manifest.id}" after a quota error`, e);
+    }
+  }
+  const complete = known !== null && files.every((f) => known.complete[f.path] === f.sha256);
+  if (!complete) {
+    try {
+      await store.deletePack(manifest.id);
+    } catch (e) {
+      // Deleting frees space, so it should not fail for quota; if it does, the error the user sees is still the quota.
+      console.warn(`[pack-loader] could not remove the partial pack "${manifest.id}" after a quota error`, e);
+    }
+  }
+  return new StorageQuotaError(manifest.id, files.reduce((n, f) => n + f.bytes, 0), { cause });
 }
 
 /** Bring the store's record in line with `manifest`: files whose hash changed are forgotten. */
@@ -230,31 +262,37 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
     opts.onProgress?.({ packId: manifest.id, file, phase, fileBytes, fileTotal, bytes: Math.min(bytes, total), total });
   };
   opts.onProgress?.({ packId: manifest.id, file: 'pack.json', phase: 'manifest', fileBytes: 0, fileTotal: 0, bytes: 0, total });
-  const rec = await reconcileRecord(store, manifest);
+  let rec: StoredPackRecord | null = null;
   const out: Partial<Record<PackFileKey, Uint8Array>> = {};
-  for (const f of files) {
-    throwIfAborted(opts.signal);
-    const cached = rec.complete[f.path] === f.sha256;
-    if (!cached) {
-      await downloadFile(joinUrl(baseUrl, f.path), manifest.id, f.path, f, store, opts, (n) => emit(f.path, 'download', n, f.bytes));
+  try {
+    rec = await reconcileRecord(store, manifest);
+    for (const f of files) {
+      throwIfAborted(opts.signal);
+      const cached = rec.complete[f.path] === f.sha256;
+      if (!cached) {
+        await downloadFile(joinUrl(baseUrl, f.path), manifest.id, f.path, f, store, opts, (n) => emit(f.path, 'download', n, f.bytes));
+      }
+      const data = (await store.read(manifest.id, f.path)) ?? new Uint8Array(0);
+      emit(f.path, 'verify', data.byteLength, f.bytes);
+      try {
+        await verifyFile(f.path, data, f);
+      } catch (e) {
+        // Never keep a bad file: the next attempt downloads it afresh.
+        await store.clearFile(manifest.id, f.path);
+        delete rec.complete[f.path];
+        await store.putRecord(rec);
+        throw e;
+      }
+      if (!cached) {
+        rec.complete[f.path] = f.sha256;
+        await store.putRecord(rec);
+      }
+      out[f.key] = data;
+      emit(f.path, cached ? 'cached' : 'done', f.bytes, f.bytes);
     }
-    const data = (await store.read(manifest.id, f.path)) ?? new Uint8Array(0);
-    emit(f.path, 'verify', data.byteLength, f.bytes);
-    try {
-      await verifyFile(f.path, data, f);
-    } catch (e) {
-      // Never keep a bad file: the next attempt downloads it afresh.
-      await store.clearFile(manifest.id, f.path);
-      delete rec.complete[f.path];
-      await store.putRecord(rec);
-      throw e;
-    }
-    if (!cached) {
-      rec.complete[f.path] = f.sha256;
-      await store.putRecord(rec);
-    }
-    out[f.key] = data;
-    emit(f.path, cached ? 'cached' : 'done', f.bytes, f.bytes);
+  } catch (e) {
+    if (isQuotaError(e)) throw await quotaExceeded(store, manifest, rec, e);
+    throw e;
   }
   return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'network' };
 }
@@ -316,13 +354,20 @@ export async function loadPackFromFiles(picked: Iterable<PickedFile> | ArrayLike
     opts.onProgress?.({ packId: manifest.id, file: f.path, phase: 'done', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });
   }
   if (opts.store) {
-    const rec = await reconcileRecord(opts.store, manifest);
-    for (const f of files) {
-      await opts.store.clearFile(manifest.id, f.path);
-      await opts.store.append(manifest.id, f.path, 0, out[f.key]!);
-      rec.complete[f.path] = f.sha256;
+    let rec: StoredPackRecord | null = null;
+    try {
+      rec = await reconcileRecord(opts.store, manifest);
+      for (const f of files) {
+        await opts.store.clearFile(manifest.id, f.path);
+        await opts.store.append(manifest.id, f.path, 0, out[f.key]!);
+        rec.complete[f.path] = f.sha256;
+      }
+      await opts.store.putRecord(rec);
+    } catch (e) {
+      // `rec.complete` ran ahead of the stored record here: nothing of this import counts as saved.
+      if (isQuotaError(e)) throw await quotaExceeded(opts.store, manifest, null, e);
+      throw e;
     }
-    await opts.store.putRecord(rec);
   }
   return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'files' };
 }

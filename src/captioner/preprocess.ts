@@ -40,17 +40,21 @@ interface Coeffs {
   weights: Int32Array;
 }
 
-/** Filter taps for resizing inSize -> outSize over the whole input, as Pillow's precompute_coeffs computes them. */
-function computeCoeffs(inSize: number, outSize: number): Coeffs {
+/**
+ * Filter taps for resizing inSize -> outSize over the whole input, as Pillow's precompute_coeffs computes them, for
+ * the output pixels [from, to) only (entry 0 is output pixel `from`).
+ */
+function computeCoeffs(inSize: number, outSize: number, from = 0, to = outSize): Coeffs {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = 2 * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
-  const start = new Int32Array(outSize);
-  const count = new Int32Array(outSize);
-  const weights = new Int32Array(outSize * ksize);
+  const n = to - from;
+  const start = new Int32Array(n);
+  const count = new Int32Array(n);
+  const weights = new Int32Array(n * ksize);
   const w = new Float64Array(ksize);
-  for (let xx = 0; xx < outSize; xx++) {
+  for (let xx = from; xx < to; xx++) {
     const center = (xx + 0.5) * scale;
     const ss = 1 / filterScale;
     // Pillow truncates (center ± support + 0.5) toward zero with a C cast.
@@ -65,13 +69,14 @@ function computeCoeffs(inSize: number, outSize: number): Coeffs {
       w[x] = v;
       sum += v;
     }
+    const i = xx - from;
     for (let x = 0; x < xmax; x++) {
       const v = sum !== 0 ? w[x] / sum : w[x];
       // normalize_coeffs_8bpc: round half away from zero, then truncate.
-      weights[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * FIXED_ONE) : Math.trunc(0.5 + v * FIXED_ONE);
+      weights[i * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * FIXED_ONE) : Math.trunc(0.5 + v * FIXED_ONE);
     }
-    start[xx] = xmin;
-    count[xx] = xmax;
+    start[i] = xmin;
+    count[i] = xmax;
   }
   return { ksize, start, count, weights };
 }
@@ -82,35 +87,54 @@ function clip8(acc: number): number {
   return Math.floor(acc / FIXED_ONE);
 }
 
+/** A window of the resized image, in output pixels. */
+export interface ResizeRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 /**
  * Resize a 3-channel interleaved uint8 image (stride 3) with PIL's antialiased bicubic filter.
- * Returns a new interleaved RGB buffer of outW * outH * 3 bytes.
+ * Returns a new interleaved RGB buffer of the region's width * height * 3 bytes (default: the whole outW * outH).
+ *
+ * Only the region is computed, with exactly the values the full resize has there. The centre crop needs S x S of the
+ * resized image, and a 1 x 20000 strip resizes to 224 x 4,480,000 (3 GB): computing all of it would run out of memory.
  */
-export function resizeBicubicPil(src: Uint8Array, inW: number, inH: number, outW: number, outH: number): Uint8Array {
+export function resizeBicubicPil(
+  src: Uint8Array, inW: number, inH: number, outW: number, outH: number,
+  region: ResizeRegion = { x: 0, y: 0, width: outW, height: outH },
+): Uint8Array {
   if (inW <= 0 || inH <= 0) throw new EmptyImageError(inW, inH);
+  const x0 = Math.max(0, Math.min(outW, region.x));
+  const y0 = Math.max(0, Math.min(outH, region.y));
+  const rw = Math.max(0, Math.min(outW, region.x + region.width) - x0);
+  const rh = Math.max(0, Math.min(outH, region.y + region.height) - y0);
+  if (rw === 0 || rh === 0) return new Uint8Array(0);
   const needH = outW !== inW;
   const needV = outH !== inH;
   let cur = src;
   let curW = inW;
-  let curH = inH;
-  const vert = needV ? computeCoeffs(inH, outH) : null;
+  // Without a vertical pass, the rows kept are the region's own input rows.
+  let rowFirst = needV ? 0 : y0;
+  let rowLast = needV ? inH : y0 + rh;
+  const vert = needV ? computeCoeffs(inH, outH, y0, y0 + rh) : null;
+  if (vert) {
+    rowFirst = vert.start[0];
+    rowLast = vert.start[rh - 1] + vert.count[rh - 1];
+  }
 
-  // Horizontal pass, over only the rows the vertical pass will read (as Pillow does).
+  // Horizontal pass, over only the rows the vertical pass will read (as Pillow does), and only the region's columns.
   if (needH) {
-    const h = computeCoeffs(inW, outW);
-    let rowFirst = 0;
-    let rowLast = inH;
-    if (vert) {
-      rowFirst = vert.start[0];
-      rowLast = vert.start[outH - 1] + vert.count[outH - 1];
-    }
+    const h = computeCoeffs(inW, outW, x0, x0 + rw);
     const rows = rowLast - rowFirst;
-    const out = new Uint8Array(outW * rows * 3);
+    const out = new Uint8Array(rw * rows * 3);
     const half = FIXED_ONE / 2;
     for (let y = 0; y < rows; y++) {
       const inRow = (y + rowFirst) * inW * 3;
-      const outRow = y * outW * 3;
-      for (let xx = 0; xx < outW; xx++) {
+      const outRow = y * rw * 3;
+      for (let xx = 0; xx < rw; xx++) {
         const s = h.start[xx];
         const n = h.count[xx];
         const k = xx * h.ksize;
@@ -131,19 +155,23 @@ export function resizeBicubicPil(src: Uint8Array, inW: number, inH: number, outW
       }
     }
     cur = out;
-    curW = outW;
-    curH = rows;
-    if (vert) {
-      // bounds now relative to the first row kept
-      for (let i = 0; i < outH; i++) vert.start[i] -= rowFirst;
-    }
+    curW = rw;
+  } else {
+    // No horizontal resize: keep the region's columns of the rows needed.
+    const rows = rowLast - rowFirst;
+    const out = new Uint8Array(rw * rows * 3);
+    for (let y = 0; y < rows; y++) out.set(src.subarray(((y + rowFirst) * inW + x0) * 3, ((y + rowFirst) * inW + x0 + rw) * 3), y * rw * 3);
+    cur = out;
+    curW = rw;
   }
 
   if (vert) {
-    const out = new Uint8Array(curW * outH * 3);
+    // bounds relative to the first row kept
+    for (let i = 0; i < rh; i++) vert.start[i] -= rowFirst;
+    const out = new Uint8Array(curW * rh * 3);
     const half = FIXED_ONE / 2;
     const stride = curW * 3;
-    for (let yy = 0; yy < outH; yy++) {
+    for (let yy = 0; yy < rh; yy++) {
       const s = vert.start[yy];
       const n = vert.count[yy];
       const k = yy * vert.ksize;
@@ -156,10 +184,7 @@ export function resizeBicubicPil(src: Uint8Array, inW: number, inH: number, outW
       }
     }
     cur = out;
-    curH = outH;
   }
-  if (cur === src) cur = src.slice();
-  void curH;
   return cur;
 }
 
@@ -202,9 +227,13 @@ export function preprocessRgba(img: RgbaImage, pp: PackManifest['preprocess'], o
   const S = pp.imageSize;
   const rgb = rgbaToRgb(img);
   const size = shortestEdgeSize(width, height, S);
-  const resized = resizeBicubicPil(rgb, width, height, size.width, size.height);
   const top = roundHalfEvenHalf(size.height - S);
   const left = roundHalfEvenHalf(size.width - S);
+  // Only the crop window is resized; `resized` is indexed in window coordinates below.
+  const win = { x: Math.max(0, left), y: Math.max(0, top), width: 0, height: 0 };
+  win.width = Math.max(0, Math.min(size.width, left + S) - win.x);
+  win.height = Math.max(0, Math.min(size.height, top + S) - win.y);
+  const resized = resizeBicubicPil(rgb, width, height, size.width, size.height, win);
   const plane = S * S;
   const result = out ?? new Float32Array(3 * plane);
   const mean = pp.mean.map(Math.fround);
@@ -217,8 +246,8 @@ export function preprocessRgba(img: RgbaImage, pp: PackManifest['preprocess'], o
       const o = y * S + x;
       // Pixels outside the resized image (only when it is smaller than S, which shortest_edge never makes) are 0,
       // as torchvision's center_crop pads.
-      const inside = sy >= 0 && sy < size.height && sx >= 0 && sx < size.width;
-      const p = (sy * size.width + sx) * 3;
+      const inside = sy >= win.y && sy < win.y + win.height && sx >= win.x && sx < win.x + win.width;
+      const p = ((sy - win.y) * win.width + (sx - win.x)) * 3;
       for (let c = 0; c < 3; c++) {
         const v = inside ? resized[p + c] : 0;
         result[c * plane + o] = (Math.fround(v * rescale) - mean[c]) / std[c];

@@ -21,17 +21,47 @@ export interface BackendChoice {
 }
 
 /** Whether WebGPU can be used here: an adapter must exist (headless Chromium without a GPU has none). */
-export async function probeWebGpu(): Promise<{ ok: boolean; reason: string }> {
+export async function probeWebGpu(): Promise<{ ok: boolean; reason: string; shaderF16?: boolean }> {
   const gpu = (globalThis.navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } })?.gpu;
   if (!gpu) return { ok: false, reason: 'WebGPU is not available in this context' };
   try {
-    const adapter = (await gpu.requestAdapter()) as { info?: { vendor?: string; architecture?: string; description?: string } } | null;
+    const adapter = (await gpu.requestAdapter()) as { info?: { vendor?: string; architecture?: string; description?: string }; features?: { has(f: string): boolean } } | null;
     if (!adapter) return { ok: false, reason: 'no WebGPU adapter (no usable GPU)' };
     const info = adapter.info;
     const what = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
-    return { ok: true, reason: `WebGPU adapter found (${what})` };
+    // shader-f16: the adapter computes in half precision. onnxruntime-web then runs float16 graphs natively; the
+    // packs' fp16 precision stores weights in half and computes in fp32, so this is reported, not yet used.
+    const shaderF16 = adapter.features?.has('shader-f16') ?? false;
+    return { ok: true, reason: `WebGPU adapter found (${what}${shaderF16 ? ', shader-f16' : ''})`, shaderF16 };
   } catch (e) {
     return { ok: false, reason: `WebGPU adapter request failed: ${(e as Error).message}` };
+  }
+}
+
+/**
+ * Run each graph once on zeros, so that WebGPU compiles its shaders (and uploads the weights) before the first real
+ * caption rather than during it. The decoder gets a prefill and one cached step: the step's shapes differ.
+ */
+export async function warmUp(ort: Ort, s: PackSessions, m: PackManifest): Promise<void> {
+  const S = m.preprocess.imageSize;
+  const embeds = await runVision(ort, s, new Float32Array(3 * S * S), 1, m);
+  const prefix = await runMapper(ort, s, embeds.map(() => 1), 1, m);
+  const dec = new KvDecoder(ort, s.decoder, m, s.backend);
+  try {
+    await dec.prefill(prefix, 1);
+    await dec.step([0], [m.tokens.bos]);
+  } finally {
+    dec.release();
+  }
+}
+
+/** Calls `onLost` if the WebGPU device ORT uses is lost (driver reset, GPU removed, tab backgrounded too long). */
+export async function watchDeviceLoss(ort: Ort, onLost: (reason: string) => void): Promise<void> {
+  try {
+    const device = (await ort.env.webgpu.device) as unknown as { lost?: Promise<{ reason?: string; message?: string }> } | undefined;
+    void device?.lost?.then((info) => onLost(`WebGPU device lost (${info?.reason ?? 'unknown'}${info?.message ? `: ${info.message}` : ''})`));
+  } catch (e) {
+    console.warn(`[captioner] cannot watch the WebGPU device: ${(e as Error).message}`);
   }
 }
 
@@ -64,11 +94,13 @@ export async function createSessions(
   ort: Ort,
   files: { vision: Uint8Array; mapper: Uint8Array; decoder: Uint8Array },
   backend: Backend,
-  tuning: { allowSpinning?: boolean; nLayer?: number } = {},
+  tuning: { allowSpinning?: boolean; nLayer?: number; profile?: boolean } = {},
 ): Promise<PackSessions> {
   const opts: OrtModule.InferenceSession.SessionOptions = {
     executionProviders: [backend],
     graphOptimizationLevel: 'all',
+    // ORT's per-operator profiler (the benchmark's op-level breakdown); endProfiling() prints it as JSON
+    enableProfiling: tuning.profile ?? false,
     // ORT's worker threads busy-wait between operators by default. Off by default here: an extension should not burn
     // a core while idle, and on a busy 2-core machine the spinning threads steal time from the decode loop.
     extra: { session: { intra_op: { allow_spinning: tuning.allowSpinning ? '1' : '0' } } },

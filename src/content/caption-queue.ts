@@ -2,11 +2,15 @@
  * The frame's queue of images to caption. The same URL is asked once; visible images go first (lower priority
  * number), then document order; a few requests are in flight at a time, so the worker's queue stays short and
  * priorities stay current. Images that leave the page, and everything on teardown, are cancelled.
+ *
+ * Bounded, whatever the page does: at most `maxQueued` distinct images wait. When it is full, an image off screen is
+ * turned away, and a visible one takes the place of the oldest waiting image off screen; whoever is turned away is
+ * handed back (onDrop) and offered again when there is room (onRoom). Remembered results and failures are bounded too.
  */
 import { toWire } from '../shared/errors';
-import { PRIORITY, newRequestId, type CaptionResult, type ImageSource } from '../shared/messages';
-import { logOnce } from './log';
+import { PRIORITY, newRequestId, type CaptionResult } from '../shared/messages';
 import { request } from './messaging';
+import { toImageSource } from './safe-source';
 
 interface Entry {
   src: string;
@@ -14,41 +18,63 @@ interface Entry {
   priority: number;
   seq: number;
   requestId: string | null;
+  /** Some element showed this URL as a loaded <img>; otherwise it is loaded as an image before it is sent. */
+  verified: boolean;
 }
 
 export interface QueueCallbacks {
   onResult(el: Element, src: string, result: CaptionResult): void;
   onError(el: Element, src: string, err: Error): void;
+  /** The element was turned away (the queue was full); offer it again after onRoom. */
+  onDrop?(el: Element): void;
+  /** The queue has room again. */
+  onRoom?(): void;
+  /** A caption request for this URL went out (test builds count them). */
+  onSent?(src: string): void;
 }
 
-async function toSource(src: string): Promise<ImageSource> {
-  if (!src.startsWith('blob:')) return { kind: 'url', url: src };
-  // blob: URLs belong to the page, so only this script can read them.
-  const blob = await (await fetch(src)).blob();
-  const dataUrl = await new Promise<string>((resolve, reject) => {
-    const r = new FileReader();
-    r.onload = () => resolve(r.result as string);
-    r.onerror = () => reject(r.error ?? new Error('could not read the blob'));
-    r.readAsDataURL(blob);
-  });
-  return { kind: 'bytes', dataUrl };
+/** What a test build reads (through the content script's test hook). */
+export interface QueueStats {
+  pending: number;
+  maxPending: number;
+  sent: number;
+  cancelled: number;
+  dropped: number;
 }
 
-const PERMANENT = new Set(['ImageFetchError', 'ImageDecodeError', 'EmptyImageError', 'EmptyCaptionError']);
+// A decompression bomb (ImageDecodeTimeoutError) would time out again; an orphaned script (ContextInvalidatedError) stays orphaned.
+const PERMANENT = new Set([
+  'ImageFetchError', 'ImageDecodeError', 'ImageDecodeTimeoutError', 'EmptyImageError', 'EmptyCaptionError', 'UnsafeSourceError', 'ContextInvalidatedError',
+]);
+
+/** A Map that forgets its oldest entries beyond `max`. */
+class Bounded<V> extends Map<string, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(k: string, v: V): this {
+    this.delete(k);
+    super.set(k, v);
+    while (this.size > this.max) this.delete(this.keys().next().value!);
+    return this;
+  }
+}
 
 export class CaptionQueue {
   private entries = new Map<string, Entry>();
   private byElement = new Map<Element, string>();
   private inFlight = 0;
   private seq = 0;
-  private results = new Map<string, CaptionResult>();
-  private failed = new Map<string, Error>();
+  private results = new Bounded<CaptionResult>(1000);
+  private failed = new Bounded<Error>(1000);
+  private full = false;
+  readonly stats: QueueStats = { pending: 0, maxPending: 0, sent: 0, cancelled: 0, dropped: 0 };
 
   constructor(
     private readonly cb: QueueCallbacks,
     private readonly signal: AbortSignal,
     private readonly maxInFlight = 3,
-    private readonly maxQueued = 5000,
+    readonly maxQueued = 100,
   ) {
     signal.addEventListener('abort', () => this.cancelAll(), { once: true });
   }
@@ -58,44 +84,73 @@ export class CaptionQueue {
     return this.entries.size;
   }
 
-  add(el: Element, src: string, priority: number): void {
-    if (this.signal.aborted) return;
+  has(el: Element): boolean {
+    return this.byElement.has(el);
+  }
+
+  /** Queue the element's picture. False when it was turned away (full) and onDrop was called. */
+  add(el: Element, src: string, priority: number, verified = false): boolean {
+    if (this.signal.aborted) return false;
     if (this.byElement.get(el) === src) {
       this.setPriority(el, priority);
-      return;
+      return true;
     }
     this.remove(el);
     const done = this.results.get(src);
     if (done) {
       queueMicrotask(() => this.cb.onResult(el, src, done));
-      return;
+      return true;
     }
     const failed = this.failed.get(src);
     if (failed) {
       queueMicrotask(() => this.cb.onError(el, src, failed));
-      return;
+      return true;
     }
     let e = this.entries.get(src);
     if (!e) {
-      if (this.entries.size >= this.maxQueued) {
-        logOnce('warn', 'queue-full', 'too many images on this page; some are left without a label');
-        return;
+      if (this.entries.size >= this.maxQueued && !this.makeRoom(priority)) {
+        this.full = true;
+        this.stats.dropped += 1;
+        this.cb.onDrop?.(el);
+        return false;
       }
       this.seq += 1;
-      e = { src, elements: new Set(), priority, seq: this.seq, requestId: null };
+      e = { src, elements: new Set(), priority, seq: this.seq, requestId: null, verified };
       this.entries.set(src, e);
+      this.note();
     }
+    e.verified ||= verified;
     e.elements.add(el);
     e.priority = Math.min(e.priority, priority);
     this.byElement.set(el, src);
     this.pump();
+    return true;
   }
 
+  /** A visible image may take the place of the oldest waiting image off screen (not one already asked for). */
+  private makeRoom(priority: number): boolean {
+    if (priority > PRIORITY.visible) return false;
+    let victim: Entry | undefined;
+    for (const e of this.entries.values()) {
+      if (e.requestId || e.priority <= PRIORITY.visible) continue;
+      if (!victim || e.seq < victim.seq) victim = e;
+    }
+    if (!victim) return false;
+    this.entries.delete(victim.src);
+    for (const el of victim.elements) {
+      this.byElement.delete(el);
+      this.stats.dropped += 1;
+      this.cb.onDrop?.(el);
+    }
+    return true;
+  }
+
+  /** The element's current priority (visible or not): set, not only raised, so images scrolled past fall back. */
   setPriority(el: Element, priority: number): void {
     const src = this.byElement.get(el);
     const e = src ? this.entries.get(src) : undefined;
     if (!e) return;
-    e.priority = Math.min(e.priority, priority);
+    e.priority = e.elements.size > 1 ? Math.min(e.priority, priority) : priority;
   }
 
   /** The element left the page or changed: it no longer waits; the request is cancelled if nobody else waits. */
@@ -108,14 +163,29 @@ export class CaptionQueue {
     e.elements.delete(el);
     if (e.elements.size > 0) return;
     this.entries.delete(src);
-    if (e.requestId) void request({ type: 'cs-bg-cancel', requestIds: [e.requestId] }).catch(() => null);
+    this.note();
+    if (e.requestId) {
+      this.stats.cancelled += 1;
+      void request({ type: 'cs-bg-cancel', requestIds: [e.requestId] }).catch(() => null);
+    }
   }
 
   cancelAll(): void {
     const ids = [...this.entries.values()].map((e) => e.requestId).filter((x): x is string => !!x);
     this.entries.clear();
     this.byElement.clear();
+    this.note();
+    this.stats.cancelled += ids.length;
     if (ids.length) void request({ type: 'cs-bg-cancel', requestIds: ids }, undefined, 1).catch(() => null);
+  }
+
+  private note(): void {
+    this.stats.pending = this.entries.size;
+    this.stats.maxPending = Math.max(this.stats.maxPending, this.entries.size);
+    if (this.full && this.entries.size <= this.maxQueued / 2) {
+      this.full = false;
+      queueMicrotask(() => this.cb.onRoom?.());
+    }
   }
 
   private next(): Entry | undefined {
@@ -143,7 +213,10 @@ export class CaptionQueue {
   private async run(e: Entry): Promise<void> {
     const requestId = e.requestId!;
     try {
-      const source = await toSource(e.src);
+      const source = await toImageSource(e.src, e.verified);
+      if (this.signal.aborted || this.entries.get(e.src) !== e) return;
+      this.stats.sent += 1;
+      this.cb.onSent?.(e.src);
       const result = await request({ type: 'cs-bg-caption', requestId, source, priority: e.priority }, this.signal);
       if (this.signal.aborted || this.entries.get(e.src) !== e) return;
       this.results.set(e.src, result);
@@ -159,6 +232,7 @@ export class CaptionQueue {
 
   private finish(e: Entry, each: (el: Element) => void): void {
     this.entries.delete(e.src);
+    this.note();
     for (const el of e.elements) {
       this.byElement.delete(el);
       each(el);

@@ -3,9 +3,10 @@
  * focused or hovered image). It works on images that already have a name too, because the user asked.
  */
 import { PRIORITY, makeListener, newRequestId, type ModelStatus } from '../shared/messages';
-import { CANDIDATE_SELECTOR, OWN_UI_ATTR } from './eligibility';
+import { CANDIDATE_SELECTOR, OWN_UI_ATTR, backgroundUrl } from './eligibility';
 import { request } from './messaging';
 import { deepActiveElement, openPanel } from './panel';
+import { loadedImageSrc, toImageSource } from './safe-source';
 
 const t = (key: string, fallback: string, sub?: string) => chrome.i18n?.getMessage(key, sub) || fallback;
 
@@ -22,8 +23,16 @@ function srcOf(el: Element): string | null {
   if (el instanceof HTMLInputElement) return el.src || null;
   const inner = el.querySelector('img');
   if (inner) return inner.currentSrc || inner.src;
-  const m = /url\((['"]?)(.*?)\1\)/.exec(getComputedStyle(el).backgroundImage);
-  return m ? new URL(m[2], el.baseURI).href : null;
+  return backgroundUrl(el);
+}
+
+/** The element's picture, and whether the page has already shown it as a loaded <img> (then it is not re-checked). */
+function pictureOf(el: Element): { src: string; verified: boolean } | null {
+  const img = el instanceof HTMLImageElement ? el : el instanceof HTMLInputElement ? null : el.querySelector('img');
+  const loaded = img ? loadedImageSrc(img) : null;
+  if (loaded) return { src: loaded, verified: true };
+  const src = srcOf(el);
+  return src ? { src, verified: false } : null;
 }
 
 function statusText(s: ModelStatus): string {
@@ -38,8 +47,9 @@ function statusText(s: ModelStatus): string {
 export function init(signal: AbortSignal): void {
   let contextTarget: Element | null = null;
   let hovered: Element | null = null;
-  document.addEventListener('contextmenu', (e) => (contextTarget = imageFrom(e.composedPath())), { capture: true, signal });
-  document.addEventListener('pointerover', (e) => (hovered = imageFrom(e.composedPath())), { capture: true, signal });
+  // Only what the user did: events the page dispatches itself (isTrusted false) can't pick the image.
+  document.addEventListener('contextmenu', (e) => e.isTrusted && (contextTarget = imageFrom(e.composedPath())), { capture: true, signal });
+  document.addEventListener('pointerover', (e) => e.isTrusted && (hovered = imageFrom(e.composedPath())), { capture: true, signal });
 
   const pick = (via: 'menu' | 'command', srcUrl?: string): Element | null => {
     if (via === 'menu') {
@@ -57,8 +67,8 @@ export function init(signal: AbortSignal): void {
 
   const describe = async (el: Element | null, srcUrl?: string) => {
     const panel = openPanel(signal);
-    const src = (el && srcOf(el)) ?? srcUrl ?? null;
-    if (!src) {
+    const picture = (el && pictureOf(el)) ?? (srcUrl ? { src: srcUrl, verified: false } : null);
+    if (!picture) {
       panel.setStatus(t('panelNoImage', 'No image is focused or under the pointer. Focus an image, or point at it, and ask again.'));
       return;
     }
@@ -68,9 +78,8 @@ export function init(signal: AbortSignal): void {
       request({ type: 'cs-bg-status' }, ac.signal, 1).then((s) => panel.setStatus(statusText(s)), () => null);
     }, 500);
     try {
-      const source = src.startsWith('blob:')
-        ? { kind: 'bytes' as const, dataUrl: await blobToDataUrl(src) }
-        : { kind: 'url' as const, url: src };
+      // Only a picture the page can show itself, and never a file:, chrome: or extension URL (safe-source.ts).
+      const source = await toImageSource(picture.src, picture.verified);
       const res = await request({ type: 'cs-bg-caption', requestId: newRequestId('describe'), source, priority: PRIORITY.describe }, signal);
       panel.setCaption(res.text);
     } catch (err) {
@@ -106,14 +115,4 @@ export function init(signal: AbortSignal): void {
 function hasFocusedChildFrame(): boolean {
   const a = document.activeElement;
   return a instanceof HTMLIFrameElement || a instanceof HTMLFrameElement;
-}
-
-async function blobToDataUrl(url: string): Promise<string> {
-  const blob = await (await fetch(url)).blob();
-  return new Promise((resolve, reject) => {
-    const r = new FileReader();
-    r.onload = () => resolve(r.result as string);
-    r.onerror = () => reject(r.error ?? new Error('could not read the blob'));
-    r.readAsDataURL(blob);
-  });
 }

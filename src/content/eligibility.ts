@@ -4,6 +4,7 @@
  */
 import { isWeakName } from './weak-names';
 import { authorAriaLabel } from './labeller';
+import { allowedScheme } from './safe-source';
 
 export const CANDIDATE_SELECTOR = 'img, input[type="image" i], [role="img" i]';
 export const MIN_SIDE = 16;
@@ -11,7 +12,8 @@ export const MIN_SIDE = 16;
 export const OWN_UI_ATTR = 'data-alt-text-ui';
 
 export type Verdict =
-  | { kind: 'label'; src: string }
+  /** `verified`: a complete <img> the page loaded; other URLs are loaded as an image first (safe-source.ts). */
+  | { kind: 'label'; src: string; verified: boolean }
   /** Not loaded yet: ask again on `load`. */
   | { kind: 'wait' }
   | { kind: 'skip'; reason: string }
@@ -71,15 +73,17 @@ export function authorName(el: Element, weakCountsAsMissing: boolean): { name: s
   return null;
 }
 
-function backgroundUrl(el: Element): string | null {
+export function backgroundUrl(el: Element): string | null {
   const bg = getComputedStyle(el).backgroundImage;
   const m = /url\((['"]?)(.*?)\1\)/.exec(bg);
-  return m ? new URL(m[2], el.baseURI).href : null;
+  if (!m) return null;
+  try {
+    return new URL(m[2], el.baseURI).href;
+  } catch {
+    return null;
+  }
 }
 
-function usableUrl(url: string): boolean {
-  return /^(https?:|data:image\/|blob:)/i.test(url);
-}
 
 export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
   if (isOwnUi(el)) return { kind: 'named' };
@@ -89,6 +93,7 @@ export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
   if (isAriaHidden(el)) return { kind: 'skip', reason: 'aria-hidden' };
 
   let src: string | null = null;
+  let verified = false;
   if (isImg(el)) {
     // Inside a role=img container, the container is what gets the name (its children are presentational).
     if (el.parentElement?.closest('[role="img" i]')) return { kind: 'named' };
@@ -97,19 +102,21 @@ export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
     if (!src) return { kind: 'skip', reason: 'no source' };
     if (el.naturalWidth === 0 || el.naturalHeight === 0) return { kind: 'skip', reason: 'broken image (it did not load)' };
     if (el.naturalWidth < MIN_SIDE || el.naturalHeight < MIN_SIDE) return { kind: 'skip', reason: 'smaller than 16×16' };
+    verified = true;
   } else if (isInputImage(el)) {
     src = el.src;
   } else if (role === 'img') {
     const inner = el.querySelector('img');
     src = inner ? inner.currentSrc || inner.src : backgroundUrl(el);
+    verified = !!inner && inner.complete && inner.naturalWidth > 0;
     if (!src) return { kind: 'skip', reason: 'role=img shows no raster image' };
   } else {
     return { kind: 'skip', reason: 'not an image' };
   }
-  if (!usableUrl(src)) return { kind: 'skip', reason: `unsupported URL scheme` };
+  if (!allowedScheme(src)) return { kind: 'skip', reason: `unsupported URL scheme` };
   const visible = (el as HTMLElement).checkVisibility?.({ visibilityProperty: true, contentVisibilityAuto: true } as CheckVisibilityOptions) ?? true;
   if (!visible) return { kind: 'skip', reason: 'hidden' };
   const r = el.getBoundingClientRect();
   if (r.width < MIN_SIDE || r.height < MIN_SIDE) return { kind: 'skip', reason: 'rendered smaller than 16×16' };
-  return { kind: 'label', src };
+  return { kind: 'label', src, verified };
 }

@@ -1,8 +1,11 @@
 /** Content scripts log each distinct problem once, and never throw into the page. */
 const seen = new Set<string>();
 
+/** A page can make endless distinct problems (images with ever new URLs); past this many, we stop logging them. */
+const MAX_KEYS = 500;
+
 export function logOnce(level: 'info' | 'warn', key: string, ...args: unknown[]): void {
-  if (seen.has(key)) return;
+  if (seen.has(key) || seen.size >= MAX_KEYS) return;
   seen.add(key);
   console[level]('[alt-text]', ...args);
 }

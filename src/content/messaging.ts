@@ -1,23 +1,55 @@
 /**
  * Requests from a content script to the service worker. The worker can be stopped at any time; a request whose
  * reply never came is sent again (the worker's cache and the offscreen queue make that cheap), so none is lost.
+ *
+ * When the extension is reloaded, updated or removed, this script is orphaned: every message then fails with
+ * "Extension context invalidated". That is said once, as a named reason (reload the page), and never thrown into the
+ * page; the request rejects with ContextInvalidatedError, which callers treat as final.
  */
 import { isTransportError } from '../shared/errors';
 import { send, type MessageType, type ReplyValue, type Request } from '../shared/messages';
+import { logOnce } from './log';
+
+export class ContextInvalidatedError extends Error {
+  override name = 'ContextInvalidatedError';
+  constructor() {
+    super('The alt-text extension was reloaded or updated: reload this page to describe its images again.');
+  }
+}
 
 export function contextAlive(): boolean {
   // After the extension is reloaded or removed, this script is orphaned; chrome.runtime.id goes away.
-  return typeof chrome !== 'undefined' && !!chrome.runtime?.id;
+  try {
+    return typeof chrome !== 'undefined' && !!chrome.runtime?.id;
+  } catch {
+    return false;
+  }
+}
+
+export function isContextInvalidated(err: unknown): boolean {
+  if (err instanceof ContextInvalidatedError) return true;
+  const msg = err instanceof Error ? err.message : String(err);
+  return /Extension context invalidated/i.test(msg);
+}
+
+/** The named reason, logged once per page; what a request rejects with once the extension is gone. */
+export function contextInvalidated(): ContextInvalidatedError {
+  const err = new ContextInvalidatedError();
+  logOnce('warn', 'context-invalidated', `${err.name}: ${err.message}`);
+  return err;
 }
 
 export async function request<K extends MessageType>(msg: Request<K>, signal?: AbortSignal, attempts = 6): Promise<ReplyValue<K>> {
   let delay = 100;
   for (let i = 1; ; i += 1) {
     if (signal?.aborted) throw signal.reason;
+    if (!contextAlive()) throw contextInvalidated();
     try {
+      // sendMessage can throw synchronously in an orphaned script: inside the try, it becomes a rejection.
       return await send(msg);
     } catch (err) {
-      if (i >= attempts || !isTransportError(err) || !contextAlive()) throw err;
+      if (isContextInvalidated(err) || !contextAlive()) throw contextInvalidated();
+      if (i >= attempts || !isTransportError(err)) throw err;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 2000);
     }

@@ -17,6 +17,8 @@ export interface EngineHandle {
 export interface OpenHooks {
   onProgress(done: number, total: number): void;
   onManifest(id: string, name: string): void;
+  /** The engine switched backend at run time (e.g. the WebGPU device was lost): the status must say so. */
+  onFallback?(backend: string, reason: string): void;
 }
 
 const engine = () => import('../captioner/index');
@@ -46,7 +48,10 @@ export async function openCaptioner(packUrl: string, backend: BackendChoice, hoo
       hooks.onProgress(p.bytes, p.total);
     },
     onEvent: (e) => {
-      if (e.type === 'fallback') console.warn(`[alt-text] ${e.from} failed, using ${e.to}: ${e.reason}`);
+      if (e.type === 'fallback') {
+        console.warn(`[alt-text] ${e.from} failed, using ${e.to}: ${e.reason}`);
+        hooks.onFallback?.(e.to, e.reason);
+      }
     },
   });
   const { id, name } = c.manifest;

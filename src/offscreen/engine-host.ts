@@ -51,6 +51,10 @@ export class EngineHost {
       onManifest: (id, name) => {
         if (this.key === key) this.update({ packId: id, packName: name });
       },
+      onFallback: (backend, reason) => {
+        // Only once the engine is up: a fallback while opening is reported by the 'ready' update.
+        if (this.key === key && this.engine) this.update({ backend, backendReason: reason });
+      },
     });
     this.opening = opening;
     try {

@@ -1,5 +1,5 @@
 // The offscreen document only wires: the queue, the engine host, and the bg-os- handlers.
-import { makeListener, type Handlers } from '../shared/messages';
+import { makeListener, senderOf, type Handlers } from '../shared/messages';
 import { EngineHost } from './engine-host';
 import { JobQueue } from './job-queue';
 import { sourceToBlob } from './pixels';
@@ -37,15 +37,17 @@ const handlers: Handlers<'bg-os-'> = {
     await Promise.resolve();
     return { ...host.status, queued: queue.size };
   },
-  'bg-os-clear-packs': async () => {
-    queue.clear();
-    return { packs: await clearCachedPacks() };
+  'bg-os-clear': async (m) => {
+    // Captions remembered in memory go with the cache; the queue and the packs only when the packs go.
+    if (m.packs) queue.clear();
+    else queue.forget();
+    return { packs: m.packs ? await clearCachedPacks() : 0 };
   },
 };
 
 // Only the service worker (or one of our pages) may drive the model: same extension, not a tab.
 chrome.runtime.onMessage.addListener(
-  makeListener(['bg-os-'], handlers, (_type, sender) => sender.id === chrome.runtime.id && !sender.tab && (sender.url ?? '').startsWith(chrome.runtime.getURL(''))),
+  makeListener(['bg-os-'], handlers, senderOf),
 );
 
 // Compiled out of release builds.

@@ -73,6 +73,11 @@ export class JobQueue<T> {
     }
   }
 
+  /** Forget remembered results (the caption cache was cleared); queued and running jobs go on. */
+  forget(): void {
+    this.recent.clear();
+  }
+
   /** Drop everything, e.g. when the pack changes. */
   clear(reason: unknown = new CancelledError()): void {
     for (const job of [...this.queued, ...(this.running ? [this.running] : [])]) {

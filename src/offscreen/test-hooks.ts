@@ -9,6 +9,22 @@ import type { EngineHost } from './engine-host';
 import { sourceToBlob } from './pixels';
 
 export function registerOffscreenTestHooks(host: EngineHost): void {
+  // Lose the WebGPU device under the running engine, the way a GPU reset or driver crash does.
+  chrome.runtime.onMessage.addListener((msg: { type?: string }, sender, reply) => {
+    if (msg?.type !== 'test-os-lose-device' || sender.id !== chrome.runtime.id) return false;
+    (async () => {
+      const ort = (await import('onnxruntime-web/webgpu')) as unknown as { env: { webgpu: { device?: unknown } } };
+      const device = (await Promise.resolve(ort.env.webgpu.device)) as { destroy(): void; lost: Promise<{ reason: string }> } | undefined;
+      if (!device) return { destroyed: false, backend: host.status.backend };
+      device.destroy();
+      const info = await device.lost;
+      return { destroyed: true, reason: info.reason, backend: host.status.backend };
+    })().then(
+      (value) => reply({ ok: true, value }),
+      (err: unknown) => reply({ ok: false, error: toWire(err) }),
+    );
+    return true;
+  });
   chrome.runtime.onMessage.addListener((msg: { type?: string; urls?: string[]; packUrl?: string; backend?: BackendChoice }, sender, reply) => {
     if (msg?.type !== 'test-os-engine-bench' || sender.id !== chrome.runtime.id) return false;
     (async () => {

@@ -82,7 +82,8 @@ export interface Protocol {
   'bg-os-cancel': { req: { requestIds: string[] }; res: null };
   'bg-os-status': { req: { _?: never }; res: ModelStatus };
   'bg-os-load': { req: { packUrl: string; backend: BackendChoice }; res: ModelStatus };
-  'bg-os-clear-packs': { req: { _?: never }; res: { packs: number } };
+  /** Forget remembered captions; with `packs`, also drop the queue and delete downloaded packs. */
+  'bg-os-clear': { req: { packs: boolean }; res: { packs: number } };
 
   'bg-cs-describe': { req: { via: 'menu' | 'command'; srcUrl?: string }; res: { opened: boolean } };
 }
@@ -109,35 +110,111 @@ export function isRequestOf<P extends string>(msg: unknown, prefix: P): msg is R
   return typeof msg === 'object' && msg !== null && typeof (msg as { type?: unknown }).type === 'string' && (msg as { type: string }).type.startsWith(prefix);
 }
 
-const isStr = (v: unknown): v is string => typeof v === 'string';
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** Limits on what a message may carry: a request id, a URL, a data: URL of an image the content script read. */
+export const LIMITS = { id: 200, url: 8192, dataUrl: 48 * 1024 * 1024, ids: 10_000 } as const;
+
+const isStr = (v: unknown, max: number = LIMITS.id): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+const isInt = (v: unknown, lo: number, hi: number): boolean => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+const opt = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
+const isBackend = (v: unknown): boolean => v === 'auto' || v === 'wasm' || v === 'webgpu';
+const isHttpUrl = (v: unknown): boolean => isStr(v, LIMITS.url) && /^https?:\/\//i.test(v);
+/** A pack base URL: a web address, or one of our own (imported) packs. */
+const isPackUrl = (v: unknown): boolean => isStr(v, LIMITS.url) && /^(https?|chrome-extension):\/\//i.test(v);
+/** A plain object with exactly these keys (optional ones may be absent), no prototype tricks. */
+const shaped = (v: unknown, keys: readonly string[]): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.keys(v).every((k) => keys.includes(k));
+};
 const isSource = (v: unknown): boolean => {
-  const s = v as ImageSource;
-  if (typeof s !== 'object' || s === null) return false;
-  if (s.kind === 'url') return isStr(s.url) && /^(https?:|data:image\/)/i.test(s.url);
-  if (s.kind === 'bytes') return isStr(s.dataUrl) && /^data:/i.test(s.dataUrl);
+  if (!shaped(v, ['kind', 'url', 'dataUrl'])) return false;
+  if (v.kind === 'url') return v.dataUrl === undefined && (isHttpUrl(v.url) || (isStr(v.url, LIMITS.dataUrl) && /^data:image\//i.test(v.url)));
+  if (v.kind === 'bytes') return v.url === undefined && isStr(v.dataUrl, LIMITS.dataUrl) && /^data:/i.test(v.dataUrl);
   return false;
 };
-const isIds = (v: unknown): boolean => Array.isArray(v) && v.length <= 10_000 && v.every(isStr);
+const isDecoding = (v: unknown, partial: boolean): boolean => {
+  if (!shaped(v, ['strategy', 'beams', 'maxTokens'])) return false;
+  const field = (x: unknown, c: (x: unknown) => boolean) => (partial ? opt(x, c) : c(x));
+  return field(v.strategy, (x) => x === 'greedy' || x === 'beam') && field(v.beams, (x) => isInt(x, 1, 32)) && field(v.maxTokens, (x) => isInt(x, 1, 1024));
+};
+const isIds = (v: unknown): boolean => Array.isArray(v) && v.length <= LIMITS.ids && v.every((x) => isStr(x));
 
-/** Shape checks for every request, applied by the receiver before dispatch. */
-export const VALIDATORS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = {
-  'cs-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && isNum(m.priority),
+/** The keys each request may carry (besides `type`); anything else is refused. */
+export const KEYS: { [K in MessageType]: readonly (keyof Protocol[K]['req'])[] } = {
+  'cs-bg-caption': ['requestId', 'source', 'priority'],
+  'cs-bg-cancel': ['requestIds'],
+  'cs-bg-label-count': ['count'],
+  'cs-bg-status': [],
+  'ui-bg-status': [],
+  'ui-bg-tab-info': ['tabId'],
+  'ui-bg-caption': ['requestId', 'source', 'packUrl', 'decoding'],
+  'ui-bg-load-pack': ['packUrl'],
+  'ui-bg-clear-cache': ['packs'],
+  'bg-os-caption': ['requestId', 'key', 'source', 'priority', 'packUrl', 'decoding', 'backend'],
+  'bg-os-cancel': ['requestIds'],
+  'bg-os-status': [],
+  'bg-os-load': ['packUrl', 'backend'],
+  'bg-os-clear': ['packs'],
+  'bg-cs-describe': ['via', 'srcUrl'],
+};
+
+/** Shape checks of each request's fields, applied by the receiver before dispatch (after the key check). */
+const FIELDS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = {
+  'cs-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && isInt(m.priority, 0, 100),
   'cs-bg-cancel': (m) => isIds(m.requestIds),
-  'cs-bg-label-count': (m) => isNum(m.count) && (m.count as number) >= 0,
+  'cs-bg-label-count': (m) => isInt(m.count, 0, 1_000_000),
   'cs-bg-status': () => true,
   'ui-bg-status': () => true,
-  'ui-bg-tab-info': (m) => isNum(m.tabId),
-  'ui-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && (m.packUrl === undefined || isStr(m.packUrl)),
-  'ui-bg-load-pack': (m) => isStr(m.packUrl),
+  'ui-bg-tab-info': (m) => isInt(m.tabId, 0, Number.MAX_SAFE_INTEGER),
+  'ui-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && opt(m.packUrl, isPackUrl) && opt(m.decoding, (d) => isDecoding(d, true)),
+  'ui-bg-load-pack': (m) => isPackUrl(m.packUrl),
   'ui-bg-clear-cache': (m) => typeof m.packs === 'boolean',
-  'bg-os-caption': (m) => isStr(m.requestId) && isStr(m.key) && isSource(m.source) && isNum(m.priority) && isStr(m.packUrl),
+  'bg-os-caption': (m) =>
+    isStr(m.requestId) && isStr(m.key, LIMITS.url * 2) && isSource(m.source) && isInt(m.priority, 0, 100) && isPackUrl(m.packUrl) && isDecoding(m.decoding, false) && isBackend(m.backend),
   'bg-os-cancel': (m) => isIds(m.requestIds),
   'bg-os-status': () => true,
-  'bg-os-load': (m) => isStr(m.packUrl),
-  'bg-os-clear-packs': () => true,
-  'bg-cs-describe': (m) => m.via === 'menu' || m.via === 'command',
+  'bg-os-load': (m) => isPackUrl(m.packUrl) && isBackend(m.backend),
+  'bg-os-clear': (m) => typeof m.packs === 'boolean',
+  'bg-cs-describe': (m) => (m.via === 'menu' || m.via === 'command') && opt(m.srcUrl, (u) => isStr(u, LIMITS.dataUrl)),
 };
+
+/** Shape checks for every request: a plain object, only its own keys, each field of the right type and size. */
+export const VALIDATORS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = Object.fromEntries(
+  (Object.keys(FIELDS) as MessageType[]).map((t) => [t, (m: Record<string, unknown>) => shaped(m, ['type', ...(KEYS[t] as string[])]) && FIELDS[t](m)]),
+) as { [K in MessageType]: (m: Record<string, unknown>) => boolean };
+
+/** Who may send each request: our content script in a tab, one of our pages, or the service worker. */
+export type SenderKind = 'content-script' | 'extension-page' | 'extension';
+export const SENDER_OF: { [K in MessageType]: SenderKind } = {
+  'cs-bg-caption': 'content-script',
+  'cs-bg-cancel': 'content-script',
+  'cs-bg-label-count': 'content-script',
+  'cs-bg-status': 'content-script',
+  'ui-bg-status': 'extension-page',
+  'ui-bg-tab-info': 'extension-page',
+  'ui-bg-caption': 'extension-page',
+  'ui-bg-load-pack': 'extension-page',
+  'ui-bg-clear-cache': 'extension-page',
+  // The worker (or one of our pages): our own extension, never a tab.
+  'bg-os-caption': 'extension',
+  'bg-os-cancel': 'extension',
+  'bg-os-status': 'extension',
+  'bg-os-load': 'extension',
+  'bg-os-clear': 'extension',
+  'bg-cs-describe': 'extension',
+};
+
+/** Whether `sender` is of the kind allowed to send `type` (unknown types: never). */
+export function senderOf(type: string, sender: chrome.runtime.MessageSender, runtime: { id: string; getURL(p: string): string } = chrome.runtime): boolean {
+  const kind = (SENDER_OF as Record<string, SenderKind | undefined>)[type];
+  if (!kind || sender.id !== runtime.id) return false;
+  const ownUrl = typeof sender.url === 'string' && sender.url.startsWith(runtime.getURL(''));
+  if (kind === 'content-script') return sender.tab?.id !== undefined && typeof sender.frameId === 'number';
+  // Our pages, popup or a tab (the options page opens in one); a content script's url is the page's, never ours.
+  if (kind === 'extension-page') return ownUrl && /\.html$/.test(new URL(sender.url!).pathname);
+  return ownUrl && !sender.tab;
+}
 
 export type SenderCheck = (sender: chrome.runtime.MessageSender) => boolean;
 

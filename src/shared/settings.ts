@@ -52,31 +52,64 @@ export const DEFAULTS = {
 export type Settings = typeof DEFAULTS;
 
 /** Dated migrations: each takes the stored object at `from` and returns it at `from + 1`. */
-const MIGRATIONS: { from: number; date: string; why: string; up: (s: Record<string, unknown>) => Record<string, unknown> }[] = [
+const MIGRATIONS: {
+  from: number;
+  date: string;
+  why: string;
+  /** `notes` collects anything the migration could not carry over as it was */
+  up: (s: Record<string, unknown>, notes: string[]) => Record<string, unknown>;
+}[] = [
   {
     from: 1,
     date: '2026-11-25',
     why: 'v1 kept per-site switches as a map {host: boolean} and the marker as markerText',
-    up: (s) => {
-      const { sites, markerText, ...rest } = s as { sites?: Record<string, boolean>; markerText?: string };
-      const disabledSites = sites ? Object.keys(sites).filter((h) => sites[h] === false) : [];
-      return { ...rest, disabledSites, marker: markerText ?? '', schemaVersion: 2 };
+    up: (s, notes) => {
+      const { sites, markerText, ...rest } = s;
+      const out: Record<string, unknown> = { ...rest, schemaVersion: 2 };
+      if (sites !== undefined) {
+        if (typeof sites === 'object' && sites !== null && !Array.isArray(sites)) {
+          const map = sites as Record<string, unknown>;
+          // Only "off" needs keeping: every other site follows the global switch.
+          const off = Object.keys(map).filter((h) => map[h] === false || map[h] === 'false' || map[h] === 0);
+          out.disabledSites = [...(Array.isArray(rest.disabledSites) ? rest.disabledSites : []), ...off];
+        } else notes.push(`sites: ${JSON.stringify(sites) ?? String(sites)} is not a map of sites; no site was switched off`);
+      }
+      // A v1 object that somehow has the new key too keeps it; markerText fills it only when it is missing.
+      if (markerText !== undefined && !('marker' in rest)) out.marker = markerText;
+      return out;
     },
   },
 ];
 
-export function migrate(raw: Record<string, unknown>): { value: Record<string, unknown>; applied: string[] } {
+/** Keys that only ever existed in an old schema; seeing them with no schemaVersion means that schema. */
+const V1_ONLY_KEYS = ['sites', 'markerText'];
+
+/** The stored schema version: a number, a numeric string (hand-edited), or inferred from keys only v1 had. */
+function storedVersion(raw: Record<string, unknown>): { version: number; fix: string | null } {
+  const v = raw.schemaVersion;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 1) return { version: v, fix: null };
+  if (typeof v === 'string' && /^\d+$/.test(v.trim()) && Number(v) >= 1) return { version: Number(v), fix: `schemaVersion: ${JSON.stringify(v)} read as ${Number(v)}` };
+  const guess = V1_ONLY_KEYS.some((k) => k in raw) ? 1 : SCHEMA_VERSION;
+  if (v === undefined) return { version: guess, fix: guess === 1 ? 'schemaVersion: missing; the keys are those of version 1' : null };
+  return { version: guess, fix: `schemaVersion: ${show(v)} is not a version; read as ${guess}` };
+}
+
+export function migrate(raw: Record<string, unknown>): { value: Record<string, unknown>; applied: string[]; notes: string[] } {
   let value = { ...raw };
   const applied: string[] = [];
-  let v = typeof value.schemaVersion === 'number' ? value.schemaVersion : SCHEMA_VERSION;
+  const notes: string[] = [];
+  const { version, fix } = storedVersion(value);
+  if (fix) notes.push(fix);
+  let v = version;
+  if (v > SCHEMA_VERSION) notes.push(`schemaVersion: ${v} was saved by a newer version of the extension; kept every setting this version understands`);
   for (const m of MIGRATIONS) {
     if (m.from === v) {
-      value = m.up(value);
+      value = m.up(value, notes);
       applied.push(`${m.from}->${m.from + 1} (${m.date})`);
       v = m.from + 1;
     }
   }
-  return { value, applied };
+  return { value, applied, notes };
 }
 
 export function normaliseBaseUrl(url: string): string {
@@ -89,54 +122,149 @@ function isHttpUrl(s: string): boolean {
     const u = new URL(s);
     return u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'chrome-extension:';
   } catch {
-    return false;
+    return false; // not a URL at all: the caller reports it
   }
 }
 
-/** Repair anything wrong: unknown keys dropped, bad values replaced by defaults. Reports each fix. */
+/** JSON for a report line, short, and safe for values JSON can't hold (BigInt, cycles, functions). */
+function show(v: unknown): string {
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    s = undefined; // cyclic or BigInt: fall through to String()
+  }
+  s ??= String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+const MARKER_MAX = 80;
+
+/** A value that means the same as a valid one, written the wrong way (a number as text, a boolean as text). */
+function coerceInt(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v) && Number.isInteger(v)) return v;
+  if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return Number(v);
+  return undefined;
+}
+function coerceBool(v: unknown): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 1) return true;
+  if (v === 'false' || v === 0) return false;
+  return undefined;
+}
+
+/**
+ * Repair anything wrong, keeping every valid choice: bad values are replaced by defaults, values that mean a valid
+ * one (a number stored as text) are converted, lists keep their good entries, unknown keys are dropped. Every change
+ * that is more than normalisation (trimming, lower-casing, de-duplicating) is reported.
+ */
 export function validate(input: unknown): { settings: Settings; fixes: string[] } {
   const fixes: string[] = [];
-  const raw: Record<string, unknown> = typeof input === 'object' && input !== null ? { ...(input as object) } : {};
-  if (input !== undefined && (typeof input !== 'object' || input === null)) fixes.push('settings were not an object; reset');
-  const { value, applied } = migrate(raw);
+  const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
+  const raw: Record<string, unknown> = isObject ? { ...(input as object) } : {};
+  if (input !== undefined && !isObject) fixes.push(`settings were not an object (${show(input)}); reset to the defaults`);
+  const { value, applied, notes } = migrate(raw);
+  fixes.push(...notes);
   for (const a of applied) fixes.push(`migrated ${a}`);
   const out: Settings = structuredClone(DEFAULTS);
+  const has = (k: string) => Object.prototype.hasOwnProperty.call(value, k);
 
-  const pick = <K extends keyof Settings>(key: K, ok: (v: unknown) => boolean) => {
-    if (!(key in value)) return;
-    if (ok(value[key])) out[key] = value[key] as Settings[K];
-    else fixes.push(`${key}: ${JSON.stringify(value[key])} is not valid; using ${JSON.stringify(DEFAULTS[key])}`);
+  const bad = (key: keyof Settings) => fixes.push(`${key}: ${show(value[key])} is not valid; using ${show(DEFAULTS[key])}`);
+  const bool = (key: 'enabled' | 'weakNamesCountAsMissing') => {
+    if (!has(key)) return;
+    const b = coerceBool(value[key]);
+    if (b === undefined) return bad(key);
+    if (b !== value[key]) fixes.push(`${key}: ${show(value[key])} read as ${b}`);
+    out[key] = b;
   };
-  pick('enabled', (v) => typeof v === 'boolean');
-  pick('disabledSites', (v) => Array.isArray(v) && v.every((h) => typeof h === 'string'));
-  pick('activePackUrl', (v) => v === '' || (typeof v === 'string' && isHttpUrl(v)));
-  pick('strategy', (v) => v === 'greedy' || v === 'beam');
-  pick('beams', (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 8);
-  pick('maxTokens', (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 67);
-  pick('marker', (v) => typeof v === 'string' && v.length <= 80);
-  pick('weakNamesCountAsMissing', (v) => typeof v === 'boolean');
-  pick('backend', (v) => v === 'auto' || v === 'wasm' || v === 'webgpu');
-  pick('cacheMaxEntries', (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 100_000);
+  const int = (key: 'beams' | 'maxTokens' | 'cacheMaxEntries', min: number, max: number) => {
+    if (!has(key)) return;
+    const n = coerceInt(value[key]);
+    if (n === undefined || n < min || n > max) return bad(key);
+    if (n !== value[key]) fixes.push(`${key}: ${show(value[key])} read as ${n}`);
+    out[key] = n;
+  };
+  const oneOf = <K extends 'strategy' | 'backend'>(key: K, allowed: readonly Settings[K][]) => {
+    if (!has(key)) return;
+    const v = value[key];
+    const lower = typeof v === 'string' ? v.trim().toLowerCase() : v;
+    if (!allowed.includes(lower as Settings[K])) return bad(key);
+    if (lower !== v) fixes.push(`${key}: ${show(v)} read as ${show(lower)}`);
+    out[key] = lower as Settings[K];
+  };
 
-  if ('packSources' in value) {
-    const list = value.packSources;
-    if (!Array.isArray(list)) {
-      fixes.push('packSources: not a list; using the built-in sources');
-    } else {
-      const user: PackSource[] = [];
-      for (const p of list) {
-        const src = p as Partial<PackSource>;
-        if (typeof src?.url === 'string' && isHttpUrl(src.url)) {
-          if (!src.builtIn) user.push({ url: normaliseBaseUrl(src.url), name: typeof src.name === 'string' ? src.name : '', builtIn: false });
-        } else fixes.push(`packSources: dropped ${JSON.stringify(p)}`);
+  bool('enabled');
+  bool('weakNamesCountAsMissing');
+  int('beams', 1, 8);
+  int('maxTokens', 1, 67);
+  int('cacheMaxEntries', 0, 100_000);
+  oneOf('strategy', ['greedy', 'beam']);
+  oneOf('backend', ['auto', 'wasm', 'webgpu']);
+
+  if (has('marker')) {
+    const m = value.marker;
+    if (typeof m !== 'string') bad('marker');
+    else if (m.length > MARKER_MAX) {
+      out.marker = m.slice(0, MARKER_MAX);
+      fixes.push(`marker: longer than ${MARKER_MAX} characters; cut to ${show(out.marker)}`);
+    } else out.marker = m;
+  }
+
+  if (has('activePackUrl')) {
+    const a = value.activePackUrl;
+    if (a === '') out.activePackUrl = '';
+    else if (typeof a === 'string' && isHttpUrl(a.trim())) out.activePackUrl = normaliseBaseUrl(a);
+    else bad('activePackUrl');
+  }
+
+  if (has('disabledSites')) {
+    const list = value.disabledSites;
+    if (!Array.isArray(list)) bad('disabledSites');
+    else {
+      const good: string[] = [];
+      for (const h of list) {
+        if (typeof h === 'string' && h.trim() && !/[\s/]/.test(h.trim())) good.push(h.trim().toLowerCase());
+        else fixes.push(`disabledSites: dropped ${show(h)} (not a host name)`);
       }
-      // Built-in sources always come from this build; stored names are kept for them.
-      const named = new Map(list.filter((p) => (p as PackSource)?.builtIn).map((p) => [(p as PackSource).url, (p as PackSource).name]));
-      const builtIn = DEFAULTS.packSources.map((p) => ({ ...p, name: String(named.get(p.url) ?? '') }));
-      out.packSources = [...builtIn, ...user.filter((u) => !builtIn.some((b) => b.url === u.url))];
+      out.disabledSites = [...new Set(good)];
     }
   }
-  out.disabledSites = [...new Set(out.disabledSites.map((h) => h.trim().toLowerCase()).filter(Boolean))];
+
+  if (has('packSources')) {
+    const list = value.packSources;
+    if (!Array.isArray(list)) {
+      fixes.push(`packSources: ${show(list)} is not a list; using the built-in sources`);
+    } else {
+      const builtInUrls = new Set(DEFAULTS.packSources.map((p) => p.url));
+      const user: PackSource[] = [];
+      const names = new Map<string, string>();
+      for (const p of list) {
+        const src = (typeof p === 'object' && p !== null ? p : {}) as Partial<Record<keyof PackSource, unknown>>;
+        if (typeof src.url !== 'string' || !isHttpUrl(src.url.trim())) {
+          fixes.push(`packSources: dropped ${show(p)} (not an http(s) address)`);
+          continue;
+        }
+        const url = normaliseBaseUrl(src.url);
+        let name = '';
+        if (typeof src.name === 'string') name = src.name;
+        else if (src.name !== undefined) fixes.push(`packSources: the name of ${url} was ${show(src.name)}; cleared`);
+        if (builtInUrls.has(url)) {
+          // Built-in sources always come from this build; a stored name is kept.
+          if (name) names.set(url, name);
+        } else if (src.builtIn === true) {
+          // Built in by an earlier build: the user may still want it, so it stays, now as their own.
+          fixes.push(`packSources: ${url} is no longer built in; kept as a source you added`);
+          user.push({ url, name, builtIn: false });
+        } else user.push({ url, name, builtIn: false });
+      }
+      const seen = new Set<string>(builtInUrls);
+      const unique = user.filter((u) => !seen.has(u.url) && (seen.add(u.url), true));
+      out.packSources = [...DEFAULTS.packSources.map((p) => ({ ...p, name: names.get(p.url) ?? p.name })), ...unique];
+    }
+  }
+
+  const known = new Set<string>(Object.keys(DEFAULTS));
+  for (const k of Object.keys(value)) if (!known.has(k)) fixes.push(`${k}: not a setting of this version; dropped (it was ${show(value[k])})`);
   out.schemaVersion = SCHEMA_VERSION;
   return { settings: out, fixes };
 }

@@ -16,9 +16,14 @@ import { goldenPackDirs, packMissingMessage, readGolden } from './helpers/packs'
 const dir = goldenPackDirs()[0];
 const missing = packMissingMessage(dir);
 
-/** onnxruntime-web, except that sessions asked for "webgpu" fail where `failAt` says. */
-function flakyGpuOrt(failAt: 'create' | 'run'): Ort {
+/**
+ * onnxruntime-web, except that sessions asked for "webgpu" fail where `failAt` says: at creation, at the warm-up
+ * runs (the first four: vision, mapper, prefill, one step), or at run time after the warm-up. `lost` makes
+ * ort.env.webgpu.device report a lost device.
+ */
+function flakyGpuOrt(failAt: 'create' | 'warmup' | 'run' | 'never', lost?: Promise<{ reason: string; message: string }>): Ort {
   const real = ort as unknown as Ort;
+  let gpuRuns = 0;
   const InferenceSession = {
     create: async (bytes: Uint8Array, opts: { executionProviders?: string[] }) => {
       const wantsGpu = opts.executionProviders?.includes('webgpu');
@@ -27,14 +32,21 @@ function flakyGpuOrt(failAt: 'create' | 'run'): Ort {
       if (!wantsGpu) return s;
       return new Proxy(s, {
         get(target, prop, recv) {
-          if (prop === 'run') return async () => { throw new Error('GPU device lost during run (simulated)'); };
+          if (prop === 'run') {
+            return async (...args: unknown[]) => {
+              gpuRuns++;
+              if (failAt === 'warmup' || (failAt === 'run' && gpuRuns > 4)) throw new Error('GPU device lost during run (simulated)');
+              return (target.run as (...a: unknown[]) => unknown)(...args);
+            };
+          }
           const v = Reflect.get(target, prop, recv);
           return typeof v === 'function' ? v.bind(target) : v;
         },
       });
     },
   };
-  return { ...real, InferenceSession, Tensor: real.Tensor, env: real.env } as unknown as Ort;
+  const env = lost ? Object.assign(Object.create(real.env), { wasm: real.env.wasm, webgpu: { device: Promise.resolve({ lost }) } }) : real.env;
+  return { ...real, InferenceSession, Tensor: real.Tensor, env } as unknown as Ort;
 }
 
 describe('backend choice and fallback', () => {
@@ -87,6 +99,34 @@ describe('backend choice and fallback', () => {
     expect(cap.backendReason).toMatch(/WebGPU failed at session creation.*simulated/);
     expect(events.filter((e) => e.type === 'fallback')).toHaveLength(1);
     const r = await cap.caption(image, { ...opts, maxTokens: readGolden(dir).decoding.maxTokens });
+    expect(r.tokenIds).toEqual(expected);
+    await cap.dispose();
+  });
+
+  it('warms WebGPU up at creation; a failure there falls back to WASM before any caption', async () => {
+    fakeGpu(true);
+    const events: CaptionerEvent[] = [];
+    const cap = await createCaptioner({ pack, ort: flakyGpuOrt('warmup'), decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
+    expect(cap.backend).toBe('wasm');
+    expect(cap.backendReason).toMatch(/WebGPU failed while warming up.*simulated/);
+    expect(events.filter((e) => e.type === 'fallback')).toHaveLength(1);
+    const r = await cap.caption(image, { ...opts, maxTokens: readGolden(dir).decoding.maxTokens });
+    expect(r.tokenIds).toEqual(expected);
+    await cap.dispose();
+  });
+
+  it('a lost WebGPU device switches the next caption to WASM, with the reason', async () => {
+    fakeGpu(true);
+    let loseDevice!: (info: { reason: string; message: string }) => void;
+    const lost = new Promise<{ reason: string; message: string }>((r) => (loseDevice = r));
+    const cap = await createCaptioner({ pack, ort: flakyGpuOrt('never', lost), decodeImage: decodeImageWithSharp });
+    expect(cap.backend).toBe('webgpu');
+    expect((await cap.caption(image, opts)).backend).toBe('webgpu');
+    loseDevice({ reason: 'unknown', message: 'simulated driver reset' });
+    await new Promise((r) => setTimeout(r, 0));
+    const r = await cap.caption(image, { ...opts, maxTokens: readGolden(dir).decoding.maxTokens });
+    expect(r.backend).toBe('wasm');
+    expect(r.backendReason).toMatch(/WebGPU device lost \(unknown: simulated driver reset\)/);
     expect(r.tokenIds).toEqual(expected);
     await cap.dispose();
   });

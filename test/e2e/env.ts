@@ -20,8 +20,14 @@ export const env: E2eEnv = JSON.parse(readFileSync(join(TMP, 'e2e-env.json'), 'u
 
 export type Ext = Awaited<ReturnType<typeof launchWithExtension>>;
 
-export function launch(opts: { webgpu?: boolean; debugPort?: boolean } = {}): Promise<Ext> {
-  return launchWithExtension(env.extDir, opts);
+/**
+ * Launch Chromium with the extension. Every launch carries the network audit (test/e2e/harness.mjs): the extension's
+ * own contexts may fetch only images a page asked for and the configured pack's files (any pack under the fixture
+ * server's /packs/); `close()` throws otherwise, failing the test that launched it.
+ */
+export function launch(opts: { webgpu?: boolean; debugPort?: boolean; args?: string[]; name?: string } = {}): Promise<Ext> {
+  const { name, ...rest } = opts;
+  return launchWithExtension(env.extDir, { ...rest, audit: { allow: [new URL('/packs/', env.packUrl).href], name: name ?? 'e2e' } });
 }
 
 /** Patch the settings the way the popup does (the content scripts follow storage changes). */

@@ -1,6 +1,7 @@
-// Faults: the service worker stopped mid-queue (CDP), the offscreen document closed mid-queue, WebGPU on and off,
-// and broken or missing images skipped with a logged reason.
-import type { Page, Worker } from 'playwright-core';
+// Faults: the service worker stopped mid-queue (CDP), the offscreen document closed or crashed mid-queue, WebGPU on
+// and off, the WebGPU device lost mid-run, the browser restarted with captions pending, and broken or missing images
+// skipped with a logged reason. In each case the queue finishes after recovery, or a request fails with a named reason.
+import { chromium, type Page, type Worker } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sameCaption, toyHeldout } from './harness.mjs';
 import { MARKER, env, launch, type Ext } from './env';
@@ -21,6 +22,27 @@ async function expectGalleryLabelled(page: Page): Promise<number> {
 
 const hooks = (sw: Worker) => (name: string) =>
   sw.evaluate((n) => (globalThis as unknown as { altTextTest: Record<string, () => Promise<unknown>> }).altTextTest[n](), name);
+
+const waitForSome = (page: Page, n = 2) =>
+  page.waitForFunction((k) => document.querySelectorAll('[data-alt-text-generated]').length >= k, n, { timeout: 150_000, polling: 200 });
+
+/** Send a CDP command to one target of the browser (through the browser-level endpoint every launch opens). */
+async function cdpToTarget(cdpUrl: string, match: (url: string) => boolean, method: string, params: object = {}): Promise<string> {
+  const browser = await chromium.connectOverCDP(cdpUrl);
+  try {
+    const s = await browser.newBrowserCDPSession();
+    const { targetInfos } = await s.send('Target.getTargets');
+    const t = targetInfos.find((x) => match(x.url));
+    if (!t) throw new Error(`no target matches (${targetInfos.map((x) => x.url).join(', ')})`);
+    const { sessionId } = await s.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
+    await s.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: 1, method, params }) });
+    return t.type;
+  } finally {
+    await browser.close().catch(() => null);
+  }
+}
+
+const call0 = (sw: Worker, name: string) => hooks(sw)(name);
 
 describe('faults', () => {
   let ext: Ext | undefined;
@@ -78,6 +100,102 @@ describe('faults', () => {
     expect(await expectGalleryLabelled(page)).toBe(16);
     expect(await call('offscreenExists')).toBe(true);
     expect(await call('offscreenCreations')).toBe(createdBefore + 1);
+  });
+
+  it('the offscreen document navigated away mid-queue (listener gone, still listed) is recreated; the queue finishes', async () => {
+    ext = await launch({ name: 'offscreen-gone' });
+    const page = await ext.context.newPage();
+    await page.goto(`${env.origin}/fixtures/gallery.html?n=24`);
+    await waitForSome(page);
+    const call = hooks(ext.serviceWorker());
+    const createdBefore = (await call('offscreenCreations')) as number;
+    await cdpToTarget(ext.cdpUrl!, (u) => u.includes(`${ext!.extensionId}/src/offscreen/`), 'Page.navigate', { url: 'about:blank' });
+    expect(await expectGalleryLabelled(page)).toBe(16);
+    expect(await call('offscreenExists')).toBe(true);
+    expect(await call('offscreenCreations')).toBeGreaterThan(createdBefore);
+  });
+
+  it('the offscreen renderer crashed mid-queue (CDP Page.crash): every pending image fails with a logged reason', async () => {
+    // The offscreen document shares the extension's renderer process with the service worker: a crash takes both
+    // down, and Chrome terminates the extension until it is reloaded. Nothing inside can recover; what must hold is
+    // that no request is silently lost: each pending image ends labelled or skipped with the reason in the console.
+    ext = await launch({ name: 'offscreen-crash' });
+    const page = await ext.context.newPage();
+    const skipped = new Map<string, string>();
+    page.on('console', (m) => {
+      const hit = /^\[alt-text\] skipped (\S+): (.*)$/.exec(m.text());
+      if (hit) skipped.set(hit[1], hit[2]);
+    });
+    await page.goto(`${env.origin}/fixtures/gallery.html?n=24`);
+    await waitForSome(page);
+    await cdpToTarget(ext.cdpUrl!, (u) => u.includes(`${ext!.extensionId}/src/offscreen/`), 'Page.crash');
+    const eligible = () =>
+      page.$$eval('figure[data-kind=missing] img, figure[data-kind=file-name] img', (ims) =>
+        ims.map((im) => ({ src: (im as HTMLImageElement).currentSrc, labelled: im.hasAttribute('data-alt-text-generated') })),
+      );
+    await expect
+      .poll(async () => (await eligible()).filter((im) => !im.labelled && !skipped.has(im.src)).length, { timeout: 60_000, interval: 500 })
+      .toBe(0);
+    const failed = (await eligible()).filter((im) => !im.labelled);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const im of failed) expect(skipped.get(im.src), im.src).toMatch(/\S{6,}/);
+  });
+
+  it('the WebGPU device lost mid-run: the engine falls back to WASM, says why, and the queue finishes', async () => {
+    ext = await launch({ webgpu: true, name: 'device-lost' });
+    const page = await ext.context.newPage();
+    await page.goto(`${env.origin}/fixtures/gallery.html?n=12`);
+    await waitForSome(page);
+    const sw = ext.serviceWorker();
+    const call = hooks(sw);
+    expect(((await call('currentStatus')) as { backend: string }).backend).toBe('webgpu');
+    const lost = (await call('loseWebGpuDevice')) as { ok: boolean; value: { destroyed: boolean; reason: string } };
+    expect(lost).toMatchObject({ ok: true, value: { destroyed: true } });
+    expect(await expectGalleryLabelled(page)).toBe(8);
+    const status = (await call('currentStatus')) as { backend: string; backendReason: string; state: string };
+    expect(status.state).toBe('ready');
+    expect(status.backend).toBe('wasm');
+    expect(status.backendReason).toMatch(/WebGPU/);
+  });
+
+  it('the browser restarted with captions pending: the page reloads and its labels complete; describe completes', async () => {
+    ext = await launch({ name: 'restart-before' });
+    let page = await ext.context.newPage();
+    await page.goto(`${env.origin}/fixtures/gallery.html?n=24&s=restart`);
+    await waitForSome(page, 3);
+    const before = await page.evaluate(() => document.querySelectorAll('figure[data-kind=missing] img[data-alt-text-generated], figure[data-kind=file-name] img[data-alt-text-generated]').length);
+    expect(before).toBeLessThan(16);
+    // A describe request, from an extension page, in flight when the browser goes down.
+    const src = await page.locator('figure[data-kind=missing] img:not([data-alt-text-generated])').last().getAttribute('src');
+    const imageUrl = new URL(src!, env.origin).href;
+    const file = new URL(imageUrl).pathname.split('/').pop()!;
+    const ask = (p: Page) =>
+      p.evaluate((url) => chrome.runtime.sendMessage({ type: 'ui-bg-caption', requestId: `restart-${Date.now()}`, source: { kind: 'url', url } }), imageUrl) as Promise<{
+        ok: boolean;
+        value?: { text: string };
+        error?: { name: string; message: string };
+      }>;
+    const opts = await ext.context.newPage();
+    await opts.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
+    const pending = ask(opts).catch((err: Error) => ({ ok: false, error: { name: 'Closed', message: err.message } }));
+    const cached = (await call0(ext.serviceWorker(), 'cacheCount')) as number;
+    await ext.close({ keepProfile: true });
+    // The in-flight describe either finished before the close or died with its page; it is asked again below.
+    const first = await pending;
+    expect(first.ok || !!first.error?.name, JSON.stringify(first)).toBe(true);
+
+    ext = await ext.relaunch();
+    const sw = ext.serviceWorker();
+    // The captions made before the restart survived it.
+    expect(await call0(sw, 'cacheCount')).toBeGreaterThanOrEqual(cached);
+    page = ext.context.pages().find((p) => p.url().includes('gallery.html')) ?? (await ext.context.newPage());
+    if (!page.url().includes('gallery.html')) await page.goto(`${env.origin}/fixtures/gallery.html?n=24&s=restart`);
+    expect(await expectGalleryLabelled(page)).toBe(16);
+    const opts2 = await ext.context.newPage();
+    await opts2.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
+    const again = await ask(opts2);
+    expect(again.ok, JSON.stringify(again)).toBe(true);
+    expect(sameCaption(again.value!.text, truth[file]), `${again.value!.text} vs ${truth[file]}`).toBe(true);
   });
 
   it.each([

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, TMP, buildExtension, startServer, toyHeldout } from './harness.mjs';
 import { buildFixtures } from './fixtures.mjs';
+import { buildHostileFixtures } from './fixtures-hostile.mjs';
 import { writeEngineMisses } from './engine-check';
 
 export default async function setup() {
@@ -18,6 +19,7 @@ export default async function setup() {
   const server = await startServer({ staticDirs: { '/packs/': join(ROOT, 'packs'), '/heldout/': join(packDir, 'heldout') } });
   const fx = buildFixtures(toyHeldout(packDir), { packDir, otherOrigin: server.otherOrigin });
   Object.assign(server.routes, fx.routes);
+  Object.assign(server.routes, buildHostileFixtures(toyHeldout(packDir)).routes);
   const packUrl = `${server.origin}/packs/${packId}/`;
   const extDir = await buildExtension({ outDir: join(TMP, 'ext-e2e'), packUrl, testHooks: true });
   mkdirSync(TMP, { recursive: true });

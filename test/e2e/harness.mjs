@@ -2,7 +2,7 @@
 // over loopback HTTP, and launch Debian Chromium with the extension (playwright-core, never its browser download).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,10 @@ export async function startServer({ staticDirs = {}, routes = {}, port = 0 } = {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     log.push({ method: req.method, path: url.pathname, host: req.headers.host, at: Date.now() });
+    if (url.pathname.startsWith('/fuzz/') && staticDirs['/heldout/']) {
+      fuzzRoute(req, res, url, staticDirs['/heldout/']);
+      return;
+    }
     const route = routes[url.pathname];
     if (route) {
       const r = route(req, url);
@@ -66,9 +70,10 @@ export async function startServer({ staticDirs = {}, routes = {}, port = 0 } = {
 }
 
 /** Launch Debian Chromium with the extension loaded (new headless loads extensions; no Xvfb). */
-export async function launchWithExtension(extDir, { headless = true, webgpu = false, args = [], debugPort = false } = {}) {
+export async function launchWithExtension(extDir, { headless = true, webgpu = false, args = [], debugPort = false, audit = null, profile: reuse = null } = {}) {
   mkdirSync(TMP, { recursive: true });
-  const profile = mkdtempSync(join(TMP, 'profile-'));
+  const profile = reuse ?? mkdtempSync(join(TMP, 'profile-'));
+  if (audit) debugPort = true;
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     headless,
@@ -100,16 +105,64 @@ export async function launchWithExtension(extDir, { headless = true, webgpu = fa
     for (let i = 0; i < 100 && !existsSync(file); i += 1) await new Promise((r) => setTimeout(r, 50));
     cdpUrl = `http://127.0.0.1:${readFileSync(file, 'utf8').split('\n')[0].trim()}`;
   }
+  // The suite-wide network audit: what the extension's own contexts fetch, against the images pages asked for.
+  let net = null;
+  const pageImages = new Set();
+  if (audit) {
+    context.on('request', (r) => {
+      try {
+        if (r.resourceType() === 'image' && !r.url().startsWith('chrome-extension://')) pageImages.add(r.url());
+      } catch {
+        // A request of a worker or a frame already gone: not a page image.
+      }
+    });
+    net = await startNetworkAudit(cdpUrl, extensionId);
+  }
+  const launchOpts = { headless, webgpu, args, debugPort, audit };
   return {
     context,
     extensionId,
     cdpUrl,
+    profile,
     serviceWorker: () => context.serviceWorkers().find((w) => w.url().includes(extensionId)) ?? sw,
-    async close() {
+    /** The audit so far: every extension request, and the ones no page asked for (empty when all is well). */
+    auditReport: () => (net ? auditVerdict(net.requests, pageImages, extensionId, audit) : null),
+    /** Close the browser; `keepProfile` leaves the profile for a relaunch (a browser restart). */
+    async close({ keepProfile = false } = {}) {
+      const verdict = net ? auditVerdict(net.requests, pageImages, extensionId, audit) : null;
+      await net?.stop().catch(() => null);
       await context.close();
-      rmSync(profile, { recursive: true, force: true });
+      if (!keepProfile) rmSync(profile, { recursive: true, force: true });
+      if (verdict) {
+        const dir = join(TMP, 'net-audit');
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, `${Date.now()}-${process.pid}-${audit.name ?? 'launch'}.json`), JSON.stringify(verdict, null, 1));
+        if (verdict.unexpected.length > 0) {
+          throw new Error(`network audit: the extension made ${verdict.unexpected.length} request(s) that are neither page images nor pack files: ${verdict.unexpected.map((r) => r.url).slice(0, 5).join(', ')}`);
+        }
+      }
     },
+    /** Relaunch on the same profile (after close({ keepProfile: true })): a browser restart. */
+    relaunch: () => launchWithExtension(extDir, { ...launchOpts, profile }),
   };
+}
+
+/**
+ * Allowed: the extension's own files, data:/blob: URLs, pack files under an allowed prefix, and URLs some page asked
+ * for as an image (or a redirect hop that started at one). Anything else is unexpected.
+ */
+export function auditVerdict(requests, pageImages, extensionId, { allow = [] } = {}) {
+  const own = `chrome-extension://${extensionId}/`;
+  const counts = { own: 0, inline: 0, pack: 0, pageImage: 0 };
+  const unexpected = [];
+  for (const r of requests) {
+    if (r.url.startsWith(own)) counts.own += 1;
+    else if (/^(data|blob):/.test(r.url)) counts.inline += 1;
+    else if (allow.some((p) => r.url.startsWith(p))) counts.pack += 1;
+    else if (pageImages.has(r.url) || (r.chainStart && pageImages.has(r.chainStart))) counts.pageImage += 1;
+    else unexpected.push(r);
+  }
+  return { total: requests.length, counts, unexpected };
 }
 
 /** The toy pack's held-out images the model captions correctly (report.json lists its misses). */
@@ -173,6 +226,7 @@ export async function startNetworkAudit(cdpUrl, extensionId) {
   const browser = await chromium.connectOverCDP(cdpUrl);
   const s = await browser.newBrowserCDPSession();
   const requests = [];
+  const chains = new Map();
   const sessions = new Map();
   let id = 1;
   const ours = (t) => t.url.startsWith(`chrome-extension://${extensionId}/`);
@@ -198,7 +252,11 @@ export async function startNetworkAudit(cdpUrl, extensionId) {
     const m = JSON.parse(e.message);
     if (m.method === 'Network.requestWillBeSent') {
       const targetId = sessions.get(e.sessionId);
-      requests.push({ context: kinds.get(targetId) ?? 'unknown', url: m.params.request.url, method: m.params.request.method });
+      // A redirect hop keeps its requestId: remember where the chain started.
+      const chainKey = `${e.sessionId}|${m.params.requestId}`;
+      const chainStart = m.params.redirectResponse ? chains.get(chainKey) : undefined;
+      if (!chainStart) chains.set(chainKey, m.params.request.url);
+      requests.push({ context: kinds.get(targetId) ?? 'unknown', url: m.params.request.url, method: m.params.request.method, ...(chainStart ? { chainStart } : {}) });
     }
   });
   await s.send('Target.setDiscoverTargets', { discover: true });
@@ -213,4 +271,144 @@ export async function startNetworkAudit(cdpUrl, extensionId) {
       await browser.close();
     },
   };
+}
+
+// --- Image-path fuzz fixtures (test/e2e/image-path.test.ts) -------------------------------------------------------
+//
+// /fuzz/page.html?set=K: one page of images whose URLs misbehave, by category. `page-*` faults hit the page's own
+// load too (the image shows broken); `ext-*` faults hit only the extension's fetch: the page's image request
+// (Sec-Fetch-Dest: image) gets the real picture, any other request (the offscreen document's fetch) gets the fault.
+
+/** Category -> what must happen to its images: labelled with the true caption, skipped with a reason, or either. */
+export const FUZZ_CATEGORIES = {
+  good: 'label',
+  'cross-origin': 'label',
+  'page-404': 'skip',
+  'page-500': 'skip',
+  'page-redirect-html': 'skip',
+  'page-redirect-json': 'skip',
+  'page-redirect-loop': 'skip',
+  'page-corrupt': 'skip',
+  'page-truncated': 'skip',
+  'page-empty': 'skip',
+  'page-cors-blocked': 'skip',
+  'svg-script': 'either',
+  'ext-404': 'skip',
+  'ext-500': 'skip',
+  'ext-redirect-html': 'skip',
+  'ext-redirect-json': 'skip',
+  'ext-redirect-loop': 'skip',
+  'ext-slow': 'skip',
+  'ext-corrupt': 'skip',
+  'ext-truncated': 'skip',
+  'ext-empty': 'skip',
+  'ext-length-lie': 'skip',
+  'ext-huge': 'skip',
+  'ext-html-as-png': 'skip',
+};
+/** Images per category on each page (good ones: more). */
+export const FUZZ_PER_PAGE = { good: 10, 'cross-origin': 3, other: 3 };
+/** How long an `ext-slow` server stalls: longer than the extension's fetch timeout (src/offscreen/pixels.ts). */
+export const FUZZ_STALL_MS = 25_000;
+
+let fuzzHeldout = null;
+let beaconHits = 0;
+
+function fuzzBytes(seed, n) {
+  const out = Buffer.alloc(n);
+  let x = seed * 2654435761 >>> 0 || 1;
+  for (let i = 0; i < n; i += 1) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+function fuzzPage(set, host) {
+  fuzzHeldout ??= toyHeldout();
+  const port = host.split(':')[1];
+  const other = `http://localhost:${port}`;
+  const rows = [];
+  let k = 0;
+  for (const cat of Object.keys(FUZZ_CATEGORIES)) {
+    const n = FUZZ_PER_PAGE[cat] ?? FUZZ_PER_PAGE.other;
+    for (let i = 0; i < n; i += 1) {
+      const h = fuzzHeldout[(set * 97 + k) % fuzzHeldout.length];
+      const id = `s${set}-${cat}-${i}`;
+      const path = `/fuzz/img/${cat}/${id}.png?f=${h.file}`;
+      const src = cat === 'cross-origin' || cat === 'page-cors-blocked' ? `${other}${path}` : path;
+      const extra = cat === 'page-cors-blocked' ? ' crossorigin="anonymous"' : '';
+      rows.push(`<img data-test="${id}" data-cat="${cat}" data-file="${h.file}" src="${src}" width="64" height="64"${extra}>`);
+      k += 1;
+    }
+  }
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Image path fuzz ${set}</title>
+<style>img{margin:2px;background:#eee}</style></head><body><main><h1>Image path fuzz, set ${set}</h1>
+<button id="ping" onclick="window.clicks=(window.clicks||0)+1">ping</button>
+<div>${rows.join('\n')}</div></main>
+<script>window.ticks = 0; setInterval(() => { window.ticks += 1; }, 100);</script></body></html>`;
+}
+
+function fuzzRoute(req, res, url, heldoutDir) {
+  const send = (status, type, body, headers = {}) => {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...headers });
+    res.end(body);
+  };
+  if (url.pathname === '/fuzz/page.html') return send(200, 'text/html; charset=utf-8', fuzzPage(Number(url.searchParams.get('set') ?? 0), req.headers.host));
+  if (url.pathname === '/fuzz/landing.html') return send(200, 'text/html; charset=utf-8', '<!doctype html><title>Sign in</title><form>Sign in to see this image</form>');
+  if (url.pathname === '/fuzz/data.json') return send(200, 'application/json', '{"error":"not an image"}');
+  if (url.pathname === '/fuzz/beacon') {
+    beaconHits += 1;
+    return send(204, 'text/plain', '');
+  }
+  if (url.pathname === '/fuzz/beacon-count') return send(200, 'application/json', JSON.stringify({ hits: beaconHits }));
+  const m = /^\/fuzz\/img\/([a-z0-9-]+)\/([a-z0-9-]+)\.png$/.exec(url.pathname);
+  const file = url.searchParams.get('f') ?? '';
+  const path = resolve(heldoutDir, file);
+  if (!m || !/^[0-9]+\.png$/.test(file) || !existsSync(path)) return send(404, 'text/plain', 'not found');
+  const [, cat] = m;
+  const png = readFileSync(path);
+  const good = () => send(200, 'image/png', png, { 'content-length': png.length });
+  const fromPage = req.headers['sec-fetch-dest'] === 'image';
+  if (cat === 'good' || cat === 'cross-origin' || cat === 'page-cors-blocked') return good();
+  if (cat === 'svg-script') {
+    return send(200, 'image/svg+xml', `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><script>fetch('/fuzz/beacon');window.top.svgRan=1</script><circle cx="32" cy="32" r="20" fill="red" onload="fetch('/fuzz/beacon')"/></svg>`);
+  }
+  const fault = cat.replace(/^(page|ext)-/, '');
+  if (cat.startsWith('ext-') && fromPage) return good();
+  const seed = [...m[2]].reduce((a, c) => a * 31 + c.charCodeAt(0), 7) >>> 0;
+  switch (fault) {
+    case '404': return send(404, 'text/html', '<h1>Not found</h1>');
+    case '500': return send(500, 'text/html', '<h1>Internal error</h1>');
+    case 'redirect-html': return send(302, 'text/plain', '', { location: '/fuzz/landing.html' });
+    case 'redirect-json': return send(301, 'text/plain', '', { location: `/fuzz/data.json?from=${m[2]}` });
+    case 'redirect-loop': {
+      const hop = Number(url.searchParams.get('hop') ?? 0) + 1;
+      return send(302, 'text/plain', '', { location: `${url.pathname}?f=${file}&hop=${hop}` });
+    }
+    case 'corrupt': return send(200, 'image/png', fuzzBytes(seed, 3000));
+    case 'truncated': return send(200, 'image/png', png.subarray(0, Math.floor(png.length * 0.4)));
+    case 'empty': return send(200, 'image/png', Buffer.alloc(0), { 'content-length': 0 });
+    case 'html-as-png': return send(200, 'image/png', '<!doctype html><script>alert(1)</script>');
+    case 'slow': {
+      const t = setTimeout(() => good(), FUZZ_STALL_MS);
+      res.on('close', () => clearTimeout(t));
+      return;
+    }
+    case 'length-lie': {
+      // Says 100 kB more than it sends, then hangs up.
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length + 100_000, 'cache-control': 'no-store' });
+      res.write(png, () => setTimeout(() => res.socket?.destroy(), 50));
+      return;
+    }
+    case 'huge': {
+      // 200 MB announced; a trickle sent; the socket is dropped after a while in case nobody hangs up.
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': 200 * 2 ** 20, 'cache-control': 'no-store' });
+      res.write(png);
+      const t = setTimeout(() => res.socket?.destroy(), 5000);
+      res.on('close', () => clearTimeout(t));
+      return;
+    }
+    default: return send(404, 'text/plain', 'unknown fuzz category');
+  }
 }

@@ -1,8 +1,10 @@
 // Network audit through CDP: the only requests the extension makes are fetches of images the page shows and the
 // pack's files from the configured source (plus its own chrome-extension:// files). No image, URL or caption leaves.
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Frame } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNetworkAudit } from './harness.mjs';
+import { TMP, startNetworkAudit, type AuditVerdict } from './harness.mjs';
 import { env, launch, waitForLabels, type Ext } from './env';
 
 /** Every image URL a frame shows (img currentSrc, input[type=image] src, CSS background images), shadow roots too. */
@@ -53,5 +55,21 @@ describe('network audit', () => {
     expect(network.filter((r) => shown.has(r.url)).length).toBeGreaterThan(5);
     expect(unexpected).toEqual([]);
     console.info(`network audit: ${network.length} requests from the extension, all pack files or page images`);
+  });
+
+  it('every launch of this run was audited too, and none made an unexpected request', () => {
+    // launch() (env.ts) records each browser's extension requests under .tmp/net-audit/ and fails the test that
+    // launched it on any unexpected one; this sums up the launches of this run so far (files after global setup).
+    const dir = join(TMP, 'net-audit');
+    const since = statSync(join(TMP, 'e2e-env.json')).mtimeMs;
+    const runs = existsSync(dir)
+      ? readdirSync(dir)
+          .map((f) => join(dir, f))
+          .filter((f) => statSync(f).mtimeMs >= since)
+          .map((f) => JSON.parse(readFileSync(f, 'utf8')) as AuditVerdict)
+      : [];
+    const total = runs.reduce((a, r) => a + r.total, 0);
+    expect(runs.flatMap((r) => r.unexpected)).toEqual([]);
+    console.info(`network audit: ${runs.length} earlier launches in this run, ${total} extension requests, none unexpected`);
   });
 });

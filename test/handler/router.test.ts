@@ -17,6 +17,7 @@ async function setup(settings: Record<string, unknown> = { packSources: [{ url: 
   offscreenImpl = async (msg) => {
     if (msg.type === 'bg-os-caption') return { ok: true, value: { text: 'A red circle on a white background.', packId: 'toy', backend: 'wasm', confidence: -0.1 } };
     if (msg.type === 'bg-os-status') return { ok: true, value: { state: 'ready', packUrl: PACK, packId: 'toy', packName: 'Toy', progress: null, backend: 'wasm', backendReason: 'no adapter', queued: 0, error: null } };
+    if (msg.type === 'bg-os-clear') return { ok: true, value: { packs: 0 } };
     return { ok: true, value: null };
   };
   fake = makeChrome({

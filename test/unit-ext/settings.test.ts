@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, SCHEMA_VERSION, activePack, decodingKey, isEnabledFor, migrate, validate } from '../../src/shared/settings';
+import { DEFAULTS, SCHEMA_VERSION, activePack, decodingKey, isEnabledFor, loadSettings, migrate, saveSettings, validate, type Settings } from '../../src/shared/settings';
 
 describe('settings', () => {
   it('nothing stored gives the defaults, with nothing to fix', () => {
@@ -47,5 +47,210 @@ describe('settings', () => {
   it('decoding key changes with the decoding settings', () => {
     expect(decodingKey({ strategy: 'greedy', beams: 5, maxTokens: 30 })).toBe('greedy-30');
     expect(decodingKey({ strategy: 'beam', beams: 5, maxTokens: 30 })).toBe('beam5-30');
+  });
+});
+
+// --- issue 7: corrupt and old settings are repaired, and nothing the user chose is silently lost -----------------
+
+/** Every field of a repaired object is valid: the validator's postcondition, checked independently of it. */
+function checkValid(s: Settings): string[] {
+  const bad: string[] = [];
+  const intIn = (v: unknown, lo: number, hi: number) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  if (Object.keys(s).sort().join() !== Object.keys(DEFAULTS).sort().join()) bad.push(`keys ${Object.keys(s)}`);
+  if (s.schemaVersion !== SCHEMA_VERSION) bad.push('schemaVersion');
+  if (typeof s.enabled !== 'boolean') bad.push('enabled');
+  if (typeof s.weakNamesCountAsMissing !== 'boolean') bad.push('weakNamesCountAsMissing');
+  if (!['greedy', 'beam'].includes(s.strategy)) bad.push('strategy');
+  if (!['auto', 'wasm', 'webgpu'].includes(s.backend)) bad.push('backend');
+  if (!intIn(s.beams, 1, 8)) bad.push('beams');
+  if (!intIn(s.maxTokens, 1, 67)) bad.push('maxTokens');
+  if (!intIn(s.cacheMaxEntries, 0, 100_000)) bad.push('cacheMaxEntries');
+  if (typeof s.marker !== 'string' || s.marker.length > 80) bad.push('marker');
+  if (typeof s.activePackUrl !== 'string' || (s.activePackUrl !== '' && !/^(https?|chrome-extension):\/\/.*\/$/.test(s.activePackUrl))) bad.push('activePackUrl');
+  if (!Array.isArray(s.disabledSites) || s.disabledSites.some((h) => typeof h !== 'string' || h !== h.trim().toLowerCase() || !h) || new Set(s.disabledSites).size !== s.disabledSites.length) bad.push('disabledSites');
+  if (!Array.isArray(s.packSources) || s.packSources.some((p) => typeof p.url !== 'string' || !p.url.endsWith('/') || typeof p.name !== 'string' || typeof p.builtIn !== 'boolean') || new Set(s.packSources.map((p) => p.url)).size !== s.packSources.length) bad.push('packSources');
+  return bad;
+}
+
+/** mulberry32, so a failing case can be replayed from its seed. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Values of every JSON type (and a few worse), none valid for any setting. */
+const JUNK: unknown[] = [
+  null, undefined, NaN, Infinity, -1, 1.5, 1e308, '', 'yes', '   ', 'greedy!', {}, [], [1, 2], { a: 1 }, true, false, 0, '0x10',
+  'x'.repeat(10_000), '<script>alert(1)</script>', Symbol.iterator.toString(), -0.0001,
+];
+
+describe('settings repair (issue 7)', () => {
+  const fields: Array<[keyof Settings, unknown[]]> = [
+    ['enabled', [null, 'yes', 2, {}, [], 'TRUE']],
+    ['weakNamesCountAsMissing', [null, 'no', -1, {}, []]],
+    ['strategy', [null, 'sampling', 3, {}, [], true]],
+    ['backend', [null, 'cuda', 1, {}, ['wasm']]],
+    ['beams', [null, 0, 9, 2.5, '2.5', 'three', NaN, Infinity, {}, [], true]],
+    ['maxTokens', [null, 0, 68, -5, 1.1, 'many', {}, []]],
+    ['cacheMaxEntries', [null, -1, 100_001, 0.5, 'lots', {}, []]],
+    ['marker', [null, 42, {}, [], true]],
+    ['activePackUrl', [null, 42, 'not a url', 'ftp://x.test/p/', 'javascript:alert(1)', {}, []]],
+    ['disabledSites', [null, 'a.test', 42, { 'a.test': true }]],
+  ];
+  for (const [key, values] of fields) {
+    it(`corrupt ${key}: the default, and a fix that names it`, () => {
+      for (const v of values) {
+        const { settings, fixes } = validate({ [key]: v });
+        expect(settings[key], `${key}=${String(v)}`).toEqual(DEFAULTS[key]);
+        expect(fixes.some((f) => f.startsWith(`${key}:`)), `${key}=${String(v)}: ${fixes}`).toBe(true);
+        expect(checkValid(settings)).toEqual([]);
+      }
+    });
+  }
+
+  it('values stored as the wrong type but meaning a valid one are converted, and reported', () => {
+    const { settings, fixes } = validate({ beams: '5', maxTokens: ' 20 ', cacheMaxEntries: 0, enabled: 'false', weakNamesCountAsMissing: 1, strategy: 'Beam', backend: ' WASM ' });
+    expect(settings).toMatchObject({ beams: 5, maxTokens: 20, cacheMaxEntries: 0, enabled: false, weakNamesCountAsMissing: true, strategy: 'beam', backend: 'wasm' });
+    for (const k of ['beams', 'maxTokens', 'enabled', 'weakNamesCountAsMissing', 'strategy', 'backend']) expect(fixes.some((f) => f.startsWith(`${k}:`)), k).toBe(true);
+    expect(fixes.some((f) => f.startsWith('cacheMaxEntries'))).toBe(false); // 0 is valid as it is
+  });
+
+  it('lists keep their good entries; a long marker is cut, not dropped', () => {
+    const { settings, fixes } = validate({
+      disabledSites: ['News.test', 42, '', 'a b', null, 'news.test', 'localhost:8080'],
+      marker: 'M'.repeat(100),
+      packSources: [{ url: 'https://p.test/a' }, 'https://bad', { url: 'https://p.test/a/', name: 'dup' }, { url: 'https://p.test/b/', name: 7 }, null],
+    });
+    expect(settings.disabledSites).toEqual(['news.test', 'localhost:8080']);
+    expect(fixes.filter((f) => f.startsWith('disabledSites:'))).toHaveLength(4);
+    expect(settings.marker).toBe('M'.repeat(80));
+    expect(fixes.some((f) => f.startsWith('marker:'))).toBe(true);
+    expect(settings.packSources).toEqual([
+      { url: 'https://p.test/a/', name: '', builtIn: false },
+      { url: 'https://p.test/b/', name: '', builtIn: false },
+    ]);
+    expect(fixes.filter((f) => f.startsWith('packSources:'))).toHaveLength(3); // "https://bad" string, name 7, null
+  });
+
+  it('a source an older build had built in is kept as the user\'s own, and reported', () => {
+    const { settings, fixes } = validate({ packSources: [{ url: 'https://old-build.test/coco/', name: 'COCO', builtIn: true }] });
+    expect(settings.packSources).toEqual([{ url: 'https://old-build.test/coco/', name: 'COCO', builtIn: false }]);
+    expect(fixes.join()).toMatch(/no longer built in/);
+  });
+
+  it('unknown keys are dropped and each is reported', () => {
+    const { settings, fixes } = validate({ enabled: false, colour: 'blue', __proto__x: 1 });
+    expect(settings.enabled).toBe(false);
+    expect('colour' in settings).toBe(false);
+    expect(fixes.filter((f) => /not a setting of this version/.test(f)).map((f) => f.split(':')[0]).sort()).toEqual(['__proto__x', 'colour']);
+  });
+
+  it('something that is not an object at all gives the defaults, and says so', () => {
+    for (const v of [null, 42, 'settings', true, [], [{ enabled: false }], () => 1]) {
+      const { settings, fixes } = validate(v);
+      expect(settings).toEqual(DEFAULTS);
+      expect(fixes.length, String(v)).toBeGreaterThan(0);
+      expect(fixes[0]).toMatch(/not an object/);
+    }
+  });
+
+  it('migrations: v1 in every shape; a version written as text; a v1 object without its version; a newer version', () => {
+    // v1 with sites as a map, including odd values
+    let r = validate({ schemaVersion: 1, sites: { 'a.test': false, 'b.test': true, 'c.test': 'false', 'D.test': 0 }, markerText: 'Seen: ', beams: 4 });
+    expect(r.settings).toMatchObject({ disabledSites: ['a.test', 'c.test', 'd.test'], marker: 'Seen: ', beams: 4, schemaVersion: SCHEMA_VERSION });
+    // v1 with sites that is not a map: reported, nothing invented
+    r = validate({ schemaVersion: 1, sites: ['a.test'], markerText: 5 });
+    expect(r.settings.disabledSites).toEqual([]);
+    expect(r.settings.marker).toBe('');
+    expect(r.fixes.join('\n')).toMatch(/sites: .* not a map/);
+    expect(r.fixes.join('\n')).toMatch(/marker: 5 is not valid/);
+    // version as text
+    r = validate({ schemaVersion: '1', sites: { 'x.test': false } });
+    expect(r.settings.disabledSites).toEqual(['x.test']);
+    expect(r.fixes[0]).toMatch(/schemaVersion: "1" read as 1/);
+    // no version, but v1's keys
+    r = validate({ markerText: 'Old: ', sites: { 'y.test': false } });
+    expect(r.settings).toMatchObject({ marker: 'Old: ', disabledSites: ['y.test'] });
+    expect(r.fixes.join('\n')).toMatch(/migrated 1->2/);
+    // nonsense version on a current object: read as current, reported
+    r = validate({ schemaVersion: { v: 2 }, enabled: false });
+    expect(r.settings.enabled).toBe(false);
+    expect(r.fixes[0]).toMatch(/schemaVersion: .* is not a version/);
+    // newer version: everything understood is kept; the rest is reported, never silently dropped
+    r = validate({ schemaVersion: SCHEMA_VERSION + 1, enabled: false, beams: 6, newThing: { a: 1 } });
+    expect(r.settings).toMatchObject({ enabled: false, beams: 6, schemaVersion: SCHEMA_VERSION });
+    expect(r.fixes.join('\n')).toMatch(/newer version/);
+    expect(r.fixes.join('\n')).toMatch(/newThing: not a setting of this version/);
+    // a current object goes through untouched
+    expect(migrate({ schemaVersion: SCHEMA_VERSION, enabled: true }).applied).toEqual([]);
+  });
+
+  it('fuzz: 300 random settings objects; output always valid, valid choices kept, every repair reported, idempotent', () => {
+    const rand = rng(7);
+    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
+    const validChoice: Record<string, () => unknown> = {
+      enabled: () => rand() < 0.5,
+      weakNamesCountAsMissing: () => rand() < 0.5,
+      strategy: () => pick(['greedy', 'beam']),
+      backend: () => pick(['auto', 'wasm', 'webgpu']),
+      beams: () => 1 + Math.floor(rand() * 8),
+      maxTokens: () => 1 + Math.floor(rand() * 67),
+      cacheMaxEntries: () => Math.floor(rand() * 100_001),
+      marker: () => pick(['', 'Maybe: ', 'Looks like — ', 'x'.repeat(80), '🖼 ']),
+      activePackUrl: () => pick(['', 'https://a.test/packs/coco/', 'http://127.0.0.1:8/p/']),
+      disabledSites: () => [...new Set(Array.from({ length: Math.floor(rand() * 4) }, () => pick(['a.test', 'b.example', 'localhost:3000', 'news.test'])))],
+      packSources: () => Array.from({ length: Math.floor(rand() * 3) }, (_, i) => ({ url: `https://src${i}.test/p${Math.floor(rand() * 3)}/`, name: pick(['', 'COCO', 'Mine']), builtIn: false })),
+    };
+    const keys = Object.keys(validChoice);
+    let repaired = 0;
+    for (let n = 0; n < 300; n++) {
+      const input: Record<string, unknown> = {};
+      const chosen: Record<string, unknown> = {};
+      const corrupted = new Set<string>();
+      for (const k of keys) {
+        const r = rand();
+        if (r < 0.45) input[k] = chosen[k] = validChoice[k]();
+        else if (r < 0.7) {
+          input[k] = pick(JUNK);
+          corrupted.add(k);
+        }
+      }
+      const extra = rand() < 0.3 ? `junk${n}` : null;
+      if (extra) input[extra] = pick(JUNK);
+      if (rand() < 0.2) input.schemaVersion = SCHEMA_VERSION;
+      // Duplicate pack sources are a normalisation, so compare against the de-duplicated list.
+      if (Array.isArray(chosen.packSources)) chosen.packSources = (chosen.packSources as Array<{ url: string }>).filter((p, i, a) => a.findIndex((q) => q.url === p.url) === i);
+
+      const { settings, fixes } = validate(input);
+      const ctx = `case ${n}: ${JSON.stringify(input)?.slice(0, 300)} -> ${fixes.join(' | ')}`;
+      expect(checkValid(settings), ctx).toEqual([]);
+      for (const [k, v] of Object.entries(chosen)) expect(settings[k as keyof Settings], `${ctx} (${k})`).toEqual(v);
+      for (const k of corrupted) {
+        const v = input[k];
+        // JUNK that happens to mean a valid value (0 for cacheMaxEntries, false for enabled, '' for marker, ...) is kept.
+        const reported = fixes.some((f) => f.startsWith(`${k}:`));
+        const kept = JSON.stringify(settings[k as keyof Settings]) === JSON.stringify(v);
+        if (!kept) expect(reported || JSON.stringify(settings[k as keyof Settings]) === JSON.stringify(DEFAULTS[k as keyof Settings]) && v === undefined, `${ctx} (${k} changed without a report)`).toBe(true);
+      }
+      if (extra) expect(fixes.some((f) => f.startsWith(`${extra}:`)), ctx).toBe(true);
+      if (fixes.length) repaired++;
+      // Repair is a fixed point: the repaired object needs no further repair.
+      expect(validate(settings), ctx).toEqual({ settings, fixes: [] });
+    }
+    expect(repaired).toBeGreaterThan(100);
+  });
+
+  it('saving a patch keeps every other choice, and repairs a corrupt store on the way', async () => {
+    const store: Record<string, unknown> = { settings: { schemaVersion: 1, sites: { 'a.test': false }, markerText: 'Seen: ', beams: 'x' } };
+    const area = { get: async (k: string) => ({ [k]: store[k] }), set: async (items: Record<string, unknown>) => void Object.assign(store, items) };
+    const r = await saveSettings(area, { strategy: 'beam' });
+    expect(r.settings).toMatchObject({ strategy: 'beam', disabledSites: ['a.test'], marker: 'Seen: ', beams: DEFAULTS.beams });
+    expect((await loadSettings(area)).fixes).toEqual([]);
   });
 });

@@ -1,0 +1,44 @@
+/** A synthetic pack on disk (random bytes for the graphs): for loader tests that never run the model. */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+export interface SyntheticPack {
+  dir: string;
+  files: Record<string, Buffer>;
+  /** loose on purpose: tests break it in every way */
+  manifest: any;
+}
+
+/** Write a pack under root/<id>/; `mutate` may change the manifest and the files before they are written. */
+export function writeSyntheticPack(
+  root: string, id: string,
+  mutate: (m: SyntheticPack['manifest'], files: Record<string, Buffer>) => void = () => {},
+  sizes = { vision: 300_000, mapper: 70_000, decoder: 1_000_003 },
+): SyntheticPack {
+  const dir = join(root, id);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const files: Record<string, Buffer> = {
+    'vision.onnx': randomBytes(sizes.vision), 'mapper.onnx': randomBytes(sizes.mapper), 'decoder.onnx': randomBytes(sizes.decoder),
+    'tokenizer.json': Buffer.from('{"model":{}}'),
+  };
+  const manifest: SyntheticPack['manifest'] = {
+    format: 'clipcap-pack', formatVersion: 1, id, version: '1.0.0', name: `Pack ${id}`, precision: 'fp32',
+    preprocess: { imageSize: 32, resize: 'shortest_edge', interpolation: 'bicubic', crop: 'center', rescale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channelOrder: 'RGB' },
+    embedding: { dim: 16, l2Normalize: false }, mapper: { type: 'mlp', prefixLength: 2, clipLength: null },
+    decoder: { nLayer: 1, nHead: 2, nEmbd: 8, headDim: 4, vocabSize: 50257, nPositions: 64 },
+    tokens: { bos: 50256, eos: 50256, stop: [13, 50256] },
+    generation: { strategy: 'beam', beams: 5, maxTokens: 67, lengthNormalize: true },
+    files: Object.fromEntries(['vision', 'mapper', 'decoder', 'tokenizer'].map((k) => {
+      const path = k === 'tokenizer' ? 'tokenizer.json' : `${k}.onnx`;
+      return [k, { path, bytes: files[path].length, sha256: sha256(files[path]) }];
+    })),
+  };
+  mutate(manifest, files);
+  for (const [p, b] of Object.entries(files)) writeFileSync(join(dir, p), b);
+  writeFileSync(join(dir, 'pack.json'), JSON.stringify(manifest, null, 2));
+  return { dir, files, manifest };
+}

@@ -1,0 +1,118 @@
+// Security audit of the manifest and the built extension: a CSP with no 'unsafe-eval' and no remote sources, exactly
+// the permissions the README justifies (one row each), and no remote script in the JS the extension loads.
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '../..');
+const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
+
+/** The permissions the extension needs, each justified in the README's table. Adding one means adding a row there. */
+const PERMISSIONS = ['offscreen', 'storage', 'unlimitedStorage', 'contextMenus'];
+const HOST_PERMISSIONS = ['<all_urls>'];
+
+/** Builds that exist on this machine (the e2e build, and a release build in dist/). */
+const BUILDS = ['dist', '.tmp/ext-e2e'].filter((d) => existsSync(join(ROOT, d, 'manifest.json')));
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : [p];
+  });
+}
+
+/** Every CSP directive of the manifest, as {directive: sources[]}; an absent CSP means Chrome's default (checked below). */
+function cspOf(manifest: Record<string, unknown>): Record<string, Record<string, string[]>> {
+  const csp = (manifest.content_security_policy ?? {}) as Record<string, string>;
+  return Object.fromEntries(
+    Object.entries(csp).map(([k, v]) => [
+      k,
+      Object.fromEntries(v.split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([name, ...src]) => [name, src])),
+    ]),
+  );
+}
+
+function auditManifest(m: Record<string, unknown>, where: string) {
+  expect(m.manifest_version, where).toBe(3);
+  const csp = cspOf(m);
+  expect(Object.keys(csp), `${where}: only extension pages have a CSP (no sandbox pages)`).toEqual(['extension_pages']);
+  const pages = csp.extension_pages;
+  // script-src: our own files, and WebAssembly compilation; nothing looser.
+  expect(pages['script-src'], where).toEqual(["'self'", "'wasm-unsafe-eval'"]);
+  for (const [directive, sources] of Object.entries(pages)) {
+    for (const s of sources) {
+      expect(s, `${where}: ${directive}`).not.toMatch(/^'unsafe-eval'|unsafe-inline|unsafe-hashes|^\*|^https?:|^data:|^blob:|^wss?:|\*\./);
+    }
+  }
+  expect(m.permissions, where).toEqual(PERMISSIONS);
+  expect(m.host_permissions, where).toEqual(HOST_PERMISSIONS);
+  expect(m.optional_permissions ?? [], where).toEqual([]);
+  expect(m.optional_host_permissions ?? [], where).toEqual([]);
+  // No web page or other extension may message us; nothing of ours is readable by pages.
+  expect(m.externally_connectable, where).toBeUndefined();
+  expect(m.sandbox, where).toBeUndefined();
+  const war = (m.web_accessible_resources ?? []) as { resources: string[] }[];
+  for (const w of war) for (const r of w.resources) expect(r, `${where}: web-accessible`).not.toMatch(/\.html$|\*/);
+}
+
+describe('security audit', () => {
+  it('manifest.json: CSP with no unsafe-eval or remote sources, and exactly the justified permissions', () => {
+    auditManifest(JSON.parse(read('manifest.json')), 'manifest.json');
+  });
+
+  it.runIf(BUILDS.length > 0)('the built manifests say the same', () => {
+    for (const b of BUILDS) auditManifest(JSON.parse(read(`${b}/manifest.json`)), `${b}/manifest.json`);
+  });
+
+  it('README: every permission has a justification row, and no row justifies a permission we do not ask for', () => {
+    const readme = read('README.md');
+    const start = readme.indexOf('## Permissions');
+    expect(start).toBeGreaterThan(0);
+    const section = readme.slice(start, readme.indexOf('\n## ', start + 1) >>> 0 || undefined);
+    const rows = section
+      .split('\n')
+      .filter((l) => l.startsWith('|') && !/^\|\s*-/.test(l) && !/^\|\s*permission\s*\|/i.test(l))
+      .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+    const named = new Map<string, string>();
+    for (const [perm, why] of rows) for (const p of perm.match(/`([^`]+)`/g) ?? []) named.set(p.slice(1, -1), why);
+    for (const p of [...PERMISSIONS, ...HOST_PERMISSIONS]) {
+      expect(named.has(p), `README has no row for ${p}`).toBe(true);
+      expect(named.get(p)!.length, `README's reason for ${p}`).toBeGreaterThan(30);
+    }
+    expect([...named.keys()].sort()).toEqual([...PERMISSIONS, ...HOST_PERMISSIONS].sort());
+  });
+
+  /**
+   * Strings in third-party bundles that name a CDN but are never loaded. transformers.js points ORT's wasmPaths at
+   * jsdelivr only when none is set; the engine sets chrome.runtime.getURL('ort/') before importing it and puts it
+   * back after (src/captioner/captioner.ts), and script-src 'self' would refuse the script anyway. The e2e network
+   * audit shows no request to it. Any other remote script URL fails this test.
+   */
+  const KNOWN_DEAD = [/^https:\/\/cdn\.jsdelivr\.net\/npm\/onnxruntime-web@\$\{[a-z]+\.versions\.web\}\/dist\/$/];
+
+  it.runIf(BUILDS.length > 0)('the built JS loads no remote script: no http(s) script src, importScripts or CDN', () => {
+    const found: string[] = [];
+    for (const b of BUILDS) {
+      for (const f of files(join(ROOT, b)).filter((p) => /\.(m?js|html)$/.test(p))) {
+        const text = readFileSync(f, 'utf8');
+        const where = relative(ROOT, f);
+        for (const m of text.matchAll(/<script[^>]*\ssrc=["']?(https?:)?\/\//gi)) found.push(`${where}: ${m[0]}`);
+        for (const m of text.matchAll(/importScripts\s*\(\s*[`'"]?https?:/g)) found.push(`${where}: ${m[0]}`);
+        for (const m of text.matchAll(/\bimport\s*\(\s*[`'"]https?:/g)) found.push(`${where}: ${m[0]}`);
+        for (const m of text.matchAll(/\bfrom\s*[`'"]https?:/g)) found.push(`${where}: ${m[0]}`);
+        for (const m of text.matchAll(/https?:\/\/[a-z0-9.-]*(jsdelivr|unpkg|cdnjs|googleapis|gstatic|cdn\.)[^\s`'"]*/gi)) {
+          if (!KNOWN_DEAD.some((k) => k.test(m[0]))) found.push(`${where}: ${m[0]}`);
+        }
+      }
+    }
+    expect(found).toEqual([]);
+  });
+
+  it.runIf(BUILDS.length > 0)('the release build leaves the test hooks out; only the e2e build has them', () => {
+    for (const b of BUILDS) {
+      const js = files(join(ROOT, b)).filter((p) => p.endsWith('.js')).map((p) => readFileSync(p, 'utf8')).join('\n');
+      const hooks = js.includes('altTextTest') || js.includes('test-os-');
+      expect(hooks, b).toBe(b === '.tmp/ext-e2e');
+    }
+  });
+});
