@@ -6,53 +6,26 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build, defaultClientConditions } from 'vite';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goldenPackDirs, packMissingMessage, readGolden, REPO } from '../captioner/helpers/packs';
 import { hugePng, zeroByZeroPng } from '../captioner/helpers/images';
-import { startStaticServer, type StaticServer } from '../captioner/helpers/static-server';
+import type { StaticServer } from '../captioner/helpers/static-server';
+import { buildTestPage, launchChromium, openReadyPage, serveTestPage } from './launch';
 
 const OUT = resolve(REPO, '.tmp/browser-captioner');
 const FIXTURES = resolve(REPO, '.tmp/browser-fixtures');
 const BROWSER_TMP = resolve(REPO, '.tmp/chromium-tmp');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let server: StaticServer;
 
 beforeAll(async () => {
-  // Bundle the test page the way the extension bundles the engine: external ORT wasm, served from /ort/.
-  await build({
-    root: resolve(REPO, 'test/browser'),
-    base: './',
-    configFile: false,
-    logLevel: 'warn',
-    resolve: { conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions] },
-    build: {
-      outDir: OUT,
-      emptyOutDir: true,
-      target: 'es2022',
-      minify: false,
-      reportCompressedSize: false,
-      rollupOptions: { input: resolve(REPO, 'test/browser/captioner-page.html') },
-    },
-  });
+  await buildTestPage('captioner-page.html', OUT);
   mkdirSync(FIXTURES, { recursive: true });
   writeFileSync(join(FIXTURES, 'zero.png'), zeroByZeroPng());
   await writeFormatFixtures(FIXTURES);
   await hugePng(join(REPO, '.tmp/test-images/huge-20000.png'), 20000);
-  server = await startStaticServer(
-    {
-      '/page/': OUT,
-      '/ort/': resolve(REPO, 'node_modules/onnxruntime-web/dist'),
-      '/fixtures/': FIXTURES,
-      '/images/': resolve(REPO, '.tmp/test-images'),
-      '/repo/': REPO,
-    },
-    // cross-origin isolation, so that SharedArrayBuffer (and so wasm threads) is available
-    { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
-  );
-  mkdirSync(BROWSER_TMP, { recursive: true });
+  server = await serveTestPage(OUT, { '/fixtures/': FIXTURES, '/images/': resolve(REPO, '.tmp/test-images') });
 }, 300_000);
 
 afterAll(async () => {
@@ -86,21 +59,12 @@ async function writeFormatFixtures(dir: string) {
 }
 
 async function openPage(webgpu: boolean): Promise<{ browser: Browser; page: Page; logs: string[] }> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    env: { ...process.env, TMPDIR: BROWSER_TMP },
-    args: [
-      '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-first-run', '--disable-quic', ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
-    ],
-  });
-  const page = await browser.newPage();
+  const browser = await launchChromium(BROWSER_TMP, webgpu ? ['--enable-unsafe-webgpu'] : []);
   const logs: string[] = [];
-  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
-  await page.goto(`${server.url}/page/captioner-page.html`);
-  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+  const page = await openReadyPage(browser, `${server.url}/page/captioner-page.html`, (p) => {
+    p.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    p.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  });
   return { browser, page, logs };
 }
 

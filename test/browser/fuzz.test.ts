@@ -10,18 +10,17 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build, defaultClientConditions } from 'vite';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFuzzCases, type FuzzCase } from '../captioner/helpers/fuzz-cases';
 import { goldenPackDirs, packMissingMessage, REPO } from '../captioner/helpers/packs';
-import { startStaticServer, type StaticServer } from '../captioner/helpers/static-server';
+import type { StaticServer } from '../captioner/helpers/static-server';
+import { buildTestPage, launchChromium, openReadyPage, serveTestPage } from './launch';
 import type { PageResult } from './fuzz-page';
 
 const OUT = resolve(REPO, '.tmp/browser-fuzz');
 const BROWSER_TMP = resolve(REPO, '.tmp/chromium-tmp-fuzz');
 const REPORT = resolve(REPO, '.tmp/fuzz-engine.json');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const TIMEOUT_MS = 15_000;
 const CAPTION_EVERY = 25;
@@ -34,33 +33,13 @@ const requests: string[] = [];
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  await build({
-    root: resolve(REPO, 'test/browser'),
-    base: './',
-    configFile: false,
-    logLevel: 'warn',
-    resolve: { conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions] },
-    build: {
-      outDir: OUT, emptyOutDir: true, target: 'es2022', minify: false, reportCompressedSize: false,
-      rollupOptions: { input: resolve(REPO, 'test/browser/fuzz-page.html') },
-    },
+  await buildTestPage('fuzz-page.html', OUT);
+  server = await serveTestPage(OUT);
+  browser = await launchChromium(BROWSER_TMP);
+  page = await openReadyPage(browser, `${server.url}/page/fuzz-page.html`, (p) => {
+    p.on('request', (r) => requests.push(r.url()));
+    p.on('pageerror', (e) => pageErrors.push(e.message));
   });
-  server = await startStaticServer(
-    { '/page/': OUT, '/ort/': resolve(REPO, 'node_modules/onnxruntime-web/dist'), '/repo/': REPO },
-    { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
-  );
-  mkdirSync(BROWSER_TMP, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    env: { ...process.env, TMPDIR: BROWSER_TMP },
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
-  page = await browser.newPage();
-  page.on('request', (r) => requests.push(r.url()));
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${server.url}/page/fuzz-page.html`);
-  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
 }, 300_000);
 
 afterAll(async () => {

@@ -1,9 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   PackDownloadError, PackFileMissingError, PackFormatError, PackIntegrityError, PackNotCachedError, PackSizeError,
   UnsupportedPackVersionError,
@@ -12,63 +11,20 @@ import {
   deleteCachedPack, listCachedPacks, loadCachedPack, loadPackFromFiles, loadPackFromUrl, type PackProgress,
 } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, MemoryPackStore, type PackStore } from '../../src/captioner/pack-store';
-import { startStaticServer, type StaticServer } from './helpers/static-server';
+import { fast, usePackServer } from './helpers/pack-server';
+import { sha256, writeSyntheticPack } from './helpers/synthetic-pack';
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-/** Write a synthetic pack (random bytes for the graphs) under root/<id>/; return its file contents. */
-function writePack(root: string, id: string, mutate: (m: any, files: Record<string, Buffer>) => void = () => {}) {
-  const dir = join(root, id);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const files: Record<string, Buffer> = {
-    'vision.onnx': randomBytes(300_000), 'mapper.onnx': randomBytes(70_000), 'decoder.onnx': randomBytes(1_000_003),
-    'tokenizer.json': Buffer.from('{"model":{}}'),
-  };
-  const m: any = {
-    format: 'clipcap-pack', formatVersion: 1, id, version: '1.0.0', name: `Pack ${id}`, precision: 'fp32',
-    preprocess: { imageSize: 32, resize: 'shortest_edge', interpolation: 'bicubic', crop: 'center', rescale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channelOrder: 'RGB' },
-    embedding: { dim: 16, l2Normalize: false }, mapper: { type: 'mlp', prefixLength: 2, clipLength: null },
-    decoder: { nLayer: 1, nHead: 2, nEmbd: 8, headDim: 4, vocabSize: 50257, nPositions: 64 },
-    tokens: { bos: 50256, eos: 50256, stop: [13, 50256] },
-    generation: { strategy: 'beam', beams: 5, maxTokens: 67, lengthNormalize: true },
-    files: Object.fromEntries(['vision', 'mapper', 'decoder', 'tokenizer'].map((k) => {
-      const path = k === 'tokenizer' ? 'tokenizer.json' : `${k}.onnx`;
-      return [k, { path, bytes: files[path].length, sha256: sha(files[path]) }];
-    })),
-  };
-  mutate(m, files);
-  for (const [p, b] of Object.entries(files)) writeFileSync(join(dir, p), b);
-  writeFileSync(join(dir, 'pack.json'), JSON.stringify(m, null, 2));
-  return { dir, files, manifest: m };
-}
-
-let root: string;
-let server: StaticServer;
-beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), 'packs-'));
-  server = await startStaticServer({ '/packs/': root });
-});
-afterAll(async () => {
-  await server.close();
-  rmSync(root, { recursive: true, force: true });
-});
-beforeEach(() => {
-  server.log.length = 0;
-  server.hooks.clear();
-});
-
-const fast = { retryDelayMs: 5, chunkBytes: 64 * 1024 };
+const packs = usePackServer('packs-');
 
 describe.each([
   ['memory', () => new MemoryPackStore()],
   ['IndexedDB (fake-indexeddb)', () => new IndexedDbPackStore(new IDBFactory(), IDBKeyRange)],
 ])('pack loading with a %s store', (_name, makeStore: () => PackStore) => {
   it('downloads, verifies, reports monotonic progress, then loads from the cache without downloading', async () => {
-    const { files, manifest } = writePack(root, 'good');
+    const { files, manifest } = writeSyntheticPack(packs.root, 'good');
     const store = makeStore();
     const events: PackProgress[] = [];
-    const pack = await loadPackFromUrl(`${server.url}/packs/good/`, { store, onProgress: (p) => events.push(p), ...fast });
+    const pack = await loadPackFromUrl(`${packs.server.url}/packs/good/`, { store, onProgress: (p) => events.push(p), ...fast });
     expect(pack.manifest.id).toBe('good');
     expect(Buffer.from(pack.files.decoder).equals(files['decoder.onnx'])).toBe(true);
     expect(Buffer.from(pack.files.tokenizer).equals(files['tokenizer.json'])).toBe(true);
@@ -78,10 +34,10 @@ describe.each([
     expect(events.at(-1)!.bytes).toBe(total);
     expect(events.filter((e) => e.file === 'decoder.onnx' && e.phase === 'download').length).toBeGreaterThan(3);
 
-    server.log.length = 0;
-    const again = await loadPackFromUrl(`${server.url}/packs/good/`, { store, ...fast });
+    packs.server.log.length = 0;
+    const again = await loadPackFromUrl(`${packs.server.url}/packs/good/`, { store, ...fast });
     expect(again.manifest.files.vision.sha256).toBe(manifest.files.vision.sha256);
-    expect(server.log.map((l) => l.path)).toEqual(['/packs/good/pack.json']);
+    expect(packs.server.log.map((l) => l.path)).toEqual(['/packs/good/pack.json']);
 
     const offline = await loadCachedPack('good', { store });
     expect(Buffer.from(offline.files.vision).equals(files['vision.onnx'])).toBe(true);
@@ -94,19 +50,19 @@ describe.each([
   });
 
   it('resumes an interrupted download with an HTTP Range request', async () => {
-    const { files } = writePack(root, 'resume');
+    const { files } = writeSyntheticPack(packs.root, 'resume');
     const store = makeStore();
     let cut = 0;
-    server.hooks.set('/packs/resume/decoder.onnx', (req, res) => {
+    packs.server.hooks.set('/packs/resume/decoder.onnx', (req, res) => {
       if (cut++ > 0) return false;
       // First request: send 400 kB of the 1 MB file, then drop the connection.
       res.writeHead(200, { 'Content-Length': String(files['decoder.onnx'].length) });
       res.write(files['decoder.onnx'].subarray(0, 400_000), () => setTimeout(() => res.socket?.destroy(), 20));
       return true;
     });
-    const pack = await loadPackFromUrl(`${server.url}/packs/resume/`, { store, ...fast });
-    expect(sha(pack.files.decoder)).toBe(sha(files['decoder.onnx']));
-    const reqs = server.log.filter((l) => l.path === '/packs/resume/decoder.onnx');
+    const pack = await loadPackFromUrl(`${packs.server.url}/packs/resume/`, { store, ...fast });
+    expect(sha256(pack.files.decoder)).toBe(sha256(files['decoder.onnx']));
+    const reqs = packs.server.log.filter((l) => l.path === '/packs/resume/decoder.onnx');
     expect(reqs.length).toBe(2);
     expect(reqs[0].range).toBeUndefined();
     const resumedAt = Number(/bytes=(\d+)-/.exec(reqs[1].range ?? '')?.[1]);
@@ -115,42 +71,42 @@ describe.each([
   });
 
   it('refuses a file whose SHA-256 does not match, and does not keep it', async () => {
-    writePack(root, 'badhash', (m) => { m.files.mapper.sha256 = 'f'.repeat(64); });
+    writeSyntheticPack(packs.root, 'badhash', (m) => { m.files.mapper.sha256 = 'f'.repeat(64); });
     const store = makeStore();
-    await expect(loadPackFromUrl(`${server.url}/packs/badhash/`, { store, ...fast })).rejects.toBeInstanceOf(PackIntegrityError);
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/badhash/`, { store, ...fast })).rejects.toBeInstanceOf(PackIntegrityError);
     expect(await store.storedBytes('badhash', 'mapper.onnx')).toBe(0);
     const [info] = await listCachedPacks(store);
     expect(info.complete).toBe(false);
   });
 
   it('refuses a truncated file with a size error', async () => {
-    writePack(root, 'short', (_m, files) => { files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 999_000); });
-    await expect(loadPackFromUrl(`${server.url}/packs/short/`, { store: makeStore(), ...fast })).rejects.toBeInstanceOf(PackSizeError);
+    writeSyntheticPack(packs.root, 'short', (_m, files) => { files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 999_000); });
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/short/`, { store: makeStore(), ...fast })).rejects.toBeInstanceOf(PackSizeError);
   });
 });
 
 describe('pack loading errors', () => {
   it('refuses an unknown pack format version', async () => {
-    writePack(root, 'future', (m) => { m.formatVersion = 2; });
-    const err = await loadPackFromUrl(`${server.url}/packs/future/`, { store: new MemoryPackStore(), ...fast }).catch((e) => e);
+    writeSyntheticPack(packs.root, 'future', (m) => { m.formatVersion = 2; });
+    const err = await loadPackFromUrl(`${packs.server.url}/packs/future/`, { store: new MemoryPackStore(), ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(UnsupportedPackVersionError);
     expect(err.message).toMatch(/version 2/);
   });
   it('refuses a malformed pack.json', async () => {
-    writePack(root, 'malformed', (m) => { delete m.decoder; });
-    await expect(loadPackFromUrl(`${server.url}/packs/malformed/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(PackFormatError);
+    writeSyntheticPack(packs.root, 'malformed', (m) => { delete m.decoder; });
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/malformed/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(PackFormatError);
   });
   it('gives a download error for a missing file, without retrying a 404', async () => {
-    const { dir } = writePack(root, 'missing');
+    const { dir } = writeSyntheticPack(packs.root, 'missing');
     rmSync(join(dir, 'mapper.onnx'));
-    await expect(loadPackFromUrl(`${server.url}/packs/missing/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(PackDownloadError);
-    expect(server.log.filter((l) => l.path.endsWith('mapper.onnx')).length).toBe(1);
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/missing/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(PackDownloadError);
+    expect(packs.server.log.filter((l) => l.path.endsWith('mapper.onnx')).length).toBe(1);
   });
   it('retries a failing server and then gives up with a download error', async () => {
-    writePack(root, 'flaky');
-    server.hooks.set('/packs/flaky/vision.onnx', (_req, res) => (res.writeHead(503).end(), true));
-    await expect(loadPackFromUrl(`${server.url}/packs/flaky/`, { store: new MemoryPackStore(), ...fast, retries: 3 })).rejects.toBeInstanceOf(PackDownloadError);
-    expect(server.log.filter((l) => l.path.endsWith('vision.onnx')).length).toBe(3);
+    writeSyntheticPack(packs.root, 'flaky');
+    packs.server.hooks.set('/packs/flaky/vision.onnx', (_req, res) => (res.writeHead(503).end(), true));
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/flaky/`, { store: new MemoryPackStore(), ...fast, retries: 3 })).rejects.toBeInstanceOf(PackDownloadError);
+    expect(packs.server.log.filter((l) => l.path.endsWith('vision.onnx')).length).toBe(3);
   });
 });
 
@@ -161,7 +117,7 @@ describe('pack loading from picked files', () => {
       return { name: n, webkitRelativePath: `mypack/${n}`, size: b.length, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
     });
   it('verifies picked files and saves them for later offline use', async () => {
-    const { dir, files } = writePack(root, 'picked');
+    const { dir, files } = writeSyntheticPack(packs.root, 'picked');
     const store = new MemoryPackStore();
     const pack = await loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']), { store });
     expect(pack.source).toBe('files');
@@ -169,7 +125,7 @@ describe('pack loading from picked files', () => {
     expect(Buffer.from(cached.files.mapper).equals(files['mapper.onnx'])).toBe(true);
   });
   it('names the missing file, and refuses a corrupt one', async () => {
-    const { dir } = writePack(root, 'picked2');
+    const { dir } = writeSyntheticPack(packs.root, 'picked2');
     await expect(loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'decoder.onnx', 'tokenizer.json']))).rejects.toBeInstanceOf(PackFileMissingError);
     writeFileSync(join(dir, 'vision.onnx'), randomBytes(300_000));
     await expect(loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']))).rejects.toBeInstanceOf(PackIntegrityError);

@@ -4,11 +4,10 @@
  * full disk. Each ends in a named error that says what to do, or in a verified pack; the store never keeps a bad or
  * half-written file, and packs already cached stay usable. (Basic download/cache/resume cases: pack-loader.test.ts.)
  */
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   PackDownloadError, PackIntegrityError, PackSizeError, StorageQuotaError, UnsupportedPackVersionError,
 } from '../../src/captioner/errors';
@@ -17,27 +16,12 @@ import { IndexedDbPackStore, type PackStore, type StoredPackRecord } from '../..
 import { fromWire, toWire } from '../../src/shared/errors';
 import { describeStatus } from '../../src/shared/status-text';
 import { sha256, writeSyntheticPack } from './helpers/synthetic-pack';
-import { startStaticServer, type StaticServer } from './helpers/static-server';
+import { fast, usePackServer } from './helpers/pack-server';
 
-let root: string;
-let server: StaticServer;
-beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), 'pack-problems-'));
-  server = await startStaticServer({ '/packs/': root });
-});
-afterAll(async () => {
-  await server.close();
-  rmSync(root, { recursive: true, force: true });
-});
-beforeEach(() => {
-  server.log.length = 0;
-  server.hooks.clear();
-});
-
-const fast = { retryDelayMs: 5, chunkBytes: 64 * 1024 };
+const packs = usePackServer('pack-problems-');
 const idb = () => new IndexedDbPackStore(new IDBFactory(), IDBKeyRange);
-const url = (id: string) => `${server.url}/packs/${id}/`;
-const requestsFor = (path: string) => server.log.filter((l) => l.path.endsWith(path));
+const url = (id: string) => `${packs.server.url}/packs/${id}/`;
+const requestsFor = (path: string) => packs.server.log.filter((l) => l.path.endsWith(path));
 
 /** Every byte the store holds for a pack, file by file. */
 async function storedSizes(store: PackStore, id: string, paths: string[]) {
@@ -47,7 +31,7 @@ const PATHS = ['vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
 
 describe('corrupt and incomplete packs', () => {
   it('a wrong hash is refused, the bad bytes are not kept, and a fixed server then gives a verified pack', async () => {
-    const good = writeSyntheticPack(root, 'hash');
+    const good = writeSyntheticPack(packs.root, 'hash');
     const store = idb();
     writeFileSync(join(good.dir, 'mapper.onnx'), Buffer.alloc(good.files['mapper.onnx'].length, 7)); // same size, other bytes
     const err = await loadPackFromUrl(url('hash'), { store, ...fast }).catch((e) => e);
@@ -58,14 +42,14 @@ describe('corrupt and incomplete packs', () => {
     expect((await store.getRecord('hash'))!.complete['mapper.onnx']).toBeUndefined();
     // vision.onnx was verified before the failure: kept, and not downloaded again.
     writeFileSync(join(good.dir, 'mapper.onnx'), good.files['mapper.onnx']);
-    server.log.length = 0;
+    packs.server.log.length = 0;
     const pack = await loadPackFromUrl(url('hash'), { store, ...fast });
     expect(sha256(pack.files.mapper)).toBe(good.manifest.files.mapper.sha256);
     expect(requestsFor('vision.onnx')).toEqual([]);
   });
 
   it('a truncated file (the server has fewer bytes than pack.json says) is a size error and is not kept', async () => {
-    writeSyntheticPack(root, 'trunc', (_m, files) => { files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 500_000); });
+    writeSyntheticPack(packs.root, 'trunc', (_m, files) => { files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 500_000); });
     const store = idb();
     const err = await loadPackFromUrl(url('trunc'), { store, ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(PackSizeError);
@@ -76,7 +60,7 @@ describe('corrupt and incomplete packs', () => {
   });
 
   it('a missing tokenizer.json (404) is a download error naming it, not retried; the rest is kept for next time', async () => {
-    const p = writeSyntheticPack(root, 'notok');
+    const p = writeSyntheticPack(packs.root, 'notok');
     unlinkSync(join(p.dir, 'tokenizer.json'));
     const store = idb();
     const err = await loadPackFromUrl(url('notok'), { store, ...fast }).catch((e) => e);
@@ -87,18 +71,18 @@ describe('corrupt and incomplete packs', () => {
     expect(info).toMatchObject({ id: 'notok', complete: false });
     await expect(loadCachedPack('notok', { store })).rejects.toMatchObject({ name: 'PackNotCachedError' });
     writeFileSync(join(p.dir, 'tokenizer.json'), p.files['tokenizer.json']);
-    server.log.length = 0;
+    packs.server.log.length = 0;
     await loadPackFromUrl(url('notok'), { store, ...fast });
-    expect(server.log.map((l) => l.path)).toEqual(['/packs/notok/pack.json', '/packs/notok/tokenizer.json']);
+    expect(packs.server.log.map((l) => l.path)).toEqual(['/packs/notok/pack.json', '/packs/notok/tokenizer.json']);
   });
 
   it('an unknown format version is refused before anything is downloaded or stored', async () => {
-    writeSyntheticPack(root, 'v99', (m) => { m.formatVersion = 99; });
+    writeSyntheticPack(packs.root, 'v99', (m) => { m.formatVersion = 99; });
     const store = idb();
     const err = await loadPackFromUrl(url('v99'), { store, ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(UnsupportedPackVersionError);
     expect(err.message).toMatch(/format version 99.*Update the extension/);
-    expect(server.log.map((l) => l.path)).toEqual(['/packs/v99/pack.json']);
+    expect(packs.server.log.map((l) => l.path)).toEqual(['/packs/v99/pack.json']);
     expect(await listCachedPacks(store)).toEqual([]);
   });
 });
@@ -112,10 +96,10 @@ describe('a download interrupted halfway', () => {
   };
 
   it('resumes after a browser restart (a new store on the same database) with Range, then verifies', async () => {
-    const p = writeSyntheticPack(root, 'resume2');
+    const p = writeSyntheticPack(packs.root, 'resume2');
     const factory = new IDBFactory();
     const first = new IndexedDbPackStore(factory, IDBKeyRange, 'packs-restart');
-    server.hooks.set('/packs/resume2/decoder.onnx', dropAfter(p.files['decoder.onnx'], 500_000));
+    packs.server.hooks.set('/packs/resume2/decoder.onnx', dropAfter(p.files['decoder.onnx'], 500_000));
     // retries: 1, so the first load gives up with what it has (the user closed the browser, say).
     const err = await loadPackFromUrl(url('resume2'), { store: first, ...fast, retries: 1 }).catch((e) => e);
     expect(err).toBeInstanceOf(PackDownloadError);
@@ -124,8 +108,8 @@ describe('a download interrupted halfway', () => {
     expect(kept).toBeLessThanOrEqual(500_000);
     first.close();
 
-    server.hooks.clear();
-    server.log.length = 0;
+    packs.server.hooks.clear();
+    packs.server.log.length = 0;
     const second = new IndexedDbPackStore(factory, IDBKeyRange, 'packs-restart');
     const pack = await loadPackFromUrl(url('resume2'), { store: second, ...fast });
     expect(sha256(pack.files.decoder)).toBe(p.manifest.files.decoder.sha256);
@@ -136,10 +120,10 @@ describe('a download interrupted halfway', () => {
   });
 
   it('restarts from zero when the server ignores Range (answers 200 with the whole file), then verifies', async () => {
-    const p = writeSyntheticPack(root, 'norange');
+    const p = writeSyntheticPack(packs.root, 'norange');
     const store = idb();
     let n = 0;
-    server.hooks.set('/packs/norange/decoder.onnx', (req, res) => {
+    packs.server.hooks.set('/packs/norange/decoder.onnx', (req, res) => {
       if (n++ === 0) return dropAfter(p.files['decoder.onnx'], 400_000)(req, res);
       res.writeHead(200, { 'Content-Length': String(p.files['decoder.onnx'].length) }); // no Range support
       res.end(p.files['decoder.onnx']);
@@ -154,11 +138,11 @@ describe('a download interrupted halfway', () => {
   });
 
   it('restarts when the server answers a different range than asked, then verifies', async () => {
-    const p = writeSyntheticPack(root, 'badrange');
+    const p = writeSyntheticPack(packs.root, 'badrange');
     const store = idb();
     const body = p.files['decoder.onnx'];
     let n = 0;
-    server.hooks.set('/packs/badrange/decoder.onnx', (req, res) => {
+    packs.server.hooks.set('/packs/badrange/decoder.onnx', (req, res) => {
       n++;
       if (n === 1) return dropAfter(body, 300_000)(req, res);
       if (n === 2) {
@@ -174,11 +158,11 @@ describe('a download interrupted halfway', () => {
   });
 
   it('a file changed on the server between the halves fails the hash, is dropped, and the next load is clean', async () => {
-    const p = writeSyntheticPack(root, 'changed');
+    const p = writeSyntheticPack(packs.root, 'changed');
     const store = idb();
-    server.hooks.set('/packs/changed/decoder.onnx', dropAfter(p.files['decoder.onnx'], 500_000));
+    packs.server.hooks.set('/packs/changed/decoder.onnx', dropAfter(p.files['decoder.onnx'], 500_000));
     await loadPackFromUrl(url('changed'), { store, ...fast, retries: 1 }).catch(() => undefined);
-    server.hooks.clear();
+    packs.server.hooks.clear();
     const other = Buffer.from(p.files['decoder.onnx']);
     other.fill(1, 600_000, 700_000); // the second half now comes from another build
     writeFileSync(join(p.dir, 'decoder.onnx'), other);
@@ -225,11 +209,11 @@ class QuotaStore implements PackStore {
 
 describe('storage quota exceeded', () => {
   it('is a StorageQuotaError that says what to do; nothing half-written stays, and the cached pack still loads', async () => {
-    const small = writeSyntheticPack(root, 'small', undefined, { vision: 100_000, mapper: 20_000, decoder: 200_000 });
-    const big = writeSyntheticPack(root, 'big');
+    const small = writeSyntheticPack(packs.root, 'small', undefined, { vision: 100_000, mapper: 20_000, decoder: 200_000 });
+    const big = writeSyntheticPack(packs.root, 'big');
     const store = new QuotaStore(idb(), 1_000_000);
     await loadPackFromUrl(url('small'), { store, ...fast });
-    server.log.length = 0;
+    packs.server.log.length = 0;
 
     const err = await loadPackFromUrl(url('big'), { store, ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(StorageQuotaError);
@@ -252,7 +236,7 @@ describe('storage quota exceeded', () => {
   });
 
   it('an already complete pack is kept when only its record update hits the quota', async () => {
-    writeSyntheticPack(root, 'full', undefined, { vision: 100_000, mapper: 20_000, decoder: 200_000 });
+    writeSyntheticPack(packs.root, 'full', undefined, { vision: 100_000, mapper: 20_000, decoder: 200_000 });
     const inner = idb();
     const store = new QuotaStore(inner, 10_000_000, true);
     await loadPackFromUrl(url('full'), { store, ...fast });
@@ -263,7 +247,7 @@ describe('storage quota exceeded', () => {
   });
 
   it('importing a picked folder into a full store is the same StorageQuotaError, with nothing half-saved', async () => {
-    const p = writeSyntheticPack(root, 'picked-big');
+    const p = writeSyntheticPack(packs.root, 'picked-big');
     const store = new QuotaStore(idb(), 500_000);
     const picked = PATHS.concat('pack.json').map((n) => {
       const b = n === 'pack.json' ? Buffer.from(JSON.stringify(p.manifest)) : p.files[n];
@@ -275,7 +259,7 @@ describe('storage quota exceeded', () => {
   });
 
   it('a real IndexedDB quota error (DOMException from the transaction) is recognised, not retried', async () => {
-    writeSyntheticPack(root, 'domex', undefined, { vision: 100_000, mapper: 20_000, decoder: 200_000 });
+    writeSyntheticPack(packs.root, 'domex', undefined, { vision: 100_000, mapper: 20_000, decoder: 200_000 });
     const inner = idb();
     // Make the transaction itself fail, as Chromium's IndexedDB does when the origin is over quota.
     const origAppend = inner.append.bind(inner);

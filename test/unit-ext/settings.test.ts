@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, SCHEMA_VERSION, activePack, decodingKey, isEnabledFor, loadSettings, migrate, saveSettings, validate, type Settings } from '../../src/shared/settings';
+import { rng } from '../helpers/rng';
 
 describe('settings', () => {
   it('nothing stored gives the defaults, with nothing to fix', () => {
@@ -70,18 +71,6 @@ function checkValid(s: Settings): string[] {
   if (!Array.isArray(s.disabledSites) || s.disabledSites.some((h) => typeof h !== 'string' || h !== h.trim().toLowerCase() || !h) || new Set(s.disabledSites).size !== s.disabledSites.length) bad.push('disabledSites');
   if (!Array.isArray(s.packSources) || s.packSources.some((p) => typeof p.url !== 'string' || !p.url.endsWith('/') || typeof p.name !== 'string' || typeof p.builtIn !== 'boolean') || new Set(s.packSources.map((p) => p.url)).size !== s.packSources.length) bad.push('packSources');
   return bad;
-}
-
-/** mulberry32, so a failing case can be replayed from its seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Values of every JSON type (and a few worse), none valid for any setting. */

@@ -8,8 +8,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import { rng } from '../../helpers/rng';
+import { PNG_SIG, pngChunk } from './images';
 
 export type FuzzCategory =
   | 'valid' | 'bit-flip' | 'truncated' | 'random-bytes' | 'header-only' | 'zero-size' | 'strip' | 'bomb'
@@ -31,29 +33,7 @@ export interface FuzzCase {
   maxPixels?: number;
 }
 
-/** mulberry32: small, fast, and the same everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // --- hand-built encoders (PNG, GIF, BMP, ICO), for headers sharp would refuse to write -----------------------------
-
-function pngChunk(type: string, data: Uint8Array): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(td) >>> 0);
-  return Buffer.concat([len, td, crc]);
-}
-const PNG_SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** A PNG of w×h; bitDepth 1 palette (two colours) compresses a 20000² image to a few tens of kB. */
 export function palettePng(w: number, h: number, rowFill = 0): Buffer {

@@ -1,9 +1,10 @@
-/** Test images built byte by byte: a PNG encoder (streaming, for huge images) and a 0x0 PNG. */
+/** Test images built byte by byte: PNG chunks, a PNG encoder (streaming, for huge images) and a 0x0 PNG. */
 import { createWriteStream, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32, createDeflate, deflateSync } from 'node:zlib';
 
-function chunk(type: string, data: Buffer): Buffer {
+/** One PNG chunk: length, type, data, CRC. */
+export function pngChunk(type: string, data: Uint8Array): Buffer {
   const len = Buffer.alloc(4);
   len.writeUInt32BE(data.length);
   const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
@@ -12,7 +13,7 @@ function chunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([len, td, crc]);
 }
 
-const SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+export const PNG_SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 function ihdr(w: number, h: number): Buffer {
   const b = Buffer.alloc(13);
@@ -27,12 +28,12 @@ function ihdr(w: number, h: number): Buffer {
 export function encodePng(w: number, h: number, rgb: Uint8Array): Buffer {
   const raw = Buffer.alloc((w * 3 + 1) * h);
   for (let y = 0; y < h; y++) Buffer.from(rgb.buffer, rgb.byteOffset + y * w * 3, w * 3).copy(raw, y * (w * 3 + 1) + 1);
-  return Buffer.concat([SIG, chunk('IHDR', ihdr(w, h)), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIG, pngChunk('IHDR', ihdr(w, h)), pngChunk('IDAT', deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 /** A PNG whose header says 0 x 0 pixels. */
 export function zeroByZeroPng(): Buffer {
-  return Buffer.concat([SIG, chunk('IHDR', ihdr(0, 0)), chunk('IDAT', deflateSync(Buffer.alloc(0))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIG, pngChunk('IHDR', ihdr(0, 0)), pngChunk('IDAT', deflateSync(Buffer.alloc(0))), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 /**
@@ -44,13 +45,13 @@ export async function hugePng(path: string, size: number): Promise<string> {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.part`;
   const out = createWriteStream(tmp);
-  out.write(SIG);
-  out.write(chunk('IHDR', ihdr(size, size)));
+  out.write(PNG_SIG);
+  out.write(pngChunk('IHDR', ihdr(size, size)));
   const idat: Buffer[] = [];
   let pending = 0;
   const flushIdat = () => {
     if (pending === 0) return;
-    out.write(chunk('IDAT', Buffer.concat(idat)));
+    out.write(pngChunk('IDAT', Buffer.concat(idat)));
     idat.length = 0;
     pending = 0;
   };
@@ -75,7 +76,7 @@ export async function hugePng(path: string, size: number): Promise<string> {
   deflate.end();
   await ended; // every compressed byte has been emitted
   flushIdat();
-  out.write(chunk('IEND', Buffer.alloc(0)));
+  out.write(pngChunk('IEND', Buffer.alloc(0)));
   await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
   renameSync(tmp, path);
   return path;
