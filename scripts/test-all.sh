@@ -13,3 +13,6 @@ echo "== engine in Chromium, WASM and WebGPU (vitest + playwright)"
 npx vitest run --project browser
 echo "== the built extension in Chromium (vitest + playwright)"
 npx vitest run --project e2e
+echo "== security audit of the release build and the e2e build"
+npx vite build --logLevel warn
+AUDIT_BUILDS=1 npx vitest run --project unit test/handler/security-audit.test.ts
