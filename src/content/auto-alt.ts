@@ -82,8 +82,9 @@ export function init(signal: AbortSignal, opts: AutoAltOptions): void {
         reportCount();
       },
       onError(_el, src, err) {
-        // Aborted, or the extension was reloaded (already said once, with what to do: messaging.ts).
-        if (err.name === 'AbortError' || err.name === 'ContextInvalidatedError') return;
+        // Aborted: nothing to say. An extension that was reloaded or crashed is said once with what to do
+        // (messaging.ts), and every image it leaves undescribed still gets its own skip line: none is lost silently.
+        if (err.name === 'AbortError') return;
         if (err.name === 'NoPackError') logOnce('warn', 'no-pack', err.message);
         else logSkip(src, `${err.name}: ${err.message}`);
       },
