@@ -37,16 +37,12 @@ it('engine benchmark', async () => {
     throw new Error(msg);
   }
   const { createCaptioner } = await import('../src/captioner/captioner');
-  const { loadPackFromFiles } = await import('../src/captioner/pack-loader');
+  const { loadPackDir } = await import('./lib/pack');
   const { decodeImageWithSharp } = await import('../src/captioner/node-decode');
   const sharp = (await import('sharp')).default;
 
   const loadBefore = loadavg()[0];
-  const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-  const pack = await loadPackFromFiles(names.map((n) => {
-    const b = readFileSync(join(PACK, n));
-    return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
-  }));
+  const pack = await loadPackDir(PACK);
   const m = pack.manifest;
   const tLoad = performance.now();
   const cap = await createCaptioner({ pack, ort: ort as never, backend: 'wasm', threads: THREADS, allowSpinning: SPIN, decodeImage: decodeImageWithSharp });

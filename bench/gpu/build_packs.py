@@ -12,12 +12,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import torch  # noqa: E402
 
-# PyTorch 2.9+ exports through dynamo by default, which writes opset-18 Split attributes into the opset-17 graphs
-# model/export.py asks for (onnx.checker refuses them); the builds on this project's machines use the TorchScript
-# exporter, so use it here too.
-_export = torch.onnx.export
-torch.onnx.export = lambda *a, **k: _export(*a, **{"dynamo": False, **k})
-
+# (model/export.py asks for the TorchScript exporter itself where torch 2.9+ would default to dynamo.)
 from model.export import export_pack  # noqa: E402
 from model.random_pack import SIZES, random_model  # noqa: E402
 
