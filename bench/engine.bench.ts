@@ -9,7 +9,7 @@
  *   BENCH_PEER=packs/random-full/transformersjs   transformers.js model folder (see below)
  *   BENCH_RUNS=7  BENCH_THREADS=2
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
