@@ -201,3 +201,78 @@ export const CAPTIONER_ERROR_NAMES = [
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CaptionAbortedError(signal.reason);
 }
+
+// -----------------------------------------------------------------------------
+// Reading published checkpoints on the device (src/converter/readers/)
+
+/** A published weights file (PyTorch zip, TorchScript archive, safetensors) that cannot be read. */
+export class CheckpointError extends CaptionerError {
+  override name = 'CheckpointError';
+}
+
+/** The bytes are none of the formats the readers know. */
+export class NotACheckpointError extends CheckpointError {
+  override name = 'NotACheckpointError';
+  constructor(readonly what: string) {
+    super(
+      `This file is not a PyTorch checkpoint, TorchScript archive or safetensors file (${what}). ` +
+        'Pick the file the model list names, or download it again.',
+    );
+  }
+}
+
+/** The container is damaged: a zip record, pickle stream or safetensors header is inconsistent. */
+export class CorruptCheckpointError extends CheckpointError {
+  override name = 'CorruptCheckpointError';
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`The model file is damaged (${detail}). Download it again.`, options);
+  }
+}
+
+/** The file ends before data its index points at: an interrupted download. */
+export class TruncatedCheckpointError extends CheckpointError {
+  override name = 'TruncatedCheckpointError';
+  constructor(
+    readonly needed: number,
+    readonly size: number,
+  ) {
+    super(`The model file is cut short: it has ${size} bytes, but its index refers to byte ${needed}. Download it again; the download resumes where it stopped.`);
+  }
+}
+
+/** A zip entry the readers must read in place is compressed (torch stores every entry it reads uncompressed). */
+export class CompressedEntryError extends CheckpointError {
+  override name = 'CompressedEntryError';
+  constructor(
+    readonly entry: string,
+    readonly method: number,
+  ) {
+    super(`The model file holds "${entry}" compressed (zip method ${method}); only files written by PyTorch, which stores tensors uncompressed, can be read. Use the published file as it is, not a re-zipped copy.`);
+  }
+}
+
+/** The checkpoint's pickle names a global outside the allow-list: it could run code if loaded by Python. Nothing ran. */
+export class UnsafeCheckpointError extends CheckpointError {
+  override name = 'UnsafeCheckpointError';
+  constructor(readonly global: string) {
+    super(`The model file was refused: it refers to "${global}", which is not part of a model's weights and could run code. Nothing in it was run. Use the file from the official source.`);
+  }
+}
+
+/** The pickle uses an opcode, or a tensor a dtype, that the readers do not implement. */
+export class UnsupportedCheckpointError extends CheckpointError {
+  override name = 'UnsupportedCheckpointError';
+  constructor(detail: string) {
+    super(`The model file uses a feature this version of the extension cannot read (${detail}). Update the extension, or use the file from the official source.`);
+  }
+}
+
+export const CHECKPOINT_ERROR_NAMES = [
+  'CheckpointError',
+  'NotACheckpointError',
+  'CorruptCheckpointError',
+  'TruncatedCheckpointError',
+  'CompressedEntryError',
+  'UnsafeCheckpointError',
+  'UnsupportedCheckpointError',
+] as const;
