@@ -276,3 +276,57 @@ export const CHECKPOINT_ERROR_NAMES = [
   'UnsafeCheckpointError',
   'UnsupportedCheckpointError',
 ] as const;
+
+// -----------------------------------------------------------------------------
+// Converting published checkpoints into a pack on the device (src/converter/)
+
+/** A graph template (templates/<id>/template.json or its skeletons) is malformed: the extension's files are damaged. */
+export class TemplateFormatError extends CaptionerError {
+  override name = 'TemplateFormatError';
+  constructor(
+    readonly templateId: string,
+    readonly detail: string,
+  ) {
+    super(`The model template "${templateId}" is damaged (${detail}), so no model can be built from it. Reinstall or update the extension.`);
+  }
+}
+
+/** One tensor whose shape (or dtype) is not what the template needs. */
+export interface CheckpointShapeMismatch {
+  key: string;
+  expected: readonly number[];
+  actual: readonly number[];
+  dtype?: string;
+}
+
+/** A checkpoint given for an input role of a template does not hold that model's weights. */
+export class WrongCheckpointError extends CaptionerError {
+  override name = 'WrongCheckpointError';
+  constructor(
+    readonly input: string,
+    readonly templateId: string,
+    /** what the file looks like, from its keys and shapes, e.g. "a CLIP checkpoint (ViT, width 768)" */
+    readonly seemsToBe: string,
+    readonly missing: readonly string[],
+    readonly unexpected: readonly string[],
+    readonly wrongShape: readonly CheckpointShapeMismatch[],
+    /** optional keys that are present but differ from the tensor they must equal */
+    readonly notEqual: readonly string[] = [],
+  ) {
+    const list = (xs: readonly string[]) => xs.slice(0, 6).join(', ') + (xs.length > 6 ? ` and ${xs.length - 6} more` : '');
+    const parts = [
+      missing.length ? `${missing.length} missing (${list(missing)})` : '',
+      unexpected.length ? `${unexpected.length} unexpected (${list(unexpected)})` : '',
+      wrongShape.length
+        ? `${wrongShape.length} of the wrong shape (${list(wrongShape.map((w) => `${w.key} is ${w.dtype ? `${w.dtype} ` : ''}[${w.actual.join(', ')}], needs [${w.expected.join(', ')}]`))})`
+        : '',
+      notEqual.length ? `${notEqual.length} that must equal another tensor and do not (${list(notEqual)})` : '',
+    ].filter(Boolean);
+    super(
+      `The file given as the "${input}" weights does not fit model "${templateId}": it seems to be ${seemsToBe}. ` +
+        `Its tensors: ${parts.join('; ')}. Pick the "${input}" file this model names.`,
+    );
+  }
+}
+
+export const CONVERTER_ERROR_NAMES = ['TemplateFormatError', 'WrongCheckpointError'] as const;
