@@ -967,6 +967,11 @@ def build_official(clip_path: str, clipcap_path: str, gpt2_path: Optional[str] =
                         normalize_prefix=normalize_prefix)
     model = ClipCap(cfg)
     state = {**visual, **mapper, **gpt}
+    for k, v in model.state_dict().items():
+        # BatchNorm's num_batches_tracked is a training-only counter that torch fills itself; openai/CLIP's
+        # build_model loads ResNet archives without it, so a file that lacks it is accepted (as zeros) here too
+        if k.endswith(".num_batches_tracked") and k not in state:
+            state[k] = torch.zeros_like(v)
     check_state_dict(model, state, what=f"official weights ({clip_path} + {clipcap_path})")
     model.load_state_dict(state)
     return model.eval()
