@@ -4,9 +4,12 @@ Build a model pack from the officially published weights, in one command:
     npm run pack:build -- --preset coco --clip ViT-B-32.pt --clipcap coco_weights.pt --out packs/clipcap-coco
     npm run pack:build -- --preset coco-transformer --clip RN50x4.pt --clipcap transformer_weights.pt \\
         --out packs/clipcap-coco-transformer --precision int8
+    npm run pack:build -- --preset coco --from-hub [--out DIR]     (downloads what src/shared/catalogue.json lists)
     /usr/bin/python3 -m model.build_pack ...            (the same, without npm)
 
-Where to download each file: docs/official-weights.md. Steps:
+Where to download each file: docs/official-weights.md; or --from-hub fetches them as the extension does (model/hub.py:
+the catalogue's mirrors in order, resumed downloads, sizes and SHA-256 checked, cached under downloads/), and the
+pack takes the catalogue's id, name, description and precision. Steps:
   1. model.build_official: CLIP tower + ClipCap mapper + GPT-2, every key and shape checked, L2 normalisation set
      from the mapper type as ClipCap's notebooks use it (override with --normalize true|false);
   2. export.export_pack at the chosen precision (fp16 by default, or fp32 or int8), pack.json recording
@@ -27,6 +30,7 @@ from typing import List, Optional
 
 import torch
 
+from . import hub
 from .export import PRECISIONS, export_pack, verify_pack
 from .golden import check_parity, write_golden
 from .model import build_official
@@ -53,6 +57,8 @@ PRESETS = {
                     "https://drive.google.com/file/d/1GYPToCqFREwi285wPLhuVExlz7DDUDfJ (transformer COCO weights)", CLIPCAP_README],
     },
 }
+# --from-hub: the catalogue model each preset builds
+HUB_MODELS = {"coco": "clipcap-coco", "conceptual": "clipcap-conceptual", "coco-transformer": "clipcap-coco-transformer"}
 LICENSE = ("ClipCap code and weights: MIT (rmokady/CLIP_prefix_caption); CLIP: MIT (openai/CLIP); GPT-2: modified "
            "MIT (openai/gpt-2). Training data (COCO, Conceptual Captions) carries its own terms.")
 
@@ -74,7 +80,9 @@ def file_digest(path: str) -> dict:
 def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Optional[str] = None,
           preset: Optional[str] = None, pack_id: Optional[str] = None, name: Optional[str] = None,
           normalize: Optional[bool] = None, images: Optional[List[str]] = None, beams: int = 5, max_tokens: int = 67,
-          check: bool = True) -> dict:
+          check: bool = True, description: Optional[str] = None, provenance: Optional[dict] = None) -> dict:
+    """Build, check and report one pack. `description` and `provenance` (merged over the default one) let a caller
+    that knows more than the preset (the catalogue, for --from-hub) record it."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -90,9 +98,10 @@ def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Opti
     pack_id = pack_id or p.get("id") or os.path.basename(os.path.normpath(out))
     provenance = {"builder": "model/build_pack.py", "preset": preset,
                   "inputs": [file_digest(x) for x in (clip, clipcap, gpt2) if x],
-                  "sources": p.get("sources", []), "license": LICENSE}
+                  "sources": p.get("sources", []), "license": LICENSE, **(provenance or {})}
     manifest = export_pack(model, out, pack_id, name or p.get("name") or pack_id, precision, provenance,
-                           description=p.get("description", ""), beams=beams, max_tokens=max_tokens)
+                           description=p.get("description", "") if description is None else description,
+                           beams=beams, max_tokens=max_tokens)
     log(f"exported {precision} pack to {out} in {time.time() - t0:.0f}s")
     build_dir = os.path.join(os.path.dirname(os.path.abspath(out)), ".build", os.path.basename(os.path.normpath(out)))
     refs = [(x, None) for x in golden_images(os.path.join(build_dir, "images"), 0)] + [(x, None) for x in images or []]
@@ -113,13 +122,43 @@ def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Opti
     return report
 
 
+def build_from_hub(preset: str, out: Optional[str] = None, clipcap: Optional[str] = None,
+                   precision: Optional[str] = None, downloads: str = hub.DOWNLOADS, **kw) -> dict:
+    """Fetch the preset's catalogue model (model/hub.py) and build it with the catalogue's id, name, description
+    and precision; provenance lists each input's role, URL, size and SHA-256."""
+    if preset not in HUB_MODELS:
+        raise ValueError(f"--from-hub needs --preset, one of {', '.join(HUB_MODELS)}")
+    m = hub.find_model(hub.load_catalogue(), HUB_MODELS[preset])
+    user = {"clipcap": clipcap} if clipcap else {}
+    for role, spec in m.get("inputs", {}).items():
+        if (spec.get("fetch") == "user-file" or not spec.get("sources")) and role not in user:
+            hint = f" ({spec['hint']})" if spec.get("hint") else ""
+            raise hub.HubError(f"{m['id']}: its {role!r} weights are not downloadable{hint}; download them "
+                               f"yourself and pass --{role} PATH")
+    inputs = hub.fetch_model(m, downloads, user)
+    if "clip" not in inputs or "clipcap" not in inputs:
+        raise hub.HubError(f"{m['id']}: the catalogue must list inputs 'clip' and 'clipcap', it lists "
+                           f"{', '.join(inputs) or 'none'}")
+    provenance = {"builder": "model/build_pack.py --from-hub", "catalogue": m["id"], "template": m.get("template"),
+                  "inputs": [{"role": r, "url": i["url"], "format": i["format"], "bytes": i["bytes"],
+                              "sha256": i["sha256"]} for r, i in inputs.items()],
+                  "license": m.get("license", LICENSE)}
+    return build(inputs["clip"]["path"], inputs["clipcap"]["path"], out or os.path.join("packs", m["id"]),
+                 precision or m.get("precision", "fp16"), preset=preset, pack_id=m["id"], name=m.get("name"),
+                 description=m.get("description", ""), provenance=provenance, **kw)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", required=True, help="OpenAI CLIP archive (ViT-B-32.pt / RN50x4.pt) or HF CLIP file/dir")
-    ap.add_argument("--clipcap", required=True, help="ClipCap checkpoint (coco_weights.pt, conceptual_weights.pt, ...)")
+    ap.add_argument("--clip", help="OpenAI CLIP archive (ViT-B-32.pt / RN50x4.pt) or HF CLIP file/dir")
+    ap.add_argument("--clipcap", help="ClipCap checkpoint (coco_weights.pt, conceptual_weights.pt, ...)")
     ap.add_argument("--gpt2", help="HF GPT-2 file/dir; only needed for a ClipCap checkpoint without gpt.* weights")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--precision", default="fp16", choices=PRECISIONS, help="default fp16: see bench/results/peers.json")
+    ap.add_argument("--from-hub", action="store_true",
+                    help="download the preset's files as src/shared/catalogue.json lists them (model/hub.py)")
+    ap.add_argument("--downloads", default=hub.DOWNLOADS, help="--from-hub's cache (default downloads/)")
+    ap.add_argument("--out", help="required unless --from-hub (default packs/<catalogue id>)")
+    ap.add_argument("--precision", choices=PRECISIONS,
+                    help="default fp16 (see bench/results/peers.json), or the catalogue's with --from-hub")
     ap.add_argument("--preset", choices=sorted(PRESETS), help="fills id, name, description and source URLs")
     ap.add_argument("--id")
     ap.add_argument("--name")
@@ -131,8 +170,17 @@ def main(argv=None):
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime-node parity check")
     a = ap.parse_args(argv)
     normalize = None if a.normalize == "auto" else a.normalize == "true"
-    build(a.clip, a.clipcap, a.out, a.precision, a.gpt2, a.preset, a.id, a.name, normalize, a.images, a.beams,
-          a.max_tokens, not a.no_check)
+    if a.from_hub:
+        if a.clip or a.gpt2 or a.id or a.name:
+            ap.error("--from-hub takes id, name and the CLIP file from the catalogue; drop --clip/--gpt2/--id/--name")
+        if not a.preset:
+            ap.error(f"--from-hub needs --preset ({', '.join(HUB_MODELS)})")
+        return build_from_hub(a.preset, a.out, a.clipcap, a.precision, a.downloads, normalize=normalize,
+                              images=a.images, beams=a.beams, max_tokens=a.max_tokens, check=not a.no_check)
+    if not (a.clip and a.clipcap and a.out):
+        ap.error("--clip, --clipcap and --out are required (or use --from-hub)")
+    return build(a.clip, a.clipcap, a.out, a.precision or "fp16", a.gpt2, a.preset, a.id, a.name, normalize,
+                 a.images, a.beams, a.max_tokens, not a.no_check)
 
 
 if __name__ == "__main__":

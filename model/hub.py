@@ -1,0 +1,240 @@
+"""
+Fetch the published files a catalogue model needs (src/shared/catalogue.json; docs/model-install.md section 1), in
+the same order and with the same checks as the extension's download manager, for `build_pack.py --from-hub`:
+
+    npm run pack:build -- --preset coco --from-hub [--out DIR]
+
+* Sources are tried in catalogue order; the next one is tried when a source cannot be reached, answers 404 (or any
+  other 4xx), still answers 5xx after the retries, or delivers the wrong size or SHA-256.
+* A download interrupted mid-file resumes with an HTTP Range request from the bytes already on disk.
+* Every file is checked against the catalogue's size and SHA-256 before it is used; a file that fails is deleted
+  and named in the error with the expected and the actual hash.
+* Files are cached under downloads/ (git-ignored) by hash, so a second build downloads nothing.
+* `fetch: "vision-only"` is a range-reading optimisation of the extension; Python needs the whole archive to open
+  it, so it downloads the whole file and checks its hash. `fetch: "user-file"` takes the path given by the user
+  (--clipcap), checked against a pinned SHA-256 when the catalogue has one.
+
+Environment, as for the extension's build (Vite `define`): CAPTION_CATALOGUE replaces the catalogue file;
+CAPTION_MIRROR_BASE rewrites every source `https://HOST/PATH` to `${CAPTION_MIRROR_BASE}/HOST/PATH`.
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Callable, Dict, List, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CATALOGUE = os.path.join(REPO, "src", "shared", "catalogue.json")
+DOWNLOADS = os.path.join(REPO, "downloads")
+ATTEMPTS = 3  # per source, for connection errors, cut transfers and 5xx answers
+BACKOFF_S = 1.0  # doubled after each failed attempt
+TIMEOUT_S = 60
+CHUNK = 1 << 20
+
+
+class HubError(RuntimeError):
+    """A catalogue model's files could not be fetched or verified; the message names the file and each source's
+    failure (and, for a hash mismatch, the expected and the actual SHA-256)."""
+
+
+class _SourceFailed(Exception):
+    """This source cannot deliver the file; try the next one."""
+
+
+class _Retry(Exception):
+    """A transient failure (connection, cut transfer, 5xx); try the same source again, resuming."""
+
+
+def log(msg: str):
+    print(f"[hub {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# -----------------------------------------------------------------------------
+# The catalogue
+
+
+def load_catalogue(path: Optional[str] = None) -> dict:
+    path = path or os.environ.get("CAPTION_CATALOGUE") or CATALOGUE
+    try:
+        with open(path) as f:
+            cat = json.load(f)
+    except FileNotFoundError:
+        raise HubError(f"catalogue {path} does not exist (set CAPTION_CATALOGUE to another catalogue file)") from None
+    except json.JSONDecodeError as e:
+        raise HubError(f"catalogue {path} is not valid JSON: {e}") from e
+    if cat.get("format") != "clipcap-catalogue" or cat.get("formatVersion") != 1:
+        raise HubError(f"{path} is not a clipcap-catalogue, formatVersion 1")
+    return cat
+
+
+def find_model(catalogue: dict, model_id: str) -> dict:
+    for m in catalogue.get("models", []):
+        if m.get("id") == model_id:
+            return m
+    ids = ", ".join(m.get("id", "?") for m in catalogue.get("models", []))
+    raise HubError(f"the catalogue has no model {model_id!r} (it lists: {ids})")
+
+
+def mirror_url(url: str, base: Optional[str] = None) -> str:
+    """https://HOST/PATH -> ${base}/HOST/PATH when a mirror base is set (argument, else CAPTION_MIRROR_BASE)."""
+    base = os.environ.get("CAPTION_MIRROR_BASE") if base is None else base
+    if not base:
+        return url
+    u = urllib.parse.urlsplit(url)
+    rest = u.path + (f"?{u.query}" if u.query else "")
+    return f"{base.rstrip('/')}/{u.netloc}{rest}"
+
+
+# -----------------------------------------------------------------------------
+# Downloading one file
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_path(source: dict, cache_dir: str) -> str:
+    """downloads/<first 16 hex of the SHA-256>-<file name>: the pinned hash names the content, so two mirrors of one
+    file share a cache entry and a changed pin never reuses a stale file."""
+    name = os.path.basename(urllib.parse.urlsplit(source["url"]).path) or "file"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    if source.get("format") == "safetensors" and not name.endswith(".safetensors"):
+        name += ".safetensors"  # model.read_state_dict recognises safetensors by the extension
+    return os.path.join(cache_dir, f"{source['sha256'][:16]}-{name}")
+
+
+def _transfer(url: str, part: str, expected: int, timeout: float):
+    """One HTTP request appending to `part` from its current size. Raises _Retry or _SourceFailed."""
+    have = os.path.getsize(part) if os.path.exists(part) else 0
+    headers = {"User-Agent": "clipcap-pack-builder", "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
+            if r.status == 206:
+                m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", r.headers.get("Content-Range", ""))
+                if not m or int(m.group(1)) != have:
+                    raise _SourceFailed(f"answered Range bytes={have}- with Content-Range "
+                                        f"{r.headers.get('Content-Range')!r}")
+                total = int(m.group(3)) if m.group(3) != "*" else None
+                mode = "ab"
+            else:  # 200: the whole file (a server without Range support, or a fresh start)
+                have, mode = 0, "wb"
+                length = r.headers.get("Content-Length")
+                total = int(length) if length is not None else None
+            if total is not None and total != expected:
+                raise _SourceFailed(f"serves {total} bytes, the catalogue pins {expected}")
+            with open(part, mode) as f:
+                while True:
+                    chunk = r.read(CHUNK)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    have += len(chunk)
+                    if have > expected:
+                        raise _SourceFailed(f"sent more than the {expected} bytes the catalogue pins")
+    except urllib.error.HTTPError as e:
+        if e.code == 416:  # our partial file is no prefix this server accepts: start over
+            os.remove(part)
+            raise _Retry("HTTP 416 for the resumed range") from None
+        if e.code >= 500 or e.code == 429:
+            raise _Retry(f"HTTP {e.code}") from None
+        raise _SourceFailed(f"HTTP {e.code}") from None
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as e:
+        raise _Retry(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
+    if have < expected:
+        raise _Retry(f"connection closed after {have} of {expected} bytes")
+
+
+def download(source: dict, cache_dir: str = DOWNLOADS, attempts: Optional[int] = None,
+             timeout: float = TIMEOUT_S) -> str:
+    """Download one catalogue source into the cache, resuming a partial file, and verify it. Returns the path.
+    Raises _SourceFailed (with the reason) when this source cannot deliver the right bytes."""
+    for k in ("url", "bytes", "sha256"):
+        if not source.get(k):
+            raise HubError(f"catalogue source {source.get('url', source)} does not pin {k!r}; refusing to download "
+                           "a file that cannot be verified")
+    expected, want = int(source["bytes"]), source["sha256"].lower()
+    final = cache_path(source, cache_dir)
+    name = os.path.basename(final)
+    if os.path.exists(final):
+        if os.path.getsize(final) == expected and sha256_file(final) == want:
+            return final
+        os.remove(final)  # a damaged cache entry; fetch again
+    os.makedirs(cache_dir, exist_ok=True)
+    part = final + ".part"
+    url = mirror_url(source["url"])
+    attempts = ATTEMPTS if attempts is None else attempts
+    last = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+        try:
+            _transfer(url, part, expected, timeout)
+            break
+        except _Retry as e:
+            last = str(e)
+            log(f"{name}: {url}: {last} (attempt {attempt + 1}/{attempts})")
+        except _SourceFailed:
+            if os.path.exists(part):
+                os.remove(part)
+            raise
+    else:
+        raise _SourceFailed(f"gave up after {attempts} attempts: {last}")  # the partial file stays, for a resume
+    actual = sha256_file(part)
+    if actual != want:
+        os.remove(part)
+        raise _SourceFailed(f"SHA-256 mismatch for {name}: expected {want}, got {actual}; the download was deleted")
+    os.replace(part, final)
+    return final
+
+
+def fetch_input(role: str, spec: dict, cache_dir: str = DOWNLOADS, user_file: Optional[str] = None,
+                attempts: Optional[int] = None) -> dict:
+    """One input role: the first source that delivers verified bytes (or the user's file). Returns
+    {role, path, url, format, bytes, sha256}."""
+    if user_file or spec.get("fetch") == "user-file" or not spec.get("sources"):
+        if not user_file:
+            hint = f" ({spec['hint']})" if spec.get("hint") else ""
+            raise HubError(f"input {role!r} is a file you download yourself{hint}; pass its path")
+        if not os.path.isfile(user_file):
+            raise HubError(f"input {role!r}: {user_file} does not exist")
+        actual = sha256_file(user_file)
+        # the user's copy of a published file must be that file: any hash the catalogue pins for this input
+        pinned = {h.lower() for h in [spec.get("sha256")] + [s.get("sha256") for s in spec.get("sources", [])] if h}
+        if pinned and actual not in pinned:
+            raise HubError(f"input {role!r}: SHA-256 mismatch for {user_file}: expected "
+                           f"{' or '.join(sorted(pinned))}, got {actual}")
+        return {"role": role, "path": user_file, "url": None, "format": spec.get("format"),
+                "bytes": os.path.getsize(user_file), "sha256": actual}
+    failures: List[str] = []
+    for source in spec["sources"]:
+        try:
+            t = time.time()
+            path = download(source, cache_dir, attempts)
+            log(f"{role}: {source['url']} ok ({source['bytes'] / 1e6:.1f} MB, {time.time() - t:.0f}s)")
+            return {"role": role, "path": path, "url": source["url"], "format": source.get("format"),
+                    "bytes": int(source["bytes"]), "sha256": source["sha256"].lower()}
+        except _SourceFailed as e:
+            failures.append(f"{mirror_url(source['url'])}: {e}")
+            log(f"{role}: {failures[-1]}; trying the next source")
+    raise HubError(f"input {role!r}: no source delivered the file:\n  " + "\n  ".join(failures))
+
+
+def fetch_model(model: dict, cache_dir: str = DOWNLOADS, user_files: Optional[Dict[str, str]] = None,
+                attempts: Optional[int] = None) -> Dict[str, dict]:
+    """Every input of a catalogue model: {role: fetch_input result}."""
+    user_files = user_files or {}
+    return {role: fetch_input(role, spec, cache_dir, user_files.get(role), attempts)
+            for role, spec in model.get("inputs", {}).items()}
