@@ -5,7 +5,7 @@
  */
 import { NoPackError } from '../shared/errors';
 import type { CaptionResult, Decoding, ImageSource } from '../shared/messages';
-import { activePack, decodingKey, type Settings } from '../shared/settings';
+import { activeModel, decodingKey, packRef, type Settings } from '../shared/settings';
 import { sha256Hex, type CaptionCache } from './caption-cache';
 import { toOffscreen } from './offscreen-doc';
 
@@ -19,7 +19,9 @@ export async function captionImage(
   settings: Settings,
   req: { requestId: string; source: ImageSource; priority: number; packUrl?: string; decoding?: Partial<Decoding> },
 ): Promise<CaptionResult> {
-  const packUrl = req.packUrl ?? activePack(settings)?.url;
+  // A pack reference (settings.ts packRef): a URL pack keeps its URL, so its cache keys are what they always were.
+  const model = activeModel(settings);
+  const packUrl = req.packUrl ?? (model ? packRef(model) : null);
   if (!packUrl) throw new NoPackError();
   const decoding: Decoding = {
     strategy: req.decoding?.strategy ?? settings.strategy,

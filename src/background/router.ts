@@ -3,6 +3,7 @@ import { makeListener, type Handlers } from '../shared/messages';
 import { CaptionCache } from './caption-cache';
 import { captionImage } from './caption-service';
 import { setFrameCount, tabCount } from './label-counts';
+import { markInstalling } from './install-watch';
 import { currentStatus } from './model-status';
 import { offscreenExists, toOffscreen } from './offscreen-doc';
 import { senderAllowed } from './senders';
@@ -32,6 +33,27 @@ export function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'>
       // The offscreen document remembers recent captions in memory; with no document there is nothing to forget.
       const packs = m.packs || (await offscreenExists()) ? (await toOffscreen({ type: 'bg-os-clear', packs: m.packs })).packs : 0;
       return { captions, packs };
+    },
+    'ui-bg-models': () => toOffscreen({ type: 'bg-os-models' }),
+    'ui-bg-model-install': async (m) => {
+      // Remembered first: should the browser close now, the next start resumes it.
+      await markInstalling(m.modelId, true);
+      return toOffscreen({ type: 'bg-os-model-install', modelId: m.modelId, ...(m.picked ? { picked: m.picked } : {}) });
+    },
+    'ui-bg-model-pause': (m) => toOffscreen({ type: 'bg-os-model-pause', modelId: m.modelId }),
+    'ui-bg-model-resume': async (m) => {
+      await markInstalling(m.modelId, true);
+      return toOffscreen({ type: 'bg-os-model-resume', modelId: m.modelId });
+    },
+    'ui-bg-model-cancel': async (m) => {
+      const view = await toOffscreen({ type: 'bg-os-model-cancel', modelId: m.modelId });
+      await markInstalling(m.modelId, false);
+      return view;
+    },
+    'ui-bg-model-remove': async (m) => {
+      const view = await toOffscreen({ type: 'bg-os-model-remove', modelId: m.modelId });
+      await markInstalling(m.modelId, false);
+      return view;
     },
   };
 }

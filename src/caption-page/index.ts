@@ -1,7 +1,8 @@
 // The caption page: a picture from a file, the clipboard, a drop or the webcam, captioned on this device.
 import { localize, msg } from '../shared/i18n';
 import { isEvent, newRequestId, send } from '../shared/messages';
-import { activePack, loadSettings, type Strategy } from '../shared/settings';
+import { fillModelSelect } from '../shared/model-choice';
+import { loadSettings, type Strategy } from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -59,18 +60,15 @@ async function describe(): Promise<void> {
 async function main(): Promise<void> {
   localize();
   const { settings } = await loadSettings(chrome.storage.local);
+  // Models by name (installed ones, pack addresses, imported folders); the value is the pack reference.
   const pack = $<HTMLSelectElement>('pack');
-  pack.replaceChildren(
-    ...settings.packSources.map((p) => {
-      const o = document.createElement('option');
-      o.value = p.url;
-      o.textContent = p.name || p.url;
-      return o;
-    }),
-  );
-  pack.value = activePack(settings)?.url ?? '';
+  fillModelSelect(pack, settings, null);
   $<HTMLSelectElement>('strategy').value = settings.strategy;
-  if (settings.packSources.length === 0) $('note').textContent = msg('hintNoPack');
+  if (pack.options.length === 0) $('note').textContent = msg('hintNoPack');
+  send({ type: 'ui-bg-models' }).then(
+    (view) => fillModelSelect(pack, settings, view),
+    (err: unknown) => ($('note').textContent = err instanceof Error ? err.message : String(err)),
+  );
 
   chrome.runtime.onMessage.addListener((m) => {
     if (isEvent(m, 'os-bg-status') && m.status.state !== 'ready') $('note').textContent = describeStatus(m.status).text;

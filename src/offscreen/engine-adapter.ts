@@ -4,6 +4,7 @@
  */
 import type { Decoding } from '../shared/messages';
 import type { BackendChoice } from '../shared/settings';
+import type { ResolvedPack } from './pack-resolver';
 
 export interface EngineHandle {
   packId: string;
@@ -23,20 +24,12 @@ export interface OpenHooks {
 
 const engine = () => import('../captioner/index');
 
-/** Packs imported from a local folder live only in the pack cache; their "URL" names them there. */
-export const LOCAL_PACK_PREFIX = 'local-pack/';
-
-export function localPackId(packUrl: string): string | null {
-  const base = typeof chrome !== 'undefined' ? chrome.runtime.getURL(LOCAL_PACK_PREFIX) : '';
-  return base && packUrl.startsWith(base) ? packUrl.slice(base.length).replace(/\/$/, '') : null;
-}
-
-export async function openCaptioner(packUrl: string, backend: BackendChoice, hooks: OpenHooks): Promise<EngineHandle> {
+/** Open the captioner on a pack from the web, or from the pack store (installed models and imported folders). */
+export async function openCaptioner(pack: ResolvedPack, backend: BackendChoice, hooks: OpenHooks): Promise<EngineHandle> {
   const { createCaptioner, loadCachedPack } = await engine();
   let named = false;
-  const local = localPackId(packUrl);
   const c = await createCaptioner({
-    pack: local ? await loadCachedPack(local, { onProgress: (p) => hooks.onProgress(p.bytes, p.total) }) : packUrl,
+    pack: pack.kind === 'stored' ? await loadCachedPack(pack.storeId, { onProgress: (p) => hooks.onProgress(p.bytes, p.total) }) : pack.url,
     backend,
     // Bundled runtime files (dist/ort/), never a CDN; without wasmPaths, threads > 1 hangs in an extension.
     wasmPaths: chrome.runtime.getURL('ort/'),

@@ -7,6 +7,7 @@ import { toWire } from '../shared/errors';
 import { emit, type Decoding, type ImageSource, type ModelStatus } from '../shared/messages';
 import type { BackendChoice } from '../shared/settings';
 import { openCaptioner, type EngineHandle } from './engine-adapter';
+import { packKey, type ResolvedPack } from './pack-resolver';
 import { sourceToBlob } from './pixels';
 
 export class EngineHost {
@@ -25,16 +26,26 @@ export class EngineHost {
     error: null,
   };
 
-  constructor(private readonly queued: () => number = () => 0) {}
+  constructor(
+    private readonly queued: () => number = () => 0,
+    /** Where a pack reference's files are read from (pack-resolver.ts); throws NoPackError when none is ready. */
+    private readonly resolve: (packRef: string) => Promise<ResolvedPack> = async (url) => ({ kind: 'url', url }),
+  ) {}
 
   update(patch: Partial<ModelStatus>): void {
     this.status = { ...this.status, ...patch, queued: this.queued() };
     emit({ type: 'os-bg-status', status: this.status });
   }
 
-  /** The captioner for this pack and backend, created (downloading the pack if needed) on first use. */
+  /**
+   * The captioner for this pack and backend, created (downloading the pack if needed) on first use. `packUrl` is a
+   * pack reference; an installed model is keyed by its store entry, so a finished update is loaded afresh while the
+   * old one served every caption until then.
+   */
   async get(packUrl: string, backend: BackendChoice): Promise<EngineHandle> {
-    const key = `${backend}|${packUrl}`;
+    // A model not set up yet throws NoPackError here; the worker's status derives "not set up" from the install states.
+    const pack = await this.resolve(packUrl);
+    const key = `${backend}|${packUrl}|${packKey(pack)}`;
     if (this.key === key) {
       if (this.engine) return this.engine;
       if (this.opening) return this.opening;
@@ -44,7 +55,7 @@ export class EngineHost {
     this.key = key;
     if (old) await old.dispose();
     this.update({ state: 'downloading', packUrl, packId: '', packName: '', progress: null, backend: null, backendReason: '', error: null });
-    const opening = openCaptioner(packUrl, backend, {
+    const opening = openCaptioner(pack, backend, {
       onProgress: (done, total) => {
         if (this.key === key) this.update({ state: done >= total ? 'loading' : 'downloading', progress: { done, total } });
       },

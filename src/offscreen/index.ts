@@ -1,9 +1,12 @@
-// The offscreen document only wires: the queue, the engine host, and the bg-os- handlers.
-import { makeListener, senderOf, type Handlers } from '../shared/messages';
+// The offscreen document only wires: the queue, the engine host, the installer, and the bg-os- handlers.
+import { emit, makeListener, senderOf, type Handlers } from '../shared/messages';
 import { EngineHost } from './engine-host';
 import { JobQueue } from './job-queue';
 import { sourceToBlob } from './pixels';
 import { clearCachedPacks } from './engine-adapter';
+import { InstallerHost } from './installer-host';
+import { openInstaller } from './installer-factory';
+import { resolvePack } from './pack-resolver';
 import { registerOffscreenTestHooks } from './test-hooks';
 
 type Result = Awaited<ReturnType<EngineHost['caption']>>;
@@ -11,9 +14,23 @@ type Result = Awaited<ReturnType<EngineHost['caption']>>;
 /** Images fetched ahead of their turn, at most. */
 const PREFETCH_LIMIT = 8;
 
+let installs: InstallerHost | null = null;
+const installer = openInstaller(() => installs?.changed()).then((bundle) => {
+  installs = new InstallerHost(bundle, (states) => emit({ type: 'os-bg-models', states }));
+  // The document does not survive a browser restart (nor a close): jobs that were running continue where they were.
+  void bundle.installer.resumeInterrupted().catch((err: unknown) => console.warn('[alt-text] resuming installs failed:', err));
+  return installs;
+});
+
 let host: EngineHost;
 const queue = new JobQueue<Result>(512, 256, () => host?.update({}));
-host = new EngineHost(() => queue.size);
+host = new EngineHost(
+  () => queue.size,
+  async (ref) => {
+    const i = await installer;
+    return resolvePack(ref, (id) => i.installer.readyStoreId(id), (await i.view()).catalogue);
+  },
+);
 
 const handlers: Handlers<'bg-os-'> = {
   'bg-os-caption': (m) => {
@@ -43,6 +60,12 @@ const handlers: Handlers<'bg-os-'> = {
     else queue.forget();
     return { packs: m.packs ? await clearCachedPacks() : 0 };
   },
+  'bg-os-models': async () => (await installer).view(),
+  'bg-os-model-install': async (m) => (await installer).install(m.modelId, m.picked),
+  'bg-os-model-pause': async (m) => (await installer).act('pause', m.modelId),
+  'bg-os-model-resume': async (m) => (await installer).act('resume', m.modelId),
+  'bg-os-model-cancel': async (m) => (await installer).act('cancel', m.modelId),
+  'bg-os-model-remove': async (m) => (await installer).act('remove', m.modelId),
 };
 
 // Only the service worker (or one of our pages) may drive the model: same extension, not a tab.

@@ -1,12 +1,25 @@
-// Options: pack sources (add by URL with download progress and verification), marker text, weak names, backend,
-// and clearing the caches.
+// Options: the models (install, progress, remove), and under Advanced pack addresses and imported folders; marker
+// text, weak names, backend, and clearing the caches.
 import { localize, msg } from '../shared/i18n';
 import { isEvent, send, type ModelStatus } from '../shared/messages';
-import { loadSettings, normaliseBaseUrl, saveSettings, type BackendChoice, type Settings } from '../shared/settings';
+import { loadSettings, normaliseBaseUrl, packRef, saveSettings, type BackendChoice, type ModelRef, type Settings } from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
+import { ModelManager } from './model-manager';
+import { importFolder } from './import-folder';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 let settings: Settings;
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+function removeButton(label: string, onClick: () => void): HTMLButtonElement {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = msg('optionsRemove');
+  b.setAttribute('aria-label', msg('optionsRemoveNamed', label));
+  b.addEventListener('click', onClick);
+  return b;
+}
 
 function render(): void {
   const list = $('sources');
@@ -14,14 +27,13 @@ function render(): void {
     ...settings.packSources.map((p) => {
       const li = document.createElement('li');
       li.textContent = `${p.name || msg('optionsUnnamed')} — ${p.url}`;
-      if (!p.builtIn) {
-        const b = document.createElement('button');
-        b.type = 'button';
-        b.textContent = msg('optionsRemove');
-        b.setAttribute('aria-label', `${msg('optionsRemove')} ${p.url}`);
-        b.addEventListener('click', () => void save({ packSources: settings.packSources.filter((x) => x.url !== p.url) }));
-        li.append(' ', b);
-      }
+      if (!p.builtIn) li.append(' ', removeButton(p.name || p.url, () => void save({ packSources: settings.packSources.filter((x) => x.url !== p.url) })));
+      return li;
+    }),
+    ...settings.folders.map((f) => {
+      const li = document.createElement('li');
+      li.textContent = msg('optionsFolderItem', f.name || f.id);
+      li.append(' ', removeButton(f.name || f.id, () => void save({ folders: settings.folders.filter((x) => x.id !== f.id) })));
       return li;
     }),
   );
@@ -45,25 +57,50 @@ function showPackStatus(s: ModelStatus): void {
   if (d.percent !== null) bar.value = d.percent;
 }
 
+async function useModel(model: ModelRef): Promise<void> {
+  await save({ model });
+  showPackStatus(await send({ type: 'ui-bg-load-pack', packUrl: packRef(model) }));
+}
+
 async function main(): Promise<void> {
   localize();
   settings = (await loadSettings(chrome.storage.local)).settings;
   render();
+  const manager = new ModelManager({
+    list: $('models'),
+    announce: $('models-status'),
+    selected: () => settings.model,
+    onUse: (id) => useModel({ kind: 'catalogue', id }),
+    onboardingUrl: chrome.runtime.getURL('src/onboarding/index.html'),
+    onError: (err) => ($('models-status').textContent = errorText(err)),
+  });
   chrome.runtime.onMessage.addListener((m) => {
     if (isEvent(m, 'os-bg-status')) showPackStatus(m.status);
+    if (isEvent(m, 'os-bg-models')) manager.update(m.states);
     return false;
   });
+  chrome.storage.onChanged.addListener(() => void loadSettings(chrome.storage.local).then((r) => ((settings = r.settings), render())));
   $('add-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const url = normaliseBaseUrl($<HTMLInputElement>('add-url').value);
     const sources = settings.packSources.some((p) => p.url === url) ? settings.packSources : [...settings.packSources, { url, name: '', builtIn: false }];
-    void save({ packSources: sources, activePackUrl: url })
-      .then(() => send({ type: 'ui-bg-load-pack', packUrl: url }))
-      .then(showPackStatus, (err: unknown) => ($('pack-status').textContent = err instanceof Error ? err.message : String(err)));
+    void save({ packSources: sources })
+      .then(() => useModel({ kind: 'url', url }))
+      .catch((err: unknown) => ($('pack-status').textContent = errorText(err)));
   });
   $<HTMLInputElement>('folder').addEventListener('change', (e) => {
     const files = (e.target as HTMLInputElement).files;
-    if (files?.length) void importFolder(files);
+    if (!files?.length) return;
+    const bar = $<HTMLProgressElement>('pack-progress');
+    bar.hidden = false;
+    importFolder(files, (pct) => (bar.value = pct))
+      .then(async (folder) => {
+        await save({ folders: [...settings.folders.filter((f) => f.id !== folder.id), folder] });
+        $('pack-status').textContent = msg('optionsImported', folder.name);
+        await useModel({ kind: 'folder', id: folder.id });
+      })
+      .catch((err: unknown) => ($('pack-status').textContent = errorText(err)))
+      .finally(() => (bar.hidden = true));
   });
   $('marker').addEventListener('change', (e) => void save({ marker: (e.target as HTMLInputElement).value }));
   $('weak').addEventListener('change', (e) => void save({ weakNamesCountAsMissing: (e.target as HTMLInputElement).checked }));
@@ -71,31 +108,10 @@ async function main(): Promise<void> {
   $('clear').addEventListener('click', () => {
     send({ type: 'ui-bg-clear-cache', packs: true }).then(
       (r) => ($('clear-status').textContent = msg('optionsCleared', [String(r.captions), String(r.packs)])),
-      (err: unknown) => ($('clear-status').textContent = err instanceof Error ? err.message : String(err)),
+      (err: unknown) => ($('clear-status').textContent = errorText(err)),
     );
   });
+  await manager.refresh();
 }
 
-/** Verify a picked pack folder and put it in the pack cache (the same one the offscreen document reads). */
-async function importFolder(files: FileList): Promise<void> {
-  const { loadPackFromFiles, defaultPackStore } = await import('../captioner/index');
-  const bar = $<HTMLProgressElement>('pack-progress');
-  bar.hidden = false;
-  try {
-    const pack = await loadPackFromFiles(files, {
-      store: defaultPackStore(),
-      onProgress: (p) => (bar.value = p.total ? Math.floor((100 * p.bytes) / p.total) : 0),
-    });
-    const url = chrome.runtime.getURL(`local-pack/${pack.manifest.id}/`);
-    const others = settings.packSources.filter((p) => p.url !== url);
-    await save({ packSources: [...others, { url, name: pack.manifest.name, builtIn: false }], activePackUrl: url });
-    $('pack-status').textContent = msg('optionsImported', pack.manifest.name);
-    await send({ type: 'ui-bg-load-pack', packUrl: url });
-  } catch (err) {
-    $('pack-status').textContent = err instanceof Error ? err.message : String(err);
-  } finally {
-    bar.hidden = true;
-  }
-}
-
-void main();
+void main().catch((err: unknown) => ($('models-status').textContent = errorText(err)));

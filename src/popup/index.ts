@@ -1,8 +1,11 @@
-// Popup: status, switches (everywhere / this site), pack and decoding, and the number of labels on this page.
+// Popup: status (and why nothing is labelled yet), switches (everywhere / this site), the models, decoding, and the
+// number of labels on this page.
 import { localize, msg } from '../shared/i18n';
-import { isEvent, send, type ModelStatus } from '../shared/messages';
-import { activePack, loadSettings, saveSettings, type Settings, type Strategy } from '../shared/settings';
+import { isEvent, send, type ModelStatus, type ModelsView } from '../shared/messages';
+import { fillModelSelect } from '../shared/model-choice';
+import { loadSettings, parsePackRef, saveSettings, type Settings, type Strategy } from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
+import { ModelManager } from '../options/model-manager';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -26,8 +29,12 @@ function showStatus(s: ModelStatus): void {
   const bar = $<HTMLProgressElement>('progress');
   bar.hidden = d.percent === null;
   if (d.percent !== null) bar.value = d.percent;
+  // Nothing is labelled until a model is set up: say so, and where to do it.
+  $('setup').hidden = s.state !== 'no-pack';
   document.body.dataset.state = s.state;
 }
+
+let models: ModelsView | null = null;
 
 function renderSettings(s: Settings, host: string): void {
   $<HTMLInputElement>('enabled').checked = s.enabled;
@@ -35,17 +42,7 @@ function renderSettings(s: Settings, host: string): void {
   site.disabled = !host || !s.enabled;
   site.checked = !!host && !s.disabledSites.includes(host);
   $('site-label').textContent = host ? msg('popupSiteNamed', host) : msg('popupSite');
-  const select = $<HTMLSelectElement>('pack');
-  select.replaceChildren(
-    ...s.packSources.map((p) => {
-      const o = document.createElement('option');
-      o.value = p.url;
-      o.textContent = p.name || p.url;
-      return o;
-    }),
-  );
-  select.disabled = s.packSources.length === 0;
-  select.value = activePack(s)?.url ?? '';
+  fillModelSelect($<HTMLSelectElement>('pack'), s, models);
   for (const r of document.querySelectorAll<HTMLInputElement>('input[name=strategy]')) r.checked = r.value === s.strategy;
 }
 
@@ -59,24 +56,47 @@ async function main(): Promise<void> {
     settings = (await saveSettings(chrome.storage.local, patch)).settings;
     renderSettings(settings, tab.host);
   };
+  const use = async (key: string) => {
+    const ref = parsePackRef(key);
+    if (!ref) return;
+    await save({ model: ref });
+    showStatus(await send({ type: 'ui-bg-load-pack', packUrl: key }));
+  };
   $<HTMLInputElement>('enabled').addEventListener('change', (e) => void save({ enabled: (e.target as HTMLInputElement).checked }));
   $<HTMLInputElement>('site').addEventListener('change', (e) => {
     const on = (e.target as HTMLInputElement).checked;
     const others = settings.disabledSites.filter((h) => h !== tab.host);
     void save({ disabledSites: on ? others : [...others, tab.host] });
   });
-  $<HTMLSelectElement>('pack').addEventListener('change', (e) => {
-    const packUrl = (e.target as HTMLSelectElement).value;
-    void save({ activePackUrl: packUrl }).then(() => send({ type: 'ui-bg-load-pack', packUrl }).then(showStatus, showError));
-  });
+  $<HTMLSelectElement>('pack').addEventListener('change', (e) => void use((e.target as HTMLSelectElement).value).catch(showError));
   for (const r of document.querySelectorAll<HTMLInputElement>('input[name=strategy]')) {
     r.addEventListener('change', () => void save({ strategy: r.value as Strategy }));
   }
 
+  const manager = new ModelManager({
+    list: $('models'),
+    announce: $('models-status'),
+    selected: () => settings.model,
+    onUse: (id) => use(`model:${id}`),
+    onboardingUrl: chrome.runtime.getURL('src/onboarding/index.html'),
+    onError: showError,
+  });
   chrome.runtime.onMessage.addListener((m) => {
     if (isEvent(m, 'os-bg-status')) showStatus(m.status);
+    if (isEvent(m, 'os-bg-models')) {
+      manager.update(m.states);
+      // A model that just became ready joins the choices, and the status follows.
+      if (m.states.some((s) => s.phase === 'ready')) void refreshModels().catch(showError);
+    }
     return false;
   });
+  const refreshModels = async () => {
+    models = await send({ type: 'ui-bg-models' });
+    manager.show(models);
+    renderSettings(settings, tab.host);
+    showStatus(await send({ type: 'ui-bg-status' }));
+  };
+
   const status = await send({ type: 'ui-bg-status' });
   showStatus(status);
   // Opening the popup is a good moment to fetch the model, so the first caption doesn't wait for it.
@@ -89,6 +109,8 @@ async function main(): Promise<void> {
   };
   await refreshCount();
   chrome.storage.session.onChanged.addListener(() => void refreshCount());
+  // Last: it starts the offscreen document, and the status and count must not wait for that.
+  await refreshModels();
 }
 
 function showError(err: unknown): void {

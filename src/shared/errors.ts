@@ -18,7 +18,15 @@ export class ExtensionError extends Error {
 /** No model pack is configured or installed: the user has to pick or add one. */
 export class NoPackError extends ExtensionError {
   override name = 'NoPackError';
-  constructor(message = 'No model pack is installed. Open the options page and add a pack source, or pick one in the popup.') {
+  constructor(message = 'No model is set up yet. Open the set-up page from the popup and choose "Download and set up".') {
+    super(message);
+  }
+}
+
+/** Model installs are not part of this build (no installer): the user can still add a pack address under Advanced. */
+export class InstallerUnavailableError extends ExtensionError {
+  override name = 'InstallerUnavailableError';
+  constructor(message = 'This version of the extension cannot download models. Under Advanced in Options, add a pack address or import a pack folder.') {
     super(message);
   }
 }
@@ -73,6 +81,7 @@ const KNOWN: Record<string, new (message: string) => Error> = {
   BadMessageError,
   QueueFullError,
   OffscreenUnavailableError,
+  InstallerUnavailableError,
 };
 
 export function toWire(err: unknown): WireError {

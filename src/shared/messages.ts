@@ -48,6 +48,45 @@ export interface ModelStatus {
   error: WireError | null;
 }
 
+/** A model the catalogue offers, as the pages show it (src/shared/catalogue.json, summarised by the installer). */
+export interface CatalogueModel {
+  id: string;
+  name: string;
+  description: string;
+  /** What the user downloads, in bytes. */
+  downloadBytes: number;
+  /** The pack's size once converted, in bytes. */
+  diskBytes: number;
+  default: boolean;
+  /** Input roles the user must pick a file for (catalogue `fetch: "user-file"`), each with where to get it. */
+  userFiles: { role: string; hint: string }[];
+}
+
+export type InstallPhase = 'not-installed' | 'queued' | 'downloading' | 'verifying' | 'converting' | 'paused' | 'ready' | 'failed';
+
+/** One catalogue model's install, as the installer reports it. */
+export interface InstallState {
+  id: string;
+  phase: InstallPhase;
+  /** Bytes done and to do in the current phase. */
+  bytes: number;
+  total: number;
+  /** Bytes per second, recently. */
+  rate: number;
+  /** Seconds left at the current rate; null when unknown. */
+  etaSeconds: number | null;
+  error: WireError | null;
+  /** The pack-store entry of the installed pack (ready), or null. */
+  storeId: string | null;
+  /** Input roles still waiting for a file the user picks. */
+  needsFiles: string[];
+}
+
+export interface ModelsView {
+  catalogue: CatalogueModel[];
+  states: InstallState[];
+}
+
 /** Priority: lower runs first. */
 export const PRIORITY = { describe: 0, visible: 1, rest: 2 } as const;
 
@@ -66,6 +105,16 @@ export interface Protocol {
   };
   'ui-bg-load-pack': { req: { packUrl: string }; res: ModelStatus };
   'ui-bg-clear-cache': { req: { packs: boolean }; res: { captions: number; packs: number } };
+  /** The catalogue and every model's install state. */
+  'ui-bg-models': { req: { _?: never }; res: ModelsView };
+  /** Download and set up a catalogue model; `picked` maps input roles to files the page stashed (stashPickedFile). */
+  'ui-bg-model-install': { req: { modelId: string; picked?: Record<string, string> }; res: ModelsView };
+  'ui-bg-model-pause': { req: { modelId: string }; res: ModelsView };
+  'ui-bg-model-resume': { req: { modelId: string }; res: ModelsView };
+  /** Stop an install and delete what it downloaded; an installed older version stays. */
+  'ui-bg-model-cancel': { req: { modelId: string }; res: ModelsView };
+  /** Delete an installed model. */
+  'ui-bg-model-remove': { req: { modelId: string }; res: ModelsView };
 
   'bg-os-caption': {
     req: {
@@ -84,6 +133,12 @@ export interface Protocol {
   'bg-os-load': { req: { packUrl: string; backend: BackendChoice }; res: ModelStatus };
   /** Forget remembered captions; with `packs`, also drop the queue and delete downloaded packs. */
   'bg-os-clear': { req: { packs: boolean }; res: { packs: number } };
+  'bg-os-models': { req: { _?: never }; res: ModelsView };
+  'bg-os-model-install': { req: { modelId: string; picked?: Record<string, string> }; res: ModelsView };
+  'bg-os-model-pause': { req: { modelId: string }; res: ModelsView };
+  'bg-os-model-resume': { req: { modelId: string }; res: ModelsView };
+  'bg-os-model-cancel': { req: { modelId: string }; res: ModelsView };
+  'bg-os-model-remove': { req: { modelId: string }; res: ModelsView };
 
   'bg-cs-describe': { req: { via: 'menu' | 'command'; srcUrl?: string }; res: { opened: boolean } };
 }
@@ -96,6 +151,8 @@ export type Reply<K extends MessageType> = { ok: true; value: ReplyValue<K> } | 
 /** Events: broadcast, never replied to. */
 export interface Events {
   'os-bg-status': { status: ModelStatus };
+  /** Install progress: sent on every phase change, and at most a few times a second while bytes move. */
+  'os-bg-models': { states: InstallState[] };
 }
 export type EventMessage<K extends keyof Events = keyof Events> = K extends keyof Events ? { type: K } & Events[K] : never;
 
@@ -118,8 +175,16 @@ const isInt = (v: unknown, lo: number, hi: number): boolean => Number.isInteger(
 const opt = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
 const isBackend = (v: unknown): boolean => v === 'auto' || v === 'wasm' || v === 'webgpu';
 const isHttpUrl = (v: unknown): boolean => isStr(v, LIMITS.url) && /^https?:\/\//i.test(v);
-/** A pack base URL: a web address, or one of our own (imported) packs. */
-const isPackUrl = (v: unknown): boolean => isStr(v, LIMITS.url) && /^(https?|chrome-extension):\/\//i.test(v);
+/** A pack reference (settings' packRef): a pack base URL, or `model:<catalogue id>` / `folder:<imported pack id>`. */
+const isPackUrl = (v: unknown): boolean => isStr(v, LIMITS.url) && (/^(https?|chrome-extension):\/\//i.test(v) || /^(model|folder):[a-z0-9][a-z0-9._-]{0,63}$/.test(v));
+/** A catalogue model id (the catalogue's own rule). */
+const isModelId = (v: unknown): boolean => isStr(v, 64) && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(v);
+/** Picked files: a few input roles, each naming a file a page stashed in IndexedDB. No prototype tricks. */
+const isPicked = (v: unknown): boolean => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  const entries = Object.entries(v);
+  return entries.length > 0 && entries.length <= 8 && entries.every(([role, key]) => /^[a-z][a-z0-9_-]{0,31}$/.test(role) && isStr(key));
+};
 /** A plain object with exactly these keys (optional ones may be absent), no prototype tricks. */
 const shaped = (v: unknown, keys: readonly string[]): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
@@ -157,6 +222,18 @@ export const KEYS: { [K in MessageType]: readonly (keyof Protocol[K]['req'])[] }
   'bg-os-load': ['packUrl', 'backend'],
   'bg-os-clear': ['packs'],
   'bg-cs-describe': ['via', 'srcUrl'],
+  'ui-bg-models': [],
+  'ui-bg-model-install': ['modelId', 'picked'],
+  'ui-bg-model-pause': ['modelId'],
+  'ui-bg-model-resume': ['modelId'],
+  'ui-bg-model-cancel': ['modelId'],
+  'ui-bg-model-remove': ['modelId'],
+  'bg-os-models': [],
+  'bg-os-model-install': ['modelId', 'picked'],
+  'bg-os-model-pause': ['modelId'],
+  'bg-os-model-resume': ['modelId'],
+  'bg-os-model-cancel': ['modelId'],
+  'bg-os-model-remove': ['modelId'],
 };
 
 /** Shape checks of each request's fields, applied by the receiver before dispatch (after the key check). */
@@ -177,6 +254,18 @@ const FIELDS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = 
   'bg-os-load': (m) => isPackUrl(m.packUrl) && isBackend(m.backend),
   'bg-os-clear': (m) => typeof m.packs === 'boolean',
   'bg-cs-describe': (m) => (m.via === 'menu' || m.via === 'command') && opt(m.srcUrl, (u) => isStr(u, LIMITS.dataUrl)),
+  'ui-bg-models': () => true,
+  'ui-bg-model-install': (m) => isModelId(m.modelId) && opt(m.picked, isPicked),
+  'ui-bg-model-pause': (m) => isModelId(m.modelId),
+  'ui-bg-model-resume': (m) => isModelId(m.modelId),
+  'ui-bg-model-cancel': (m) => isModelId(m.modelId),
+  'ui-bg-model-remove': (m) => isModelId(m.modelId),
+  'bg-os-models': () => true,
+  'bg-os-model-install': (m) => isModelId(m.modelId) && opt(m.picked, isPicked),
+  'bg-os-model-pause': (m) => isModelId(m.modelId),
+  'bg-os-model-resume': (m) => isModelId(m.modelId),
+  'bg-os-model-cancel': (m) => isModelId(m.modelId),
+  'bg-os-model-remove': (m) => isModelId(m.modelId),
 };
 
 /** Shape checks for every request: a plain object, only its own keys, each field of the right type and size. */
@@ -203,6 +292,18 @@ export const SENDER_OF: { [K in MessageType]: SenderKind } = {
   'bg-os-load': 'extension',
   'bg-os-clear': 'extension',
   'bg-cs-describe': 'extension',
+  'ui-bg-models': 'extension-page',
+  'ui-bg-model-install': 'extension-page',
+  'ui-bg-model-pause': 'extension-page',
+  'ui-bg-model-resume': 'extension-page',
+  'ui-bg-model-cancel': 'extension-page',
+  'ui-bg-model-remove': 'extension-page',
+  'bg-os-models': 'extension',
+  'bg-os-model-install': 'extension',
+  'bg-os-model-pause': 'extension',
+  'bg-os-model-resume': 'extension',
+  'bg-os-model-cancel': 'extension',
+  'bg-os-model-remove': 'extension',
 };
 
 /** Whether `sender` is of the kind allowed to send `type` (unknown types: never). */

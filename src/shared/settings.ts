@@ -12,6 +12,24 @@ export interface PackSource {
   builtIn: boolean;
 }
 
+/**
+ * The model in use, as a typed reference (schema 3; schema 2 kept a URL, with imported folders under a made-up
+ * `chrome-extension://…/local-pack/<id>/` address):
+ *   catalogue  a model of src/shared/catalogue.json, installed on this device by the installer
+ *   url        a pack directory on the web (Advanced: "pack address")
+ *   folder     a pack folder the user imported from disk, kept in the pack store under its id
+ */
+export type ModelRef = { kind: 'catalogue'; id: string } | { kind: 'url'; url: string } | { kind: 'folder'; id: string };
+
+/** A pack folder the user imported; its files live in the pack store under `id`. */
+export interface FolderPack {
+  id: string;
+  name: string;
+}
+
+/** Catalogue model ids and pack ids: what src/shared/catalogue.json and pack.json allow. */
+export const MODEL_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
 export type Strategy = 'greedy' | 'beam';
 export type BackendChoice = 'auto' | 'wasm' | 'webgpu';
 
@@ -24,7 +42,7 @@ function builtInSources(): PackSource[] {
     .map((url) => ({ url: normaliseBaseUrl(url), name: '', builtIn: true }));
 }
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const DEFAULTS = {
   schemaVersion: SCHEMA_VERSION,
@@ -32,10 +50,17 @@ export const DEFAULTS = {
   enabled: true,
   /** Hosts where auto-alt is off (exact hostnames). */
   disabledSites: [] as string[],
-  /** Where packs come from. */
+  /** Pack addresses (Advanced): built in by the build (CAPTION_PACK_URL) or added by the user. */
   packSources: builtInSources(),
-  /** Base URL of the pack in use; '' means the first source. */
-  activePackUrl: '',
+  /** Pack folders imported from disk. */
+  folders: [] as FolderPack[],
+  /** The model in use; null: none chosen yet (then the first pack address, if the build has one). */
+  model: null as ModelRef | null,
+  /**
+   * Catalogue models whose install was started and has not finished: the offscreen document that runs the install
+   * does not survive a browser restart, so the worker recreates it at start-up and it resumes them.
+   */
+  installing: [] as string[],
   /** 'greedy' is fast; 'beam' is better. */
   strategy: 'greedy' as Strategy,
   beams: 3,
@@ -79,18 +104,55 @@ const MIGRATIONS: {
       return out;
     },
   },
+  {
+    from: 2,
+    date: '2026-12-02',
+    why: 'v2 named the model in use by a URL (activePackUrl), and imported folders by a made-up local-pack/ URL among the pack addresses',
+    up: (s, notes) => {
+      const { activePackUrl, ...rest } = s;
+      const out: Record<string, unknown> = { ...rest, schemaVersion: 3 };
+      const folders: FolderPack[] = [];
+      if (Array.isArray(rest.packSources)) {
+        const kept: unknown[] = [];
+        for (const p of rest.packSources as unknown[]) {
+          const url = typeof p === 'object' && p !== null ? (p as { url?: unknown }).url : undefined;
+          const id = typeof url === 'string' ? localPackIdOf(url) : null;
+          if (id) folders.push({ id, name: typeof (p as { name?: unknown }).name === 'string' ? ((p as { name: string }).name) : '' });
+          else kept.push(p);
+        }
+        out.packSources = kept;
+        if (folders.length) out.folders = [...(Array.isArray(rest.folders) ? (rest.folders as unknown[]) : []), ...folders];
+      }
+      if (typeof activePackUrl === 'string' && activePackUrl.trim() !== '') {
+        const id = localPackIdOf(activePackUrl.trim());
+        if (id) out.model = { kind: 'folder', id };
+        else if (/^https?:/i.test(activePackUrl.trim()) && isHttpUrl(activePackUrl.trim())) out.model = { kind: 'url', url: activePackUrl };
+        else notes.push(`activePackUrl: ${show(activePackUrl)} is not a pack address; no model is selected`);
+      } else if (activePackUrl !== undefined && activePackUrl !== '') {
+        notes.push(`activePackUrl: ${show(activePackUrl)} is not a pack address; no model is selected`);
+      }
+      return out;
+    },
+  },
 ];
+
+/** The pack id in a schema-2 address of an imported folder (`chrome-extension://<ext>/local-pack/<id>/`), else null. */
+function localPackIdOf(url: string): string | null {
+  const m = /^chrome-extension:\/\/[^/]+\/local-pack\/([^/]+)\/?$/i.exec(url);
+  return m && MODEL_ID.test(m[1]) ? m[1] : null;
+}
 
 /** Keys that only ever existed in an old schema; seeing them with no schemaVersion means that schema. */
 const V1_ONLY_KEYS = ['sites', 'markerText'];
+const V2_ONLY_KEYS = ['activePackUrl'];
 
 /** The stored schema version: a number, a numeric string (hand-edited), or inferred from keys only v1 had. */
 function storedVersion(raw: Record<string, unknown>): { version: number; fix: string | null } {
   const v = raw.schemaVersion;
   if (typeof v === 'number' && Number.isInteger(v) && v >= 1) return { version: v, fix: null };
   if (typeof v === 'string' && /^\d+$/.test(v.trim()) && Number(v) >= 1) return { version: Number(v), fix: `schemaVersion: ${JSON.stringify(v)} read as ${Number(v)}` };
-  const guess = V1_ONLY_KEYS.some((k) => k in raw) ? 1 : SCHEMA_VERSION;
-  if (v === undefined) return { version: guess, fix: guess === 1 ? 'schemaVersion: missing; the keys are those of version 1' : null };
+  const guess = V1_ONLY_KEYS.some((k) => k in raw) ? 1 : V2_ONLY_KEYS.some((k) => k in raw) ? 2 : SCHEMA_VERSION;
+  if (v === undefined) return { version: guess, fix: guess < SCHEMA_VERSION ? `schemaVersion: missing; the keys are those of version ${guess}` : null };
   return { version: guess, fix: `schemaVersion: ${show(v)} is not a version; read as ${guess}` };
 }
 
@@ -210,11 +272,34 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
     } else out.marker = m;
   }
 
-  if (has('activePackUrl')) {
-    const a = value.activePackUrl;
-    if (a === '') out.activePackUrl = '';
-    else if (typeof a === 'string' && isHttpUrl(a.trim())) out.activePackUrl = normaliseBaseUrl(a);
-    else bad('activePackUrl');
+  if (has('folders')) {
+    const list = value.folders;
+    if (!Array.isArray(list)) bad('folders');
+    else {
+      const seen = new Set<string>();
+      for (const f of list) {
+        const src = (typeof f === 'object' && f !== null ? f : {}) as Partial<Record<keyof FolderPack, unknown>>;
+        if (typeof src.id !== 'string' || !MODEL_ID.test(src.id)) {
+          fixes.push(`folders: dropped ${show(f)} (not an imported pack)`);
+          continue;
+        }
+        if (seen.has(src.id)) continue;
+        seen.add(src.id);
+        out.folders.push({ id: src.id, name: typeof src.name === 'string' ? src.name.slice(0, 200) : '' });
+      }
+    }
+  }
+
+  if (has('installing')) {
+    const list = value.installing;
+    if (!Array.isArray(list)) bad('installing');
+    else {
+      for (const id of list) {
+        if (typeof id === 'string' && MODEL_ID.test(id)) {
+          if (!out.installing.includes(id)) out.installing.push(id);
+        } else fixes.push(`installing: dropped ${show(id)} (not a model id)`);
+      }
+    }
   }
 
   if (has('disabledSites')) {
@@ -263,6 +348,12 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
     }
   }
 
+  if (has('model') && value.model !== null) {
+    const ref = checkModelRef(value.model);
+    if (ref) out.model = ref;
+    else bad('model');
+  }
+
   const known = new Set<string>(Object.keys(DEFAULTS));
   for (const k of Object.keys(value)) if (!known.has(k)) fixes.push(`${k}: not a setting of this version; dropped (it was ${show(value[k])})`);
   out.schemaVersion = SCHEMA_VERSION;
@@ -273,8 +364,41 @@ export function isEnabledFor(s: Settings, host: string): boolean {
   return s.enabled && !s.disabledSites.includes(host.toLowerCase());
 }
 
-export function activePack(s: Settings): PackSource | null {
-  return s.packSources.find((p) => p.url === s.activePackUrl) ?? s.packSources[0] ?? null;
+/** A model reference, repaired where it only needs normalising (a URL without its final '/'); null if it is not one. */
+export function checkModelRef(v: unknown): ModelRef | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const r = v as Record<string, unknown>;
+  if (r.kind === 'catalogue' && typeof r.id === 'string' && MODEL_ID.test(r.id)) return { kind: 'catalogue', id: r.id };
+  if (r.kind === 'folder' && typeof r.id === 'string' && MODEL_ID.test(r.id)) return { kind: 'folder', id: r.id };
+  if (r.kind === 'url' && typeof r.url === 'string' && /^https?:/i.test(r.url.trim()) && isHttpUrl(r.url.trim())) return { kind: 'url', url: normaliseBaseUrl(r.url) };
+  return null;
+}
+
+/** The model in use: the chosen one, else the build's first pack address, else none. */
+export function activeModel(s: Settings): ModelRef | null {
+  if (s.model) return s.model;
+  const first = s.packSources[0];
+  return first ? { kind: 'url', url: first.url } : null;
+}
+
+/**
+ * The reference as one string, for the wire (bg-os- requests) and the caption cache key: a pack address stays its URL
+ * (so cache keys of URL packs are what they were in schema 2); the others get a scheme of their own.
+ */
+export function packRef(ref: ModelRef): string {
+  if (ref.kind === 'url') return ref.url;
+  return ref.kind === 'catalogue' ? `model:${ref.id}` : `folder:${ref.id}`;
+}
+
+/** Inverse of packRef; null for a string that is no reference. */
+export function parsePackRef(s: string): ModelRef | null {
+  const m = /^(model|folder):(.+)$/.exec(s);
+  if (m) return checkModelRef({ kind: m[1] === 'model' ? 'catalogue' : 'folder', id: m[2] });
+  return checkModelRef({ kind: 'url', url: s });
+}
+
+export function sameModel(a: ModelRef | null, b: ModelRef | null): boolean {
+  return !!a && !!b && packRef(a) === packRef(b);
 }
 
 /** The part of the settings that changes a caption; part of the cache key. */

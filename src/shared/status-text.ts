@@ -1,11 +1,11 @@
-/** The model status as a sentence that says what is happening, or what to do. */
-import type { ModelStatus } from './messages';
+/** The model status and install progress as sentences that say what is happening, or what to do. */
+import type { CatalogueModel, InstallState, ModelStatus } from './messages';
 import { msg } from './i18n';
 
 export function describeStatus(s: ModelStatus): { text: string; hint: string; percent: number | null } {
   switch (s.state) {
     case 'no-pack':
-      return { text: msg('statusNoPack'), hint: msg('hintNoPack'), percent: null };
+      return { text: s.packName ? msg('statusNotSetUp', s.packName) : msg('statusNoPack'), hint: msg('hintNoPack'), percent: null };
     case 'idle':
       return { text: msg('statusIdle'), hint: '', percent: null };
     case 'downloading': {
@@ -23,4 +23,86 @@ export function describeStatus(s: ModelStatus): { text: string; hint: string; pe
     case 'error':
       return { text: msg('statusError'), hint: s.error?.message ?? '', percent: null };
   }
+}
+
+function lang(): string {
+  return (typeof chrome !== 'undefined' && chrome.i18n?.getUILanguage?.()) || 'en';
+}
+
+/** Bytes in the unit a person reads: "290 MB", "1.2 GB", "850 kB" (decimal units, as download sizes are given). */
+export function formatBytes(n: number): string {
+  const [unit, div] = n >= 1e9 ? (['gigabyte', 1e9] as const) : n >= 1e6 ? (['megabyte', 1e6] as const) : (['kilobyte', 1e3] as const);
+  const v = n / div;
+  return new Intl.NumberFormat(lang(), { style: 'unit', unit, maximumFractionDigits: v < 10 ? 1 : 0 }).format(v);
+}
+
+/** "about 2 minutes left"; rounded up, so it never promises less than it takes. */
+export function formatEta(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '';
+  if (seconds < 60) return msg('etaUnderMinute');
+  const [unit, v] = seconds >= 5400 ? (['hour', Math.ceil(seconds / 3600)] as const) : (['minute', Math.ceil(seconds / 60)] as const);
+  return msg('etaLeft', new Intl.NumberFormat(lang(), { style: 'unit', unit, unitDisplay: 'long' }).format(v));
+}
+
+/** Whole percent done, never 100 before the job is ready. */
+export function installPercent(s: InstallState): number {
+  if (s.phase === 'ready') return 100;
+  if (s.total <= 0) return 0;
+  return Math.min(99, Math.floor((100 * s.bytes) / s.total));
+}
+
+const BUSY = new Set<InstallState['phase']>(['queued', 'downloading', 'verifying', 'converting']);
+export function isBusy(s: InstallState | undefined): boolean {
+  return !!s && BUSY.has(s.phase);
+}
+
+/** The progress bar's aria-valuetext: "42%, 120 MB of 290 MB, about 2 minutes left". */
+export function progressText(s: InstallState): string {
+  const parts = [`${installPercent(s)}%`];
+  if (s.total > 0) parts.push(msg('bytesOf', [formatBytes(s.bytes), formatBytes(s.total)]));
+  if (s.phase === 'downloading' || s.phase === 'converting') {
+    const eta = formatEta(s.etaSeconds);
+    if (eta) parts.push(eta);
+  }
+  return parts.join(', ');
+}
+
+/** One sentence per phase: what the pages announce (politely) when the phase changes, never per byte. */
+export function phaseText(s: InstallState, name: string): string {
+  switch (s.phase) {
+    case 'not-installed':
+      return msg('phaseNotInstalled', name);
+    case 'queued':
+      return msg('phaseQueued', name);
+    case 'downloading':
+      return msg('phaseDownloading', name);
+    case 'verifying':
+      return msg('phaseVerifying', name);
+    case 'converting':
+      return msg('phaseConverting', name);
+    case 'paused':
+      return msg('phasePaused', name);
+    case 'ready':
+      return msg('phaseReady', name);
+    case 'failed':
+      return msg('phaseFailed', [name, s.error?.message || msg('phaseFailedUnknown')]);
+  }
+}
+
+/** The model's name as the user reads it: localised through messages.json where a translation exists. */
+export function modelLabel(m: Pick<CatalogueModel, 'id' | 'name'>): string {
+  const key = `catalogue_${m.id.replace(/[^a-zA-Z0-9_]/g, '_')}_name`;
+  const t = msg(key);
+  return t && t !== key ? t : m.name;
+}
+
+export function modelDescription(m: Pick<CatalogueModel, 'id' | 'description'>): string {
+  const key = `catalogue_${m.id.replace(/[^a-zA-Z0-9_]/g, '_')}_description`;
+  const t = msg(key);
+  return t && t !== key ? t : m.description;
+}
+
+/** "290 MB download, 480 MB on disk" */
+export function sizeText(m: Pick<CatalogueModel, 'downloadBytes' | 'diskBytes'>): string {
+  return msg('modelSizes', [formatBytes(m.downloadBytes), formatBytes(m.diskBytes)]);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, SCHEMA_VERSION, activePack, decodingKey, isEnabledFor, loadSettings, migrate, saveSettings, validate, type Settings } from '../../src/shared/settings';
+import { DEFAULTS, SCHEMA_VERSION, activeModel, decodingKey, packRef, parsePackRef, isEnabledFor, loadSettings, migrate, saveSettings, validate, type Settings } from '../../src/shared/settings';
 import { rng } from '../helpers/rng';
 
 describe('settings', () => {
@@ -23,7 +23,7 @@ describe('settings', () => {
 
   it('migrates a v1 object (per-site map, markerText) to the current schema', () => {
     const v1 = { schemaVersion: 1, enabled: true, sites: { 'a.test': false, 'b.test': true }, markerText: 'Looks like: ' };
-    expect(migrate(v1).applied).toHaveLength(1);
+    expect(migrate(v1).applied).toEqual(['1->2 (2026-11-25)', '2->3 (2026-12-02)']);
     const { settings, fixes } = validate(v1);
     expect(settings.disabledSites).toEqual(['a.test']);
     expect(settings.marker).toBe('Looks like: ');
@@ -35,7 +35,7 @@ describe('settings', () => {
     const { settings, fixes } = validate({ packSources: [{ url: 'http://127.0.0.1:8/packs/toy/pack.json', name: 'Toy' }, { url: 'not a url' }] });
     expect(settings.packSources).toEqual([{ url: 'http://127.0.0.1:8/packs/toy/', name: 'Toy', builtIn: false }]);
     expect(fixes.some((f) => f.includes('not a url'))).toBe(true);
-    expect(activePack(settings)?.url).toBe('http://127.0.0.1:8/packs/toy/');
+    expect(activeModel(settings)).toEqual({ kind: 'url', url: 'http://127.0.0.1:8/packs/toy/' });
   });
 
   it('switches: global and per site', () => {
@@ -67,7 +67,11 @@ function checkValid(s: Settings): string[] {
   if (!intIn(s.maxTokens, 1, 67)) bad.push('maxTokens');
   if (!intIn(s.cacheMaxEntries, 0, 100_000)) bad.push('cacheMaxEntries');
   if (typeof s.marker !== 'string' || s.marker.length > 80) bad.push('marker');
-  if (typeof s.activePackUrl !== 'string' || (s.activePackUrl !== '' && !/^(https?|chrome-extension):\/\/.*\/$/.test(s.activePackUrl))) bad.push('activePackUrl');
+  const m = s.model;
+  const idOk = (id: unknown) => typeof id === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(id);
+  if (m !== null && !((m.kind === 'catalogue' || m.kind === 'folder') ? idOk(m.id) && Object.keys(m).length === 2 : m.kind === 'url' && /^https?:\/\/.*\/$/.test(m.url) && Object.keys(m).length === 2)) bad.push('model');
+  if (!Array.isArray(s.folders) || s.folders.some((f) => !idOk(f.id) || typeof f.name !== 'string') || new Set(s.folders.map((f) => f.id)).size !== s.folders.length) bad.push('folders');
+  if (!Array.isArray(s.installing) || s.installing.some((id) => !idOk(id)) || new Set(s.installing).size !== s.installing.length) bad.push('installing');
   if (!Array.isArray(s.disabledSites) || s.disabledSites.some((h) => typeof h !== 'string' || h !== h.trim().toLowerCase() || !h) || new Set(s.disabledSites).size !== s.disabledSites.length) bad.push('disabledSites');
   if (!Array.isArray(s.packSources) || s.packSources.some((p) => typeof p.url !== 'string' || !p.url.endsWith('/') || typeof p.name !== 'string' || typeof p.builtIn !== 'boolean') || new Set(s.packSources.map((p) => p.url)).size !== s.packSources.length) bad.push('packSources');
   return bad;
@@ -89,7 +93,9 @@ describe('settings repair (issue 7)', () => {
     ['maxTokens', [null, 0, 68, -5, 1.1, 'many', {}, []]],
     ['cacheMaxEntries', [null, -1, 100_001, 0.5, 'lots', {}, []]],
     ['marker', [null, 42, {}, [], true]],
-    ['activePackUrl', [null, 42, 'not a url', 'ftp://x.test/p/', 'javascript:alert(1)', {}, []]],
+    ['model', [42, 'not a url', { kind: 'url', url: 'ftp://x.test/p/' }, { kind: 'url', url: 'javascript:alert(1)' }, { kind: 'catalogue', id: 'Bad Id' }, { kind: 'folder' }, { kind: 'disk', id: 'x' }, {}, []]],
+    ['folders', [null, 'toy', 42, { id: 'toy' }]],
+    ['installing', [null, 'clipcap-coco', 42, {}]],
     ['disabledSites', [null, 'a.test', 42, { 'a.test': true }]],
   ];
   for (const [key, values] of fields) {
@@ -192,7 +198,9 @@ describe('settings repair (issue 7)', () => {
       maxTokens: () => 1 + Math.floor(rand() * 67),
       cacheMaxEntries: () => Math.floor(rand() * 100_001),
       marker: () => pick(['', 'Maybe: ', 'Looks like — ', 'x'.repeat(80), '🖼 ']),
-      activePackUrl: () => pick(['', 'https://a.test/packs/coco/', 'http://127.0.0.1:8/p/']),
+      model: () => pick([null, { kind: 'url', url: 'https://a.test/packs/coco/' }, { kind: 'catalogue', id: 'clipcap-coco' }, { kind: 'folder', id: 'toy' }]),
+      folders: () => pick([[], [{ id: 'toy', name: 'Toy' }], [{ id: 'a', name: '' }, { id: 'b', name: 'B' }]]),
+      installing: () => pick([[], ['clipcap-coco'], ['clipcap-coco', 'toy']]),
       disabledSites: () => [...new Set(Array.from({ length: Math.floor(rand() * 4) }, () => pick(['a.test', 'b.example', 'localhost:3000', 'news.test'])))],
       packSources: () => Array.from({ length: Math.floor(rand() * 3) }, (_, i) => ({ url: `https://src${i}.test/p${Math.floor(rand() * 3)}/`, name: pick(['', 'COCO', 'Mine']), builtIn: false })),
     };
@@ -233,6 +241,62 @@ describe('settings repair (issue 7)', () => {
       expect(validate(settings), ctx).toEqual({ settings, fixes: [] });
     }
     expect(repaired).toBeGreaterThan(100);
+  });
+
+  it('migration 2->3 (2026-12-02): the URL of the pack in use becomes a typed reference; imported folders leave the pack addresses', () => {
+    const ext = 'chrome-extension://abcdefghijklmnop/';
+    const v2 = {
+      schemaVersion: 2,
+      strategy: 'beam',
+      disabledSites: ['a.test'],
+      packSources: [
+        { url: 'https://p.test/coco/', name: 'COCO', builtIn: false },
+        { url: `${ext}local-pack/toy/`, name: 'Toy shapes', builtIn: false },
+      ],
+      activePackUrl: `${ext}local-pack/toy/`,
+    };
+    expect(migrate(v2).applied).toEqual(['2->3 (2026-12-02)']);
+    let r = validate(v2);
+    expect(r.settings).toMatchObject({
+      schemaVersion: 3,
+      strategy: 'beam',
+      disabledSites: ['a.test'],
+      packSources: [{ url: 'https://p.test/coco/', name: 'COCO', builtIn: false }],
+      folders: [{ id: 'toy', name: 'Toy shapes' }],
+      model: { kind: 'folder', id: 'toy' },
+      installing: [],
+    });
+    expect('activePackUrl' in r.settings).toBe(false);
+    expect(r.fixes).toEqual(['migrated 2->3 (2026-12-02)']);
+    // A web pack in use stays in use, as a URL reference, normalised.
+    r = validate({ ...v2, activePackUrl: 'https://p.test/coco' });
+    expect(r.settings.model).toEqual({ kind: 'url', url: 'https://p.test/coco/' });
+    // '' meant "the first pack address": no choice, and the first address is still the one used.
+    r = validate({ ...v2, activePackUrl: '' });
+    expect(r.settings.model).toBeNull();
+    expect(activeModel(r.settings)).toEqual({ kind: 'url', url: 'https://p.test/coco/' });
+    // Junk in the old key: reported, nothing invented.
+    r = validate({ ...v2, activePackUrl: 'javascript:alert(1)' });
+    expect(r.settings.model).toBeNull();
+    expect(r.fixes.join('\n')).toMatch(/activePackUrl: .* is not a pack address/);
+    // No schemaVersion, but v2's key: read as v2 and migrated.
+    r = validate({ activePackUrl: 'https://p.test/x/' });
+    expect(r.settings.model).toEqual({ kind: 'url', url: 'https://p.test/x/' });
+    expect(r.fixes.join('\n')).toMatch(/migrated 2->3/);
+    // v1 goes all the way.
+    r = validate({ schemaVersion: 1, sites: { 'b.test': false }, activePackUrl: 'https://p.test/y/' });
+    expect(r.settings).toMatchObject({ disabledSites: ['b.test'], model: { kind: 'url', url: 'https://p.test/y/' } });
+  });
+
+  it('pack references round-trip, and a URL pack keeps its URL (so its cached captions stay valid)', () => {
+    for (const ref of [{ kind: 'url', url: 'https://p.test/coco/' }, { kind: 'catalogue', id: 'clipcap-coco' }, { kind: 'folder', id: 'toy' }] as const) {
+      expect(parsePackRef(packRef(ref))).toEqual(ref);
+    }
+    expect(packRef({ kind: 'url', url: 'https://p.test/coco/' })).toBe('https://p.test/coco/');
+    expect(parsePackRef('model:../etc')).toBeNull();
+    expect(parsePackRef('javascript:alert(1)')).toBeNull();
+    const s = validate({ packSources: [{ url: 'https://p.test/a/' }], model: { kind: 'catalogue', id: 'clipcap-coco' } }).settings;
+    expect(activeModel(s)).toEqual({ kind: 'catalogue', id: 'clipcap-coco' });
   });
 
   it('saving a patch keeps every other choice, and repairs a corrupt store on the way', async () => {

@@ -1,0 +1,114 @@
+// The set-up page only wires: the model choice, the one button, and the progress of the install it starts.
+import { localize, msg } from '../shared/i18n';
+import { isEvent, send, type CatalogueModel, type InstallState, type ModelsView } from '../shared/messages';
+import { saveSettings } from '../shared/settings';
+import { isBusy, modelLabel } from '../shared/status-text';
+import { chosenModel, renderModelRadios } from './model-radios';
+import { ProgressView } from './progress-view';
+import { stashPicked } from './stash';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+let view: ModelsView = { catalogue: [], states: [] };
+/** The model this page is setting up (null until the button is pressed, or an install is found running). */
+let current: string | null = null;
+
+const progress = new ProgressView({
+  section: $('progress'),
+  bar: $('bar'),
+  detail: $('detail'),
+  status: $('status'),
+  todo: $('todo'),
+  pause: $<HTMLButtonElement>('pause'),
+  resume: $<HTMLButtonElement>('resume'),
+  retry: $<HTMLButtonElement>('retry'),
+  cancel: $<HTMLButtonElement>('cancel'),
+  next: $('next'),
+});
+
+const model = (id: string | null): CatalogueModel | undefined => view.catalogue.find((m) => m.id === id);
+const nameOf = (id: string | null) => {
+  const m = model(id);
+  return m ? modelLabel(m) : (id ?? '');
+};
+
+function showState(s: InstallState): void {
+  if (s.id !== current) return;
+  progress.show(s, nameOf(current));
+  // While a job runs the choice is fixed; it opens again once the job has ended.
+  $<HTMLFieldSetElement>('choice').disabled = isBusy(s) || s.phase === 'paused';
+  $<HTMLButtonElement>('go').disabled = isBusy(s) || s.phase === 'paused';
+}
+
+function showPick(): void {
+  const m = model(chosenModel($('models')));
+  const pick = m?.userFiles[0];
+  $('pick').hidden = !pick;
+  $('pick-hint').textContent = pick ? msg('onboardingPickHint', pick.hint) : '';
+}
+
+async function start(): Promise<void> {
+  const id = chosenModel($('models'));
+  if (!id) return;
+  current = id;
+  const m = model(id)!;
+  let picked: Record<string, string> | undefined;
+  if (m.userFiles.length > 0) {
+    const file = $<HTMLInputElement>('file').files?.[0];
+    if (!file) {
+      progress.fail(msg('onboardingPickNeeded'), nameOf(id));
+      $('file').focus();
+      return;
+    }
+    picked = { [m.userFiles[0].role]: await stashPicked(file) };
+  }
+  // This page sets up the model the user will use: it is chosen now, and loads by itself once ready.
+  await saveSettings(chrome.storage.local, { model: { kind: 'catalogue', id } });
+  view = await send({ type: 'ui-bg-model-install', modelId: id, ...(picked ? { picked } : {}) });
+  const s = view.states.find((x) => x.id === id);
+  if (s) showState(s);
+  // Keyboard and screen-reader users land on what now matters: the progress.
+  $('status').focus();
+}
+
+async function main(): Promise<void> {
+  localize();
+  chrome.runtime.onMessage.addListener((m) => {
+    if (isEvent(m, 'os-bg-models')) for (const s of m.states) showState(s);
+    return false;
+  });
+  view = await send({ type: 'ui-bg-models' });
+  const wanted = new URLSearchParams(location.search).get('model');
+  renderModelRadios($('models'), view.catalogue, wanted);
+  if (view.catalogue.length === 0) progress.fail(msg('onboardingNoCatalogue'), '');
+  showPick();
+  $('models').addEventListener('change', showPick);
+  // Reopened while an install runs: show that one.
+  const running = view.states.find((s) => isBusy(s) || s.phase === 'paused');
+  if (running) {
+    current = running.id;
+    showState(running);
+  }
+  $('setup').addEventListener('submit', (e) => {
+    e.preventDefault();
+    start().catch((err: unknown) => progress.fail(errorText(err), nameOf(current)));
+  });
+  const act = (type: 'ui-bg-model-pause' | 'ui-bg-model-resume' | 'ui-bg-model-cancel') => () => {
+    if (!current) return;
+    send({ type, modelId: current }).then(
+      (v) => {
+        view = v;
+        const s = v.states.find((x) => x.id === current);
+        if (s) showState(s);
+      },
+      (err: unknown) => progress.fail(errorText(err), nameOf(current)),
+    );
+  };
+  $('pause').addEventListener('click', act('ui-bg-model-pause'));
+  $('resume').addEventListener('click', act('ui-bg-model-resume'));
+  $('cancel').addEventListener('click', act('ui-bg-model-cancel'));
+  $('retry').addEventListener('click', () => start().catch((err: unknown) => progress.fail(errorText(err), nameOf(current))));
+}
+
+main().catch((err: unknown) => progress.fail(errorText(err), ''));
