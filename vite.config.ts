@@ -81,6 +81,7 @@ export default defineConfig({
         // Pages no manifest key names must be listed, or chrome.offscreen.createDocument fails "Page failed to load".
         offscreen: 'src/offscreen/index.html',
         caption: 'src/caption-page/index.html',
+        onboarding: 'src/onboarding/index.html',
       },
     },
   },
