@@ -3,6 +3,8 @@
  *
  * Files are stored as chunks appended in order, so an interrupted download keeps what it got and resumes from there.
  * A file is marked complete only after its size and SHA-256 were checked against pack.json.
+ * Input files of an install job may be sparse (only the byte ranges a converter needs, fetched with Range requests);
+ * see InstallStore.
  */
 import type { PackManifest } from './pack-format';
 import { done, req } from './idb';
@@ -32,7 +34,7 @@ export interface CachedPackInfo {
 export interface PackStore {
   getRecord(packId: string): Promise<StoredPackRecord | null>;
   putRecord(record: StoredPackRecord): Promise<void>;
-  /** bytes of `path` stored so far */
+  /** end of the last stored chunk: for a file written in order, the bytes stored so far */
   storedBytes(packId: string, path: string): Promise<number>;
   /** append bytes at `offset` (must equal storedBytes) */
   append(packId: string, path: string, offset: number, data: Uint8Array): Promise<void>;
@@ -42,6 +44,39 @@ export interface PackStore {
   clearFile(packId: string, path: string): Promise<void>;
   listRecords(): Promise<StoredPackRecord[]>;
   deletePack(packId: string): Promise<void>;
+}
+
+/** A persisted install job (src/installer/): plain structured-cloneable data, keyed by `id`. */
+export interface StoredJob {
+  id: string;
+  [key: string]: unknown;
+}
+
+/**
+ * What the installer needs on top of PackStore. Kept a separate interface (rather than widening PackStore) so that
+ * the many small PackStore fakes in tests keep compiling; both stores below implement it.
+ *
+ * Store ids ("entries") are free strings and need not equal the manifest id inside the record: the installer writes
+ * a new version of a pack beside the old one under another entry id and switches its pointer atomically.
+ */
+export interface InstallStore extends PackStore {
+  /**
+   * `length` bytes of `path` from `offset`, reading only the chunks that overlap (never the whole file). Throws if
+   * any byte of the range is not stored.
+   */
+  readRange(packId: string, path: string, offset: number, length: number): Promise<Uint8Array>;
+  /** write bytes at any offset of a sparse file; the range must not overlap bytes already stored */
+  putRange(packId: string, path: string, offset: number, data: Uint8Array): Promise<void>;
+  /** the stored byte ranges [start, end) of a file, merged and sorted */
+  storedRanges(packId: string, path: string): Promise<Array<[number, number]>>;
+  getJob<T extends StoredJob = StoredJob>(id: string): Promise<T | null>;
+  putJob(job: StoredJob): Promise<void>;
+  deleteJob(id: string): Promise<void>;
+  listJobs<T extends StoredJob = StoredJob>(): Promise<T[]>;
+  /** a Blob (e.g. a File the user picked on an extension page) kept for another context to read */
+  putBlob(key: string, blob: Blob): Promise<void>;
+  getBlob(key: string): Promise<Blob | null>;
+  deleteBlob(key: string): Promise<void>;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -55,10 +90,56 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Merge sorted-or-not [start, end) ranges into sorted, non-touching ones. */
+export function mergeRanges(ranges: Iterable<[number, number]>): Array<[number, number]> {
+  const sorted = [...ranges].filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [];
+  for (const [a, b] of sorted) {
+    const last = out.at(-1);
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+interface Chunk {
+  offset: number;
+  data: Uint8Array;
+}
+
+/** Copy `[offset, offset+length)` out of offset-sorted chunks; throws on a hole. */
+function gather(chunks: Iterable<Chunk>, offset: number, length: number, what: string): Uint8Array {
+  const out = new Uint8Array(length);
+  let filled = offset; // next byte we need
+  const end = offset + length;
+  for (const c of chunks) {
+    const cEnd = c.offset + c.data.byteLength;
+    if (cEnd <= filled) continue;
+    if (c.offset > filled) break;
+    const take = Math.min(cEnd, end) - filled;
+    out.set(c.data.subarray(filled - c.offset, filled - c.offset + take), filled - offset);
+    filled += take;
+    if (filled >= end) break;
+  }
+  if (filled < end) throw new RangeError(`${what}: bytes ${filled}-${end} are not stored`);
+  return out;
+}
+
+function checkNoOverlap(chunks: Iterable<Chunk>, offset: number, length: number, what: string) {
+  for (const c of chunks) {
+    if (c.offset < offset + length && offset < c.offset + c.data.byteLength) {
+      throw new RangeError(`${what}: bytes ${offset}-${offset + length} overlap stored bytes ${c.offset}-${c.offset + c.data.byteLength}`);
+    }
+  }
+}
+
 /** In-memory store (Node, tests, or when IndexedDB is unavailable). Nothing survives a reload. */
-export class MemoryPackStore implements PackStore {
+export class MemoryPackStore implements InstallStore {
   private records = new Map<string, StoredPackRecord>();
-  private chunks = new Map<string, Uint8Array[]>();
+  /** per file, chunks sorted by offset (contiguous for appended files, with holes for sparse ones) */
+  private chunks = new Map<string, Chunk[]>();
+  private jobs = new Map<string, StoredJob>();
+  private blobs = new Map<string, Blob>();
   private key = (id: string, path: string) => `${id}\u0000${path}`;
   async getRecord(id: string) {
     const r = this.records.get(id);
@@ -68,17 +149,30 @@ export class MemoryPackStore implements PackStore {
     this.records.set(r.id, structuredClone(r));
   }
   async storedBytes(id: string, path: string) {
-    return (this.chunks.get(this.key(id, path)) ?? []).reduce((n, c) => n + c.byteLength, 0);
+    const last = this.chunks.get(this.key(id, path))?.at(-1);
+    return last ? last.offset + last.data.byteLength : 0;
   }
   async append(id: string, path: string, offset: number, data: Uint8Array) {
     const have = await this.storedBytes(id, path);
     if (have !== offset) throw new Error(`append at ${offset} but ${have} bytes stored`);
     const k = this.key(id, path);
-    this.chunks.set(k, [...(this.chunks.get(k) ?? []), data.slice()]);
+    this.chunks.set(k, [...(this.chunks.get(k) ?? []), { offset, data: data.slice() }]);
   }
   async read(id: string, path: string) {
     const c = this.chunks.get(this.key(id, path));
-    return c ? concat(c) : null;
+    return c ? concat(c.map((x) => x.data)) : null;
+  }
+  async readRange(id: string, path: string, offset: number, length: number) {
+    return gather(this.chunks.get(this.key(id, path)) ?? [], offset, length, `${id}/${path}`);
+  }
+  async putRange(id: string, path: string, offset: number, data: Uint8Array) {
+    const k = this.key(id, path);
+    const list = this.chunks.get(k) ?? [];
+    checkNoOverlap(list, offset, data.byteLength, `${id}/${path}`);
+    this.chunks.set(k, [...list, { offset, data: data.slice() }].sort((a, b) => a.offset - b.offset));
+  }
+  async storedRanges(id: string, path: string) {
+    return mergeRanges((this.chunks.get(this.key(id, path)) ?? []).map((c) => [c.offset, c.offset + c.data.byteLength] as [number, number]));
   }
   async clearFile(id: string, path: string) {
     this.chunks.delete(this.key(id, path));
@@ -90,21 +184,54 @@ export class MemoryPackStore implements PackStore {
     this.records.delete(id);
     for (const k of [...this.chunks.keys()]) if (k.startsWith(`${id}\u0000`)) this.chunks.delete(k);
   }
+  async getJob<T extends StoredJob>(id: string) {
+    const j = this.jobs.get(id);
+    return j ? (structuredClone(j) as T) : null;
+  }
+  async putJob(job: StoredJob) {
+    this.jobs.set(job.id, structuredClone(job));
+  }
+  async deleteJob(id: string) {
+    this.jobs.delete(id);
+  }
+  async listJobs<T extends StoredJob>() {
+    return [...this.jobs.values()].map((j) => structuredClone(j) as T);
+  }
+  async putBlob(key: string, blob: Blob) {
+    this.blobs.set(key, blob);
+  }
+  async getBlob(key: string) {
+    return this.blobs.get(key) ?? null;
+  }
+  async deleteBlob(key: string) {
+    this.blobs.delete(key);
+  }
 }
 
 const DB_NAME = 'clipcap-packs';
-const DB_VERSION = 1;
-
+/**
+ * 1: packs, chunks. 2: jobs (persisted install jobs), blobs (picked files handed between contexts), and a `byEnd`
+ * index on chunks so that the stored ranges of a sparse file can be listed from keys alone, without reading bytes.
+ * The upgrade only adds stores and an index: packs saved by version 1 stay as they were and keep loading. Their
+ * chunks lack the `end` field and so are not in the index; that is fine, because storedRanges is only asked about
+ * sparse input files, which are written from version 2 on.
+ */
+const DB_VERSION = 2;
 
 interface ChunkRow {
   packId: string;
   path: string;
   offset: number;
+  /** offset + data.byteLength; written from DB version 2 on (indexed by `byEnd`) */
+  end?: number;
   data: ArrayBuffer;
 }
 
-/** IndexedDB-backed store: `packs` (one record per pack id) and `chunks` (key [packId, path, offset]). */
-export class IndexedDbPackStore implements PackStore {
+const toArrayBuffer = (data: Uint8Array): ArrayBuffer =>
+  data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data.buffer : data.slice().buffer;
+
+/** IndexedDB-backed store: `packs` (one record per entry id), `chunks` (key [packId, path, offset]), `jobs`, `blobs`. */
+export class IndexedDbPackStore implements InstallStore {
   private db: Promise<IDBDatabase> | null = null;
   constructor(
     private readonly factory: IDBFactory = globalThis.indexedDB,
@@ -119,9 +246,15 @@ export class IndexedDbPackStore implements PackStore {
       r.onupgradeneeded = () => {
         const db = r.result;
         if (!db.objectStoreNames.contains('packs')) db.createObjectStore('packs', { keyPath: 'id' });
-        if (!db.objectStoreNames.contains('chunks')) db.createObjectStore('chunks', { keyPath: ['packId', 'path', 'offset'] });
+        const chunks = db.objectStoreNames.contains('chunks')
+          ? r.transaction!.objectStore('chunks')
+          : db.createObjectStore('chunks', { keyPath: ['packId', 'path', 'offset'] });
+        if (!chunks.indexNames.contains('byEnd')) chunks.createIndex('byEnd', ['packId', 'path', 'end']);
+        if (!db.objectStoreNames.contains('jobs')) db.createObjectStore('jobs', { keyPath: 'id' });
+        if (!db.objectStoreNames.contains('blobs')) db.createObjectStore('blobs');
       };
-      this.db = req(r);
+      // Another tab holding version 1 open would block the upgrade forever; closing on versionchange lets it go on.
+      this.db = req(r).then((db) => ((db.onversionchange = () => db.close()), db));
     }
     return this.db;
   }
@@ -156,9 +289,61 @@ export class IndexedDbPackStore implements PackStore {
   async append(id: string, path: string, offset: number, data: Uint8Array) {
     const db = await this.open();
     const tx = db.transaction('chunks', 'readwrite');
-    const buf: ArrayBuffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data.buffer : data.slice().buffer;
-    tx.objectStore('chunks').put({ packId: id, path, offset, data: buf } satisfies ChunkRow);
+    tx.objectStore('chunks').put({ packId: id, path, offset, end: offset + data.byteLength, data: toArrayBuffer(data) } satisfies ChunkRow);
     await done(tx);
+  }
+  async putRange(id: string, path: string, offset: number, data: Uint8Array) {
+    const db = await this.open();
+    const tx = db.transaction('chunks', 'readwrite');
+    const store = tx.objectStore('chunks');
+    // Overlap check and write in one transaction, so two writers can't both pass the check.
+    const prev = (await req(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset + data.byteLength], false, true), 'prev'))) as IDBCursorWithValue | null;
+    if (prev) {
+      const row = prev.value as ChunkRow;
+      if (row.offset + row.data.byteLength > offset) {
+        tx.abort();
+        throw new RangeError(`${id}/${path}: bytes ${offset}-${offset + data.byteLength} overlap stored bytes ${row.offset}-${row.offset + row.data.byteLength}`);
+      }
+    }
+    store.put({ packId: id, path, offset, end: offset + data.byteLength, data: toArrayBuffer(data) } satisfies ChunkRow);
+    await done(tx);
+  }
+  async storedRanges(id: string, path: string) {
+    const db = await this.open();
+    const out: Array<[number, number]> = [];
+    // A key cursor on the index yields [packId, path, end] and the primary key [packId, path, offset]: no bytes read.
+    await new Promise<void>((resolve, reject) => {
+      const r = db.transaction('chunks').objectStore('chunks').index('byEnd').openKeyCursor(this.fileRange(id, path));
+      r.onerror = () => reject(r.error);
+      r.onsuccess = () => {
+        const cur = r.result;
+        if (!cur) return resolve();
+        out.push([(cur.primaryKey as [string, string, number])[2], (cur.key as [string, string, number])[2]]);
+        cur.continue();
+      };
+    });
+    return mergeRanges(out);
+  }
+  async readRange(id: string, path: string, offset: number, length: number) {
+    const db = await this.open();
+    const store = db.transaction('chunks').objectStore('chunks');
+    const chunks: Chunk[] = [];
+    // The chunk that holds `offset` starts at or before it: find it with one reverse step, then walk forward.
+    const first = (await req(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset]), 'prev'))) as IDBCursorWithValue | null;
+    const from = first ? (first.value as ChunkRow).offset : offset;
+    await new Promise<void>((resolve, reject) => {
+      if (length === 0) return resolve();
+      const r = store.openCursor(this.keyRange.bound([id, path, from], [id, path, offset + length], false, true));
+      r.onerror = () => reject(r.error);
+      r.onsuccess = () => {
+        const cur = r.result;
+        if (!cur) return resolve();
+        const row = cur.value as ChunkRow;
+        chunks.push({ offset: row.offset, data: new Uint8Array(row.data) });
+        cur.continue();
+      };
+    });
+    return gather(chunks, offset, length, `${id}/${path}`);
   }
   async read(id: string, path: string) {
     // One chunk at a time into a buffer of the final size, so a 350 MB file never needs twice its size in memory.
@@ -196,6 +381,42 @@ export class IndexedDbPackStore implements PackStore {
     tx.objectStore('chunks').delete(this.keyRange.bound([id, '', -Infinity], [id, '\uffff', Infinity]));
     await done(tx);
   }
+  async getJob<T extends StoredJob>(id: string) {
+    const db = await this.open();
+    return ((await req(db.transaction('jobs').objectStore('jobs').get(id))) as T | undefined) ?? null;
+  }
+  async putJob(job: StoredJob) {
+    const db = await this.open();
+    const tx = db.transaction('jobs', 'readwrite');
+    tx.objectStore('jobs').put(job);
+    await done(tx);
+  }
+  async deleteJob(id: string) {
+    const db = await this.open();
+    const tx = db.transaction('jobs', 'readwrite');
+    tx.objectStore('jobs').delete(id);
+    await done(tx);
+  }
+  async listJobs<T extends StoredJob>() {
+    const db = await this.open();
+    return (await req(db.transaction('jobs').objectStore('jobs').getAll())) as T[];
+  }
+  async putBlob(key: string, blob: Blob) {
+    const db = await this.open();
+    const tx = db.transaction('blobs', 'readwrite');
+    tx.objectStore('blobs').put(blob, key);
+    await done(tx);
+  }
+  async getBlob(key: string) {
+    const db = await this.open();
+    return ((await req(db.transaction('blobs').objectStore('blobs').get(key))) as Blob | undefined) ?? null;
+  }
+  async deleteBlob(key: string) {
+    const db = await this.open();
+    const tx = db.transaction('blobs', 'readwrite');
+    tx.objectStore('blobs').delete(key);
+    await done(tx);
+  }
   close() {
     void this.db?.then((d) => d.close());
     this.db = null;
@@ -203,6 +424,6 @@ export class IndexedDbPackStore implements PackStore {
 }
 
 /** The default store: IndexedDB where it exists, else memory. */
-export function defaultPackStore(): PackStore {
+export function defaultPackStore(): InstallStore {
   return typeof globalThis.indexedDB !== 'undefined' ? new IndexedDbPackStore() : new MemoryPackStore();
 }
