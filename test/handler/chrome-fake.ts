@@ -46,7 +46,7 @@ export interface OffscreenFake {
 
 export function makeChrome(offscreen: OffscreenFake) {
   const onChanged = event();
-  const state = { offscreenOpen: false, creates: 0, sent: [] as unknown[], tabMessages: [] as unknown[] };
+  const state = { offscreenOpen: false, creates: 0, sent: [] as unknown[], tabMessages: [] as unknown[], tabsCreated: [] as { url?: string }[] };
   const chromeFake = {
     state,
     runtime: {
@@ -80,6 +80,10 @@ export function makeChrome(offscreen: OffscreenFake) {
     storage: { local: area('local', onChanged), session: area('session', onChanged), onChanged },
     tabs: {
       onRemoved: event(),
+      async create(o: { url?: string }) {
+        state.tabsCreated.push(o);
+        return { id: 100 + state.tabsCreated.length, url: o.url };
+      },
       async query() {
         return [{ id: 7 }];
       },
