@@ -190,7 +190,11 @@ export function parseTemplate(input: string | unknown): Template {
       const argShapes = args.map((a) => inputs[a.input].params[a.name]);
       const expected = outputShape(op, argShapes);
       if (typeof expected === 'string') fail(`${pw}: ${expected}`);
-      if (!sameShape(expected as number[], shape)) fail(`${pw}: ${op} of [${argShapes[0].join(', ')}] gives [${(expected as number[]).join(', ')}], but the piece says [${shape.join(', ')}]`);
+      // The graph may store a result under another shape of the same size (an initialiser [1, P, E] for a
+      // parameter [P, E]): the row-major bytes are the same, so only the element count must agree.
+      if (elements(expected as number[]) !== elements(shape)) {
+        fail(`${pw}: ${op} of [${argShapes[0].join(', ')}] gives [${(expected as number[]).join(', ')}], but the piece stores [${shape.join(', ')}]`);
+      }
       const bytes = elements(shape) * PIECE_DTYPES[dtype];
       pieces.push({ kind: 'tensor', op, args, ...(eps !== undefined ? { eps: eps as number } : {}), dtype, shape, bytes });
       total += bytes;

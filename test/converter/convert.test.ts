@@ -262,7 +262,10 @@ describe('parseTemplate', () => {
     expect(() => parseTemplate(JSON.stringify(t))).toThrow(message);
   };
 
-  it('reads a good template, resolving each argument to its input', () => {
+  it('reads a good template, resolving each argument to its input; a result may be stored under another shape of its size', () => {
+    const j = templateJson();
+    (j.graphs[1].pieces[0] as { shape: number[] }).shape = [1, 8, 5];
+    expect(parseTemplate(j).graphs[1].pieces[0]).toMatchObject({ shape: [1, 8, 5], bytes: 80 });
     const t = parseTemplate(templateJson());
     expect(t.graphs.map((g) => g.role)).toEqual(['vision', 'mapper', 'decoder']);
     const p = t.graphs[0].pieces[1];
@@ -276,7 +279,7 @@ describe('parseTemplate', () => {
     bad((t) => (t.formatVersion = 2), /formatVersion/);
     bad((t) => (t.graphs[0].bytes += 1), /add up to 368 bytes, but "bytes" says 369/);
     bad((t) => ((t.graphs[1].pieces[0] as { args: string[] }).args = ['clip_project.nope']), /not declared by any input/);
-    bad((t) => ((t.graphs[1].pieces[0] as { shape: number[] }).shape = [5, 8]), /gives \[8, 5\], but the piece says \[5, 8\]/);
+    bad((t) => (((t.graphs[1].pieces[0] as { shape: number[] }).shape = [5, 7]), (t.graphs[1].bytes -= 10)), /gives \[8, 5\], but the piece stores \[5, 7\]/);
     bad((t) => ((t.graphs[1].pieces[0] as { op: string }).op = 'eval'), /unknown op/);
     bad((t) => (t.graphs[2].path = '../evil.onnx'), /relative paths/);
     bad((t) => t.graphs.pop(), /no "decoder" graph/);
