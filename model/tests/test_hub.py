@@ -270,8 +270,9 @@ def test_build_pack_from_hub(mirror, tmp_path, monkeypatch):
          "sha256": hashlib.sha256(clip).hexdigest()},
         {"role": "clipcap", "url": cc_backup, "format": "torch-zip", "bytes": len(clipcap),
          "sha256": hashlib.sha256(clipcap).hexdigest()}]
-    assert sorted(os.listdir(tmp_path / "dl")) == sorted(
-        [f"{hashlib.sha256(clip).hexdigest()[:16]}-ViT-B-32.pt", f"{hashlib.sha256(clipcap).hexdigest()[:16]}-coco_weights.pt"])
+    cached = [f"{hashlib.sha256(clip).hexdigest()[:16]}-ViT-B-32.pt",
+              f"{hashlib.sha256(clipcap).hexdigest()[:16]}-coco_weights.pt"]
+    assert sorted(os.listdir(tmp_path / "dl")) == sorted(cached)
 
 
 def test_from_hub_coco_transformer_requires_the_user_file(tmp_path, monkeypatch):
@@ -281,5 +282,6 @@ def test_from_hub_coco_transformer_requires_the_user_file(tmp_path, monkeypatch)
                    "clipcap": {"fetch": "user-file", "sources": [], "hint": "Google Drive file id 1GYP"}}}]}
     (tmp_path / "catalogue.json").write_text(json.dumps(catalogue))
     monkeypatch.setenv("CAPTION_CATALOGUE", str(tmp_path / "catalogue.json"))
-    with pytest.raises(hub.HubError, match=r"'clipcap' weights are not downloadable \(Google Drive file id 1GYP\).*--clipcap PATH"):
+    with pytest.raises(hub.HubError, match=r"'clipcap' weights are not downloadable \(Google Drive file id 1GYP\)"
+                                           r".*--clipcap PATH"):
         build_pack.main(["--preset", "coco-transformer", "--from-hub", "--downloads", str(tmp_path / "dl")])

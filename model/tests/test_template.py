@@ -211,7 +211,8 @@ def _resnet_files(tmp_path, drop):
     import sys
     sys.path.insert(0, os.path.dirname(__file__))
     import official_specs as S
-    clip = S.materialize(S.openai_resnet(image=64, width=8, layers=(1, 1, 1, 1), embed_dim=16, text=False),
+    clip = S.materialize(S.openai_resnet(image=64, width=8, layers=(1, 1, 1, 1), embed_dim=16, text_width=16,
+                                           text_layers=1, vocab=50),
                          random=True)
     clip = {k: v for k, v in clip.items() if not drop(k)}
     S.write_torchscript(clip, str(tmp_path / "rn.pt"))
@@ -236,3 +237,20 @@ def test_build_official_still_refuses_a_resnet_without_running_stats(tmp_path):
     _, rn, cc = _resnet_files(tmp_path, lambda k: k.endswith("bn1.running_var") or k.endswith("num_batches_tracked"))
     with pytest.raises(CheckpointError, match=r"missing \(\d+\): visual\.bn1\.running_var"):
         build_official(rn, cc)
+
+
+def test_fill_from_published_files_equals_build_official_export(tmp_path):
+    """The converter's real job: the state dicts read from the published containers (an OpenAI ResNet archive in
+    fp16 with its text tower and without num_batches_tracked; a ClipCap checkpoint with GPT-2's mask buffers and
+    tied lm_head) fill the template to the very pack build_official + export_pack make from the same files."""
+    from model.model import build_official, read_state_dict
+    _, rn, cc = _resnet_files(tmp_path, lambda k: k.endswith("num_batches_tracked"))
+    model = build_official(rn, cc)
+    export_pack(model, str(tmp_path / "export"), META["id"], META["name"], "fp16", META["provenance"])
+    T.build_template(model.cfg, "fp16", str(tmp_path / "template"), "rn-fp16", log=quiet)
+    published = {"clip": read_state_dict(rn), "clipcap": read_state_dict(cc)}
+    assert "gpt.lm_head.weight" in published["clipcap"] and "gpt.transformer.h.0.attn.bias" in published["clipcap"]
+    assert published["clip"]["visual.conv1.weight"].dtype == torch.float16
+    assert "token_embedding.weight" in published["clip"] and "input_resolution" in published["clip"]
+    T.fill_template(str(tmp_path / "template"), published, str(tmp_path / "fill"), meta=META)
+    assert_same_pack(str(tmp_path / "export"), str(tmp_path / "fill"))
