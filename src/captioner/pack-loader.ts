@@ -6,6 +6,8 @@
  */
 import {
   CaptionAbortedError,
+  MirrorHttpError,
+  NetworkError,
   PackDownloadError,
   PackFileMissingError,
   PackFormatError,
@@ -18,6 +20,7 @@ import {
 } from './errors';
 import { manifestFiles, parseManifest, type PackFileKey, type PackManifest } from './pack-format';
 import { defaultPackStore, type CachedPackInfo, type PackStore, type StoredPackRecord } from './pack-store';
+import { fetchFile, sleep } from '../installer/fetch-file';
 
 export interface LoadedPack {
   manifest: PackManifest;
@@ -48,7 +51,7 @@ export interface LoadPackOptions {
   retries?: number;
   /** first back-off delay in ms, doubled each retry (default 500) */
   retryDelayMs?: number;
-  /** bytes buffered before a chunk is written to the store (default 4 MiB) */
+  /** bytes buffered before a chunk is written to the store (default 4 MiB): the most an interrupted download loses */
   chunkBytes?: number;
 }
 
@@ -66,16 +69,10 @@ export async function verifyFile(path: string, data: Uint8Array, entry: { bytes:
 
 const joinUrl = (base: string, path: string) => new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), reject(new CaptionAbortedError(signal.reason))), { once: true });
-  });
-
-class Fatal extends Error {}
-
 /**
- * Download (or resume) one file into the store. Returns when the store holds exactly `entry.bytes` bytes.
+ * Download (or resume) one file into the store with the shared downloader (src/installer/fetch-file.ts), which owns
+ * resume, retries and back-off; here its errors become the pack loader's PackDownloadError naming the pack file.
+ * Returns once the server sent all it has; the caller's verifyFile says whether that is the right file.
  */
 async function downloadFile(
   url: string,
@@ -86,93 +83,16 @@ async function downloadFile(
   opts: LoadPackOptions,
   progress: (fileBytes: number) => void,
 ): Promise<void> {
-  const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
-  const attempts = opts.retries ?? 4;
-  const chunkBytes = opts.chunkBytes ?? 4 << 20;
-  let lastError: unknown = null;
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    throwIfAborted(opts.signal);
-    if (attempt > 0) await sleep((opts.retryDelayMs ?? 500) * 2 ** (attempt - 1), opts.signal);
-    let have = await store.storedBytes(packId, path);
-    if (have > entry.bytes) {
-      await store.clearFile(packId, path);
-      have = 0;
-    }
-    if (have === entry.bytes) return;
-    progress(have);
-    try {
-      const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
-      const res = await fetchFn(url, { headers, signal: opts.signal, cache: 'no-store' });
-      if (res.status === 416 && have > 0) {
-        // Nothing left to send: the server's file is no longer than what we hold.
-        return;
-      }
-      if (!res.ok) {
-        const msg = `HTTP ${res.status} ${res.statusText}`.trim();
-        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new Fatal(msg);
-        throw new Error(msg);
-      }
-      if (have > 0) {
-        const range = res.headers.get('content-range');
-        const start = res.status === 206 && range ? Number(/bytes (\d+)-/.exec(range)?.[1]) : 0;
-        if (start !== have) {
-          // The server ignored the range (200) or answered another one: start over.
-          const asked = have;
-          await store.clearFile(packId, path);
-          have = 0;
-          progress(0);
-          if (start !== 0) throw new Error(`server answered range ${range} for bytes=${asked}-`);
-        }
-      }
-      const declared = Number(res.headers.get('content-length') ?? NaN);
-      if (!res.body) throw new Error('response has no body');
-      const reader = res.body.getReader();
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
-      let received = 0;
-      const flush = async () => {
-        if (pendingBytes === 0) return;
-        const buf = new Uint8Array(pendingBytes);
-        let o = 0;
-        for (const p of pending) (buf.set(p, o), (o += p.byteLength));
-        await store.append(packId, path, have, buf);
-        have += pendingBytes;
-        pending = [];
-        pendingBytes = 0;
-      };
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          pending.push(value);
-          pendingBytes += value.byteLength;
-          received += value.byteLength;
-          if (have + pendingBytes > entry.bytes) {
-            await flush();
-            return; // too long: the size check reports it
-          }
-          if (pendingBytes >= chunkBytes) await flush();
-          progress(have + pendingBytes);
-        }
-      } finally {
-        // Keep what arrived, so the next attempt resumes after it.
-        await flush();
-      }
-      if (have === entry.bytes) return;
-      if (Number.isFinite(declared) && received >= declared) {
-        // The server sent its whole file, and it is shorter than the manifest says: retrying cannot help.
-        return;
-      }
-      throw new Error(`connection closed after ${have} of ${entry.bytes} bytes`);
-    } catch (e) {
-      if (e instanceof Fatal) throw new PackDownloadError(path, e.message);
-      if (opts.signal?.aborted) throw new CaptionAbortedError(opts.signal.reason);
-      // A full disk does not get better by retrying: the caller cleans up and says so.
-      if (isQuotaError(e)) throw e;
-      lastError = e;
-    }
+  try {
+    await fetchFile(url, store, packId, path, {
+      fetch: opts.fetch, signal: opts.signal, retries: opts.retries ?? 4, retryDelayMs: opts.retryDelayMs,
+      flushBytes: opts.chunkBytes ?? 4 << 20, expectedBytes: entry.bytes, onProgress: (n) => progress(n),
+    });
+  } catch (e) {
+    if (e instanceof MirrorHttpError) throw new PackDownloadError(path, `HTTP ${e.status}`, { cause: e });
+    if (e instanceof NetworkError) throw new PackDownloadError(path, (e.cause as Error)?.message ?? e.message, { cause: e.cause ?? e });
+    throw e; // aborts, and the store's quota error (the caller turns it into StorageQuotaError after cleaning up)
   }
-  throw new PackDownloadError(path, `${(lastError as Error)?.message ?? 'unknown error'} (after ${attempts} attempts)`, { cause: lastError });
 }
 
 async function fetchManifest(baseUrl: string, opts: LoadPackOptions): Promise<PackManifest> {
