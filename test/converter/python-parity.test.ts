@@ -213,3 +213,27 @@ describe('small (transformer mapper): published files of random weights converte
     expect((e as Error).message).toMatch(/missing \(clip_project\./);
   });
 });
+
+describe('tiny ResNet (BatchNorm folded into convolutions): published files converted equal export_pack', () => {
+  const dir = join(TMP, 'resnet');
+  const rel = (p: string) => join(dir, p).slice(REPO.length + 1);
+
+  beforeAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    python(['test/converter/helpers/parity_ref.py', 'resnet', '--seed', '7', '--out', rel('')]);
+    for (const p of ['fp32', 'fp16']) {
+      python(['test/converter/helpers/parity_ref.py', 'export', '--config', 'tiny-resnet', '--published', rel('published'), '--precision', p, '--out', rel(`ref-${p}`)]);
+    }
+  }, 600_000);
+
+  for (const p of ['fp32', 'fp16']) {
+    it(`${p}: every file equals export_pack's, bn_fold_weight/bn_fold_bias included`, async () => {
+      const t = readTemplateDir(join(dir, 'templates', `tiny-resnet-${p}`)).template;
+      const ops = new Set(t.graphs.flatMap((g) => g.pieces.map((x) => (x.kind === 'tensor' ? x.op : 'copy'))));
+      expect([...ops]).toEqual(expect.arrayContaining(['bn_fold_weight', 'bn_fold_bias']));
+      const c = await convertFiles(rel(`templates/tiny-resnet-${p}`), rel('published/clip.pt'), rel('published/clipcap.pt'));
+      expect(differing(c, rel(`ref-${p}`))).toEqual([]);
+    });
+  }
+});

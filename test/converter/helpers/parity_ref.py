@@ -9,6 +9,10 @@
         random_model). `model.published --random` starts from a fresh ClipCap, whose LayerNorms are all ones and
         zeros: torch's exporter stores equal tensors once, so export_pack's graphs would not be the template's
         layout, and no converter could match them byte for byte (see model/template.py's docstring)
+    resnet --out DIR
+        a tiny CLIP ResNet ClipCap (BatchNorm folded into its convolutions by the exporter): its fp32 and fp16
+        templates (DIR/templates/tiny-resnet-<precision>) and the published files of distinct random weights
+        (DIR/published); `export --config tiny-resnet --published DIR/published` then writes the reference
     clip-fp32 --checkpoint PATH --out FILE
         a TorchScript CLIP archive like model/published.py writes, but with the vision weights left in fp32, so a
         conversion can be compared with the pack exported from the checkpoint itself (packs/toy)
@@ -19,21 +23,32 @@ import sys
 import torch
 
 from model.export import export_pack
-from model.model import ClipCap, ClipCapConfig, read_state_dict, save_checkpoint
-from model.published import RANDOM, write_torchscript_clip
-from model.template import named_config, random_model
+from model.model import (ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, read_state_dict,
+                         save_checkpoint)
+from model.published import RANDOM, write_published, write_torchscript_clip
+from model.template import build_template, named_config, random_model
+
+# model/tests/test_template.py's tiny ResNet: every code path of the RN50x4 template (stem, bottlenecks with
+# downsample, attention pool) at a size that exports in seconds
+TINY_RESNET = ClipCapConfig(
+    vision=VisionConfig(image_size=64, width=8, heads=4, output_dim=16, arch="resnet", resnet_layers=(1, 2, 1, 1)),
+    gpt2=GPT2Config(n_positions=64, n_embd=32, n_layer=1, n_head=2),
+    mapper=MapperConfig(type="transformer", prefix_length=3, clip_length=2, num_layers=1, num_heads=4),
+    normalize_prefix=True,
+)
+CONFIGS = {**RANDOM, "tiny-resnet": TINY_RESNET}
 
 
 def config_of(name, checkpoint):
     if checkpoint:
         cfg = ClipCapConfig.from_dict(torch.load(checkpoint, map_location="cpu")["config"])
         return cfg, named_config(name)[1] if name == "toy" else {}
-    return RANDOM[name], {}
+    return CONFIGS[name], {}
 
 
 def main(argv):
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["export", "clip-fp32", "checkpoint"])
+    ap.add_argument("what", choices=["export", "clip-fp32", "checkpoint", "resnet"])
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--config")
     ap.add_argument("--checkpoint")
@@ -43,7 +58,13 @@ def main(argv):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)  # a shared 2-core machine
     if a.what == "checkpoint":
-        save_checkpoint(random_model(RANDOM[a.config], seed=a.seed), a.out)
+        save_checkpoint(random_model(CONFIGS[a.config], seed=a.seed), a.out)
+        return
+    if a.what == "resnet":
+        for precision in ("fp32", "fp16"):
+            build_template(TINY_RESNET, precision, f"{a.out}/templates/tiny-resnet-{precision}", f"tiny-resnet-{precision}",
+                           seed=0, log=lambda *_: None)
+        write_published(TINY_RESNET, random_model(TINY_RESNET, seed=a.seed).state_dict(), f"{a.out}/published")
         return
     if a.what == "clip-fp32":
         blob = torch.load(a.checkpoint, map_location="cpu")
