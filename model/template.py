@@ -302,6 +302,8 @@ def check_inputs(template: dict, state_dicts: Dict[str, Dict[str, torch.Tensor]]
                       and not any(p.search(k) for p in ignore)]
         shapes = [f"{k}: given {list(sd[k].shape)}, template {s}" for k, s in spec["params"].items()
                   if k in sd and list(sd[k].shape) != list(s)]
+        shapes += [f"{k}: given {sd[k].dtype}, a weight must be floating point" for k in spec["params"]
+                   if k in sd and not sd[k].is_floating_point()]
         unequal = [f"{k} differs from {other}" for k, other in optional.items()
                    if k in sd and other in sd and (sd[k].shape != sd[other].shape or not torch.equal(sd[k], sd[other]))]
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes),

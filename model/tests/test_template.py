@@ -135,11 +135,13 @@ def test_inputs_are_checked_all_at_once(templates, tmp_path):
     bad["clip"]["visual.extra"] = torch.zeros(1)
     bad["clipcap"]["clip_project.linear.weight"] = torch.zeros(7, 7)
     bad["clipcap"]["gpt.lm_head.weight"] = torch.zeros_like(sd["clipcap"]["gpt.transformer.wte.weight"])
+    bad["clipcap"]["gpt.transformer.ln_f.bias"] = torch.zeros(32, dtype=torch.long)
     with pytest.raises(T.TemplateError) as e:
         T.fill_template(d, bad, str(tmp_path / "bad"))
     msg = str(e.value)
     assert "missing (1): visual.proj" in msg and "unexpected (1): visual.extra" in msg
     assert "clip_project.linear.weight: given [7, 7]" in msg and "gpt.lm_head.weight differs" in msg
+    assert "gpt.transformer.ln_f.bias: given torch.int64, a weight must be floating point" in msg
     with pytest.raises(T.TemplateError, match="input 'clipcap': not given"):
         T.fill_template(d, {"clip": sd["clip"]}, str(tmp_path / "bad2"))
 
