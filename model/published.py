@@ -38,8 +38,13 @@ Tensor = torch.Tensor
 
 def write_torch_zip(state: Dict[str, Tensor], path: str) -> None:
     """ClipCap's container: torch.save of an OrderedDict of tensors (zip format, the default since torch 1.6).
-    Tensors that share storage (gpt.lm_head.weight and wte) are written once, as torch does for the real file."""
-    torch.save(OrderedDict(state), path)
+    Tensors that share storage (gpt.lm_head.weight and wte) are written once, as torch does for the real file.
+    A state_dict()'s `_metadata` (per-module versions) is kept: it pickles as a BUILD on the OrderedDict, as in
+    the published file."""
+    out = OrderedDict(state)
+    if getattr(state, "_metadata", None) is not None:
+        out._metadata = state._metadata
+    torch.save(out, path)
 
 
 class _Holder(nn.Module):
@@ -168,6 +173,10 @@ def clipcap_state(model_state: Dict[str, Tensor], n_positions: int) -> Dict[str,
         out[k] = v
     assert "gpt.transformer.wte.weight" in out, "the checkpoint has no gpt.transformer.wte.weight"
     out["gpt.lm_head.weight"] = out["gpt.transformer.wte.weight"]  # tied: one storage, two names
+    meta = getattr(model_state, "_metadata", None)
+    if meta is not None:  # as ClipCaptionModel.state_dict() has: {"": {"version": 1}, "gpt": {...}, ...}
+        out._metadata = OrderedDict((k, v) for k, v in meta.items() if k == "" or k.startswith(("gpt", "clip_project")))
+        out._metadata["gpt.lm_head"] = {"version": 1}
     return out
 
 

@@ -51,6 +51,7 @@ def test_clipcap_zip_is_coco_weights_container(small):
     assert torch.equal(bias[0, 0], torch.tril(torch.ones_like(bias[0, 0])))
     assert got["gpt.transformer.h.1.attn.masked_bias"].item() == -1e4
     assert torch.equal(got["gpt.lm_head.weight"], got["gpt.transformer.wte.weight"])
+    assert got._metadata["gpt.transformer.h.0.attn"] == {"version": 1}, "a state_dict()'s _metadata, as ClipCap's file has"
     assert got["gpt.lm_head.weight"].data_ptr() == got["gpt.transformer.wte.weight"].data_ptr(), "tied: one storage"
     with zipfile.ZipFile(out / "clipcap.pt") as z:
         assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())

@@ -65,7 +65,7 @@ function widen(info: TensorInfo, bytes: Uint8Array): Float32Array {
   }
 }
 
-export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
   let expect = 1;
   for (let d = shape.length - 1; d >= 0; d--) {
     if (shape[d] !== 1 && strides[d] !== expect) return false;

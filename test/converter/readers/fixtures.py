@@ -3,6 +3,7 @@ damaged archives, and reference.json: what torch itself reads from each file (na
 of the tensor as contiguous little-endian float32, i.e. `t.float().contiguous()`).
 
     /usr/bin/python3 test/converter/readers/fixtures.py OUT_DIR
+    /usr/bin/python3 test/converter/readers/fixtures.py --reference PUBLISHED_DIR   (for full-size.test.ts)
 """
 import hashlib
 import io
@@ -79,16 +80,21 @@ def storage_bytes(path: str) -> int:
         return sum(i.file_size for i in z.infolist() if "/data/" in i.filename)
 
 
+def published_reference(pub: str) -> dict:
+    """What torch reads from model/published.py's three files, each loaded as its publisher's code loads it."""
+    ref = {}
+    ts = torch.jit.load(os.path.join(pub, "clip.pt"), map_location="cpu").state_dict()
+    ref["clip.pt"] = {k: digest(v) for k, v in ts.items()}
+    ref["clip.safetensors"] = {k: digest(v) for k, v in load_file(os.path.join(pub, "clip.safetensors")).items()}
+    cc = torch.load(os.path.join(pub, "clipcap.pt"), map_location="cpu")
+    ref["clipcap.pt"] = {k: digest(v) for k, v in cc.items()}
+    return ref
+
+
 def main(out: str) -> None:
     os.makedirs(out, exist_ok=True)
     published.main(["--random", "small", "--out", os.path.join(out, "published"), "--seed", "1"])
-    ref = {}
-    pub = os.path.join(out, "published")
-    ts = torch.jit.load(os.path.join(pub, "clip.pt"), map_location="cpu").state_dict()
-    ref["published/clip.pt"] = {k: digest(v) for k, v in ts.items()}
-    ref["published/clip.safetensors"] = {k: digest(v) for k, v in load_file(os.path.join(pub, "clip.safetensors")).items()}
-    cc = torch.load(os.path.join(pub, "clipcap.pt"), map_location="cpu")
-    ref["published/clipcap.pt"] = {k: digest(v) for k, v in cc.items()}
+    ref = {f"published/{k}": v for k, v in published_reference(os.path.join(out, "published")).items()}
 
     odd = odd_state()
     config = {"name": "odd", "lr": 1.5e-4, "big": 2 ** 40, "neg": -3, "layers": [1, 2, 3], "none": None, "ok": True}
@@ -138,4 +144,8 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--reference":  # fixtures.py --reference DIR: reference.json for an existing published/ folder
+        with open(os.path.join(sys.argv[2], "reference.json"), "w") as f:
+            json.dump(published_reference(sys.argv[2]), f, indent=1)
+    else:
+        main(sys.argv[1])
