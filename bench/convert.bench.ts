@@ -10,14 +10,14 @@
  *
  * Results: bench/results/convert.json.
  */
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { parseManifest } from '../src/captioner/pack-format';
 import { convertPack, type ConvertStats } from '../src/converter/convert';
 import { openCheckpoint } from '../src/converter/readers/checkpoint';
-import { DirSink, fileSource, missingOf, readTemplateDir } from '../test/converter/helpers/node-files';
+import { DirSink, fileSource, readTemplateDir } from '../test/converter/helpers/node-files';
 
 const REPO = resolve(import.meta.dirname, '..');
 const PUBLISHED = process.env.CONVERT_BENCH_PUBLISHED ?? '.tmp/published-full';
@@ -26,7 +26,7 @@ const OUT = join(REPO, '.tmp', 'converted-full');
 const MiB = 2 ** 20;
 
 it('converts full-size published files with the vit-b32-mlp-fp16 template', async () => {
-  const missing = missingOf(REPO, [`${PUBLISHED}/clip.pt`, `${PUBLISHED}/clipcap.pt`, `${TEMPLATE}/template.json`]);
+  const missing = [`${PUBLISHED}/clip.pt`, `${PUBLISHED}/clipcap.pt`, `${TEMPLATE}/template.json`].filter((p) => !existsSync(resolve(REPO, p)));
   if (missing.length) {
     throw new Error(`missing ${missing.join(', ')}: run \`/usr/bin/python3 -m model.published --random full-vit-b32-mlp --out ${PUBLISHED}\` and \`bash scripts/packs.sh --release\``);
   }
@@ -36,8 +36,8 @@ it('converts full-size published files with the vit-b32-mlp-fp16 template', asyn
   let peakRss = process.memoryUsage().rss;
   const sample = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
   const timer = setInterval(sample, 50);
-  const t = readTemplateDir(join(REPO, TEMPLATE));
-  const sources = [fileSource(join(REPO, PUBLISHED, 'clip.pt')), fileSource(join(REPO, PUBLISHED, 'clipcap.pt'))];
+  const t = readTemplateDir(resolve(REPO, TEMPLATE));
+  const sources = [fileSource(resolve(REPO, PUBLISHED, 'clip.pt')), fileSource(resolve(REPO, PUBLISHED, 'clipcap.pt'))];
   const sink = new DirSink(OUT);
   const stats: ConvertStats = { maxBufferedBytes: 0, bytesWritten: 0, tensors: 0, chunks: 0 };
   const rssBefore = process.memoryUsage().rss;
