@@ -270,6 +270,12 @@ async function probeOnce(url: string, opts: { fetch?: typeof globalThis.fetch; s
     facts.commit = h.get('x-repo-commit') ?? facts.commit;
   };
   read(res.headers);
+  if (res.status >= 300 && res.status < 400 && facts.size !== null && facts.sha256 !== null && /bytes/i.test(res.headers.get('accept-ranges') ?? '')) {
+    // The Hub's redirect said it all (size, hash, Range support): no byte of the file is needed to know it.
+    void res.body?.cancel().catch(() => undefined);
+    facts.ranges = true;
+    return facts;
+  }
   if (res.type === 'opaqueredirect' || (res.status >= 300 && res.status < 400)) {
     void res.body?.cancel().catch(() => undefined);
     try {
