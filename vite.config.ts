@@ -1,10 +1,13 @@
 /**
  * Builds the extension with @crxjs/vite-plugin. Environment:
  *   CAPTION_PACK_URL  pack base URL(s) the build preconfigures (comma separated)
+ *   CAPTION_CATALOGUE  path to a catalogue JSON that replaces src/shared/catalogue.json (test builds: synthetic files
+ *                      cannot have the published hashes)
+ *   CAPTION_MIRROR_BASE  when set, every catalogue URL https://HOST/PATH becomes ${CAPTION_MIRROR_BASE}/HOST/PATH
  *   TEST_HOOKS=1      compile in the test-only hooks (__TEST__); release builds leave them out
  *   EXT_OUT_DIR       output folder (default dist)
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crx } from '@crxjs/vite-plugin';
@@ -25,6 +28,36 @@ function copyOrtRuntime(): Plugin {
       const dest = resolve(root, outDir, 'ort');
       mkdirSync(dest, { recursive: true });
       for (const f of ORT_FILES) copyFileSync(join(root, 'node_modules/onnxruntime-web/dist', f), join(dest, f));
+    },
+  };
+}
+
+// The catalogue this build installs from: the CAPTION_CATALOGUE replacement, or the bundled one. Read here too, to
+// know which graph templates to ship; src/installer/catalogue.ts validates it at run time.
+const cataloguePath = process.env.CAPTION_CATALOGUE ? resolve(process.env.CAPTION_CATALOGUE) : null;
+const catalogue = JSON.parse(readFileSync(cataloguePath ?? join(root, 'src/shared/catalogue.json'), 'utf8')) as { models?: { template?: unknown }[] };
+
+/**
+ * Ship packs/templates/<id>/ as templates/<id>/ for every template the catalogue names (the installer fetches them from
+ * chrome.runtime.getURL('templates/')). A missing template fails the build here, not a user's install later.
+ */
+function copyTemplates(): Plugin {
+  const ids = [...new Set((catalogue.models ?? []).map((m) => m.template).filter((t): t is string => typeof t === 'string'))];
+  const src = (id: string) => join(root, 'packs/templates', id);
+  return {
+    name: 'copy-templates',
+    apply: 'build',
+    buildStart() {
+      const missing = ids.filter((id) => !existsSync(join(src(id), 'template.json')));
+      if (missing.length) {
+        this.error(
+          `The catalogue${cataloguePath ? ` ${cataloguePath}` : ''} names graph template(s) ${missing.join(', ')}, but ` +
+            `${missing.map((id) => `packs/templates/${id}/template.json`).join(', ')} is missing. Build them with: bash scripts/packs.sh`,
+        );
+      }
+    },
+    writeBundle() {
+      for (const id of ids) cpSync(src(id), resolve(root, outDir, 'templates', id), { recursive: true });
     },
   };
 }
@@ -60,11 +93,15 @@ export default defineConfig({
       contentScripts: { standaloneFiles: ['src/content/index.ts'] },
     }),
     copyOrtRuntime(),
+    copyTemplates(),
     dynamicWarUrls(),
   ],
   define: {
     __TEST__: JSON.stringify(process.env.TEST_HOOKS === '1'),
     __PACK_URLS__: JSON.stringify(process.env.CAPTION_PACK_URL ?? ''),
+    // Read by src/installer/catalogue.ts: the replacement catalogue object (null: the bundled one), and the mirror base.
+    __CAPTION_CATALOGUE__: cataloguePath ? JSON.stringify(catalogue) : 'null',
+    __CAPTION_MIRROR_BASE__: JSON.stringify(process.env.CAPTION_MIRROR_BASE ?? ''),
   },
   resolve: {
     // Without this Vite emits a second copy of each large .wasm.
