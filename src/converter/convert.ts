@@ -120,10 +120,17 @@ class ChunkWriter {
   async flush(): Promise<void> {
     if (!this.buf) return;
     throwIfAborted(this.args.signal);
-    const out = this.buf.subarray(0, this.pos);
+    // A file's last chunk is usually short: hand over its own small buffer, not a view that pins a whole chunk.
+    const out = this.pos === this.chunkBytes ? this.buf : this.buf.slice(0, this.pos);
+    const extra = out === this.buf ? 0 : out.byteLength;
+    this.budget.take(extra);
     // Hash before handing over: a sink may transfer (detach) the buffer.
     this.hash.update(out);
-    await this.args.sink.append(this.path, this.written, out);
+    try {
+      await this.args.sink.append(this.path, this.written, out);
+    } finally {
+      this.budget.give(extra);
+    }
     this.written += out.byteLength;
     this.stats.bytesWritten += out.byteLength;
     this.stats.chunks++;
