@@ -29,6 +29,21 @@ export async function onInstallStates(states: InstallState[]): Promise<void> {
   }
 }
 
+/**
+ * After the extension updates, installed catalogue models are installed again: the installer rebuilds only those
+ * whose catalogue entry changed (new mirrors, hashes, template), and keeps the old pack in use until the new one is
+ * ready; for the others it answers "ready" at once.
+ */
+export async function updateInstalled(): Promise<string[]> {
+  const view = await toOffscreen({ type: 'bg-os-models' });
+  const ready = view.states.filter((s) => s.phase === 'ready').map((s) => s.id);
+  for (const id of ready) {
+    await markInstalling(id, true);
+    await toOffscreen({ type: 'bg-os-model-install', modelId: id });
+  }
+  return ready;
+}
+
 /** Recreate the offscreen document when installs were running: it resumes them (installer.resumeInterrupted). */
 export async function resumeInstalls(): Promise<boolean> {
   const { installing } = await getSettings();
@@ -46,6 +61,9 @@ export function registerInstallWatch(): void {
   });
   const resume = () => void resumeInstalls().catch((err: unknown) => console.warn('[alt-text] resuming installs:', err));
   chrome.runtime.onStartup.addListener(resume);
+  chrome.runtime.onInstalled.addListener((details) => {
+    if (details.reason === 'update') void updateInstalled().catch((err: unknown) => console.warn('[alt-text] updating models:', err));
+  });
   // Every worker start, too: after a crash or an update the worker starts without onStartup.
   resume();
 }

@@ -1,27 +1,34 @@
-/**
- * The one Installer of the offscreen document, over the IndexedDB pack store, and the catalogue it installs from.
- * Until src/installer/ is part of the build, installs are refused with a named error that says what still works.
- */
-import { InstallerUnavailableError } from '../shared/errors';
-import type { InstallerBundle, InstallerLike } from './installer-port';
+/** The one Installer of the offscreen document, over the IndexedDB pack store, and the catalogue it installs from. */
+import { defaultPackStore } from '../captioner/pack-store';
+import { loadCatalogue, type CatalogueModel as FullModel } from '../installer/catalogue';
+import { Installer } from '../installer/installer';
+import type { CatalogueModel } from '../shared/messages';
+import type { InstallerBundle } from './installer-port';
 
-const unavailable = async (): Promise<never> => {
-  throw new InstallerUnavailableError();
-};
-
-const NO_INSTALLER: InstallerLike = {
-  install: unavailable,
-  pause: unavailable,
-  resume: unavailable,
-  cancel: unavailable,
-  remove: unavailable,
-  states: async () => [],
-  resumeInterrupted: async () => undefined,
-  readyStoreId: async () => null,
-};
+/** What the pages need of a catalogue model: no mirror URLs or hashes cross the wire. */
+export function summarise(m: FullModel): CatalogueModel {
+  return {
+    id: m.id,
+    name: m.name,
+    description: m.description,
+    downloadBytes: m.downloadBytes,
+    diskBytes: m.diskBytes,
+    default: m.default,
+    userFiles: Object.entries(m.inputs)
+      .filter(([, i]) => i.fetch === 'user-file')
+      .map(([role, i]) => ({ role, hint: i.hint ?? '' })),
+  };
+}
 
 /** `onChange` is called whenever any job moves (bytes, phase). */
 export async function openInstaller(onChange: () => void): Promise<InstallerBundle> {
-  void onChange;
-  return { installer: NO_INSTALLER, catalogue: [] };
+  const catalogue = loadCatalogue();
+  const installer = new Installer({
+    store: defaultPackStore(),
+    catalogue,
+    // Graph templates are bundled (vite copies them into dist/templates/), never fetched from the web.
+    templateBase: chrome.runtime.getURL('templates/'),
+    onState: () => onChange(),
+  });
+  return { installer, catalogue: catalogue.models.map(summarise) };
 }

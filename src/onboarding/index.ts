@@ -8,6 +8,10 @@ import { ProgressView } from './progress-view';
 import { stashPicked } from './stash';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** No progress event for this long while a job should be running: ask again (see watchdog()). */
+const STALL_MS = 4000;
+let lastEvent = Date.now();
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 let view: ModelsView = { catalogue: [], states: [] };
@@ -38,7 +42,33 @@ function showState(s: InstallState): void {
   progress.show(s, nameOf(current));
   // While a job runs the choice is fixed; it opens again once the job has ended.
   $<HTMLFieldSetElement>('choice').disabled = isBusy(s) || s.phase === 'paused';
-  $<HTMLButtonElement>('go').disabled = isBusy(s) || s.phase === 'paused';
+  updateGo();
+}
+
+/** The one button does something only for a model that is not set up and not being set up. */
+function updateGo(): void {
+  const s = view.states.find((x) => x.id === chosenModel($('models')));
+  $<HTMLButtonElement>('go').disabled = !!s && (isBusy(s) || s.phase === 'paused' || s.phase === 'ready');
+}
+
+/**
+ * The worker and the offscreen document can both go away mid-install (Chrome stops idle workers; a crash closes the
+ * document). Asking for the states wakes the worker, which recreates the document, which resumes the job.
+ */
+function watchdog(): void {
+  setInterval(() => {
+    const s = view.states.find((x) => x.id === current);
+    if (!s || !isBusy(s) || Date.now() - lastEvent < STALL_MS) return;
+    lastEvent = Date.now();
+    send({ type: 'ui-bg-models' }).then(
+      (v) => {
+        view = v;
+        const now = v.states.find((x) => x.id === current);
+        if (now) showState(now);
+      },
+      (err: unknown) => console.warn('[alt-text] set-up page: no answer yet:', err instanceof Error ? err.message : String(err)),
+    );
+  }, STALL_MS / 2);
 }
 
 function showPick(): void {
@@ -75,7 +105,11 @@ async function start(): Promise<void> {
 async function main(): Promise<void> {
   localize();
   chrome.runtime.onMessage.addListener((m) => {
-    if (isEvent(m, 'os-bg-models')) for (const s of m.states) showState(s);
+    if (isEvent(m, 'os-bg-models')) {
+      lastEvent = Date.now();
+      view = { ...view, states: view.states.map((old) => m.states.find((s) => s.id === old.id) ?? old) };
+      for (const s of m.states) showState(s);
+    }
     return false;
   });
   view = await send({ type: 'ui-bg-models' });
@@ -83,7 +117,11 @@ async function main(): Promise<void> {
   renderModelRadios($('models'), view.catalogue, wanted);
   if (view.catalogue.length === 0) progress.fail(msg('onboardingNoCatalogue'), '');
   showPick();
-  $('models').addEventListener('change', showPick);
+  $('models').addEventListener('change', () => {
+    showPick();
+    updateGo();
+  });
+  updateGo();
   // Reopened while an install runs: show that one.
   const running = view.states.find((s) => isBusy(s) || s.phase === 'paused');
   if (running) {
@@ -108,6 +146,7 @@ async function main(): Promise<void> {
   $('pause').addEventListener('click', act('ui-bg-model-pause'));
   $('resume').addEventListener('click', act('ui-bg-model-resume'));
   $('cancel').addEventListener('click', act('ui-bg-model-cancel'));
+  watchdog();
   $('retry').addEventListener('click', () => start().catch((err: unknown) => progress.fail(errorText(err), nameOf(current))));
 }
 

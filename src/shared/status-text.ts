@@ -44,11 +44,26 @@ export function formatEta(seconds: number | null): string {
   return msg('etaLeft', new Intl.NumberFormat(lang(), { style: 'unit', unit, unitDisplay: 'long' }).format(v));
 }
 
-/** Whole percent done, never 100 before the job is ready. */
+/**
+ * Share of the whole job each phase stands for, so one bar goes 0 -> 100 once: the installer counts bytes per phase
+ * (the download, then the pack being written), and a bar that fell back to 2% when conversion starts would tell a
+ * screen-reader user the job went backwards.
+ */
+const PHASE_SPAN: Partial<Record<InstallState['phase'], [number, number]>> = {
+  queued: [0, 0],
+  downloading: [0, 85],
+  paused: [0, 85],
+  verifying: [85, 90],
+  converting: [90, 99],
+};
+
+/** Whole percent of the whole job, never 100 before it is ready. */
 export function installPercent(s: InstallState): number {
   if (s.phase === 'ready') return 100;
-  if (s.total <= 0) return 0;
-  return Math.min(99, Math.floor((100 * s.bytes) / s.total));
+  const span = PHASE_SPAN[s.phase];
+  if (!span) return 0;
+  const frac = s.total > 0 ? Math.min(1, s.bytes / s.total) : 0;
+  return Math.min(99, Math.floor(span[0] + (span[1] - span[0]) * frac));
 }
 
 const BUSY = new Set<InstallState['phase']>(['queued', 'downloading', 'verifying', 'converting']);
@@ -59,7 +74,8 @@ export function isBusy(s: InstallState | undefined): boolean {
 /** The progress bar's aria-valuetext: "42%, 120 MB of 290 MB, about 2 minutes left". */
 export function progressText(s: InstallState): string {
   const parts = [`${installPercent(s)}%`];
-  if (s.total > 0) parts.push(msg('bytesOf', [formatBytes(s.bytes), formatBytes(s.total)]));
+  // Bytes mean "downloaded" to a person: shown while downloading (or paused in it), not for the pack being written.
+  if (s.total > 0 && (s.phase === 'downloading' || s.phase === 'paused')) parts.push(msg('bytesOf', [formatBytes(s.bytes), formatBytes(s.total)]));
   if (s.phase === 'downloading' || s.phase === 'converting') {
     const eta = formatEta(s.etaSeconds);
     if (eta) parts.push(eta);

@@ -86,6 +86,14 @@ describe('worker: model installs', () => {
     expect(calls).toEqual([]);
   });
 
+  it('after an extension update, installed models are installed again (the installer rebuilds only changed ones)', async () => {
+    const { updateInstalled } = await import('../../src/background/install-watch');
+    states = [state(COCO.id, 'ready'), state('toy', 'not-installed')];
+    expect(await updateInstalled()).toEqual([COCO.id]);
+    expect(calls.filter((c) => c.type === 'bg-os-model-install')).toEqual([{ type: 'bg-os-model-install', modelId: COCO.id }]);
+    expect((await stored()).installing).toEqual([COCO.id]);
+  });
+
   it('the set-up page opens on install when no model is usable, not on update, and not when the build has a pack', async () => {
     const { onInstalled, ONBOARDING_PATH } = await import('../../src/background/onboarding');
     expect(await onInstalled({ reason: 'update' })).toBe(false);
