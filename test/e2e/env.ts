@@ -23,11 +23,21 @@ export type Ext = Awaited<ReturnType<typeof launchWithExtension>>;
 /**
  * Launch Chromium with the extension. Every launch carries the network audit (test/e2e/harness.mjs): the extension's
  * own contexts may fetch only images a page asked for and the configured pack's files (any pack under the fixture
- * server's /packs/); `close()` throws otherwise, failing the test that launched it.
+ * server's /packs/), or, for a build with a catalogue, only its mirror URLs (`allow`, see mirrorAllowList);
+ * `close()` throws otherwise, failing the test that launched it.
  */
-export function launch(opts: { webgpu?: boolean; debugPort?: boolean; args?: string[]; name?: string } = {}): Promise<Ext> {
-  const { name, ...rest } = opts;
-  return launchWithExtension(env.extDir, { ...rest, audit: { allow: [new URL('/packs/', env.packUrl).href], name: name ?? 'e2e' } });
+export function launch(opts: { webgpu?: boolean; debugPort?: boolean; args?: string[]; name?: string; extDir?: string; allow?: string[]; profile?: string } = {}): Promise<Ext> {
+  const { name, extDir, allow, ...rest } = opts;
+  return launchWithExtension(extDir ?? env.extDir, { ...rest, audit: { allow: allow ?? [new URL('/packs/', env.packUrl).href], name: name ?? 'e2e' } });
+}
+
+/**
+ * What a catalogue build may fetch: each source URL of each model, and the CDN paths the Hub redirects them to
+ * (`<hub>/cdn/<sha256>`, the way huggingface.co answers `resolve` with a 302). Nothing else on the hub.
+ */
+export function mirrorAllowList(catalogue: { models: { inputs: Record<string, { sources: { url: string }[] }> }[] }, hubUrl: string): string[] {
+  const urls = catalogue.models.flatMap((m) => Object.values(m.inputs).flatMap((i) => i.sources.map((s) => s.url)));
+  return [...new Set(urls), `${hubUrl.replace(/\/$/, '')}/cdn/`];
 }
 
 /** Patch the settings the way the popup does (the content scripts follow storage changes). */

@@ -12,9 +12,12 @@ export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 export const TMP = join(ROOT, '.tmp');
 const TYPES = { '.html': 'text/html; charset=utf-8', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json', '.onnx': 'application/octet-stream', '.js': 'text/javascript', '.svg': 'image/svg+xml' };
 
-/** Build the extension into `outDir` with the given pack URL; `testHooks` compiles in the test-only hooks. */
-export async function buildExtension({ outDir, packUrl, testHooks = false }) {
-  const env = { ...process.env, CAPTION_PACK_URL: packUrl ?? '', EXT_OUT_DIR: outDir, TEST_HOOKS: testHooks ? '1' : '' };
+/**
+ * Build the extension into `outDir` with the given pack URL; `testHooks` compiles in the test-only hooks; `env` adds
+ * build settings (CAPTION_CATALOGUE, CAPTION_MIRROR_BASE).
+ */
+export async function buildExtension({ outDir, packUrl, testHooks = false, env: extra = {} }) {
+  const env = { ...process.env, CAPTION_PACK_URL: packUrl ?? '', EXT_OUT_DIR: outDir, TEST_HOOKS: testHooks ? '1' : '', ...extra };
   await new Promise((res, rej) => {
     const p = spawn(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
     p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`vite build failed (${code})`))));

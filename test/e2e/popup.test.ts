@@ -74,7 +74,7 @@ describe('popup', () => {
   });
 
   it('the options page and the caption page pass axe too', async () => {
-    for (const path of ['src/options/index.html', 'src/caption-page/index.html']) {
+    for (const path of ['src/options/index.html', 'src/caption-page/index.html', 'src/onboarding/index.html']) {
       const p = await ext.context.newPage();
       await p.goto(`chrome-extension://${ext.extensionId}/${path}`);
       await p.waitForLoadState('load');
@@ -88,12 +88,14 @@ describe('popup', () => {
     await p.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
     await p.locator('#folder').setInputFiles(join(ROOT, 'packs/toy'));
     await expect.poll(() => p.locator('#pack-status').textContent(), { timeout: 120_000 }).toMatch(/^Ready: Toy shapes \(test model\) on WASM\./);
-    expect(await p.locator('#sources').textContent()).toContain(`chrome-extension://${ext.extensionId}/local-pack/toy/`);
-    // Back to the served pack for the other tests.
+    // Listed by name under Advanced, and in use as an imported folder (no made-up URL).
+    await expect.poll(() => p.locator('#sources').textContent()).toContain('Toy shapes (test model) (imported folder)');
     const sw = ext.serviceWorker();
+    expect(await sw.evaluate(async () => ((await chrome.storage.local.get('settings')).settings as { model: unknown }).model)).toEqual({ kind: 'folder', id: 'toy' });
+    // Back to the served pack for the other tests.
     await sw.evaluate(async (url) => {
       const got = await chrome.storage.local.get('settings');
-      await chrome.storage.local.set({ settings: { ...(got.settings as object), activePackUrl: url } });
+      await chrome.storage.local.set({ settings: { ...(got.settings as object), model: { kind: 'url', url } } });
     }, env.packUrl);
     await p.close();
   });

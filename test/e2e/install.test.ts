@@ -1,0 +1,163 @@
+// A new user installs the extension and clicks one button. Built with CAPTION_CATALOGUE = a catalogue whose mirrors
+// are a loopback imitation of the Hub (test/helpers/hub-server.ts) serving the toy model's synthetic published files
+// (packs/published/toy, from `python -m model.published --from-checkpoint packs/.build/toy/model.pt`):
+//   install -> the set-up page opens by itself -> pick the toy model -> Download -> the progressbar reaches 100%
+//   -> a fixture page is labelled with the toy model's true captions.
+// Mid-download the offscreen document is closed and the service worker stopped: the download resumes, and the hub's
+// byte counts show that no stored byte was fetched twice. Every launch is audited: only the catalogue's mirror URLs
+// and page images. The set-up page passes axe, and its screenshot is written to docs/onboarding.png.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHubServer, type HubServer } from '../helpers/hub-server';
+import { PATHS, ensureInstallFixture, testCatalogue } from '../helpers/test-catalogue';
+import { ROOT, TMP, buildExtension, waitFor } from './harness.mjs';
+import { env, labelOf, launch, mirrorAllowList, waitForLabels, type Ext } from './env';
+
+const PUBLISHED = join(ROOT, 'packs/published/toy');
+const TEMPLATES = join(ROOT, 'packs/templates');
+const TEMPLATE_ID = 'toy-fp32';
+const READY = existsSync(join(PUBLISHED, 'clipcap.pt')) && existsSync(join(TEMPLATES, TEMPLATE_ID, 'template.json'));
+const AXE_SOURCE = readFileSync(join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
+const MODEL = 'toy-coco';
+
+async function axeViolations(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
+  return page.evaluate(async () => {
+    const w = window as unknown as { axe: { run(ctx: unknown, o: unknown): Promise<{ violations: { id: string; help: string }[] }> } };
+    return (await w.axe.run(document, { resultTypes: ['violations'] })).violations.map((v) => `${v.id}: ${v.help}`);
+  });
+}
+
+/** Stop the service worker the way Chrome does when it idles (from one of the extension's pages, over CDP). */
+async function stopWorker(ext: Ext): Promise<void> {
+  const p = await ext.context.newPage();
+  await p.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
+  const cdp = await ext.context.newCDPSession(p);
+  const stopped = new Promise<void>((resolve) =>
+    cdp.on('ServiceWorker.workerVersionUpdated', (e) => {
+      if (e.versions.some((v) => v.scriptURL.includes(ext.extensionId) && v.runningStatus === 'stopped')) resolve();
+    }),
+  );
+  await cdp.send('ServiceWorker.enable');
+  await cdp.send('ServiceWorker.stopAllWorkers');
+  await stopped;
+  await p.close();
+}
+
+describe.skipIf(!READY)('install a model from the catalogue', () => {
+  let hub: HubServer;
+  let ext: Ext | null = null;
+  let extDir: string;
+  let allow: string[];
+  let fileSize: number;
+
+  beforeAll(async () => {
+    hub = await startHubServer();
+    Object.assign(process.env, { PUBLISHED_DIR: PUBLISHED, TEMPLATES_DIR: TEMPLATES, TEMPLATE_ID });
+    const fx = ensureInstallFixture();
+    fileSize = fx.file('clipcap.pt').length;
+    const catalogue = testCatalogue(hub, fx, (m) => {
+      m.id = MODEL;
+      m.name = 'Toy shapes';
+      m.description = 'A tiny model of coloured shapes, for tests.';
+    });
+    // A second model needing the user's own checkpoint file, as the transformer model does: the set-up page offers a picker.
+    catalogue.models.push({
+      ...structuredClone(catalogue.models[0]),
+      id: 'toy-transformer',
+      default: false,
+      name: 'Toy shapes (transformer)',
+      inputs: { ...structuredClone(catalogue.models[0].inputs), clipcap: { fetch: 'user-file', sources: [], format: 'torch-zip', hint: 'the checkpoint from the model authors' } },
+    });
+    mkdirSync(TMP, { recursive: true });
+    const file = join(TMP, 'install-catalogue.json');
+    writeFileSync(file, JSON.stringify(catalogue, null, 1));
+    allow = mirrorAllowList(catalogue, hub.url);
+    extDir = await buildExtension({ outDir: join(TMP, 'ext-install'), testHooks: true, env: { CAPTION_CATALOGUE: file } });
+  });
+  afterAll(async () => {
+    await ext?.close();
+    await hub?.close();
+  });
+
+  it('install opens the set-up page; Download sets the model up, resuming after the offscreen document and the worker go away', async () => {
+    // Slow enough to interrupt mid-file: about 20 s for the clipcap checkpoint.
+    hub.fault(PATHS.clipcapHub, { kind: 'slow', bytesPerSecond: Math.max(64 * 1024, Math.floor(fileSize / 20)), maxMs: 20_000 });
+    ext = await launch({ extDir, allow, name: 'install' });
+    const setupUrl = `chrome-extension://${ext.extensionId}/src/onboarding/index.html`;
+    const setup = (await waitFor(() => ext!.context.pages().find((p) => p.url() === setupUrl), { timeout: 30_000, what: 'the set-up page opening by itself' }))!;
+    await setup.waitForSelector('input[name=model]');
+    expect(await setup.locator(`#m-${MODEL}`).isChecked()).toBe(true);
+    expect(await setup.locator(`label[for="m-${MODEL}"]`).textContent()).toBe('Toy shapes');
+    expect(await setup.locator(`#m-${MODEL}-about`).textContent()).toMatch(/ MB download, .* MB on disk\.$/);
+    expect(await axeViolations(setup)).toEqual([]);
+
+    // The transformer model shows a file picker with where to get the file; then back to the default.
+    await setup.locator('#m-toy-transformer').check();
+    expect(await setup.locator('#pick').isHidden()).toBe(false);
+    await setup.screenshot({ path: join(ROOT, 'docs/onboarding.png'), fullPage: true });
+    await setup.locator(`#m-${MODEL}`).check();
+    expect(await setup.locator('#pick').isHidden()).toBe(true);
+
+    // Keyboard: the one button, Enter; focus moves to the status.
+    await setup.locator('#go').focus();
+    await setup.keyboard.press('Enter');
+    await expect.poll(() => setup.evaluate(() => document.activeElement?.id)).toBe('status');
+    await expect.poll(() => setup.locator('#status').textContent(), { timeout: 30_000 }).toBe('Downloading Toy shapes…');
+    const bar = setup.locator('#bar');
+    await expect.poll(async () => Number(await bar.getAttribute('aria-valuenow')), { timeout: 60_000 }).toBeGreaterThan(0);
+    expect(await bar.getAttribute('aria-valuetext')).toMatch(/^\d+%, [\d.]+ (kB|MB) of [\d.]+ (kB|MB)/);
+
+    // Mid-download: close the offscreen document (as a crash would), then stop the worker (as Chrome does when idle).
+    await waitFor(() => (hub.sent.get(PATHS.clipcapHub) ?? 0) > fileSize / 5, { timeout: 60_000, what: 'a fifth of the checkpoint downloaded' });
+    await ext.serviceWorker().evaluate(() => chrome.offscreen.closeDocument());
+    const sentBeforeKill = hub.sent.get(PATHS.clipcapHub) ?? 0;
+    await stopWorker(ext);
+
+    // The set-up page notices the silence and asks again; the worker starts, the document comes back, the job resumes.
+    await expect.poll(async () => Number(await bar.getAttribute('aria-valuenow')), { timeout: 180_000, interval: 500 }).toBe(100);
+    await expect.poll(() => setup.locator('#status').textContent(), { timeout: 30_000 }).toBe('Toy shapes is ready. Images without a description are now described as you browse.');
+    expect(await setup.locator('#next').isHidden()).toBe(false);
+
+    // No stored byte fetched twice: the resumed request starts where the stored bytes end, and only the unflushed tail
+    // of the interrupted one (sent but not yet stored) comes again.
+    const requests = hub.log.filter((r) => r.file === PATHS.clipcapHub && r.path.startsWith('/cdn/'));
+    expect(requests.length).toBeGreaterThanOrEqual(2);
+    const resumedAt = Number(/^bytes=(\d+)-/.exec(requests.at(-1)!.range ?? '')?.[1] ?? NaN);
+    expect(resumedAt).toBeGreaterThan(0);
+    const refetched = (hub.sent.get(PATHS.clipcapHub) ?? 0) - fileSize;
+    expect(refetched).toBe(Math.max(0, sentBeforeKill - resumedAt));
+    expect(refetched).toBeLessThan(fileSize / 4);
+    // Range-read (vision-only) input: no byte range asked for twice.
+    const clipRanges = hub.log.filter((r) => r.file === PATHS.clipAzure && r.range).map((r) => r.range);
+    expect(new Set(clipRanges).size).toBe(clipRanges.length);
+
+    // A page is labelled with the toy model's true captions, with no further click.
+    const page = await ext.context.newPage();
+    await page.goto(`${env.origin}/fixtures/basic.html`);
+    const ids = Object.keys(env.expected);
+    await waitForLabels(page, ids.length);
+    for (const id of ids) expect((await labelOf(page, id))?.toLowerCase()).toContain(env.expected[id].toLowerCase().replace(/\.$/, ''));
+
+    // The popup names the model, and says it is in use.
+    const popup = await ext.context.newPage();
+    await popup.goto(`chrome-extension://${ext.extensionId}/src/popup/index.html`);
+    await expect.poll(() => popup.locator(`#model-${MODEL}-state`).textContent(), { timeout: 30_000 }).toBe('Ready, in use.');
+    expect(await axeViolations(popup)).toEqual([]);
+  });
+
+  it('before a model is set up, nothing is labelled and the popup says why, with a link to the set-up page', async () => {
+    await ext?.close();
+    ext = await launch({ extDir, allow, name: 'install-none' });
+    const page = await ext.context.newPage();
+    await page.goto(`${env.origin}/fixtures/basic.html`);
+    const popup = await ext.context.newPage();
+    await popup.goto(`chrome-extension://${ext.extensionId}/src/popup/index.html`);
+    await expect.poll(() => popup.locator('#status').textContent(), { timeout: 30_000 }).toMatch(/^(Toy shapes is not set up yet\.|No model is set up yet\.)$/);
+    expect(await popup.locator('#setup').isHidden()).toBe(false);
+    expect(await popup.locator('#open-setup').getAttribute('href')).toBe('../onboarding/index.html');
+    expect(await page.evaluate(() => document.querySelectorAll('[data-alt-text-generated]').length)).toBe(0);
+  });
+});
