@@ -3,28 +3,10 @@
  * exactly, fp64 rounds to nearest-even (what a Float32Array store does), integers convert by value.
  */
 import { UnsupportedCheckpointError } from '../../captioner/errors';
+import { float16ToFloat32 } from '../half';
 import { DTYPE_BYTES, type TensorInfo } from './types';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-let halfTable: Float32Array | undefined;
-
-/** float16 bits -> float32 value for all 65536 patterns (built once: 256 KiB, and GPT-2's table converts fast). */
-function halves(): Float32Array {
-  if (halfTable) return halfTable;
-  const t = new Float32Array(65536);
-  const bits = new Uint32Array(t.buffer);
-  for (let h = 0; h < 65536; h++) {
-    const sign = (h & 0x8000) << 16;
-    const exp = (h >> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0x1f) bits[h] = sign | 0x7f800000 | (mant << 13); // inf, NaN (payload kept)
-    else if (exp !== 0) bits[h] = sign | ((exp + 112) << 23) | (mant << 13);
-    else t[h] = (sign ? -1 : 1) * mant * 2 ** -24; // zero and subnormals: exact in float32
-  }
-  halfTable = t;
-  return t;
-}
 
 /** Elements of the span `bytes` (from the tensor's offset) as float32, in storage order. */
 function widen(info: TensorInfo, bytes: Uint8Array): Float32Array {
@@ -35,13 +17,8 @@ function widen(info: TensorInfo, bytes: Uint8Array): Float32Array {
   switch (info.dtype) {
     case 'float32':
       return new Float32Array(buf);
-    case 'float16': {
-      const src = new Uint16Array(buf);
-      const t = halves();
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = t[src[i]];
-      return out;
-    }
+    case 'float16':
+      return float16ToFloat32(new Uint16Array(buf)); // the converter's one float16 codec
     case 'bfloat16': {
       const src = new Uint16Array(buf);
       const out = new Float32Array(n);

@@ -8,12 +8,16 @@
  * TorchScript, the class sources (to tell parameters and buffers from plain tensor attributes). Tensor bytes are
  * read later, by name.
  */
-import { CorruptCheckpointError, NotACheckpointError } from '../../captioner/errors';
+import { CorruptCheckpointError, NotACheckpointError, UnsupportedCheckpointError } from '../../captioner/errors';
 import type { RandomAccess } from './random-access';
 import { spanBytes } from './to-float32';
 import { DTYPE_BYTES, type TensorInfo } from './types';
 import { PyGlobal, PyObject, StorageRef, TensorRef, unpickle, type PyValue } from './unpickle';
 import { entryDataOffset, readEntry, readZipIndex, type ZipEntry, type ZipIndex } from './zip';
+
+const MAX_PICKLE_BYTES = 64 * 2 ** 20;
+/** Deeper nesting than any state dict or module tree has: a hostile file, refused before it exhausts the JS stack. */
+const MAX_DEPTH = 100;
 
 export interface TorchFile {
   torchscript: boolean;
@@ -53,13 +57,14 @@ function flattenCheckpoint(top: PyValue): Map<string, TensorRef> {
     }
   }
   if (!(root instanceof Map)) throw new NotACheckpointError('a PyTorch file that holds no dict of tensors');
-  const walk = (d: Map<PyValue, PyValue>, prefix: string, seen: Set<unknown>) => {
+  const walk = (d: Map<PyValue, PyValue>, prefix: string, seen: Set<unknown>, depth = 0) => {
+    if (depth > MAX_DEPTH) throw new UnsupportedCheckpointError(`dicts nested over ${MAX_DEPTH} deep`);
     if (seen.has(d)) return;
     seen.add(d);
     for (const [k, v] of d) {
       if (typeof k !== 'string' && typeof k !== 'number') continue;
       if (v instanceof TensorRef) out.set(prefix + String(k), v);
-      else if (v instanceof Map) walk(v, `${prefix}${String(k)}.`, seen);
+      else if (v instanceof Map) walk(v, `${prefix}${String(k)}.`, seen, depth + 1);
     }
   };
   walk(root, '', new Set());
@@ -117,24 +122,26 @@ async function readText(src: RandomAccess, entry: ZipEntry, signal?: AbortSignal
   }
 }
 
-function collectClasses(obj: PyObject, out: Set<string>, seen: Set<PyObject>): void {
+function collectClasses(obj: PyObject, out: Set<string>, seen: Set<PyObject>, depth = 0): void {
+  if (depth > MAX_DEPTH) throw new UnsupportedCheckpointError(`modules nested over ${MAX_DEPTH} deep`);
   if (seen.has(obj)) return;
   seen.add(obj);
   out.add(obj.cls);
-  for (const v of obj.attrs.values()) if (v instanceof PyObject) collectClasses(v, out, seen);
+  for (const v of obj.attrs.values()) if (v instanceof PyObject) collectClasses(v, out, seen, depth + 1);
 }
 
 /** Walk the module tree as torch.jit's state_dict() does: attributes in order, submodules by their attribute name. */
 function flattenModule(root: PyObject, slots: Slots | null): Map<string, TensorRef> {
   const out = new Map<string, TensorRef>();
-  const walk = (obj: PyObject, prefix: string, seen: Set<PyObject>) => {
+  const walk = (obj: PyObject, prefix: string, seen: Set<PyObject>, depth = 0) => {
+    if (depth > MAX_DEPTH) throw new UnsupportedCheckpointError(`modules nested over ${MAX_DEPTH} deep`);
     if (seen.has(obj)) return;
     seen.add(obj);
     const keep = slots?.get(obj.cls);
     for (const [k, v] of obj.attrs) {
       if (typeof k !== 'string') continue;
       if (v instanceof TensorRef && (!keep || keep.has(k))) out.set(prefix + k, v);
-      else if (v instanceof PyObject) walk(v, `${prefix}${k}.`, seen);
+      else if (v instanceof PyObject) walk(v, `${prefix}${k}.`, seen, depth + 1);
     }
   };
   walk(root, '', new Set());
@@ -145,7 +152,10 @@ export async function readTorchFile(src: RandomAccess, signal?: AbortSignal): Pr
   const index = await readZipIndex(src, signal);
   const root = findRoot(index);
   const torchscript = index.entries.has(`${root}constants.pkl`);
-  const pkl = await readEntry(src, index.entries.get(`${root}data.pkl`) as ZipEntry, signal);
+  const pklEntry = index.entries.get(`${root}data.pkl`) as ZipEntry;
+  // data.pkl is the index, tens of KB for CLIP or GPT-2; a huge one is not a model file, and is not loaded whole.
+  if (pklEntry.size > MAX_PICKLE_BYTES) throw new UnsupportedCheckpointError(`a ${pklEntry.size}-byte data.pkl`);
+  const pkl = await readEntry(src, pklEntry, signal);
   const top = unpickle(pkl, { persistentLoad });
 
   let refs: Map<string, TensorRef>;

@@ -32,6 +32,7 @@ const CDH_SIG = 0x02014b50;
 const LFH_SIG = 0x04034b50;
 const EOCD_MIN = 22;
 const MAX_COMMENT = 0xffff;
+const MAX_DIRECTORY_BYTES = 64 * 2 ** 20;
 
 function u64(view: DataView, at: number, what: string): number {
   const v = view.getBigUint64(at, true);
@@ -90,6 +91,8 @@ export async function readZipIndex(src: RandomAccess, signal?: AbortSignal): Pro
   }
   if (cdOffset + cdSize > src.size) throw new CorruptCheckpointError(`the central directory [${cdOffset}, +${cdSize}) lies outside the ${src.size}-byte file (cut short?)`);
 
+  // A model file has hundreds of entries (a few tens of KB of directory); a huge directory is not one.
+  if (cdSize > MAX_DIRECTORY_BYTES) throw new CorruptCheckpointError(`a ${cdSize}-byte zip directory is not a model file's`);
   const cd = await src.read(cdOffset, cdSize, signal);
   const cv = dv(cd);
   const entries = new Map<string, ZipEntry>();

@@ -133,6 +133,11 @@ def main(out: str) -> None:
     write_zip(os.path.join(out, "bad-opcode.pt"), {"archive/data.pkl": b"\x80\x02}q\x00\xff.", "archive/version": b"3\n"})
     write_zip(os.path.join(out, "short-pickle.pt"), {"archive/data.pkl": b"\x80\x02}q\x00(X\x05\x00\x00\x00ab",
                                                      "archive/version": b"3\n"})
+    # Dicts nested 500 deep: harmless data, but a recursive walk over it would exhaust the JS stack.
+    # (written by hand: Python's own pickler recurses too deep for it; EMPTY_DICT, key "d", ..., then SETITEMs)
+    deep = b"\x80\x02" + b"}X\x01\x00\x00\x00d" * 500 + b"}" + b"s" * 500 + b"."
+    assert len(str(pickle.loads(deep))) > 2000
+    write_zip(os.path.join(out, "deep.pt"), {"archive/data.pkl": deep, "archive/version": b"3\n"})
     # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL), as torch.save(..., pickle_protocol=4) writes.
     torch.save(odd, os.path.join(out, "proto4.pt"), pickle_protocol=4)
     assert b"\x95" in zip_entries(os.path.join(out, "proto4.pt"))["proto4/data.pkl"][:3], "protocol 4 starts with FRAME"

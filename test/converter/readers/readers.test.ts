@@ -129,9 +129,10 @@ describe('hostile and damaged files', () => {
     await expect(open('deflated.pt')).rejects.toThrow(CompressedEntryError);
   });
 
-  it('an unknown pickle opcode, and a pickle cut short', async () => {
+  it('an unknown pickle opcode, a pickle cut short, and nesting deeper than any model', async () => {
     await expect(open('bad-opcode.pt')).rejects.toThrow(UnsupportedCheckpointError);
     await expect(open('short-pickle.pt')).rejects.toThrow(CorruptCheckpointError);
+    await expect(open('deep.pt')).rejects.toThrow(UnsupportedCheckpointError);
   });
 
   it('truncated files', async () => {
