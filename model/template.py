@@ -527,7 +527,10 @@ def main(argv=None):
     tid = a.id or f"{base}-{a.precision}"
     out = a.out or os.path.join("packs", "templates", tid)
     t = time.time()
-    template = build_template(cfg, a.precision, out, tid, a.seed, kw)
+    try:
+        template = build_template(cfg, a.precision, out, tid, a.seed, kw)
+    except TemplateError as e:
+        raise SystemExit(f"template {tid}: {e}") from None
     skel = sum(g["skeletonBytes"] for g in template["graphs"])
     full = sum(g["bytes"] for g in template["graphs"])
     print(f"{tid}: skeletons {skel} bytes in all ({', '.join(str(g['skeletonBytes']) for g in template['graphs'])}), "
