@@ -5,6 +5,7 @@
  */
 import type { InstallState, ModelStatus, ModelsView } from '../shared/messages';
 import { activeModel, packRef, type ModelRef, type Settings } from '../shared/settings';
+import { installPercent } from '../shared/status-text';
 import { offscreenExists, toOffscreen } from './offscreen-doc';
 import { getSettings } from './settings-store';
 
@@ -33,7 +34,8 @@ export async function currentStatus(): Promise<ModelStatus> {
     const install = view.states.find((s) => s.id === model.id);
     if (install?.phase !== 'ready') {
       const busy = install && BUSY.includes(install.phase);
-      return derived(busy ? 'downloading' : 'no-pack', ref, name, busy ? { done: install.bytes, total: install.total } : null);
+      // Progress of the whole job (download, check, conversion), the same figure the set-up page's bar shows.
+      return derived(busy ? 'downloading' : 'no-pack', ref, name, busy ? { done: installPercent(install), total: 100 } : null);
     }
   }
   if (await offscreenExists()) {

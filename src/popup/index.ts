@@ -1,10 +1,10 @@
 // Popup: status (and why nothing is labelled yet), switches (everywhere / this site), the models, decoding, and the
 // number of labels on this page.
 import { localize, msg } from '../shared/i18n';
-import { isEvent, send, type ModelStatus, type ModelsView } from '../shared/messages';
+import { isEvent, send, type InstallState, type ModelStatus, type ModelsView } from '../shared/messages';
 import { fillModelSelect } from '../shared/model-choice';
 import { loadSettings, parsePackRef, saveSettings, type Settings, type Strategy } from '../shared/settings';
-import { describeStatus } from '../shared/status-text';
+import { describeStatus, installPercent, isBusy, modelLabel, phaseText } from '../shared/status-text';
 import { ModelManager } from '../options/model-manager';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -35,6 +35,24 @@ function showStatus(s: ModelStatus): void {
 }
 
 let models: ModelsView | null = null;
+let lastPhase = '';
+
+/**
+ * The install of the model in use, as it moves: the bar follows every event, the status sentence (a live region)
+ * changes only with the phase, so a screen reader hears "Downloading…", "Setting up…", not every percent.
+ */
+function showInstall(s: InstallState): void {
+  if (!(isBusy(s) || s.phase === 'paused')) return;
+  const bar = $<HTMLProgressElement>('progress');
+  bar.hidden = false;
+  bar.value = installPercent(s);
+  if (s.phase === lastPhase) return;
+  lastPhase = s.phase;
+  const m = models?.catalogue.find((c) => c.id === s.id);
+  $('status').textContent = phaseText(s, m ? modelLabel(m) : s.id);
+  $('hint').textContent = '';
+  $('setup').hidden = true;
+}
 
 function renderSettings(s: Settings, host: string): void {
   $<HTMLInputElement>('enabled').checked = s.enabled;
@@ -87,6 +105,9 @@ async function main(): Promise<void> {
     if (isEvent(m, 'os-bg-status')) showStatus(m.status);
     if (isEvent(m, 'os-bg-models')) {
       manager.update(m.states);
+      const inUse = settings.model;
+      const mine = inUse?.kind === 'catalogue' ? m.states.find((s) => s.id === inUse.id) : undefined;
+      if (mine) showInstall(mine);
       // A model that just became ready joins the choices, and the status follows.
       if (m.states.some((s) => s.phase === 'ready')) void refreshModels().catch(showError);
     }
