@@ -71,14 +71,20 @@ function flattenCheckpoint(top: PyValue): Map<string, TensorRef> {
   return out;
 }
 
-type Slots = Map<string, Set<string>>; // TorchScript class qualname -> its parameter and buffer names
+/** A TorchScript class's parameter and buffer names, from its source. */
+interface Slots {
+  parameters: string[];
+  buffers: string[];
+}
+
+const MAX_SOURCE_BYTES = 16 * 2 ** 20;
 
 /**
  * state_dict() of a TorchScript module lists parameters and buffers, not every tensor attribute (OpenAI's text
  * blocks hold `attn_mask` as a plain attribute). The class sources say which is which (`__parameters__ = [...]`,
  * `__buffers__ = [...]`); where they cannot be read, every tensor attribute is kept.
  */
-async function readSlots(src: RandomAccess, index: ZipIndex, root: string, classes: Set<string>, signal?: AbortSignal): Promise<Slots | null> {
+async function readSlots(src: RandomAccess, index: ZipIndex, root: string, classes: Set<string>, signal?: AbortSignal): Promise<Map<string, Slots> | null> {
   if (typeof DecompressionStream === 'undefined') return null;
   const files = new Map<string, string[]>(); // source file -> classes defined in it
   for (const q of classes) {
@@ -86,23 +92,28 @@ async function readSlots(src: RandomAccess, index: ZipIndex, root: string, class
     const file = `${root}code/${mod.replaceAll('.', '/')}.py`;
     files.set(file, [...(files.get(file) ?? []), q]);
   }
-  const slots: Slots = new Map();
-  for (const [file, qs] of files) {
-    const entry = index.entries.get(file);
-    if (!entry) return null;
-    const text = await readText(src, entry, signal);
+  const texts = await Promise.all(
+    [...files.keys()].map((file) => {
+      const entry = index.entries.get(file);
+      return entry && entry.size <= MAX_SOURCE_BYTES ? readText(src, entry, signal) : null;
+    }),
+  );
+  const slots = new Map<string, Slots>();
+  for (const [i, qs] of [...files.values()].entries()) {
+    const text = texts[i];
     if (text === null) return null;
     for (const block of text.split(/^(?=class )/m)) {
       const m = /^class (\w+)\(/.exec(block);
       if (!m) continue;
-      const names = new Set<string>();
-      for (const list of ['__parameters__', '__buffers__']) {
-        const decl = new RegExp(`^\\s+${list} = \\[([^\\]]*)\\]`, 'm').exec(block);
-        if (!decl) return null;
-        for (const s of decl[1].matchAll(/"([^"]+)"/g)) names.add(s[1]);
-      }
+      const list = (name: string) => {
+        const decl = new RegExp(`^\\s+${name} = \\[([^\\]]*)\\]`, 'm').exec(block);
+        return decl ? Array.from(decl[1].matchAll(/"([^"]+)"/g), (x) => x[1]) : null;
+      };
+      const parameters = list('__parameters__');
+      const buffers = list('__buffers__');
+      if (!parameters || !buffers) return null;
       const q = qs.find((c) => c.endsWith(`.${m[1]}`));
-      if (q) slots.set(q, names);
+      if (q) slots.set(q, { parameters, buffers });
     }
   }
   return classes.size === slots.size ? slots : null;
@@ -130,19 +141,23 @@ function collectClasses(obj: PyObject, out: Set<string>, seen: Set<PyObject>, de
   for (const v of obj.attrs.values()) if (v instanceof PyObject) collectClasses(v, out, seen, depth + 1);
 }
 
-/** Walk the module tree as torch.jit's state_dict() does: attributes in order, submodules by their attribute name. */
-function flattenModule(root: PyObject, slots: Slots | null): Map<string, TensorRef> {
+/**
+ * Walk the module tree as nn.Module.state_dict() does: a module's parameters, then its buffers, then each submodule
+ * under its attribute name (without class sources: its tensor attributes in slot order, then submodules).
+ */
+function flattenModule(root: PyObject, slots: Map<string, Slots> | null): Map<string, TensorRef> {
   const out = new Map<string, TensorRef>();
   const walk = (obj: PyObject, prefix: string, seen: Set<PyObject>, depth = 0) => {
     if (depth > MAX_DEPTH) throw new UnsupportedCheckpointError(`modules nested over ${MAX_DEPTH} deep`);
     if (seen.has(obj)) return;
     seen.add(obj);
-    const keep = slots?.get(obj.cls);
-    for (const [k, v] of obj.attrs) {
-      if (typeof k !== 'string') continue;
-      if (v instanceof TensorRef && (!keep || keep.has(k))) out.set(prefix + k, v);
-      else if (v instanceof PyObject) walk(v, `${prefix}${k}.`, seen, depth + 1);
+    const s = slots?.get(obj.cls);
+    const names = s ? [...s.parameters, ...s.buffers] : [...obj.attrs.keys()].filter((k) => typeof k === 'string');
+    for (const k of names) {
+      const v = obj.attrs.get(k);
+      if (v instanceof TensorRef) out.set(prefix + String(k), v); // a None parameter (bias=False) has no entry
     }
+    for (const [k, v] of obj.attrs) if (typeof k === 'string' && v instanceof PyObject) walk(v, `${prefix}${k}.`, seen, depth + 1);
   };
   walk(root, '', new Set());
   return out;
