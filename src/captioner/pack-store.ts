@@ -156,7 +156,7 @@ export class MemoryPackStore implements InstallStore {
     const have = await this.storedBytes(id, path);
     if (have !== offset) throw new Error(`append at ${offset} but ${have} bytes stored`);
     const k = this.key(id, path);
-    this.chunks.set(k, [...(this.chunks.get(k) ?? []), { offset, data: data.slice() }]);
+    this.chunks.set(k, [...(this.chunks.get(k) ?? []), { offset, data: Uint8Array.prototype.slice.call(data) }]);
   }
   async read(id: string, path: string) {
     const c = this.chunks.get(this.key(id, path));
@@ -169,7 +169,7 @@ export class MemoryPackStore implements InstallStore {
     const k = this.key(id, path);
     const list = this.chunks.get(k) ?? [];
     checkNoOverlap(list, offset, data.byteLength, `${id}/${path}`);
-    this.chunks.set(k, [...list, { offset, data: data.slice() }].sort((a, b) => a.offset - b.offset));
+    this.chunks.set(k, [...list, { offset, data: Uint8Array.prototype.slice.call(data) }].sort((a, b) => a.offset - b.offset));
   }
   async storedRanges(id: string, path: string) {
     return mergeRanges((this.chunks.get(this.key(id, path)) ?? []).map((c) => [c.offset, c.offset + c.data.byteLength] as [number, number]));
@@ -227,8 +227,14 @@ interface ChunkRow {
   data: ArrayBuffer;
 }
 
+/**
+ * The exact bytes as an ArrayBuffer of their own. Copies with Uint8Array.prototype.slice: a Node Buffer's own slice()
+ * is a view on the same (often pooled, 8 KiB) memory, whose .buffer would store bytes that are not the file's.
+ */
 const toArrayBuffer = (data: Uint8Array): ArrayBuffer =>
-  data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data.buffer : data.slice().buffer;
+  data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer
+    ? data.buffer
+    : Uint8Array.prototype.slice.call(data).buffer;
 
 /** IndexedDB-backed store: `packs` (one record per entry id), `chunks` (key [packId, path, offset]), `jobs`, `blobs`. */
 export class IndexedDbPackStore implements InstallStore {

@@ -23,7 +23,8 @@ export type Fault =
   | { kind: 'status'; status: number; times?: number }
   /** about `bytesPerSecond`, in 16 KiB slices; never longer than `maxMs` in all */
   | { kind: 'slow'; bytesPerSecond: number; maxMs?: number; times?: number }
-  | { kind: 'wrong-bytes'; times?: number }
+  /** the same size, other bytes: every 997th byte flipped, or only the byte at `at` (e.g. inside one tensor) */
+  | { kind: 'wrong-bytes'; at?: number; times?: number }
   | { kind: 'truncate'; to: number; times?: number }
   | { kind: 'ignore-range'; times?: number };
 
@@ -88,7 +89,8 @@ export async function startHubServer(): Promise<HubServer> {
     if (f?.kind === 'truncate') body = body.subarray(0, f.to);
     if (f?.kind === 'wrong-bytes') {
       body = Uint8Array.from(body);
-      for (let i = 0; i < body.length; i += 997) body[i] ^= 0x5a;
+      if (f.at !== undefined) body[f.at] ^= 0x5a;
+      else for (let i = 0; i < body.length; i += 997) body[i] ^= 0x5a;
     }
     const size = body.length;
     const m = f?.kind === 'ignore-range' ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');

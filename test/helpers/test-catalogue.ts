@@ -4,8 +4,7 @@
  *
  * The files come from the Python toolkit, in the exact containers of the published ones (model/published.py: clip.pt
  * a TorchScript archive like OpenAI's, clip.safetensors like timm's, clipcap.pt a torch.save zip like ClipCap's), and
- * the graph template from model/template.py. They are built once into .tmp/installer-fixtures/ (about 30 s) and
- * reused; `PUBLISHED_DIR`/`TEMPLATES_DIR` point elsewhere (e.g. packs/published/toy and packs/templates) when set.
+ * the graph template from model/template.py (see ensureInstallFixture).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -29,27 +28,53 @@ export interface InstallFixture {
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** Build (once) the synthetic published files and their template; about 30 s with /usr/bin/python3 and torch. */
-export function ensureInstallFixture(): InstallFixture {
-  const publishedDir = process.env.PUBLISHED_DIR ?? join(root, '.tmp/installer-fixtures/published/small');
-  const templatesDir = process.env.TEMPLATES_DIR ?? join(root, '.tmp/installer-fixtures/templates');
-  const templateId = process.env.TEMPLATE_ID ?? 'small-fp32';
-  const build = (dir: string, args: string[]) => {
-    if (existsSync(dir)) return;
-    // Build beside, then rename: a test file running in parallel never sees half a folder.
-    const tmp = `${dir}.${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(dirname(dir), { recursive: true });
-    execFileSync('/usr/bin/python3', [...args, '--out', tmp], { cwd: root, stdio: 'pipe', env: { ...process.env, OMP_NUM_THREADS: '1' } });
-    try {
-      renameSync(tmp, dir);
-    } catch {
-      rmSync(tmp, { recursive: true, force: true }); // another process won the race
-    }
-  };
-  build(publishedDir, ['-m', 'model.published', '--random', 'small']);
-  build(join(templatesDir, templateId), ['-m', 'model.template', '--config', 'small', '--precision', 'fp32', '--id', templateId]);
+/** Build `dir` with `python args… --out dir` unless it exists: beside it first, then renamed, so a test file running
+ * in parallel never sees half a folder. */
+function buildOnce(dir: string, args: string[]): void {
+  if (existsSync(dir)) return;
+  const tmp = `${dir}.${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(dirname(dir), { recursive: true });
+  execFileSync('/usr/bin/python3', [...args, '--out', tmp], { cwd: root, stdio: 'pipe', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  try {
+    renameSync(tmp, dir);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true }); // another process won the race
+  }
+}
+
+function fixture(publishedDir: string, templatesDir: string, templateId: string): InstallFixture {
   return { publishedDir, templatesDir, templateId, file: (name) => readFileSync(join(publishedDir, name)) };
+}
+
+/**
+ * The synthetic published files and their template.
+ *   'small' (default): random weights of the small config, built once into .tmp/installer-fixtures/ (about 30 s);
+ *           PUBLISHED_DIR, TEMPLATES_DIR and TEMPLATE_ID replace them (they must exist then).
+ *   'toy':  the toy model's weights (packs/published/toy, made here from packs/.build/toy/model.pt) and the toy-fp32
+ *           template, so that the installed pack can be compared with packs/toy. Needs `bash scripts/packs.sh`.
+ */
+export function ensureInstallFixture(kind: 'small' | 'toy' = 'small'): InstallFixture {
+  if (kind === 'toy') {
+    const need = ['packs/templates/toy-fp32/template.json', 'packs/toy/pack.json'];
+    if (!existsSync(join(root, 'packs/published/toy/clipcap.pt'))) need.push('packs/.build/toy/model.pt');
+    const missing = need.filter((p) => !existsSync(join(root, p)));
+    if (missing.length) throw new Error(`missing ${missing.join(', ')}: build them with \`bash scripts/packs.sh\``);
+    buildOnce(join(root, 'packs/published/toy'), ['-m', 'model.published', '--from-checkpoint', 'packs/.build/toy/model.pt']);
+    return fixture(join(root, 'packs/published/toy'), join(root, 'packs/templates'), 'toy-fp32');
+  }
+  if (process.env.PUBLISHED_DIR || process.env.TEMPLATES_DIR) {
+    const fx = fixture(process.env.PUBLISHED_DIR ?? '', process.env.TEMPLATES_DIR ?? '', process.env.TEMPLATE_ID ?? 'small-fp32');
+    for (const p of [join(fx.publishedDir, 'clipcap.pt'), join(fx.templatesDir, fx.templateId, 'template.json')]) {
+      if (!existsSync(p)) throw new Error(`${p} is missing (PUBLISHED_DIR/TEMPLATES_DIR point there)`);
+    }
+    return fx;
+  }
+  const publishedDir = join(root, '.tmp/installer-fixtures/published/small');
+  const templatesDir = join(root, '.tmp/installer-fixtures/templates');
+  buildOnce(publishedDir, ['-m', 'model.published', '--random', 'small']);
+  buildOnce(join(templatesDir, 'small-fp32'), ['-m', 'model.template', '--config', 'small', '--precision', 'fp32', '--id', 'small-fp32']);
+  return fixture(publishedDir, templatesDir, 'small-fp32');
 }
 
 /** Logical paths (as the hub serves them, and as https://… URLs before CAPTION_MIRROR_BASE rewrites them). */

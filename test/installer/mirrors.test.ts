@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadCachedPack } from '../../src/captioner/pack-loader';
 import { MemoryPackStore } from '../../src/captioner/pack-store';
+import { bytesSource, openCheckpoint } from '../../src/converter/readers/checkpoint';
 import { PATHS, testCatalogue } from '../helpers/test-catalogue';
 import { useInstallHub } from './setup';
 
@@ -41,7 +42,10 @@ describe('mirror fallback for a whole file', () => {
   });
 
   it('wrong bytes (the SHA-256 the Hub declares does not match): deleted, and the second mirror is used', async () => {
-    t.hub.fault(PATHS.clipcapHub, { kind: 'wrong-bytes' });
+    // One byte inside a tensor: the file still parses and converts, so only the hash can tell.
+    const ckpt = await openCheckpoint(bytesSource(new Uint8Array(t.fx.file('clipcap.pt'))), 'torch-zip');
+    const w = ckpt.tensors.get('clip_project.model.0.weight') ?? [...ckpt.tensors.values()].find((x) => x.byteLength > 1000)!;
+    t.hub.fault(PATHS.clipcapHub, { kind: 'wrong-bytes', at: w.offset + 100 });
     const { state, prov } = await install();
     expect(state.error).toBeNull();
     expect(prov!.inputs.clipcap.url).toContain(PATHS.clipcapMirror);

@@ -71,8 +71,9 @@ describe('an interrupted job', () => {
     const s = await second.inst.install('toy-coco'); // joins the resumed run
     expect(s.error).toBeNull();
     expect(s.phase).toBe('ready');
-    // clipcap: one request, from the stored end; no probe again (its facts were persisted).
-    expect(t.hub.log.filter((l) => l.file === PATHS.clipcapHub && l.status !== 302).map((l) => l.range)).toEqual([`bytes=${stored}-`]);
+    // clipcap: one request (the Hub's redirect, then the CDN) from the stored end; no probe again (its facts were
+    // persisted with the job).
+    expect(t.hub.log.filter((l) => l.file === PATHS.clipcapHub).map((l) => [l.status, l.range])).toEqual([[302, `bytes=${stored}-`], [206, `bytes=${stored}-`]]);
     expect(t.hub.sent.get(PATHS.clipcapHub)).toBe(size - stored);
     // Only the bytes in flight at the kill (less than one flush) were fetched twice.
     expect(kill.state.received - stored).toBeLessThan(64 * 1024);

@@ -1,0 +1,111 @@
+/**
+ * What the installer needs of the pack store: range reads across chunks, sparse files, persisted jobs, picked-file
+ * blobs, entries whose id differs from the manifest id, and the IndexedDB upgrade from version 1 that keeps packs.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listCachedPacks, loadCachedPack } from '../../src/captioner/pack-loader';
+import { IndexedDbPackStore, MemoryPackStore, type InstallStore } from '../../src/captioner/pack-store';
+import { writeSyntheticPack } from '../captioner/helpers/synthetic-pack';
+
+const tmp = mkdtempSync(`${tmpdir()}/store-`);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe.each([
+  ['memory', (): InstallStore => new MemoryPackStore()],
+  ['IndexedDB', (): InstallStore => new IndexedDbPackStore(new IDBFactory(), IDBKeyRange)],
+])('%s store', (_n, makeStore) => {
+  it('readRange reads any span across chunk boundaries, and refuses a hole', async () => {
+    const s = makeStore();
+    const data = randomBytes(10_000);
+    for (let o = 0; o < data.length; o += 3000) await s.append('e', 'f', o, data.subarray(o, Math.min(o + 3000, data.length)));
+    for (const [o, n] of [[0, 10_000], [2999, 2], [3000, 3000], [100, 9000], [9999, 1], [5000, 0]]) {
+      expect(Buffer.from(await s.readRange('e', 'f', o, n)).equals(data.subarray(o, o + n))).toBe(true);
+    }
+    await expect(s.readRange('e', 'f', 9000, 2000)).rejects.toThrow(/not stored/);
+  });
+
+  it('sparse files: putRange anywhere, overlap refused, storedRanges merged', async () => {
+    const s = makeStore();
+    const data = randomBytes(1000);
+    await s.putRange('e', 'f', 500, data.subarray(500, 600));
+    await s.putRange('e', 'f', 100, data.subarray(100, 200));
+    await s.putRange('e', 'f', 200, data.subarray(200, 300));
+    await expect(s.putRange('e', 'f', 550, data.subarray(550, 650))).rejects.toThrow(/overlap/);
+    await expect(s.putRange('e', 'f', 50, data.subarray(50, 101))).rejects.toThrow(/overlap/);
+    expect(await s.storedRanges('e', 'f')).toEqual([[100, 300], [500, 600]]);
+    expect(Buffer.from(await s.readRange('e', 'f', 150, 100)).equals(data.subarray(150, 250))).toBe(true);
+    await expect(s.readRange('e', 'f', 250, 100)).rejects.toThrow(/not stored/);
+    await s.clearFile('e', 'f');
+    expect(await s.storedRanges('e', 'f')).toEqual([]);
+  });
+
+  it('jobs and blobs are kept, listed and deleted', async () => {
+    const s = makeStore();
+    await s.putJob({ id: 'a', phase: 'downloading', inputs: { clip: { done: false } } });
+    await s.putJob({ id: 'b', phase: 'ready' });
+    expect(await s.getJob('a')).toEqual({ id: 'a', phase: 'downloading', inputs: { clip: { done: false } } });
+    expect((await s.listJobs()).map((j) => j.id).sort()).toEqual(['a', 'b']);
+    await s.deleteJob('a');
+    expect(await s.getJob('a')).toBeNull();
+    const blob = new Blob([new Uint8Array([1, 2, 3])]);
+    await s.putBlob('k', blob);
+    expect(new Uint8Array(await (await s.getBlob('k'))!.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
+    await s.deleteBlob('k');
+    expect(await s.getBlob('k')).toBeNull();
+  });
+
+  it('an entry whose id differs from its manifest id is listed and loaded under the entry id', async () => {
+    const s = makeStore();
+    const p = writeSyntheticPack(tmp, 'coco', undefined, { vision: 1000, mapper: 500, decoder: 2000 });
+    const complete: Record<string, string> = {};
+    for (const [path, b] of Object.entries(p.files)) {
+      await s.append('coco@v2', path, 0, b);
+      complete[path] = p.manifest.files[path === 'tokenizer.json' ? 'tokenizer' : path.replace('.onnx', '')].sha256;
+    }
+    await s.putRecord({ id: 'coco@v2', manifest: p.manifest, complete, savedAt: 1 });
+    expect((await loadCachedPack('coco@v2', { store: s })).manifest.id).toBe('coco');
+    expect((await listCachedPacks(s)).map((x) => [x.id, x.complete])).toEqual([['coco@v2', true]]);
+  });
+});
+
+describe('the IndexedDB upgrade from version 1', () => {
+  it('keeps the packs saved by version 1, and adds jobs, blobs and sparse ranges', async () => {
+    const factory = new IDBFactory();
+    const p = writeSyntheticPack(tmp, 'old', undefined, { vision: 1000, mapper: 500, decoder: 2000 });
+    // A version-1 database, as the previous release created and filled it.
+    await new Promise<void>((resolve, reject) => {
+      const r = factory.open('clipcap-packs', 1);
+      r.onupgradeneeded = () => {
+        r.result.createObjectStore('packs', { keyPath: 'id' });
+        r.result.createObjectStore('chunks', { keyPath: ['packId', 'path', 'offset'] });
+      };
+      r.onerror = () => reject(r.error);
+      r.onsuccess = () => {
+        const db = r.result;
+        const tx = db.transaction(['packs', 'chunks'], 'readwrite');
+        const complete: Record<string, string> = {};
+        for (const [key, f] of Object.entries(p.manifest.files) as Array<[string, { path: string; sha256: string }]>) {
+          const b = p.files[f.path];
+          tx.objectStore('chunks').put({ packId: 'old', path: f.path, offset: 0, data: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) });
+          complete[f.path] = f.sha256;
+          void key;
+        }
+        tx.objectStore('packs').put({ id: 'old', manifest: p.manifest, complete, savedAt: 1 });
+        tx.oncomplete = () => (db.close(), resolve());
+        tx.onerror = () => reject(tx.error);
+      };
+    });
+    const store = new IndexedDbPackStore(factory, IDBKeyRange);
+    const pack = await loadCachedPack('old', { store });
+    expect(Buffer.from(pack.files.decoder).equals(p.files['decoder.onnx'])).toBe(true);
+    expect(Buffer.from(await store.readRange('old', 'decoder.onnx', 10, 20)).equals(p.files['decoder.onnx'].subarray(10, 30))).toBe(true);
+    await store.putJob({ id: 'j' });
+    expect(await store.getJob('j')).toEqual({ id: 'j' });
+    await store.putRange('new', 'f', 10, new Uint8Array(5));
+    expect(await store.storedRanges('new', 'f')).toEqual([[10, 15]]);
+  });
+});
