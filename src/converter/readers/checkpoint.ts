@@ -59,11 +59,13 @@ export async function openCheckpoint(src: RandomAccess, format?: CheckpointForma
       const out: Array<[number, number]> = [];
       for (const [s, e] of spans) {
         const last = out[out.length - 1];
+        // touching or overlapping spans (tied tensors) always merge; others when the bytes between are under `gap`
         if (last && s - last[1] < Math.max(gap, 1)) last[1] = Math.max(last[1], e);
         else out.push([s, e]);
       }
       return out;
     },
+    // The result may be a view of the buffer the source's read returned (a fresh one, from a Blob or HTTP): no copy.
     async readFloat32(name, sig) {
       const t = info(name);
       return toFloat32(t, t.byteLength ? await src.read(t.offset, t.byteLength, sig ?? signal) : new Uint8Array(0));

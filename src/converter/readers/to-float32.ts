@@ -11,8 +11,10 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Elements of the span `bytes` (from the tensor's offset) as float32, in storage order. */
 function widen(info: TensorInfo, bytes: Uint8Array): Float32Array {
   if (!LITTLE_ENDIAN) throw new UnsupportedCheckpointError('tensor reading on a big-endian machine');
-  // A copy into a fresh buffer: aligned for the typed-array views, and the source buffer can be released.
-  const buf = bytes.slice().buffer;
+  // Typed-array views need an aligned buffer of their own. A read that returned a fresh buffer (Blob, HTTP) is used
+  // as it is, so GPT-2's 154 MB table is not held twice; a view into a larger buffer (bytesSource) is copied out.
+  const owns = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+  const buf = owns ? (bytes.buffer as ArrayBuffer) : bytes.slice().buffer;
   const n = bytes.length / DTYPE_BYTES[info.dtype];
   switch (info.dtype) {
     case 'float32':
