@@ -116,6 +116,13 @@ def main(out: str) -> None:
         zipfile.ZIP64_LIMIT = limit
     assert zip_entries(os.path.join(out, "zip64.pt")) == entries  # (torch's own reader refuses this zip, zipfile reads it)
 
+    # Storages saved from a GPU (OpenAI's archives say 'cuda:0'): the same bytes, another location string.
+    gpu = dict(entries)
+    gpu["odd/data.pkl"] = gpu["odd/data.pkl"].replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+    assert gpu["odd/data.pkl"] != entries["odd/data.pkl"]
+    write_zip(os.path.join(out, "cuda.pt"), gpu)
+    assert torch.equal(torch.load(os.path.join(out, "cuda.pt"), map_location="cpu")["state_dict"]["narrow"], odd["narrow"])
+
     # Hostile pickles: each would run a command under Python's pickle.load; the marker file proves nothing ran.
     marker = os.path.join(out, "PWNED")
     hostile = {

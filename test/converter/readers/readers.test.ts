@@ -102,6 +102,22 @@ describe('published containers, read as torch reads them', () => {
     await expectMatchesTorch(await openCheckpoint(bytesSource(z)), ref['odd.pt']);
   });
 
+  it('storages saved on a GPU (location cuda:0, as in OpenAI\'s archives)', async () => {
+    await expectMatchesTorch(await open('cuda.pt'), ref['odd.pt']);
+  });
+
+  it('without DecompressionStream (no class sources), a TorchScript archive keeps every tensor attribute', async () => {
+    const saved = globalThis.DecompressionStream;
+    try {
+      // @ts-expect-error -- simulating a runtime without it
+      delete globalThis.DecompressionStream;
+      const ck = await open('published/clip.pt');
+      expect([...ck.tensors.keys()].sort()).toEqual([...Object.keys(ref['published/clip.pt']), 'transformer.resblocks.0.attn_mask'].sort());
+    } finally {
+      globalThis.DecompressionStream = saved;
+    }
+  });
+
   it('a declared format that the file does not have is refused', async () => {
     await expect(openCheckpoint(bytesSource(file('published/clip.pt')), 'torch-zip')).rejects.toThrow(NotACheckpointError);
     await expect(openCheckpoint(bytesSource(file('published/clip.pt')), 'torchscript')).resolves.toBeTruthy();
