@@ -141,7 +141,7 @@ def build_from_hub(preset: str, out: Optional[str] = None, clipcap: Optional[str
                            f"{', '.join(inputs) or 'none'}")
     provenance = {"builder": "model/build_pack.py --from-hub", "catalogue": m["id"], "template": m.get("template"),
                   "inputs": [{"role": r, "url": i["url"], "format": i["format"], "bytes": i["bytes"],
-                              "sha256": i["sha256"]} for r, i in inputs.items()],
+                              "sha256": i["sha256"], "check": i["check"]} for r, i in inputs.items()],
                   "license": m.get("license", LICENSE)}
     return build(inputs["clip"]["path"], inputs["clipcap"]["path"], out or os.path.join("packs", m["id"]),
                  precision or m.get("precision", "fp16"), preset=preset, pack_id=m["id"], name=m.get("name"),

@@ -8,7 +8,9 @@ the same order and with the same checks as the extension's download manager, for
   other 4xx), still answers 5xx after the retries, or delivers the wrong size or SHA-256.
 * A download interrupted mid-file resumes with an HTTP Range request from the bytes already on disk.
 * Every file is checked against the catalogue's size and SHA-256 before it is used; a file that fails is deleted
-  and named in the error with the expected and the actual hash.
+  and named in the error with the expected and the actual hash. Where the catalogue pins null (not verified yet),
+  the size and SHA-256 the server declares (the Hub's X-Linked-Size / X-Linked-Etag on its redirect) stand in, as
+  in the extension; the pack's provenance records which check each input passed (`check`).
 * Files are cached under downloads/ (git-ignored) by hash, so a second build downloads nothing.
 * `fetch: "vision-only"` is a range-reading optimisation of the extension; Python needs the whole archive to open
   it, so it downloads the whole file and checks its hash. `fetch: "user-file"` takes the path given by the user
@@ -105,23 +107,66 @@ def sha256_file(path: str) -> str:
 
 
 def cache_path(source: dict, cache_dir: str) -> str:
-    """downloads/<first 16 hex of the SHA-256>-<file name>: the pinned hash names the content, so two mirrors of one
-    file share a cache entry and a changed pin never reuses a stale file."""
+    """downloads/<first 16 hex of the pinned SHA-256>-<file name>: the hash names the content, so two mirrors of one
+    file share a cache entry and a changed pin never reuses a stale file. An unpinned source is keyed by its URL."""
     name = os.path.basename(urllib.parse.urlsplit(source["url"]).path) or "file"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     if source.get("format") == "safetensors" and not name.endswith(".safetensors"):
         name += ".safetensors"  # model.read_state_dict recognises safetensors by the extension
-    return os.path.join(cache_dir, f"{source['sha256'][:16]}-{name}")
+    key = source.get("sha256") or "url-" + hashlib.sha256(source["url"].encode()).hexdigest()
+    return os.path.join(cache_dir, f"{key[:16]}-{name}")
 
 
-def _transfer(url: str, part: str, expected: int, timeout: float):
-    """One HTTP request appending to `part` from its current size. Raises _Retry or _SourceFailed."""
+def _declared_sha256(headers) -> Optional[str]:
+    """A SHA-256 the server states: X-Linked-Etag (the Hub sets it to the LFS object id), or a 64-hex ETag."""
+    for h in ("X-Linked-Etag", "ETag"):
+        v = (headers.get(h) or "").strip()
+        v = v[2:] if v.startswith("W/") else v
+        v = v.strip('"').lower()
+        if re.fullmatch(r"[0-9a-f]{64}", v):
+            return v
+    return None
+
+
+class _RecordRedirects(urllib.request.HTTPRedirectHandler):
+    """The Hub puts X-Linked-Size and X-Linked-Etag on its 302, not on the CDN's answer: keep each hop's headers."""
+
+    def __init__(self):
+        self.hops = []
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.hops.append(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _learn(facts: dict, headers, what: str):
+    """Record the size and SHA-256 a server declares; a server contradicting the pins or itself is refused."""
+    for key, value in (("size", headers.get("X-Linked-Size")), ("sha256", _declared_sha256(headers))):
+        if value is None:
+            continue
+        value = int(value) if key == "size" else value
+        pinned = facts.get("pinned_" + key)
+        if pinned is not None and value != pinned:
+            raise _SourceFailed(f"{what} declares {key} {value}, the catalogue pins {pinned}")
+        if facts.get(key) is not None and facts[key] != value:
+            raise _SourceFailed(f"{what} declared {key} {facts[key]}, now {value}")
+        facts[key] = value
+
+
+def _transfer(url: str, part: str, facts: dict, timeout: float):
+    """One HTTP request appending to `part` from its current size. Raises _Retry or _SourceFailed.
+    facts: pinned_size/pinned_sha256 from the catalogue, size/sha256 as declared by the server (filled in here)."""
     have = os.path.getsize(part) if os.path.exists(part) else 0
     headers = {"User-Agent": "clipcap-pack-builder", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
+    redirects = _RecordRedirects()
+    opener = urllib.request.build_opener(redirects)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
+            for hop in redirects.hops:
+                _learn(facts, hop, "the redirect")
+            _learn(facts, r.headers, "the server")
             if r.status == 206:
                 m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", r.headers.get("Content-Range", ""))
                 if not m or int(m.group(1)) != have:
@@ -133,8 +178,11 @@ def _transfer(url: str, part: str, expected: int, timeout: float):
                 have, mode = 0, "wb"
                 length = r.headers.get("Content-Length")
                 total = int(length) if length is not None else None
-            if total is not None and total != expected:
-                raise _SourceFailed(f"serves {total} bytes, the catalogue pins {expected}")
+            if total is not None:
+                _learn(facts, {"X-Linked-Size": total}, "the transfer")
+            expected = facts.get("pinned_size") or facts.get("size")
+            if expected is None:
+                raise _SourceFailed("neither the catalogue nor the server gives the file's size")
             with open(part, mode) as f:
                 while True:
                     chunk = r.read(CHUNK)
@@ -143,7 +191,7 @@ def _transfer(url: str, part: str, expected: int, timeout: float):
                     f.write(chunk)
                     have += len(chunk)
                     if have > expected:
-                        raise _SourceFailed(f"sent more than the {expected} bytes the catalogue pins")
+                        raise _SourceFailed(f"sent more than the {expected} bytes expected")
     except urllib.error.HTTPError as e:
         if e.code == 416:  # our partial file is no prefix this server accepts: start over
             os.remove(part)
@@ -157,21 +205,36 @@ def _transfer(url: str, part: str, expected: int, timeout: float):
         raise _Retry(f"connection closed after {have} of {expected} bytes")
 
 
+def _check_kind(facts: dict) -> str:
+    """How a whole download was verified, in the extension's words (src/installer/installer.ts InputCheck)."""
+    if facts.get("pinned_sha256"):
+        return "sha256-pinned"
+    if facts.get("sha256"):
+        return "sha256-server"
+    return "size-pinned" if facts.get("pinned_size") else "size-server"
+
+
 def download(source: dict, cache_dir: str = DOWNLOADS, attempts: Optional[int] = None,
-             timeout: float = TIMEOUT_S) -> str:
-    """Download one catalogue source into the cache, resuming a partial file, and verify it. Returns the path.
-    Raises _SourceFailed (with the reason) when this source cannot deliver the right bytes."""
-    for k in ("url", "bytes", "sha256"):
-        if not source.get(k):
-            raise HubError(f"catalogue source {source.get('url', source)} does not pin {k!r}; refusing to download "
-                           "a file that cannot be verified")
-    expected, want = int(source["bytes"]), source["sha256"].lower()
+             timeout: float = TIMEOUT_S) -> dict:
+    """Download one catalogue source into the cache, resuming a partial file, and verify it against the pinned size
+    and SHA-256, or, where the catalogue pins none (null), against what the server declares (X-Linked-Size,
+    X-Linked-Etag), as the extension does. Returns {path, bytes, sha256, check}. Raises _SourceFailed (with the
+    reason) when this source cannot deliver the right bytes."""
     final = cache_path(source, cache_dir)
     name = os.path.basename(final)
-    if os.path.exists(final):
-        if os.path.getsize(final) == expected and sha256_file(final) == want:
-            return final
-        os.remove(final)  # a damaged cache entry; fetch again
+    record = final + ".json"  # what was verified, so that a cached unpinned file is reused only as it was checked
+    pinned_sha = (source.get("sha256") or "").lower() or None
+    facts = {"pinned_size": int(source["bytes"]) if source.get("bytes") else None, "pinned_sha256": pinned_sha}
+    if os.path.exists(final) and os.path.exists(record):
+        with open(record) as f:
+            done = json.load(f)
+        if (done.get("url") == source["url"] and os.path.getsize(final) == done["bytes"]
+                and sha256_file(final) == done["sha256"] and (pinned_sha in (None, done["sha256"]))
+                and facts["pinned_size"] in (None, done["bytes"])):
+            return {k: done[k] for k in ("path", "bytes", "sha256", "check")} | {"path": final}
+    for stale in (final, record):
+        if os.path.exists(stale):
+            os.remove(stale)  # damaged, or checked against other pins: fetch again
     os.makedirs(cache_dir, exist_ok=True)
     part = final + ".part"
     url = mirror_url(source["url"])
@@ -181,7 +244,7 @@ def download(source: dict, cache_dir: str = DOWNLOADS, attempts: Optional[int] =
         if attempt:
             time.sleep(BACKOFF_S * 2 ** (attempt - 1))
         try:
-            _transfer(url, part, expected, timeout)
+            _transfer(url, part, facts, timeout)
             break
         except _Retry as e:
             last = str(e)
@@ -193,11 +256,20 @@ def download(source: dict, cache_dir: str = DOWNLOADS, attempts: Optional[int] =
     else:
         raise _SourceFailed(f"gave up after {attempts} attempts: {last}")  # the partial file stays, for a resume
     actual = sha256_file(part)
-    if actual != want:
+    want = pinned_sha or facts.get("sha256")
+    if want and actual != want:
         os.remove(part)
-        raise _SourceFailed(f"SHA-256 mismatch for {name}: expected {want}, got {actual}; the download was deleted")
+        raise _SourceFailed(f"SHA-256 mismatch for {name}: expected {want}"
+                            f"{'' if pinned_sha else ' (declared by the server)'}, got {actual}; the download was "
+                            "deleted")
+    check = _check_kind(facts)
+    if not want:
+        log(f"{name}: no SHA-256 pinned or declared; checked by size only ({check}), SHA-256 {actual}")
     os.replace(part, final)
-    return final
+    done = {"url": source["url"], "path": final, "bytes": os.path.getsize(final), "sha256": actual, "check": check}
+    with open(record, "w") as f:
+        json.dump(done, f)
+    return done
 
 
 def fetch_input(role: str, spec: dict, cache_dir: str = DOWNLOADS, user_file: Optional[str] = None,
@@ -217,15 +289,15 @@ def fetch_input(role: str, spec: dict, cache_dir: str = DOWNLOADS, user_file: Op
             raise HubError(f"input {role!r}: SHA-256 mismatch for {user_file}: expected "
                            f"{' or '.join(sorted(pinned))}, got {actual}")
         return {"role": role, "path": user_file, "url": None, "format": spec.get("format"),
-                "bytes": os.path.getsize(user_file), "sha256": actual}
+                "bytes": os.path.getsize(user_file), "sha256": actual,
+                "check": "sha256-pinned" if pinned else "user-file"}
     failures: List[str] = []
     for source in spec["sources"]:
         try:
             t = time.time()
-            path = download(source, cache_dir, attempts)
-            log(f"{role}: {source['url']} ok ({source['bytes'] / 1e6:.1f} MB, {time.time() - t:.0f}s)")
-            return {"role": role, "path": path, "url": source["url"], "format": source.get("format"),
-                    "bytes": int(source["bytes"]), "sha256": source["sha256"].lower()}
+            got = download(source, cache_dir, attempts)
+            log(f"{role}: {source['url']} ok ({got['bytes'] / 1e6:.1f} MB, {got['check']}, {time.time() - t:.0f}s)")
+            return {"role": role, "url": source["url"], "format": source.get("format"), **got}
         except _SourceFailed as e:
             failures.append(f"{mirror_url(source['url'])}: {e}")
             log(f"{role}: {failures[-1]}; trying the next source")

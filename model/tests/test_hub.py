@@ -26,10 +26,11 @@ OPENAI = "https://openaipublic.azureedge.net"
 
 class Mirror:
     """Serves `files` (path -> bytes) with Range support. Per path, `faults` (a list consumed one request at a
-    time) can answer a status code, or ("cut", n): send the headers of the whole answer, then n bytes, then close."""
+    time) can answer a status code, or ("cut", n): send the headers of the whole answer, then n bytes, then close.
+    `redirects` (path -> (location, extra headers)) answer 302, as the Hub does for its LFS files."""
 
     def __init__(self):
-        self.files, self.faults, self.requests = {}, {}, []
+        self.files, self.faults, self.requests, self.redirects = {}, {}, [], {}
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +39,13 @@ class Mirror:
 
             def do_GET(self):
                 mirror.requests.append((self.path, self.headers.get("Range")))
+                if self.path in mirror.redirects:
+                    location, extra = mirror.redirects[self.path]
+                    self.send_response(302)
+                    for k, v in {"Location": location, "Content-Length": "0", **extra}.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    return
                 fault = mirror.faults.get(self.path, []).pop(0) if mirror.faults.get(self.path) else None
                 if isinstance(fault, int):
                     self.send_error(fault)
@@ -134,7 +142,8 @@ def test_falls_back_to_the_next_mirror(mirror, tmp_path, monkeypatch, first):
     assert got["url"] == backup
     if first == "500":
         assert len(mirror.hits(primary)) == hub.ATTEMPTS
-    assert [p for p in os.listdir(tmp_path)] == [os.path.basename(got["path"])]  # no partial file left
+    name = os.path.basename(got["path"])
+    assert sorted(os.listdir(tmp_path)) == [name, name + ".json"]  # no partial file left
 
 
 def test_a_5xx_that_recovers_is_retried_on_the_same_mirror(mirror, tmp_path):
@@ -191,10 +200,39 @@ def test_a_cached_file_is_not_downloaded_again(mirror, tmp_path):
     assert first == second and len(mirror.hits(url)) == 1
 
 
-def test_unpinned_sources_are_refused(mirror, tmp_path):
-    spec = {"fetch": "whole", "sources": [{"url": f"{HF}/x.pt", "format": "torch-zip", "bytes": 0, "sha256": ""}]}
-    with pytest.raises(hub.HubError, match="does not pin 'bytes'"):
+def _hub_redirect(mirror, url, data, sha256):
+    """The Hub's way: /resolve/ answers 302 to a CDN, declaring the LFS object's size and SHA-256 on the 302 only."""
+    cdn = f"https://cdn-lfs.huggingface.co/repos/{hashlib.sha256(data).hexdigest()}"
+    mirror.serve(cdn, data)
+    mirror.redirects[mirror.path_of(url)] = (mirror.base + mirror.path_of(cdn),
+                                             {"X-Linked-Size": str(len(data)), "X-Linked-Etag": f'"{sha256}"'})
+
+
+def test_unpinned_source_is_checked_against_what_the_hub_declares(mirror, tmp_path):
+    url = f"{HF}/akhaliq/w/resolve/main/coco_weights.pt"
+    _hub_redirect(mirror, url, PAYLOAD, hashlib.sha256(PAYLOAD).hexdigest())
+    spec = {"fetch": "whole", "sources": [{"url": url, "format": "torch-zip", "bytes": None, "sha256": None}]}
+    got = hub.fetch_input("clipcap", spec, str(tmp_path))
+    assert (got["check"], got["bytes"], got["sha256"]) == \
+        ("sha256-server", len(PAYLOAD), hashlib.sha256(PAYLOAD).hexdigest())
+    assert hub.fetch_input("clipcap", spec, str(tmp_path)) == got and len(mirror.hits(url)) == 1  # cached
+
+
+def test_unpinned_source_whose_declared_hash_differs_is_refused(mirror, tmp_path):
+    url = f"{HF}/akhaliq/w/resolve/main/coco_weights.pt"
+    _hub_redirect(mirror, url, PAYLOAD, "ab" * 32)
+    spec = {"fetch": "whole", "sources": [{"url": url, "format": "torch-zip", "bytes": None, "sha256": None}]}
+    with pytest.raises(hub.HubError, match=r"SHA-256 mismatch for .*coco_weights.pt: expected abab.*\(declared by "
+                                           r"the server\), got " + hashlib.sha256(PAYLOAD).hexdigest()):
         hub.fetch_input("clipcap", spec, str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_unpinned_source_without_declarations_is_checked_by_size(mirror, tmp_path):
+    url = f"{OPENAI}/clip/models/{hashlib.sha256(PAYLOAD).hexdigest()}/RN50x4.pt"
+    mirror.serve(url, PAYLOAD)
+    spec = {"fetch": "vision-only", "sources": [{"url": url, "format": "torchscript", "bytes": None, "sha256": None}]}
+    assert hub.fetch_input("clip", spec, str(tmp_path))["check"] == "size-server"
 
 
 def test_user_file_is_checked_against_the_pin(tmp_path):
@@ -267,12 +305,12 @@ def test_build_pack_from_hub(mirror, tmp_path, monkeypatch):
     assert prov["license"] == "MIT (test)" and prov["catalogue"] == "clipcap-coco"
     assert prov["inputs"] == [
         {"role": "clip", "url": clip_url, "format": "torchscript", "bytes": len(clip),
-         "sha256": hashlib.sha256(clip).hexdigest()},
+         "sha256": hashlib.sha256(clip).hexdigest(), "check": "sha256-pinned"},
         {"role": "clipcap", "url": cc_backup, "format": "torch-zip", "bytes": len(clipcap),
-         "sha256": hashlib.sha256(clipcap).hexdigest()}]
+         "sha256": hashlib.sha256(clipcap).hexdigest(), "check": "sha256-pinned"}]
     cached = [f"{hashlib.sha256(clip).hexdigest()[:16]}-ViT-B-32.pt",
               f"{hashlib.sha256(clipcap).hexdigest()[:16]}-coco_weights.pt"]
-    assert sorted(os.listdir(tmp_path / "dl")) == sorted(cached)
+    assert sorted(os.listdir(tmp_path / "dl")) == sorted(cached + [c + ".json" for c in cached])
 
 
 def test_from_hub_coco_transformer_requires_the_user_file(tmp_path, monkeypatch):
