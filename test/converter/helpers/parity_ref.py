@@ -39,6 +39,11 @@ TINY_RESNET = ClipCapConfig(
 CONFIGS = {**RANDOM, "tiny-resnet": TINY_RESNET}
 
 
+def _toy():
+    from model.toy import TOY_CONFIG
+    return TOY_CONFIG
+
+
 def config_of(name, checkpoint):
     if checkpoint:
         cfg = ClipCapConfig.from_dict(torch.load(checkpoint, map_location="cpu")["config"])
@@ -58,7 +63,7 @@ def main(argv):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)  # a shared 2-core machine
     if a.what == "checkpoint":
-        save_checkpoint(random_model(CONFIGS[a.config], seed=a.seed), a.out)
+        save_checkpoint(random_model(_toy() if a.config == "toy" else CONFIGS[a.config], seed=a.seed), a.out)
         return
     if a.what == "resnet":
         for precision in ("fp32", "fp16"):
