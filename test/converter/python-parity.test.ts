@@ -30,7 +30,12 @@ const FILES = ['vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
 
 function requireFiles(paths: string[]): void {
   const missing = missingOf(REPO, paths);
-  if (missing.length) throw new Error(`missing ${missing.join(', ')}: build them with \`${BUILD}\``);
+  if (!missing.length) return;
+  // scripts/packs.sh builds the packs and templates; the published toy files are R's model/published.py
+  const published = missing.some((p) => p.startsWith('packs/published/toy'))
+    ? ' and `/usr/bin/python3 -m model.published --from-checkpoint packs/.build/toy/model.pt --out packs/published/toy`'
+    : '';
+  throw new Error(`missing ${missing.join(', ')}: build them with \`${BUILD}\`${published}`);
 }
 
 function python(args: string[]): void {
