@@ -30,10 +30,11 @@ async function axeViolations(page: Page): Promise<string[]> {
   });
 }
 
-/** Stop the service worker the way Chrome does when it idles (from one of the extension's pages, over CDP). */
-async function stopWorker(ext: Ext): Promise<void> {
-  const p = await ext.context.newPage();
-  await p.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
+/**
+ * Stop the service worker the way Chrome does when it idles, over CDP from an extension page already open (a page
+ * opened for it would message the worker, and wake it, itself).
+ */
+async function stopWorker(ext: Ext, p: Page): Promise<void> {
   const cdp = await ext.context.newCDPSession(p);
   const stopped = new Promise<void>((resolve) =>
     cdp.on('ServiceWorker.workerVersionUpdated', (e) => {
@@ -43,7 +44,7 @@ async function stopWorker(ext: Ext): Promise<void> {
   await cdp.send('ServiceWorker.enable');
   await cdp.send('ServiceWorker.stopAllWorkers');
   await stopped;
-  await p.close();
+  await cdp.detach();
 }
 
 describe.skipIf(!READY)('install a model from the catalogue', () => {
@@ -115,7 +116,7 @@ describe.skipIf(!READY)('install a model from the catalogue', () => {
     await waitFor(() => (hub.sent.get(PATHS.clipcapHub) ?? 0) > fileSize / 5, { timeout: 60_000, what: 'a fifth of the checkpoint downloaded' });
     await ext.serviceWorker().evaluate(() => chrome.offscreen.closeDocument());
     const sentBeforeKill = hub.sent.get(PATHS.clipcapHub) ?? 0;
-    await stopWorker(ext);
+    await stopWorker(ext, setup);
 
     // The set-up page notices the silence and asks again; the worker starts, the document comes back, the job resumes.
     await expect.poll(async () => Number(await bar.getAttribute('aria-valuenow')), { timeout: 180_000, interval: 500 }).toBe(100);
