@@ -30,10 +30,15 @@ function lang(): string {
 }
 
 /** Bytes in the unit a person reads: "290 MB", "1.2 GB", "850 kB" (decimal units, as download sizes are given). */
-export function formatBytes(n: number): string {
+export function formatBytes(n: number, per = ''): string {
   const [unit, div] = n >= 1e9 ? (['gigabyte', 1e9] as const) : n >= 1e6 ? (['megabyte', 1e6] as const) : (['kilobyte', 1e3] as const);
   const v = n / div;
-  return new Intl.NumberFormat(lang(), { style: 'unit', unit, maximumFractionDigits: v < 10 ? 1 : 0 }).format(v);
+  return new Intl.NumberFormat(lang(), { style: 'unit', unit: `${unit}${per}`, maximumFractionDigits: v < 10 ? 1 : 0 }).format(v);
+}
+
+/** A download rate: "4.2 MB/s" ("4,2 MB/s" in German); Intl's compound unit, so no message to translate. */
+export function formatRate(bytesPerSecond: number): string {
+  return formatBytes(bytesPerSecond, '-per-second');
 }
 
 /** "about 2 minutes left"; rounded up, so it never promises less than it takes. */
@@ -71,11 +76,12 @@ export function isBusy(s: InstallState | undefined): boolean {
   return !!s && BUSY.has(s.phase);
 }
 
-/** The progress bar's aria-valuetext: "42%, 120 MB of 290 MB, about 2 minutes left". */
+/** The progress bar's aria-valuetext: "42%, 120 MB of 290 MB, 4.2 MB/s, about 2 minutes left". */
 export function progressText(s: InstallState): string {
   const parts = [`${installPercent(s)}%`];
   // Bytes mean "downloaded" to a person: shown while downloading (or paused in it), not for the pack being written.
   if (s.total > 0 && (s.phase === 'downloading' || s.phase === 'paused')) parts.push(msg('bytesOf', [formatBytes(s.bytes), formatBytes(s.total)]));
+  if (s.phase === 'downloading' && s.rate > 0) parts.push(formatRate(s.rate));
   if (s.phase === 'downloading' || s.phase === 'converting') {
     const eta = formatEta(s.etaSeconds);
     if (eta) parts.push(eta);

@@ -34,8 +34,8 @@ describe('install progress text', () => {
     (globalThis as { chrome?: unknown }).chrome = saved;
   });
 
-  it('the value text says percent, bytes and time left, in human units', async () => {
-    const { progressText, formatBytes, formatEta } = await import('../../src/shared/status-text');
+  it('the value text says percent, bytes, rate and time left, in human units', async () => {
+    const { progressText, formatBytes, formatEta, formatRate } = await import('../../src/shared/status-text');
     expect(formatBytes(290e6)).toBe('290 MB');
     expect(formatBytes(1.234e9)).toBe('1.2 GB');
     expect(formatBytes(850e3)).toBe('850 kB');
@@ -43,7 +43,8 @@ describe('install progress text', () => {
     expect(formatEta(100)).toBe('about 2 minutes left');
     expect(formatEta(7200)).toBe('about 2 hours left');
     expect(formatEta(null)).toBe('');
-    expect(progressText(st('downloading', 120e6, 290e6, 100))).toBe('35%, 120 MB of 290 MB, about 2 minutes left');
+    expect(formatRate(4.2e6)).toBe('4.2 MB/s');
+    expect(progressText(st('downloading', 120e6, 290e6, 100))).toBe('35%, 120 MB of 290 MB, 1 MB/s, about 2 minutes left');
     expect(progressText(st('paused', 120e6, 290e6, 100))).toBe('35%, 120 MB of 290 MB');
   });
 
@@ -69,7 +70,7 @@ describe('install progress text', () => {
   it('German: every string of the install is translated, and units follow the language', async () => {
     (globalThis as { chrome?: unknown }).chrome = { i18n: i18n('de') };
     const { progressText, phaseText } = await import('../../src/shared/status-text');
-    expect(progressText(st('downloading', 120e6, 290e6, 100))).toBe('35%, 120 MB von 290 MB, noch etwa 2 Minuten');
+    expect(progressText(st('downloading', 120e6, 290e6, 100))).toBe('35%, 120 MB von 290 MB, 1 MB/s, noch etwa 2 Minuten');
     expect(phaseText(st('converting', 0, 1), 'ClipCap COCO')).toBe('ClipCap COCO wird auf diesem Gerät eingerichtet…');
     const en = JSON.parse(readFileSync('public/_locales/en/messages.json', 'utf8')) as Messages;
     const de = JSON.parse(readFileSync('public/_locales/de/messages.json', 'utf8')) as Messages;
