@@ -15,6 +15,7 @@
 import { CaptionAbortedError, MirrorHttpError, NetworkError, isQuotaError, throwIfAborted } from '../captioner/errors';
 import type { InstallStore, PackStore } from '../captioner/pack-store';
 import { Sha256Stream } from '../converter/sha256-stream';
+import { ChunkBuffer } from './chunk-buffer';
 
 export interface FetchFileOptions {
   /** injectable for tests; defaults to globalThis.fetch */
@@ -130,17 +131,12 @@ export async function fetchFile(url: string, store: PackStore, storeId: string, 
       const declared = Number(res.headers.get('content-length') ?? NaN);
       if (!res.body) throw new Retryable('response has no body', null);
       const reader = res.body.getReader();
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
+      const pending = new ChunkBuffer();
       let received = 0;
       let tooLong = false;
       const flush = async () => {
-        if (pendingBytes === 0) return;
-        const buf = new Uint8Array(pendingBytes);
-        let o = 0;
-        for (const p of pending) (buf.set(p, o), (o += p.byteLength));
-        pending = [];
-        pendingBytes = 0;
+        const buf = pending.take();
+        if (!buf) return;
         await store.append(storeId, path, have, buf);
         have += buf.byteLength;
       };
@@ -151,18 +147,17 @@ export async function fetchFile(url: string, store: PackStore, storeId: string, 
             chunk = await reader.read();
           } catch (e) {
             if (opts.signal?.aborted) throw e;
-            throw new Retryable(`connection closed after ${have + pendingBytes} bytes`, null, { cause: e });
+            throw new Retryable(`connection closed after ${have + pending.bytes} bytes`, null, { cause: e });
           }
           if (chunk.done) break;
           pending.push(chunk.value);
-          pendingBytes += chunk.value.byteLength;
           received += chunk.value.byteLength;
-          if (expected !== null && have + pendingBytes > expected) {
+          if (expected !== null && have + pending.bytes > expected) {
             tooLong = true; // the size check reports it; no point in taking more
             break;
           }
-          if (pendingBytes >= flushBytes) await flush();
-          opts.onProgress?.(have + pendingBytes, expected ?? serverTotal);
+          if (pending.bytes >= flushBytes) await flush();
+          opts.onProgress?.(have + pending.bytes, expected ?? serverTotal);
         }
       } finally {
         // Keep what arrived, also on abort and on a cut connection, so the next attempt resumes after it.

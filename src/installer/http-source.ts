@@ -11,6 +11,7 @@ import { CaptionAbortedError, MirrorHttpError, NetworkError, SourceIntegrityErro
 import { mergeRanges, type InstallStore } from '../captioner/pack-store';
 import type { RandomAccess } from '../converter/readers/random-access';
 import { rangeTotal, sleep } from './fetch-file';
+import { ChunkBuffer } from './chunk-buffer';
 
 /** The server answered a Range request with the whole file (200): the caller downloads the file whole instead. */
 export class RangeNotSupportedError extends Error {
@@ -184,15 +185,10 @@ export class HttpRangeSource implements RandomAccess {
       }
       end = Math.min(end, total);
       const reader = res.body!.getReader();
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
+      const pending = new ChunkBuffer();
       const flush = async () => {
-        if (pendingBytes === 0) return;
-        const buf = new Uint8Array(pendingBytes);
-        let o = 0;
-        for (const p of pending) (buf.set(p, o), (o += p.byteLength));
-        pending = [];
-        pendingBytes = 0;
+        const buf = pending.take();
+        if (!buf) return;
         await this.store.putRange(this.storeId, this.path, pos, buf);
         this.ranges = mergeRanges([...this.ranges, [pos, pos + buf.byteLength]]);
         pos += buf.byteLength;
@@ -211,14 +207,13 @@ export class HttpRangeSource implements RandomAccess {
           }
           if (chunk.done) break;
           // Never store past what was asked (a server that sends more would overlap bytes we hold).
-          const room = end - pos - pendingBytes;
+          const room = end - pos - pending.bytes;
           const v = chunk.value.byteLength > room ? chunk.value.subarray(0, room) : chunk.value;
           pending.push(v);
-          pendingBytes += v.byteLength;
           this.fetchedBytes += v.byteLength;
           this.opts.onFetched?.(v.byteLength);
-          if (pendingBytes >= flushBytes) await flush();
-          if (pos + pendingBytes >= end) break;
+          if (pending.bytes >= flushBytes) await flush();
+          if (pos + pending.bytes >= end) break;
         }
       } finally {
         await flush();

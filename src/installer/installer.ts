@@ -26,22 +26,10 @@ import { parseTemplate, type Template } from '../converter/template';
 import { findModel, type Catalogue, type CatalogueInput, type CatalogueModel, type CatalogueSource } from './catalogue';
 import { RateMeter, fetchFile, hashBlob, hashStoredFile, probeSource, type SourceFacts } from './fetch-file';
 import { HttpRangeSource, RangeNotSupportedError, storedFileSource } from './http-source';
+import type { InstallPhase, InstallState } from '../shared/messages';
 
-export type InstallPhase = 'not-installed' | 'queued' | 'downloading' | 'verifying' | 'converting' | 'paused' | 'ready' | 'failed';
-
-export interface ModelState {
-  id: string;
-  phase: InstallPhase;
-  bytes: number;
-  total: number;
-  /** bytes per second over the last few seconds */
-  rate: number;
-  etaSeconds: number | null;
-  error: { name: string; message: string } | null;
-  storeId: string | null;
-  /** input roles whose file the user has to pick */
-  needsFiles: string[];
-}
+/** One model's install, as the installer reports it: the protocol's own type (src/shared/messages.ts). */
+export type ModelState = InstallState;
 
 /**
  * How an input was checked, recorded in the pack's provenance:

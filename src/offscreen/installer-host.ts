@@ -7,11 +7,12 @@
 import { UnknownModelError } from '../captioner/errors';
 import { toWire } from '../shared/errors';
 import type { InstallState, ModelsView } from '../shared/messages';
-import type { InstallerBundle, InstallerState } from './installer-port';
+import type { InstallerBundle } from './installer-port';
 
 export const PROGRESS_INTERVAL_MS = 250;
 
-export function toInstallState(s: InstallerState): InstallState {
+/** A state as it crosses the wire: numbers clamped, the error as a plain { name, message }. */
+export function toInstallState(s: InstallState): InstallState {
   return {
     id: s.id,
     phase: s.phase,

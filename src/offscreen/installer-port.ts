@@ -3,20 +3,7 @@
  * IndexedDB pack store, and the catalogue summarised for the pages. Everything else in the offscreen document talks
  * to these two types only, so the installer can change inside without touching the handlers.
  */
-import type { CatalogueModel, InstallPhase } from '../shared/messages';
-
-/** One model's install, as the installer reports it (`Installer.states()`). */
-export interface InstallerState {
-  id: string;
-  phase: InstallPhase;
-  bytes: number;
-  total: number;
-  rate: number;
-  etaSeconds: number | null;
-  error: { name: string; message: string } | Error | null;
-  storeId: string | null;
-  needsFiles: string[];
-}
+import type { CatalogueModel, InstallState } from '../shared/messages';
 
 export interface InstallerLike {
   install(modelId: string, picked?: Record<string, string>): Promise<unknown>;
@@ -24,7 +11,7 @@ export interface InstallerLike {
   resume(modelId: string): Promise<unknown>;
   cancel(modelId: string): Promise<unknown>;
   remove(modelId: string): Promise<unknown>;
-  states(): Promise<InstallerState[]>;
+  states(): Promise<InstallState[]>;
   /** Continue every job that was running when the document (or the browser) went away. */
   resumeInterrupted(): Promise<unknown>;
   /** The pack-store id of the model's installed pack, or null while none is ready. */
