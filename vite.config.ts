@@ -52,7 +52,8 @@ function copyTemplates(): Plugin {
       if (missing.length) {
         this.error(
           `The catalogue${cataloguePath ? ` ${cataloguePath}` : ''} names graph template(s) ${missing.join(', ')}, but ` +
-            `${missing.map((id) => `packs/templates/${id}/template.json`).join(', ')} is missing. Build them with: bash scripts/packs.sh`,
+            `${missing.map((id) => `packs/templates/${id}/template.json`).join(', ')} is missing. Build them with: ` +
+            `npm run pack:templates (bash scripts/packs.sh --release: the full-size ones, about 10 minutes)`,
         );
       }
     },

@@ -7,7 +7,7 @@
 // Pack: packs/random-full (npm run pack:random) when present, else packs/toy; BENCH_PACK=<dir name> to choose.
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout } from '../test/e2e/harness.mjs';
+import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout, toyTemplateCatalogueEnv } from '../test/e2e/harness.mjs';
 import { buildFixtures } from '../test/e2e/fixtures.mjs';
 
 // BENCH_PACK_DIR=<path> benchmarks a pack folder outside packs/ (served at /packs/bench-pack/).
@@ -26,7 +26,7 @@ const server = await startServer({
 });
 Object.assign(server.routes, buildFixtures(heldout, { packDir: toyDir, otherOrigin: server.otherOrigin }).routes);
 const packUrl = `${server.origin}/packs/${packId}/`;
-const extDir = await buildExtension({ outDir: join(TMP, 'ext-bench'), packUrl, testHooks: true });
+const extDir = await buildExtension({ outDir: join(TMP, 'ext-bench'), packUrl, testHooks: true, env: toyTemplateCatalogueEnv() });
 const ext = await launchWithExtension(extDir);
 const sw = () => ext.serviceWorker();
 const hook = (name, ...args) => sw().evaluate(([n, a]) => globalThis.altTextTest[n](...a), [name, args]);

@@ -4,7 +4,7 @@
 // label, and save a screenshot. Headless by default; `npm run demo -- --headed` where a display exists.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout } from '../test/e2e/harness.mjs';
+import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout, toyTemplateCatalogueEnv } from '../test/e2e/harness.mjs';
 import { buildFixtures } from '../test/e2e/fixtures.mjs';
 
 const headed = process.argv.includes('--headed');
@@ -22,7 +22,8 @@ try {
   Object.assign(server.routes, buildFixtures(heldout, { packDir, otherOrigin: server.otherOrigin }).routes);
   const packUrl = `${server.origin}/packs/toy/`;
   console.log(`building the extension into dist/ with the toy pack at ${packUrl} …`);
-  const extDir = await buildExtension({ outDir: join(ROOT, 'dist'), packUrl });
+  // Its model catalogue is on the toy template: the full-size templates come with `npm run pack:templates`.
+  const extDir = await buildExtension({ outDir: join(ROOT, 'dist'), packUrl, env: toyTemplateCatalogueEnv() });
   browser = await launchWithExtension(extDir, { headless: !headed });
   const page = await browser.context.newPage();
   const t0 = Date.now();

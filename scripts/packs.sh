@@ -29,6 +29,8 @@ build() {  # name under packs/, command...
 }
 build toy $PY -m model.toy --out packs/toy
 build small-random $PY -m model.random_pack --size small --out packs/small-random
+# the toy weights in the published files' containers (clip.pt, clip.safetensors, clipcap.pt): the converter's inputs
+build published/toy $PY -m model.published --from-checkpoint packs/.build/toy/model.pt --out packs/published/toy
 # graph templates (docs/model-install.md section 3): toy and small for the converter's tests
 for t in toy-fp32 small-fp32; do
   build "templates/$t" $PY -m model.template --config "${t%-*}" --precision "${t##*-}" --out "packs/templates/$t"

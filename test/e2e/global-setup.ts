@@ -1,8 +1,8 @@
 // Once per e2e run: serve the fixtures and the toy pack over loopback HTTP, and build the extension (with test hooks)
 // pointed at that pack. Tests read .tmp/e2e-env.json; the server lives until teardown.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, TMP, buildExtension, startServer, toyHeldout } from './harness.mjs';
+import { ROOT, TMP, buildExtension, startServer, toyHeldout, toyTemplateCatalogueEnv } from './harness.mjs';
 import { buildFixtures } from './fixtures.mjs';
 import { buildHostileFixtures } from './fixtures-hostile.mjs';
 import { writeEngineMisses } from './engine-check';
@@ -21,15 +21,7 @@ export default async function setup() {
   Object.assign(server.routes, fx.routes);
   Object.assign(server.routes, buildHostileFixtures(toyHeldout(packDir)).routes);
   const packUrl = `${server.origin}/packs/${packId}/`;
-  // The build ships the graph template of every catalogue model; the full-size ones exist only after
-  // `bash scripts/packs.sh --release`. This build uses a pack address, so its catalogue only has to list models: the
-  // bundled one, on the toy template (no test installs from it; install.test.ts builds its own).
-  const catalogue = JSON.parse(readFileSync(join(ROOT, 'src/shared/catalogue.json'), 'utf8')) as { models: { template: string }[] };
-  for (const m of catalogue.models) m.template = 'toy-fp32';
-  mkdirSync(TMP, { recursive: true });
-  const catalogueFile = join(TMP, 'e2e-catalogue.json');
-  writeFileSync(catalogueFile, JSON.stringify(catalogue));
-  const extDir = await buildExtension({ outDir: join(TMP, 'ext-e2e'), packUrl, testHooks: true, env: { CAPTION_CATALOGUE: catalogueFile } });
+  const extDir = await buildExtension({ outDir: join(TMP, 'ext-e2e'), packUrl, testHooks: true, env: toyTemplateCatalogueEnv() });
   mkdirSync(TMP, { recursive: true });
   writeFileSync(
     join(TMP, 'e2e-env.json'),

@@ -2,6 +2,7 @@ import type { BrowserContext, Frame, Page, Worker } from 'playwright-core';
 export const ROOT: string;
 export const TMP: string;
 export function buildExtension(o: { outDir: string; packUrl?: string; testHooks?: boolean; env?: Record<string, string> }): Promise<string>;
+export function toyTemplateCatalogueEnv(): { CAPTION_CATALOGUE: string };
 export function startServer(o?: { staticDirs?: Record<string, string>; routes?: Record<string, unknown>; port?: number }): Promise<{
   port: number; origin: string; otherOrigin: string; routes: Record<string, unknown>; log: { method: string; path: string; host: string; at: number }[]; close(): Promise<void>;
 }>;

@@ -29,6 +29,21 @@ export async function buildExtension({ outDir, packUrl, testHooks = false, env: 
  * A loopback HTTP server. `routes` maps a path to a function (req, url) => {status, type, body} | undefined;
  * other paths are served from `staticDirs` ({ '/packs/': dir }). Every request is recorded in `log`.
  */
+/**
+ * The bundled catalogue with every model on the toy graph template, written to .tmp/toy-template-catalogue.json, for
+ * builds that caption from a pack address (the e2e suite, the demo): a build ships the template of every catalogue
+ * model, and the full-size ones exist only after `bash scripts/packs.sh --release`. Nothing installs from it.
+ * Returns the env that selects it (CAPTION_CATALOGUE).
+ */
+export function toyTemplateCatalogueEnv() {
+  const catalogue = JSON.parse(readFileSync(join(ROOT, 'src/shared/catalogue.json'), 'utf8'));
+  for (const m of catalogue.models) m.template = 'toy-fp32';
+  mkdirSync(TMP, { recursive: true });
+  const file = join(TMP, 'toy-template-catalogue.json');
+  writeFileSync(file, JSON.stringify(catalogue));
+  return { CAPTION_CATALOGUE: file };
+}
+
 export async function startServer({ staticDirs = {}, routes = {}, port = 0 } = {}) {
   const log = [];
   const server = createServer((req, res) => {
