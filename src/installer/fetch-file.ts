@@ -6,7 +6,8 @@
  * Why not @huggingface/hub's downloadFile/WebBlob: it fetches into memory (a Blob) and has no notion of resuming into
  * our store after a browser restart, of per-mirror fallback, or of the byte-exact flush points the install job needs;
  * it also probes with GET+Range against huggingface.co only. The header facts it relies on (X-Linked-Size,
- * X-Linked-Etag, Content-Range totals) are read here the same way (see probeSource).
+ * X-Linked-Etag, Content-Range totals) are read here the same way (see probeSource); where a browser hides them,
+ * the package's pathsInfo asks the Hub's API (hub-api.ts).
  *
  * What a kill loses: bytes are buffered and written to the store every `flushBytes` (1 MiB by default). Bytes in
  * flight at the moment of a kill (at most one buffer, plus what the network stack held) are fetched again on resume;
@@ -16,6 +17,7 @@ import { CaptionAbortedError, MirrorHttpError, NetworkError, isQuotaError, throw
 import type { InstallStore, PackStore } from '../captioner/pack-store';
 import { Sha256Stream } from '../converter/sha256-stream';
 import { ChunkBuffer } from './chunk-buffer';
+import { hubFileFacts, parseHubUrl } from './hub-api';
 
 export interface FetchFileOptions {
   /** injectable for tests; defaults to globalThis.fetch */
@@ -249,6 +251,23 @@ export async function probeSource(
 
 async function probeOnce(url: string, opts: { fetch?: typeof globalThis.fetch; signal?: AbortSignal }): Promise<SourceFacts> {
   const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const facts = await probeHeaders(url, fetchFn, opts.signal);
+  const hub = facts.sha256 === null ? parseHubUrl(url) : null;
+  if (hub) {
+    // In a browser the Hub's redirect headers are out of reach; its API states the same facts.
+    try {
+      const api = await hubFileFacts(hub, (input, init) => fetchFn(input, { ...init, signal: opts.signal, cache: 'no-store' }));
+      if (api && (facts.size === null || facts.size === api.size)) Object.assign(facts, api);
+    } catch (e) {
+      if (opts.signal?.aborted) throw new CaptionAbortedError(opts.signal.reason);
+      console.warn(`[alt-text] the Hub's API did not describe ${url}; its size is checked, not its hash:`, e);
+    }
+  }
+  return facts;
+}
+
+async function probeHeaders(url: string, fetchFn: typeof globalThis.fetch, signal: AbortSignal | undefined): Promise<SourceFacts> {
+  const opts = { signal };
   const facts: SourceFacts = { size: null, sha256: null, commit: null, ranges: false };
   const init = { headers: { Range: 'bytes=0-0' }, signal: opts.signal, cache: 'no-store' as const };
   let res: Response;

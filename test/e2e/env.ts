@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page, Worker } from 'playwright-core';
 import { TMP, launchWithExtension } from './harness.mjs';
+import { parseHubUrl } from '../../src/installer/hub-api';
 
 export interface E2eEnv {
   origin: string;
@@ -32,12 +33,15 @@ export function launch(opts: { webgpu?: boolean; debugPort?: boolean; args?: str
 }
 
 /**
- * What a catalogue build may fetch: each source URL of each model, and the CDN paths the Hub redirects them to
- * (`<hub>/cdn/<sha256>`, the way huggingface.co answers `resolve` with a 302). Nothing else on the hub.
+ * What a catalogue build may fetch: each source URL of each model, the CDN paths the Hub redirects them to
+ * (`<hub>/cdn/<sha256>`, the way huggingface.co answers `resolve` with a 302), and for a Hub source the Hub's
+ * paths-info API of its repository and revision (its SHA-256, which a browser cannot read off the redirect). Nothing
+ * else on the hub.
  */
 export function mirrorAllowList(catalogue: { models: { inputs: Record<string, { sources: { url: string }[] }> }[] }, hubUrl: string): string[] {
   const urls = catalogue.models.flatMap((m) => Object.values(m.inputs).flatMap((i) => i.sources.map((s) => s.url)));
-  return [...new Set(urls), `${hubUrl.replace(/\/$/, '')}/cdn/`];
+  const apis = urls.map(parseHubUrl).flatMap((r) => (r ? [`${r.hubUrl}/api/models/${r.repo}/paths-info/${encodeURIComponent(r.revision)}`] : []));
+  return [...new Set([...urls, ...apis]), `${hubUrl.replace(/\/$/, '')}/cdn/`];
 }
 
 /** Patch the settings the way the popup does (the content scripts follow storage changes). */

@@ -11,7 +11,7 @@ import { IndexedDbPackStore, MemoryPackStore, type InstallStore } from '../../sr
 import { openCheckpoint } from '../../src/converter/readers/checkpoint';
 import { RateMeter, fetchFile, hashStoredFile, probeSource } from '../../src/installer/fetch-file';
 import { HttpRangeSource, RangeNotSupportedError, missingParts } from '../../src/installer/http-source';
-import { startHubServer, type HubServer } from '../helpers/hub-server';
+import { browserFetch, startHubServer, type HubServer } from '../helpers/hub-server';
 import { ensureInstallFixture, type InstallFixture } from '../helpers/test-catalogue';
 
 let hub: HubServer;
@@ -113,6 +113,17 @@ describe('probeSource', () => {
     const h = hub.add(path, body, { commit: 'c'.repeat(40) });
     const f = await probeSource(`${hub.url}/${path}`, {});
     expect(f).toEqual({ size: 12_345, sha256: h, commit: 'c'.repeat(40), ranges: true });
+  });
+  it('in a browser, where the redirect is opaque, the Hub\u2019s paths-info API states the SHA-256 and size', async () => {
+    const body = randomBytes(12_345);
+    const path = 'huggingface.co/org/repo/resolve/main/w.pt';
+    const h = hub.add(path, body);
+    const f = await probeSource(`${hub.url}/${path}`, { fetch: browserFetch() });
+    expect(f).toMatchObject({ size: 12_345, sha256: h, ranges: true });
+    expect(hub.log.filter((l) => l.path === '/huggingface.co/api/models/org/repo/paths-info/main').map((l) => l.status)).toEqual([200]);
+    // The API down: the probe still answers, with what the download itself shows (the size).
+    hub.fault('huggingface.co/api/models/org/repo/paths-info/main', { kind: 'status', status: 503 });
+    expect(await probeSource(`${hub.url}/${path}`, { fetch: browserFetch() })).toMatchObject({ size: 12_345, sha256: null });
   });
   it('a plain server gives its size from Content-Range; an ETag that is not a SHA-256 is not taken for one', async () => {
     const path = 'openaipublic.azureedge.net/f/plain.bin';

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCachedPack } from '../../src/captioner/pack-loader';
 import { MemoryPackStore } from '../../src/captioner/pack-store';
 import { bytesSource, openCheckpoint } from '../../src/converter/readers/checkpoint';
+import { browserFetch } from '../helpers/hub-server';
 import { PATHS, testCatalogue } from '../helpers/test-catalogue';
 import { useInstallHub } from './setup';
 
@@ -14,9 +15,9 @@ const t = useInstallHub();
 const files = (path: string) => t.hub.log.filter((l) => l.file === path);
 
 /** Install and return the state, the pack's provenance of clipcap, and the store. */
-async function install(edit?: Parameters<typeof testCatalogue>[2]) {
+async function install(edit?: Parameters<typeof testCatalogue>[2], deps?: Parameters<typeof t.installer>[2]) {
   const store = new MemoryPackStore();
-  const { inst } = t.installer(store, testCatalogue(t.hub, t.fx, edit));
+  const { inst } = t.installer(store, testCatalogue(t.hub, t.fx, edit), deps);
   const state = await inst.install('toy-coco');
   const id = await inst.readyStoreId('toy-coco');
   const pack = id ? await loadCachedPack(id, { store }) : null;
@@ -50,6 +51,20 @@ describe('mirror fallback for a whole file', () => {
     expect(state.error).toBeNull();
     expect(prov!.inputs.clipcap.url).toContain(PATHS.clipcapMirror);
     expect(t.hub.sent.get(PATHS.clipcapHub)).toBeGreaterThan(t.fx.file('clipcap.pt').length - 10); // it was downloaded, then refused
+  });
+
+  it('in a browser too (the redirect opaque): the hash the Hub\u2019s API states refuses wrong bytes', async () => {
+    const ckpt = await openCheckpoint(bytesSource(new Uint8Array(t.fx.file('clipcap.pt'))), 'torch-zip');
+    const w = [...ckpt.tensors.values()].find((x) => x.byteLength > 1000)!;
+    t.hub.fault(PATHS.clipcapHub, { kind: 'wrong-bytes', at: w.offset + 100 });
+    const { state, prov } = await install(undefined, { fetch: browserFetch() });
+    expect(state.error).toBeNull();
+    expect(prov!.inputs.clipcap.url).toContain(PATHS.clipcapMirror);
+    expect(t.hub.sent.get(PATHS.clipcapHub)).toBeGreaterThan(t.fx.file('clipcap.pt').length - 10);
+    // Without the fault the Hub's own file passes the hash the API states.
+    t.hub.clearFaults();
+    const again = await install(undefined, { fetch: browserFetch() });
+    expect(again.prov!.inputs.clipcap).toMatchObject({ url: expect.stringContaining(PATHS.clipcapHub), check: 'sha256-server' });
   });
 
   it('a truncated file on a mirror that pins nothing: refused by the declared hash, the second mirror is used', async () => {
