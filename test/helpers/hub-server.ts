@@ -4,18 +4,25 @@
  * X-Linked-Size, X-Repo-Commit and ETag; the CDN serves the bytes with Range (206 + Content-Range) and an ETag that is
  * NOT the SHA-256 (as the xet CDN's is not); openaipublic.azureedge.net serves plain files with Range.
  *
+ * The Hub's paths-info API (POST /huggingface.co/api/models/<repo>/paths-info/<rev>) states the same oid and size
+ * as JSON, for the browser, which cannot read the redirect's headers.
+ *
  * URL layout (as CAPTION_MIRROR_BASE rewrites https://HOST/PATH): /huggingface.co/<repo>/resolve/<rev>/<file>,
  * /openaipublic.azureedge.net/<path>, /cdn/<sha256>, and any directory mounted with mount().
  *
  * It counts the bytes it sends per file (the file's logical path, without the leading slash) and injects faults per
  * path: cut the connection after N bytes, an HTTP status (5xx, 404), slow, wrong bytes (same size, the declared hash
  * is the real one), truncated (a shorter file, declared as such), ignore Range (200 with the whole file).
+ *
+ * A file is served from memory (add) or streamed from disk (addFile: full-size files, so that the hub does not hold a
+ * gigabyte in the memory of the process it shares with the installer it serves).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, normalize } from 'node:path';
+import { pipeline } from 'node:stream';
 
 export type Fault =
   /** send `after` bytes of the answer, then destroy the socket */
@@ -37,9 +44,12 @@ export interface HubLogEntry {
 }
 
 interface HubFile {
-  bytes: Uint8Array;
+  size: number;
   sha256: string;
   commit: string;
+  /** the bytes in memory, or the path of the file on disk */
+  bytes: Uint8Array | null;
+  path: string | null;
 }
 
 export interface HubServer {
@@ -50,6 +60,8 @@ export interface HubServer {
   sent: Map<string, number>;
   /** serve `bytes` at a logical path (no leading slash); returns its SHA-256 */
   add(path: string, bytes: Uint8Array, opts?: { commit?: string }): string;
+  /** serve the file at `file` on disk at a logical path, read as requested; resolves to its SHA-256 (hashed unless given) */
+  addFile(path: string, file: string, opts?: { commit?: string; sha256?: string }): Promise<string>;
   /** a fault for a logical path until cleared (or `times` requests) */
   fault(path: string, f: Fault): void;
   clearFaults(): void;
@@ -60,7 +72,27 @@ export interface HubServer {
   close(): Promise<void>;
 }
 
+const DEFAULT_COMMIT = '0123456789abcdef0123456789abcdef01234567';
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function shaOfFile(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** Bytes [start, end) of an entry, in memory (a file on disk is read: only faults, on small test files, need this). */
+function bytesOf(entry: HubFile, start: number, end: number): Uint8Array {
+  if (entry.bytes) return entry.bytes.subarray(start, end);
+  const out = new Uint8Array(Math.max(0, end - start));
+  const fd = openSync(entry.path!, 'r');
+  try {
+    for (let done = 0; done < out.length;) done += readSync(fd, out, done, out.length - done, start + done);
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
 
 export async function startHubServer(): Promise<HubServer> {
   const files = new Map<string, HubFile>();
@@ -85,14 +117,7 @@ export async function startHubServer(): Promise<HubServer> {
       logged.status = f.status;
       return void res.writeHead(f.status).end();
     }
-    let body = entry.bytes;
-    if (f?.kind === 'truncate') body = body.subarray(0, f.to);
-    if (f?.kind === 'wrong-bytes') {
-      body = Uint8Array.from(body);
-      if (f.at !== undefined) body[f.at] ^= 0x5a;
-      else for (let i = 0; i < body.length; i += 997) body[i] ^= 0x5a;
-    }
-    const size = body.length;
+    const size = f?.kind === 'truncate' ? Math.min(f.to, entry.size) : entry.size;
     const m = f?.kind === 'ignore-range' ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     let start = 0;
     let end = size - 1;
@@ -111,8 +136,23 @@ export async function startHubServer(): Promise<HubServer> {
       logged.status = 200;
       res.writeHead(200, { ...headers, 'Content-Length': String(size) });
     }
-    const part = body.subarray(start, end + 1);
     const count = (n: number) => sent.set(file, (sent.get(file) ?? 0) + n);
+    if (entry.path && f?.kind !== 'cut' && f?.kind !== 'slow' && f?.kind !== 'wrong-bytes') {
+      const stream = createReadStream(entry.path, { start, end, highWaterMark: 1 << 20 });
+      stream.on('data', (chunk) => count(chunk.length));
+      // The client may hang up early (a Range fallback, an abort): pipeline then closes the file.
+      return void pipeline(stream, res, () => undefined);
+    }
+    let part = bytesOf(entry, start, end + 1);
+    if (f?.kind === 'wrong-bytes') {
+      part = Uint8Array.from(part);
+      // the same bytes whatever range is asked for: file offset `at`, or every 997th byte of the file
+      if (f.at !== undefined) {
+        if (f.at >= start && f.at <= end) part[f.at - start] ^= 0x5a;
+      } else {
+        for (let i = Math.ceil(start / 997) * 997; i <= end; i += 997) part[i - start] ^= 0x5a;
+      }
+    }
     if (f?.kind === 'cut') {
       const n = Math.min(f.after, part.length);
       count(n);
@@ -144,6 +184,29 @@ export async function startHubServer(): Promise<HubServer> {
     log.push(logged);
     const rel = path.slice(1);
 
+    // The Hub's paths-info API (what @huggingface/hub's pathsInfo posts): each LFS file's oid (its SHA-256) and size.
+    const api = /^(huggingface\.co)\/api\/models\/([^/]+\/[^/]+)\/paths-info\/([^/]+)$/.exec(rel);
+    if (api && req.method === 'POST') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const f = takeFault(rel, ['status']);
+        let paths: unknown;
+        try {
+          paths = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { paths?: unknown }).paths;
+        } catch {
+          paths = null;
+        }
+        logged.status = f?.kind === 'status' ? f.status : Array.isArray(paths) ? 200 : 400;
+        if (logged.status !== 200) return void res.writeHead(logged.status).end();
+        const found = (paths as unknown[]).flatMap((p) => {
+          const entry = typeof p === 'string' ? files.get(`${api[1]}/${api[2]}/resolve/${api[3]}/${p}`) : undefined;
+          return entry ? [{ type: 'file', path: p, oid: entry.sha256.slice(0, 40), size: entry.size, lfs: { oid: entry.sha256, size: entry.size, pointerSize: 134 } }] : [];
+        });
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(found));
+      });
+      return;
+    }
     // The Hub's resolve endpoint: a redirect to the CDN, with the file's facts on the redirect itself.
     if (rel.startsWith('huggingface.co/') && rel.includes('/resolve/')) {
       logged.file = rel;
@@ -154,7 +217,7 @@ export async function startHubServer(): Promise<HubServer> {
         res.writeHead(logged.status, entry ? {} : { 'X-Error-Code': 'EntryNotFound' });
         return void res.end();
       }
-      const truncated = faults.get(rel)?.kind === 'truncate' ? (faults.get(rel) as { to: number }).to : entry.bytes.length;
+      const truncated = faults.get(rel)?.kind === 'truncate' ? (faults.get(rel) as { to: number }).to : entry.size;
       logged.status = 302;
       res.writeHead(302, {
         Location: `/cdn/${entry.sha256}?file=${encodeURIComponent(rel)}`,
@@ -206,7 +269,13 @@ export async function startHubServer(): Promise<HubServer> {
     sent,
     add(path, bytes, opts) {
       const h = sha(bytes);
-      files.set(path, { bytes, sha256: h, commit: opts?.commit ?? '0123456789abcdef0123456789abcdef01234567' });
+      files.set(path, { size: bytes.length, sha256: h, commit: opts?.commit ?? DEFAULT_COMMIT, bytes, path: null });
+      byHash.set(h, path);
+      return h;
+    },
+    async addFile(path, file, opts) {
+      const h = opts?.sha256 ?? (await shaOfFile(file));
+      files.set(path, { size: statSync(file).size, sha256: h, commit: opts?.commit ?? DEFAULT_COMMIT, bytes: null, path: file });
       byHash.set(h, path);
       return h;
     },
@@ -218,5 +287,18 @@ export async function startHubServer(): Promise<HubServer> {
       sent.clear();
     },
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+/**
+ * fetch as an extension page sees it: a manual redirect is opaque (no status, no headers), so the Hub's X-Linked-*
+ * headers are out of reach (Node's fetch shows them, a browser's does not).
+ */
+export function browserFetch(): typeof fetch {
+  return async (input, init) => {
+    const res = await fetch(input, init);
+    if (init?.redirect !== 'manual' || res.status < 300 || res.status >= 400) return res;
+    await res.body?.cancel();
+    return { type: 'opaqueredirect', status: 0, ok: false, redirected: false, url: '', headers: new Headers(), body: null } as unknown as Response;
   };
 }
