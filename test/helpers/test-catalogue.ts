@@ -7,8 +7,7 @@
  * the graph template from model/template.py (see ensureInstallFixture).
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Catalogue, CatalogueModel } from '../../src/installer/catalogue';
@@ -26,11 +25,9 @@ export interface InstallFixture {
   file(name: 'clip.pt' | 'clip.safetensors' | 'clipcap.pt'): Buffer;
 }
 
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
 /** Build `dir` with `python args… --out dir` unless it exists: beside it first, then renamed, so a test file running
  * in parallel never sees half a folder. */
-function buildOnce(dir: string, args: string[]): void {
+export function buildOnce(dir: string, args: string[]): void {
   if (existsSync(dir)) return;
   const tmp = `${dir}.${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -85,38 +82,69 @@ export const PATHS = {
   clipcapMirror: 'huggingface.co/mirror/test-clipcap/resolve/0000000000000000000000000000000000000002/clipcap.pt',
 } as const;
 
-/**
- * Put the fixture's files on the hub and return a catalogue whose URLs point there (through withMirrorBase, as a
- * CAPTION_MIRROR_BASE build does). The first clipcap source, like akhaliq's, pins neither size nor hash.
- */
-export function testCatalogue(hub: HubServer, fx: InstallFixture, edit?: (m: CatalogueModel) => void): Catalogue {
-  const clipPt = fx.file('clip.pt');
-  const clipSt = fx.file('clip.safetensors');
-  const clipcap = fx.file('clipcap.pt');
-  hub.add(PATHS.clipAzure, clipPt);
-  hub.add(PATHS.clipHub, clipSt);
-  hub.add(PATHS.clipcapHub, clipcap);
-  hub.add(PATHS.clipcapMirror, clipcap);
+type FileName = 'clip.pt' | 'clip.safetensors' | 'clipcap.pt';
+type FileFacts = Record<FileName, { bytes: number; sha256: string }>;
+
+/** Where each file is served, in the catalogue's order (clipcap.pt twice: akhaliq's repo and a mirror). */
+export const SERVED: ReadonlyArray<readonly [string, FileName]> = [
+  [PATHS.clipAzure, 'clip.pt'], [PATHS.clipHub, 'clip.safetensors'], [PATHS.clipcapHub, 'clipcap.pt'], [PATHS.clipcapMirror, 'clipcap.pt'],
+];
+
+/** The catalogue of files already on the hub, by their sizes and hashes (through withMirrorBase, as a
+ * CAPTION_MIRROR_BASE build does). */
+function catalogueOf(hub: HubServer, templateId: string, facts: FileFacts, edit?: (m: CatalogueModel) => void): Catalogue {
+  const clipPt = facts['clip.pt'];
+  const clipSt = facts['clip.safetensors'];
+  const clipcap = facts['clipcap.pt'];
   const model: CatalogueModel = {
-    id: 'toy-coco', default: true, name: 'Toy COCO', description: 'synthetic weights', template: fx.templateId, precision: 'fp32',
-    version: '1.0.0', downloadBytes: clipPt.length + clipcap.length, diskBytes: 8_000_000, license: 'test',
+    id: 'toy-coco', default: true, name: 'Toy COCO', description: 'synthetic weights', template: templateId, precision: 'fp32',
+    version: '1.0.0', downloadBytes: clipPt.bytes + clipcap.bytes, diskBytes: 8_000_000, license: 'test',
     inputs: {
       clip: {
         fetch: 'vision-only',
         sources: [
-          { url: `https://${PATHS.clipAzure}`, format: 'torchscript', bytes: clipPt.length, sha256: sha256(clipPt) },
-          { url: `https://${PATHS.clipHub}`, format: 'safetensors', bytes: clipSt.length, sha256: sha256(clipSt) },
+          { url: `https://${PATHS.clipAzure}`, format: 'torchscript', bytes: clipPt.bytes, sha256: clipPt.sha256 },
+          { url: `https://${PATHS.clipHub}`, format: 'safetensors', bytes: clipSt.bytes, sha256: clipSt.sha256 },
         ],
       },
       clipcap: {
         fetch: 'whole',
         sources: [
           { url: `https://${PATHS.clipcapHub}`, format: 'torch-zip', bytes: null, sha256: null },
-          { url: `https://${PATHS.clipcapMirror}`, format: 'torch-zip', bytes: clipcap.length, sha256: sha256(clipcap) },
+          { url: `https://${PATHS.clipcapMirror}`, format: 'torch-zip', bytes: clipcap.bytes, sha256: clipcap.sha256 },
         ],
       },
     },
   };
   edit?.(model);
   return withMirrorBase({ format: 'clipcap-catalogue', formatVersion: 1, models: [model] }, hub.url);
+}
+
+/**
+ * Put the fixture's files on the hub and return a catalogue whose URLs point there (through withMirrorBase, as a
+ * CAPTION_MIRROR_BASE build does). The first clipcap source, like akhaliq's, pins neither size nor hash.
+ */
+export function testCatalogue(hub: HubServer, fx: InstallFixture, edit?: (m: CatalogueModel) => void): Catalogue {
+  const facts = {} as FileFacts;
+  const read = new Map<FileName, Buffer>();
+  for (const [path, name] of SERVED) {
+    const b = read.get(name) ?? fx.file(name);
+    read.set(name, b);
+    facts[name] = { bytes: b.length, sha256: hub.add(path, b) };
+  }
+  return catalogueOf(hub, fx.templateId, facts, edit);
+}
+
+/**
+ * The same catalogue for the files in `publishedDir` (clip.pt, clip.safetensors, clipcap.pt), streamed from disk by
+ * the hub rather than held in memory: for full-size files (bench/accept-convert.bench.ts).
+ */
+export async function diskCatalogue(hub: HubServer, publishedDir: string, templateId: string, edit?: (m: CatalogueModel) => void): Promise<Catalogue> {
+  const facts = {} as FileFacts;
+  for (const [path, name] of SERVED) {
+    const file = join(publishedDir, name);
+    // clipcap.pt is served twice: hash it once
+    facts[name] = { bytes: statSync(file).size, sha256: await hub.addFile(path, file, { sha256: facts[name]?.sha256 }) };
+  }
+  return catalogueOf(hub, templateId, facts, edit);
 }

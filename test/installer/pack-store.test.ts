@@ -1,6 +1,7 @@
 /**
- * What the installer needs of the pack store: range reads across chunks, sparse files, persisted jobs, picked-file
- * blobs, entries whose id differs from the manifest id, and the IndexedDB upgrade from version 1 that keeps packs.
+ * What the installer needs of the pack store (in memory, IndexedDB, and the disk store the benchmarks use): range
+ * reads across chunks, sparse files, persisted jobs, picked-file blobs, entries whose id differs from the manifest
+ * id, and the IndexedDB upgrade from version 1 that keeps packs.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { listCachedPacks, loadCachedPack } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, MemoryPackStore, type InstallStore } from '../../src/captioner/pack-store';
 import { writeSyntheticPack } from '../captioner/helpers/synthetic-pack';
+import { DiskPackStore } from '../helpers/disk-pack-store';
 
 const tmp = mkdtempSync(`${tmpdir()}/store-`);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -17,6 +19,8 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe.each([
   ['memory', (): InstallStore => new MemoryPackStore()],
   ['IndexedDB', (): InstallStore => new IndexedDbPackStore(new IDBFactory(), IDBKeyRange)],
+  // the benchmarks' store (test/helpers/disk-pack-store.ts): its bytes on disk
+  ['disk', (): InstallStore => new DiskPackStore(mkdtempSync(`${tmp}/disk-`))],
 ])('%s store', (_n, makeStore) => {
   it('readRange reads any span across chunk boundaries, and refuses a hole', async () => {
     const s = makeStore();
