@@ -44,6 +44,23 @@ export function mirrorAllowList(catalogue: { models: { inputs: Record<string, { 
   return [...new Set([...urls, ...apis]), `${hubUrl.replace(/\/$/, '')}/cdn/`];
 }
 
+/**
+ * Stop the service worker the way Chrome does when it idles, over CDP from an extension page already open (a page
+ * opened for it would message the worker, and wake it, itself).
+ */
+export async function stopWorker(ext: Ext, p: Page): Promise<void> {
+  const cdp = await ext.context.newCDPSession(p);
+  const stopped = new Promise<void>((resolve) =>
+    cdp.on('ServiceWorker.workerVersionUpdated', (e) => {
+      if (e.versions.some((v) => v.scriptURL.includes(ext.extensionId) && v.runningStatus === 'stopped')) resolve();
+    }),
+  );
+  await cdp.send('ServiceWorker.enable');
+  await cdp.send('ServiceWorker.stopAllWorkers');
+  await stopped;
+  await cdp.detach();
+}
+
 /** Patch the settings the way the popup does (the content scripts follow storage changes). */
 export async function setSettings(sw: Worker, patch: Record<string, unknown>): Promise<void> {
   await sw.evaluate(async (p) => {

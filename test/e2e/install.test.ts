@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHubServer, type HubServer } from '../helpers/hub-server';
 import { PATHS, ensureInstallFixture, testCatalogue } from '../helpers/test-catalogue';
 import { ROOT, TMP, buildExtension, sameCaption, waitFor } from './harness.mjs';
-import { MARKER, env, labelOf, launch, mirrorAllowList, waitForLabels, type Ext } from './env';
+import { MARKER, env, labelOf, launch, mirrorAllowList, stopWorker, waitForLabels, type Ext } from './env';
 
 const PUBLISHED = join(ROOT, 'packs/published/toy');
 const TEMPLATES = join(ROOT, 'packs/templates');
@@ -28,23 +28,6 @@ async function axeViolations(page: Page): Promise<string[]> {
     const w = window as unknown as { axe: { run(ctx: unknown, o: unknown): Promise<{ violations: { id: string; help: string }[] }> } };
     return (await w.axe.run(document, { resultTypes: ['violations'] })).violations.map((v) => `${v.id}: ${v.help}`);
   });
-}
-
-/**
- * Stop the service worker the way Chrome does when it idles, over CDP from an extension page already open (a page
- * opened for it would message the worker, and wake it, itself).
- */
-async function stopWorker(ext: Ext, p: Page): Promise<void> {
-  const cdp = await ext.context.newCDPSession(p);
-  const stopped = new Promise<void>((resolve) =>
-    cdp.on('ServiceWorker.workerVersionUpdated', (e) => {
-      if (e.versions.some((v) => v.scriptURL.includes(ext.extensionId) && v.runningStatus === 'stopped')) resolve();
-    }),
-  );
-  await cdp.send('ServiceWorker.enable');
-  await cdp.send('ServiceWorker.stopAllWorkers');
-  await stopped;
-  await cdp.detach();
 }
 
 describe.skipIf(!READY)('install a model from the catalogue', () => {
