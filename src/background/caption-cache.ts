@@ -149,6 +149,22 @@ export class CaptionCache {
     return req(db.transaction(STORE).objectStore(STORE).getAll()) as Promise<Entry[]>;
   }
 
+  /** Delete the captions one pack made (after an update replaced it: they are not the new pack's); returns how many. */
+  async deletePack(packId: string): Promise<number> {
+    const db = await this.open();
+    const tx = db.transaction(STORE, 'readwrite');
+    let n = 0;
+    const cursorReq = tx.objectStore(STORE).openCursor();
+    cursorReq.onsuccess = () => {
+      const cursor = cursorReq.result;
+      if (!cursor) return;
+      if ((cursor.value as Entry).value.packId === packId) (cursor.delete(), (n += 1));
+      cursor.continue();
+    };
+    await done(tx);
+    return n;
+  }
+
   async clear(): Promise<number> {
     const n = await this.count();
     const db = await this.open();

@@ -12,6 +12,6 @@ const cache = registerRouter();
 registerDescribe();
 registerLabelCounts();
 registerOnboarding();
-registerInstallWatch();
+registerInstallWatch(cache);
 // Compiled out of release builds: __TEST__ is a build-time false there, and the hooks module is tree-shaken.
 if (__TEST__) registerTestHooks(cache);

@@ -32,7 +32,8 @@ export async function currentStatus(): Promise<ModelStatus> {
     const view = await toOffscreen({ type: 'bg-os-models' });
     name = modelName(model, settings, view);
     const install = view.states.find((s) => s.id === model.id);
-    if (install?.phase !== 'ready') {
+    // An update downloads beside the pack in use (storeId): that pack still captions, so the model is not "downloading".
+    if (install?.phase !== 'ready' && !install?.storeId) {
       const busy = install && BUSY.includes(install.phase);
       // Progress of the whole job (download, check, conversion), the same figure the set-up page's bar shows.
       return derived(busy ? 'downloading' : 'no-pack', ref, name, busy ? { done: installPercent(install), total: 100 } : null);

@@ -1,7 +1,7 @@
 // The set-up page only wires: the model choice, the one button, and the progress of the install it starts.
 import { localize, msg } from '../shared/i18n';
 import { isEvent, send, type CatalogueModel, type InstallState, type ModelsView } from '../shared/messages';
-import { saveSettings } from '../shared/settings';
+import { activeModel, loadSettings, saveSettings } from '../shared/settings';
 import { isBusy, modelLabel } from '../shared/status-text';
 import { chosenModel, renderModelRadios } from './model-radios';
 import { ProgressView } from './progress-view';
@@ -37,8 +37,22 @@ const nameOf = (id: string | null) => {
   return m ? modelLabel(m) : (id ?? '');
 };
 
+/** Set when the install started while another model captioned: the choice is saved once this one is ready. */
+let switchWhenReady = false;
+
+/** Whether the model in use captions today: a pack address or folder, or a catalogue model with a ready pack. */
+async function hasWorkingModel(): Promise<boolean> {
+  const model = activeModel((await loadSettings(chrome.storage.local)).settings);
+  if (!model) return false;
+  return model.kind !== 'catalogue' || !!view.states.find((x) => x.id === model.id)?.storeId;
+}
+
 function showState(s: InstallState): void {
   if (s.id !== current) return;
+  if (switchWhenReady && s.phase === 'ready') {
+    switchWhenReady = false;
+    saveSettings(chrome.storage.local, { model: { kind: 'catalogue', id: s.id } }).catch((err: unknown) => progress.fail(errorText(err), nameOf(s.id)));
+  }
   progress.show(s, nameOf(current));
   // While a job runs the choice is fixed; it opens again once the job has ended.
   $<HTMLFieldSetElement>('choice').disabled = isBusy(s) || s.phase === 'paused';
@@ -93,8 +107,11 @@ async function start(): Promise<void> {
     }
     picked = { [m.userFiles[0].role]: await stashPicked(file) };
   }
-  // This page sets up the model the user will use: it is chosen now, and loads by itself once ready.
-  await saveSettings(chrome.storage.local, { model: { kind: 'catalogue', id } });
+  // This page sets up the model the user will use. With none working yet it is chosen now (and loads by itself once
+  // ready); a model that already captions stays in use until the new one is ready, so a failed or cancelled set-up
+  // never leaves the user with no descriptions.
+  switchWhenReady = await hasWorkingModel();
+  if (!switchWhenReady) await saveSettings(chrome.storage.local, { model: { kind: 'catalogue', id } });
   view = await send({ type: 'ui-bg-model-install', modelId: id, ...(picked ? { picked } : {}) });
   const s = view.states.find((x) => x.id === id);
   if (s) showState(s);

@@ -65,23 +65,30 @@ describe('worker: model installs', () => {
     expect(fake.state.creates).toBe(1);
   });
 
-  it('a model that becomes ready leaves the list, and is loaded at once when it is the one in use', async () => {
+  it('a model that becomes ready leaves the list, and is loaded at once when it is the one in use; the captions of its older pack are forgotten', async () => {
     const { onInstallStates } = await import('../../src/background/install-watch');
+    const { CaptionCache } = await import('../../src/background/caption-cache');
+    const cache = new CaptionCache(() => 100, new IDBFactory());
+    const made = (packId: string) => ({ text: 'a dog', packId, backend: 'wasm', confidence: 0.5 });
+    await cache.put('model:clipcap-coco|greedy|https://a.test/1.png', made(COCO.id));
+    await cache.put('https://p.test/other/|greedy|https://a.test/1.png', made('other'));
     await setup({ installing: [COCO.id, 'toy'], model: { kind: 'catalogue', id: COCO.id } });
     fake.state.offscreenOpen = true;
-    await onInstallStates([state(COCO.id, 'downloading', { bytes: 5, total: 10 })]);
+    await onInstallStates([state(COCO.id, 'downloading', { bytes: 5, total: 10 })], cache);
     expect((await stored()).installing).toEqual([COCO.id, 'toy']);
     expect(calls).toEqual([]);
-    await onInstallStates([state(COCO.id, 'ready'), state('toy', 'failed', { error: { name: 'NetworkError', message: 'offline' } })]);
+    expect(await cache.count()).toBe(2);
+    await onInstallStates([state(COCO.id, 'ready'), state('toy', 'failed', { error: { name: 'NetworkError', message: 'offline' } })], cache);
     expect((await stored()).installing).toEqual([]);
-    expect(calls).toEqual([{ type: 'bg-os-load', packUrl: 'model:clipcap-coco', backend: 'auto' }]);
+    expect(calls).toEqual([{ type: 'bg-os-clear', packs: false }, { type: 'bg-os-load', packUrl: 'model:clipcap-coco', backend: 'auto' }]);
+    expect((await cache.dump()).map((e) => e.value.packId)).toEqual(['other']);
   });
 
   it('a model that becomes ready while another is in use is not loaded (the old one keeps working)', async () => {
     const { onInstallStates } = await import('../../src/background/install-watch');
     await setup({ installing: [COCO.id], model: { kind: 'url', url: 'https://p.test/old/' } });
     fake.state.offscreenOpen = true;
-    await onInstallStates([state(COCO.id, 'ready')]);
+    await onInstallStates([state(COCO.id, 'ready')], { deletePack: async () => 0 });
     expect((await stored()).installing).toEqual([]);
     expect(calls).toEqual([]);
   });
@@ -112,6 +119,9 @@ describe('worker: model installs', () => {
     expect(await currentStatus()).toMatchObject({ state: 'downloading', progress: { done: 35, total: 100 } });
     states = [state(COCO.id, 'ready')];
     expect(await currentStatus()).toMatchObject({ state: 'ready', packName: 'ClipCap COCO', backend: 'wasm' });
+    // An update downloads beside the pack in use: that pack still captions, so the status stays the engine's.
+    states = [state(COCO.id, 'downloading', { bytes: 120e6, total: 290e6, storeId: 'clipcap-coco@old' })];
+    expect(await currentStatus()).toMatchObject({ state: 'ready', packName: 'ClipCap COCO' });
   });
 
   it('no model at all: "no-pack", and a caption request is refused with NoPackError before the model is asked', async () => {
