@@ -8,7 +8,7 @@
  *   EXT_OUT_DIR       output folder (default dist)
  */
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crx } from '@crxjs/vite-plugin';
 import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
@@ -58,7 +58,8 @@ function copyTemplates(): Plugin {
       }
     },
     writeBundle() {
-      for (const id of ids) cpSync(src(id), resolve(root, outDir, 'templates', id), { recursive: true });
+      // Not the build's own bookkeeping (.source-stamp): only what the installer reads.
+      for (const id of ids) cpSync(src(id), resolve(root, outDir, 'templates', id), { recursive: true, filter: (p) => !basename(p).startsWith('.') });
     },
   };
 }

@@ -20,16 +20,34 @@ export async function markInstalling(modelId: string, on: boolean): Promise<void
   await patchSettings({ installing: on ? [...installing, modelId] : installing.filter((id) => id !== modelId) });
 }
 
+/**
+ * The pack each model was updated from (chrome.storage.local, so an update's restart keeps it): until the model is
+ * ready with another pack, a "ready" that still names the old one is the state before the update, not its end.
+ */
+const UPDATING_KEY = 'updatingFrom';
+async function updatingFrom(): Promise<Record<string, string>> {
+  const got = (await chrome.storage.local.get(UPDATING_KEY))[UPDATING_KEY] as unknown;
+  return got && typeof got === 'object' ? (got as Record<string, string>) : {};
+}
+
 export async function onInstallStates(states: InstallState[], cache: Pick<CaptionCache, 'deletePack'>): Promise<void> {
   const settings = await getSettings();
-  const ended = states.filter((s) => settings.installing.includes(s.id) && ENDED.includes(s.phase));
+  const from = await updatingFrom();
+  const stale = (s: InstallState) => s.phase === 'ready' && from[s.id] !== undefined && s.storeId === from[s.id];
+  const ended = states.filter((s) => settings.installing.includes(s.id) && ENDED.includes(s.phase) && !stale(s));
   if (ended.length === 0) return;
   await patchSettings({ installing: settings.installing.filter((id) => !ended.some((s) => s.id === id)) });
+  const replaced = new Set(ended.filter((s) => s.phase === 'ready' && from[s.id] !== undefined).map((s) => s.id));
+  if (ended.some((s) => from[s.id] !== undefined)) {
+    await chrome.storage.local.set({ [UPDATING_KEY]: Object.fromEntries(Object.entries(from).filter(([id]) => !ended.some((s) => s.id === id))) });
+  }
   const model = settings.model;
   if (model?.kind === 'catalogue' && ended.some((s) => s.id === model.id && s.phase === 'ready')) {
-    // After an update, what the old pack wrote is not the new one's: forget it (stored, and in the document's memory).
-    await cache.deletePack(model.id);
-    await toOffscreen({ type: 'bg-os-clear', packs: false });
+    if (replaced.has(model.id)) {
+      // An update switched packs: what the old one wrote is not the new one's. Forget it, stored and in memory.
+      await cache.deletePack(model.id);
+      await toOffscreen({ type: 'bg-os-clear', packs: false });
+    }
     await toOffscreen({ type: 'bg-os-load', packUrl: packRef(model), backend: settings.backend });
   }
 }
@@ -37,16 +55,25 @@ export async function onInstallStates(states: InstallState[], cache: Pick<Captio
 /**
  * After the extension updates, installed catalogue models are installed again: the installer rebuilds only those
  * whose catalogue entry changed (new mirrors, hashes, template), and keeps the old pack in use until the new one is
- * ready; for the others it answers "ready" at once.
+ * ready; for the others it answers "ready" at once, with the pack they had.
  */
 export async function updateInstalled(): Promise<string[]> {
   const view = await toOffscreen({ type: 'bg-os-models' });
-  const ready = view.states.filter((s) => s.phase === 'ready').map((s) => s.id);
-  for (const id of ready) {
+  const ready = view.states.filter((s) => s.phase === 'ready' && s.storeId);
+  if (ready.length === 0) return [];
+  await chrome.storage.local.set({ [UPDATING_KEY]: { ...(await updatingFrom()), ...Object.fromEntries(ready.map((s) => [s.id, s.storeId])) } });
+  for (const { id } of ready) {
     await markInstalling(id, true);
-    await toOffscreen({ type: 'bg-os-model-install', modelId: id });
+    const after = await toOffscreen({ type: 'bg-os-model-install', modelId: id });
+    const now = after.states.find((s) => s.id === id);
+    if (now?.phase === 'ready' && now.storeId === ready.find((s) => s.id === id)?.storeId) {
+      // Unchanged in the catalogue: nothing to rebuild, nothing to wait for.
+      await markInstalling(id, false);
+      const { [id]: _done, ...rest } = await updatingFrom();
+      await chrome.storage.local.set({ [UPDATING_KEY]: rest });
+    }
   }
-  return ready;
+  return ready.map((s) => s.id);
 }
 
 /** Recreate the offscreen document when installs were running: it resumes them (installer.resumeInterrupted). */

@@ -18,13 +18,17 @@ const state = (id: string, phase: InstallState['phase'], extra: Partial<InstallS
 let fake: ReturnType<typeof makeChrome>;
 let calls: { type: string; [k: string]: unknown }[];
 let states: InstallState[];
+/** What bg-os-model-install answers (null: the same as every other bg-os-model request, `states`). */
+let afterInstall: InstallState[] | null;
 
 async function setup(settings: Record<string, unknown> = {}) {
   calls = [];
   states = [state(COCO.id, 'not-installed')];
+  afterInstall = null;
   fake = makeChrome({
     handle: async (msg) => {
       calls.push(msg);
+      if (msg.type === 'bg-os-model-install' && afterInstall) return { ok: true, value: { catalogue: [COCO], states: afterInstall } };
       if (msg.type.startsWith('bg-os-model') || msg.type === 'bg-os-models') return { ok: true, value: { catalogue: [COCO], states } };
       if (msg.type === 'bg-os-status') return { ok: true, value: { state: 'ready', packUrl: 'model:clipcap-coco', packId: 'clipcap-coco', packName: '', progress: null, backend: 'wasm', backendReason: '', queued: 0, error: null } };
       return { ok: true, value: { state: 'loading', packUrl: msg.packUrl, packId: '', packName: '', progress: null, backend: null, backendReason: '', queued: 0, error: null } };
@@ -65,23 +69,50 @@ describe('worker: model installs', () => {
     expect(fake.state.creates).toBe(1);
   });
 
-  it('a model that becomes ready leaves the list, and is loaded at once when it is the one in use; the captions of its older pack are forgotten', async () => {
+  it('a model that becomes ready leaves the list, and is loaded at once when it is the one in use', async () => {
     const { onInstallStates } = await import('../../src/background/install-watch');
+    const keep = { deletePack: async () => Promise.reject(new Error('a first install has no older pack to forget')) };
+    await setup({ installing: [COCO.id, 'toy'], model: { kind: 'catalogue', id: COCO.id } });
+    fake.state.offscreenOpen = true;
+    await onInstallStates([state(COCO.id, 'downloading', { bytes: 5, total: 10 })], keep);
+    expect((await stored()).installing).toEqual([COCO.id, 'toy']);
+    expect(calls).toEqual([]);
+    await onInstallStates([state(COCO.id, 'ready'), state('toy', 'failed', { error: { name: 'NetworkError', message: 'offline' } })], keep);
+    expect((await stored()).installing).toEqual([]);
+    expect(calls).toEqual([{ type: 'bg-os-load', packUrl: 'model:clipcap-coco', backend: 'auto' }]);
+  });
+
+  it('an update: "ready" with the old pack is not its end; the switch to the new pack loads it and forgets the old pack\u2019s captions', async () => {
+    const { onInstallStates, updateInstalled } = await import('../../src/background/install-watch');
     const { CaptionCache } = await import('../../src/background/caption-cache');
     const cache = new CaptionCache(() => 100, new IDBFactory());
     const made = (packId: string) => ({ text: 'a dog', packId, backend: 'wasm', confidence: 0.5 });
     await cache.put('model:clipcap-coco|greedy|https://a.test/1.png', made(COCO.id));
     await cache.put('https://p.test/other/|greedy|https://a.test/1.png', made('other'));
-    await setup({ installing: [COCO.id, 'toy'], model: { kind: 'catalogue', id: COCO.id } });
+    await setup({ model: { kind: 'catalogue', id: COCO.id } });
     fake.state.offscreenOpen = true;
-    await onInstallStates([state(COCO.id, 'downloading', { bytes: 5, total: 10 })], cache);
-    expect((await stored()).installing).toEqual([COCO.id, 'toy']);
-    expect(calls).toEqual([]);
+    states = [state(COCO.id, 'ready', { storeId: 'clipcap-coco@old' })];
+    afterInstall = [state(COCO.id, 'queued', { storeId: 'clipcap-coco@old' })];
+    expect(await updateInstalled()).toEqual([COCO.id]);
+    expect((await stored()).installing).toEqual([COCO.id]);
+    calls = [];
+    // The state from before the update, broadcast late: the job has not ended, and nothing is forgotten.
+    await onInstallStates([state(COCO.id, 'ready', { storeId: 'clipcap-coco@old' })], cache);
+    expect((await stored()).installing).toEqual([COCO.id]);
     expect(await cache.count()).toBe(2);
-    await onInstallStates([state(COCO.id, 'ready'), state('toy', 'failed', { error: { name: 'NetworkError', message: 'offline' } })], cache);
+    await onInstallStates([state(COCO.id, 'downloading', { storeId: 'clipcap-coco@old' })], cache);
+    expect(calls).toEqual([]);
+    await onInstallStates([state(COCO.id, 'ready', { storeId: 'clipcap-coco@new' })], cache);
     expect((await stored()).installing).toEqual([]);
     expect(calls).toEqual([{ type: 'bg-os-clear', packs: false }, { type: 'bg-os-load', packUrl: 'model:clipcap-coco', backend: 'auto' }]);
     expect((await cache.dump()).map((e) => e.value.packId)).toEqual(['other']);
+  });
+
+  it('an update that changes nothing in the catalogue ends at once: the model is not left "installing"', async () => {
+    const { updateInstalled } = await import('../../src/background/install-watch');
+    states = [state(COCO.id, 'ready', { storeId: 'clipcap-coco@same' })];
+    expect(await updateInstalled()).toEqual([COCO.id]);
+    expect((await stored()).installing).toEqual([]);
   });
 
   it('a model that becomes ready while another is in use is not loaded (the old one keeps working)', async () => {
@@ -96,6 +127,7 @@ describe('worker: model installs', () => {
   it('after an extension update, installed models are installed again (the installer rebuilds only changed ones)', async () => {
     const { updateInstalled } = await import('../../src/background/install-watch');
     states = [state(COCO.id, 'ready'), state('toy', 'not-installed')];
+    afterInstall = [state(COCO.id, 'queued', { storeId: `${COCO.id}@1` })]; // its entry changed: rebuilt
     expect(await updateInstalled()).toEqual([COCO.id]);
     expect(calls.filter((c) => c.type === 'bg-os-model-install')).toEqual([{ type: 'bg-os-model-install', modelId: COCO.id }]);
     expect((await stored()).installing).toEqual([COCO.id]);
