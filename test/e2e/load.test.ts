@@ -99,7 +99,7 @@ const perf = (page: Page, since = 0): Promise<Perf> =>
  */
 function tracer(cdp: CDPSession) {
   const script = (JSON.parse(readFileSync(join(env.extDir, 'manifest.json'), 'utf8')) as { content_scripts: { js: string[] }[] }).content_scripts[0].js[0];
-  type Ev = { name: string; ts: number; dur?: number; tid: number; pid: number; args?: { data?: { url?: string; functionName?: string } } };
+  type Ev = { name: string; ts: number; dur?: number; tdur?: number; tid: number; pid: number; args?: { data?: { url?: string; functionName?: string } } };
   const INNER = /^(Layout|UpdateLayoutTree|RecalculateStyles|MajorGC|MinorGC|V8\.GC.*|BlinkGC.*|ParseHTML|IntersectionObserverController::computeIntersections)$/;
   let ours: Ev[] = [];
   let inner: Ev[] = [];
@@ -112,8 +112,13 @@ function tracer(cdp: CDPSession) {
     }
   });
   const within = (c: Ev, x: Ev) => x.pid === c.pid && x.tid === c.tid && x.ts >= c.ts && x.ts < c.ts + c.dur!;
-  /** Garbage collection is the page's and ours alike (one heap): a call's own time leaves it out. */
-  const own = (c: Ev) => (c.dur! - inner.filter((x) => (x.name === 'MajorGC' || x.name === 'MinorGC') && within(c, x)).reduce((a, x) => a + x.dur!, 0)) / 1000;
+  /**
+   * A call's own time: the thread's CPU time in it (`tdur`; wall time when the trace has none), so a call the OS
+   * preempted on a loaded machine does not read as a long task of ours; less garbage collection, which is the page's
+   * and ours alike (one heap).
+   */
+  const cpu = (x: Ev) => x.tdur ?? x.dur!;
+  const own = (c: Ev) => (cpu(c) - inner.filter((x) => (x.name === 'MajorGC' || x.name === 'MinorGC') && within(c, x)).reduce((a, x) => a + cpu(x), 0)) / 1000;
   const what = (c: Ev) => {
     const by: Record<string, number> = {};
     for (const x of inner) if (within(c, x) && !/^V8\.GC_/.test(x.name)) by[x.name] = (by[x.name] ?? 0) + x.dur! / 1000;
@@ -186,7 +191,8 @@ describe('load', () => {
     await page.waitForTimeout(500);
     const c = await trace.stop();
     control = c.top;
-    expect(c.maxMs, `the trace must see our content script: ${c.top}`).toBeGreaterThanOrEqual(75);
+    // The spin runs 80 ms of wall time; on a loaded machine the thread gets less CPU than that, so this looks at wall time.
+    expect(c.maxAllInMs, `the trace must see our content script: ${c.top}`).toBeGreaterThanOrEqual(75);
     // The same 10,000-image page with auto-alt off: the page's own frames and heap, to compare with.
     await setSettings(sw, { enabled: false });
     await page.goto(url, { waitUntil: 'load', timeout: 60_000 });
