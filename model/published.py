@@ -137,11 +137,13 @@ def fake_text_tower(embed_dim: int, width: int = 32, layers: int = 1, context: i
 
 
 def write_torchscript_clip(visual: Dict[str, Tensor], path: str, image_size: int, embed_dim: int,
-                           fp16: bool = True, text_layers: int = 1) -> Dict[str, Tensor]:
-    """An archive like OpenAI's ViT-B-32.pt: `visual.*` (fp16 as OpenAI's where fp16=True), a small text tower,
-    the text blocks' `attn_mask` as plain attributes, and input_resolution/context_length/vocab_size.
-    Returns the state written (what torch.jit.load(path).state_dict() gives back)."""
-    text = fake_text_tower(embed_dim, layers=text_layers)
+                           fp16: bool = True, text_layers: int = 1, text_width: int = 32,
+                           text_vocab: int = 64) -> Dict[str, Tensor]:
+    """An archive like OpenAI's ViT-B-32.pt: `visual.*` (fp16 as OpenAI's where fp16=True), a text tower (small by
+    default; OpenAI's sizes for the full-size files), the text blocks' `attn_mask` as plain attributes, and
+    input_resolution/context_length/vocab_size. Returns the state written (what torch.jit.load(path).state_dict()
+    gives back)."""
+    text = fake_text_tower(embed_dim, width=text_width, layers=text_layers, vocab=text_vocab)
     state = OrderedDict((k, v) for k, v in visual.items() if k.startswith("visual."))
     assert state, "no visual.* tensors to write"
     state.update(text)
@@ -197,6 +199,10 @@ RANDOM = {
         mapper=MapperConfig(type="transformer", prefix_length=40, clip_length=40, num_layers=8, num_heads=8),
     ),
 }
+# OpenAI's text towers (clip/model.py build_model: transformer width, layers, vocabulary), for the full-size files:
+# the readers fetch only the vision tensors, and the text tower is what a range read skips (about 40% of ViT-B/32).
+FULL_TEXT = {"full-vit-b32-mlp": dict(text_width=512, text_layers=12, text_vocab=49408),
+             "full-rn50x4-transformer": dict(text_width=640, text_layers=12, text_vocab=49408)}
 
 
 def _sha256(path: str) -> str:
@@ -207,12 +213,13 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def write_published(cfg: ClipCapConfig, state: Dict[str, Tensor], out: str) -> dict:
-    """clip.pt, clip.safetensors, clipcap.pt and files.json for one model's weights."""
+def write_published(cfg: ClipCapConfig, state: Dict[str, Tensor], out: str, text: Optional[dict] = None) -> dict:
+    """clip.pt, clip.safetensors, clipcap.pt and files.json for one model's weights (`text`: the text tower's
+    sizes, write_torchscript_clip's text_* arguments; a small one by default)."""
     os.makedirs(out, exist_ok=True)
     visual = OrderedDict((k, v) for k, v in state.items() if k.startswith("visual."))
     written = write_torchscript_clip(visual, os.path.join(out, "clip.pt"), cfg.vision.image_size,
-                                     cfg.vision.output_dim)
+                                     cfg.vision.output_dim, **(text or {}))
     # open_clip's file has no input_resolution/context_length/vocab_size (build_model's extras), only weights.
     write_safetensors({k: v for k, v in written.items()
                        if k not in ("input_resolution", "context_length", "vocab_size")},
@@ -245,7 +252,7 @@ def main(argv=None):
         cfg = RANDOM[args.random]
         torch.manual_seed(args.seed)
         state = ClipCap(cfg).state_dict()
-    index = write_published(cfg, state, args.out)
+    index = write_published(cfg, state, args.out, FULL_TEXT.get(args.random or ""))
     for name, f in index["files"].items():
         print(f"{os.path.join(args.out, name)}  {f['bytes']} bytes  sha256 {f['sha256']}")
 
