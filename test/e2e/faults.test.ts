@@ -4,7 +4,7 @@
 import { chromium, type Page, type Worker } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sameCaption, toyHeldout } from './harness.mjs';
-import { MARKER, env, launch, type Ext } from './env';
+import { MARKER, env, launch, stopWorker, type Ext } from './env';
 
 const truth = Object.fromEntries(toyHeldout().map((h) => [h.file, h.caption]));
 
@@ -76,15 +76,7 @@ describe('faults', () => {
     // Stop the worker the way Chrome does when it idles: through CDP, from one of the extension's own pages.
     const extPage = await ext.context.newPage();
     await extPage.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
-    const cdp = await ext.context.newCDPSession(extPage);
-    const stopped = new Promise<void>((resolve) =>
-      cdp.on('ServiceWorker.workerVersionUpdated', (e) => {
-        if (e.versions.some((v) => v.scriptURL.includes(ext!.extensionId) && v.runningStatus === 'stopped')) resolve();
-      }),
-    );
-    await cdp.send('ServiceWorker.enable');
-    await cdp.send('ServiceWorker.stopAllWorkers');
-    await stopped;
+    await stopWorker(ext, extPage);
     await extPage.close();
     expect(await expectGalleryLabelled(page)).toBe(16);
   });
