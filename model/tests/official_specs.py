@@ -13,7 +13,7 @@ NOT derived from model/model.py, so the loader tests check our names against the
   clip_project (MLP: model.0 / model.2 Linears; TransformerMapper: linear, prefix_const, transformer.layers.N with
   norm1, attn.to_queries (no bias), attn.to_keys_values (no bias), attn.project, norm2, mlp.fc1, mlp.fc2).
 
-`write_torchscript` saves a state dict as a real TorchScript archive (a scripted module tree holding the tensors
+`write_torchscript` (model/published.py) saves a state dict as a real TorchScript archive (a scripted module tree holding the tensors
 under the same dotted names), so the tests read it exactly as the loader reads OpenAI's files:
 torch.jit.load(path, map_location="cpu").state_dict().
 """
@@ -21,8 +21,8 @@ from collections import OrderedDict
 from typing import Dict
 
 import torch
-import torch.nn as nn
 
+from model.published import write_torchscript  # noqa: F401  (the tests' S.write_torchscript: one writer of TorchScript archives)
 
 
 def _ln(spec, name, width):
@@ -274,28 +274,6 @@ def materialize(spec, dtype=torch.float16, random=False, seed=0) -> Dict[str, to
             base = k[: -len("lm_head.weight")]
             out[k] = out.get(base + "transformer.wte.weight", out.get(base + "wte.weight"))
     return out
-
-
-class _Holder(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-def write_torchscript(state: Dict[str, torch.Tensor], path: str) -> None:
-    """Save tensors as a TorchScript archive whose state_dict() returns exactly these names."""
-    root = _Holder()
-    for k, v in state.items():
-        *mods, leaf = k.split(".")
-        m = root
-        for name in mods:
-            if name not in m._modules:
-                m.add_module(name, _Holder())
-            m = m._modules[name]
-        if v.is_floating_point() and v.dim() > 0:
-            m.register_parameter(leaf, nn.Parameter(v, requires_grad=False))
-        else:
-            m.register_buffer(leaf, v)
-    torch.jit.save(torch.jit.script(root), path)
 
 
 def openai_to_hf_visual(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
