@@ -267,14 +267,13 @@ async function probeOnce(url: string, opts: { fetch?: typeof globalThis.fetch; s
 }
 
 async function probeHeaders(url: string, fetchFn: typeof globalThis.fetch, signal: AbortSignal | undefined): Promise<SourceFacts> {
-  const opts = { signal };
   const facts: SourceFacts = { size: null, sha256: null, commit: null, ranges: false };
-  const init = { headers: { Range: 'bytes=0-0' }, signal: opts.signal, cache: 'no-store' as const };
+  const init = { headers: { Range: 'bytes=0-0' }, signal: signal, cache: 'no-store' as const };
   let res: Response;
   try {
     res = await fetchFn(url, { ...init, redirect: 'manual' });
   } catch (e) {
-    if (opts.signal?.aborted) throw new CaptionAbortedError(opts.signal.reason);
+    if (signal?.aborted) throw new CaptionAbortedError(signal.reason);
     throw new NetworkError(url, e instanceof Error ? e.message : String(e), { cause: e });
   }
   const read = (h: Headers) => {
@@ -295,7 +294,7 @@ async function probeHeaders(url: string, fetchFn: typeof globalThis.fetch, signa
     try {
       res = await fetchFn(url, init);
     } catch (e) {
-      if (opts.signal?.aborted) throw new CaptionAbortedError(opts.signal.reason);
+      if (signal?.aborted) throw new CaptionAbortedError(signal.reason);
       throw new NetworkError(url, e instanceof Error ? e.message : String(e), { cause: e });
     }
     read(res.headers);
