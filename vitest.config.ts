@@ -12,6 +12,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
+          // The polyfill only loads inside an extension; in Node it reads the test's fake chrome.* (see the helper).
+          alias: { 'webextension-polyfill': new URL('./test/helpers/browser-global.ts', import.meta.url).pathname },
           exclude: ['test/browser/**', 'test/e2e/**', '**/node_modules/**'],
           environment: 'node',
           testTimeout: 60_000,

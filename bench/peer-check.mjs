@@ -1,4 +1,4 @@
-// Load a distilvit-style peer folder (model/peer_distilvit.py) with transformers.js's own image-to-text pipeline on
+// Load a distilvit-style peer folder (bench/py/peer_distilvit.py) with transformers.js's own image-to-text pipeline on
 // onnxruntime-web's wasm, greedy-decode one image, and print one JSON line:
 //   {ids, tokens, text, dtype, threads, loadMs, captionMs: [...], firstStepMs: [...], pixelValues: {dims, file?}}
 //

@@ -9,8 +9,9 @@ Build a model pack from the officially published weights, in one command:
 
 Where to download each file: docs/official-weights.md; or --from-hub fetches them as the extension does (model/hub.py:
 the catalogue's mirrors in order, resumed downloads, sizes and SHA-256 checked, cached under downloads/), and the
-pack takes the catalogue's id, name, description and precision. Steps:
-  1. model.build_official: CLIP tower + ClipCap mapper + GPT-2, every key and shape checked, L2 normalisation set
+pack takes the catalogue's id, name, description and precision. Steps 2-4 are model/pack.py's pipeline, the one
+every pack builder calls:
+  1. official.build_official: CLIP tower + ClipCap mapper + GPT-2, every key and shape checked, L2 normalisation set
      from the mapper type as ClipCap's notebooks use it (override with --normalize true|false);
   2. export.export_pack at the chosen precision (fp16 by default, or fp32 or int8), pack.json recording
      embedding.l2Normalize. fp16 is the default because `npm run bench:peers` found it the fastest precision that
@@ -23,7 +24,6 @@ pack takes the catalogue's id, name, description and precision. Steps:
 
 import argparse
 import hashlib
-import json
 import os
 import time
 from typing import List, Optional
@@ -31,9 +31,9 @@ from typing import List, Optional
 import torch
 
 from . import hub
-from .export import PRECISIONS, export_pack, verify_pack
-from .golden import check_parity, write_golden
-from .model import build_official
+from .export import PRECISIONS
+from .official import build_official
+from .pack import build_pack, write_report
 from .random_pack import golden_images
 
 CLIPCAP_README = "https://github.com/rmokady/CLIP_prefix_caption#inference-notebooks"
@@ -99,25 +99,20 @@ def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Opti
     provenance = {"builder": "model/build_pack.py", "preset": preset,
                   "inputs": [file_digest(x) for x in (clip, clipcap, gpt2) if x],
                   "sources": p.get("sources", []), "license": LICENSE, **(provenance or {})}
-    manifest = export_pack(model, out, pack_id, name or p.get("name") or pack_id, precision, provenance,
-                           description=p.get("description", "") if description is None else description,
-                           beams=beams, max_tokens=max_tokens)
-    log(f"exported {precision} pack to {out} in {time.time() - t0:.0f}s")
     build_dir = os.path.join(os.path.dirname(os.path.abspath(out)), ".build", os.path.basename(os.path.normpath(out)))
     refs = [(x, None) for x in golden_images(os.path.join(build_dir, "images"), 0)] + [(x, None) for x in images or []]
-    write_golden(model, out, refs, beams=beams, max_tokens=max_tokens)
-    verify_pack(out)
-    report = {"id": pack_id, "precision": precision, "bytes": sum(e["bytes"] for e in manifest["files"].values()),
-              "files": {r: e["bytes"] for r, e in manifest["files"].items()},
-              "l2Normalize": manifest["embedding"]["l2Normalize"]}
+    built = build_pack(model, out, pack_id, name or p.get("name") or pack_id, precision, provenance, images=refs,
+                       beams=beams, max_tokens=max_tokens, check=check, log=log,
+                       description=p.get("description", "") if description is None else description)
+    report = {"id": pack_id, "precision": precision, "bytes": built.bytes, "files": built.files,
+              "l2Normalize": built.manifest["embedding"]["l2Normalize"]}
     if check:
-        parity = check_parity(out, model)
-        report.update({k: v for k, v in parity.items() if k != "images"})
+        parity = built.parity
+        report.update(parity)
         log(f"parity: max logits diff {parity['max_logits_diff']:.2e}, greedy identical "
             f"{parity['greedy_identical']}/{parity['count']}, beam identical {parity['beam_identical']}/{parity['count']}")
     report["seconds"] = round(time.time() - t0, 1)
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    write_report(out, report)
     log(f"done in {report['seconds']:.0f}s: {report['bytes'] / 1e6:.1f} MB")
     return report
 

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from .metrics import corpus_bleu, cider_d
-from .model import ClipCap, beam_search, build_official, greedy_search, load_checkpoint, torch_step
+from .model import ClipCap, beam_search, greedy_search, load_checkpoint, torch_step
+from .official import build_official
 from .tokenizer import load_gpt2_tokenizer
 
 

@@ -277,7 +277,7 @@ def to_int8_dynamic(path: str, min_elements: int = 4096):
     step (E x V = 38.6M weights for GPT-2 small), so leaving it in fp32 would leave most of a step's memory traffic
     unquantised. Any other weight that feeds more than one node stays fp32.
 
-    Nodes inside subgraphs (the If branches of a merged decoder, model/peer_distilvit.py) are rewritten too when
+    Nodes inside subgraphs (the If branches of a merged decoder, bench/py/peer_distilvit.py) are rewritten too when
     their weight is an initialiser of the outer graph: the int8 weight and its scales are stored once, in the outer
     graph, and uses are counted graph by graph (a weight read once in each branch counts as read once)."""
     m = onnx.load(path)

@@ -33,7 +33,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .export import CLIP_MEAN, CLIP_STD
-from .model import ModifiedResNet, VisionTransformer, load_checkpoint, load_clip_vision
+from .model import ModifiedResNet, VisionTransformer, load_checkpoint
+from .official import load_clip_vision
 from .preprocess import ImageDecodeError, load_image, preprocess
 from .tokenizer import load_gpt2_tokenizer
 

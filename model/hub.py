@@ -112,7 +112,7 @@ def cache_path(source: dict, cache_dir: str) -> str:
     name = os.path.basename(urllib.parse.urlsplit(source["url"]).path) or "file"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     if source.get("format") == "safetensors" and not name.endswith(".safetensors"):
-        name += ".safetensors"  # model.read_state_dict recognises safetensors by the extension
+        name += ".safetensors"  # official.read_state_dict recognises safetensors by the extension
     key = source.get("sha256") or "url-" + hashlib.sha256(source["url"].encode()).hexdigest()
     return os.path.join(cache_dir, f"{key[:16]}-{name}")
 

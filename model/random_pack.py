@@ -12,7 +12,6 @@ greedy and beam choices are decided by clear margins, not by float rounding.
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -21,10 +20,10 @@ import torch
 from PIL import Image
 
 from . import toy_world as tw
-from .export import export_pack, export_transformersjs, verify_pack
-from .golden import check_parity, write_golden
+from .export import export_transformersjs
 from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, save_checkpoint
 from .ort_node import NodeORT
+from .pack import build_pack, write_report
 
 SIZES = {
     "full": ClipCapConfig(),  # ViT-B/32, MLP mapper with prefix 10, GPT-2 small: the COCO model's shapes
@@ -113,36 +112,18 @@ def build(size: str, out: str, seed: int, precisions, max_tokens: int, beams: in
     with NodeORT() as ort:
         for precision in precisions:
             d = out if len(precisions) == 1 else os.path.join(out, precision)
-            t = time.time()
-            m = export_pack(model, d, f"random-{size}-{precision}" if len(precisions) > 1 else f"random-{size}",
-                            f"Random {size} ({precision}, benchmark only)", precision, provenance,
-                            description="Seeded random weights with the real shapes; its captions mean nothing.",
-                            beams=beams, max_tokens=max_tokens)
-            t_export = time.time() - t
-            t = time.time()
-            if reference is None:  # PyTorch golden outputs beside the first (fp32) pack; the others compare to it
-                write_golden(model, d, [(p, None) for p in images], beams=beams, max_tokens=max_tokens, beam_images=3)
-                reference = d
-            else:
-                with open(os.path.join(reference, "golden.json")) as f:
-                    g = json.load(f)
-                g["precision"] = precision
-                with open(os.path.join(d, "golden.json"), "w") as f:
-                    json.dump(g, f)
-                os.makedirs(os.path.join(d, "golden"), exist_ok=True)
-                for e in g["images"]:
-                    with open(os.path.join(reference, e["file"]), "rb") as src, open(os.path.join(d, e["file"]), "wb") as dst:
-                        dst.write(src.read())
-            verify_pack(d)
-            if size == "full" and d != reference:
-                # quantised full-size packs are judged by the engine itself: npm run bench:peers (token agreement)
-                parity = {"parity": "see npm run bench:peers"}
-            else:
-                parity = check_parity(d, model, golden_dir=reference, ort=ort, limit=PARITY_LIMIT[size])
-            row = {"bytes": sum(e["bytes"] for e in m["files"].values()),
-                   "files": {r: e["bytes"] for r, e in m["files"].items()},
-                   "export_seconds": round(t_export, 1), "golden_seconds": round(time.time() - t, 1),
-                   **{k: v for k, v in parity.items() if k != "images"}}
+            # PyTorch golden outputs beside the first (fp32) pack; the others share and compare to it. Quantised
+            # full-size packs are judged by the engine itself: npm run bench:peers (token agreement)
+            check = not (size == "full" and reference is not None)
+            p = build_pack(model, d, f"random-{size}-{precision}" if len(precisions) > 1 else f"random-{size}",
+                           f"Random {size} ({precision}, benchmark only)", precision, provenance,
+                           images=[] if reference else [(x, None) for x in images], golden_from=reference,
+                           beams=beams, max_tokens=max_tokens, beam_images=3, check=check,
+                           parity_limit=PARITY_LIMIT[size], ort=ort,
+                           description="Seeded random weights with the real shapes; its captions mean nothing.")
+            reference = reference or d
+            row = {"bytes": p.bytes, "files": p.files, "export_seconds": p.export_seconds,
+                   "golden_seconds": p.golden_seconds, **(p.parity or {"parity": "see npm run bench:peers"})}
             report["precisions"][precision] = row
             log(f"{precision}: {row}")
     if size == "full":  # the benchmark's peer: the same GPT-2 in the layout transformers.js loads
@@ -150,9 +131,7 @@ def build(size: str, out: str, seed: int, precisions, max_tokens: int, beams: in
         export_transformersjs(model, os.path.join(out, "transformersjs"), int8="int8" in precisions)
         report["transformersjs_export_seconds"] = round(time.time() - t, 1)
     report["seconds"] = round(time.time() - t0, 1)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    write_report(out, report)
     log(f"done in {report['seconds']:.0f}s")
     return report
 

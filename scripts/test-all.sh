@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/packs.sh --release
 echo "== python toolkit (pytest)"
-/usr/bin/python3 -m pytest -q model/tests
+/usr/bin/python3 -m pytest -q model/tests bench/py
 echo "== typecheck"
 npx tsc --noEmit
 echo "== unit and handler tests (vitest, Node)"

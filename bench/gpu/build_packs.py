@@ -1,7 +1,7 @@
 """
 Build the two full-size fp32 packs the GPU benchmark needs, on the device machine (they are ~1 GB each, too big to
 carry): ours (model/random_pack.py's `full` ClipCap: ViT-B/32 + MLP mapper + GPT-2 small, seeded random weights)
-without the golden/parity run (that needs onnxruntime-node), and the distilvit-style peer (model/peer_distilvit.py).
+without the golden/parity run (that needs onnxruntime-node), and the distilvit-style peer (bench/py/peer_distilvit.py).
 
     python3 bench/gpu/build_packs.py OUT_DIR      -> OUT_DIR/random-full, OUT_DIR/peer-distilvit
 """
@@ -29,7 +29,7 @@ def main():
     print(f"[build] ours exported in {time.time() - t:.0f}s", flush=True)
     if "--no-peer" not in sys.argv:
         t = time.time()
-        from model import peer_distilvit
+        from bench.py import peer_distilvit
         peer_distilvit.build(os.path.join(out, "peer-distilvit"), "full", ["fp32"], "cached", 0)
         print(f"[build] peer exported in {time.time() - t:.0f}s", flush=True)
 

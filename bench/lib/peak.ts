@@ -1,5 +1,5 @@
 /**
- * The limit: GFLOP/s of the probe graphs model/bench_graphs.py writes (one large MatMul, and one row against a
+ * The limit: GFLOP/s of the probe graphs bench/py/bench_graphs.py writes (one large MatMul, and one row against a
  * weight far larger than the caches), in the same onnxruntime-web build, threads and precision as the pipeline.
  * The best of several runs is the peak: on a shared machine noise only ever slows a run down.
  */
@@ -13,7 +13,7 @@ export interface Peak { shape: [number, number, number]; ms: Stat; gflops: numbe
 
 export async function measurePeaks(ort: typeof OrtModule, dir: string, precision: 'fp32' | 'int8'): Promise<Record<string, Peak>> {
   const meta = join(dir, 'probes.json');
-  if (!existsSync(meta)) throw new Error('No probe graphs: run /usr/bin/python3 -m model.bench_graphs first (npm run bench:peers does).');
+  if (!existsSync(meta)) throw new Error('No probe graphs: run /usr/bin/python3 -m bench.py.bench_graphs first (npm run bench:peers does).');
   const probes: Record<string, Probe> = JSON.parse(readFileSync(meta, 'utf8'));
   const out: Record<string, Peak> = {};
   for (const [name, p] of Object.entries(probes)) {

@@ -1,4 +1,4 @@
-"""Loaders for the officially published weights (model.py, "Loading the officially published weights"), tested on
+"""Loaders for the officially published weights (model/official.py), tested on
 synthetic FULL-SIZE files carrying the official names and shapes (tests/official_specs.py), in the official
 container formats: TorchScript archives (OpenAI CLIP), safetensors and pytorch_model.bin (Hugging Face), and
 torch.save'd state dicts (ClipCap). Forward passes run on small configurations, except the single OpenAI-vs-HF
@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from model import model as M
+from model import official as O
 from model.safetensors_io import save_file
 
 import official_specs as S
@@ -36,7 +37,7 @@ def files(tmp_path_factory):
 
 
 def test_openai_vit_b32_torchscript_full_size(files):
-    cfg, visual = M.load_clip_vision(files["vit"])
+    cfg, visual = O.load_clip_vision(files["vit"])
     assert (cfg.arch, cfg.image_size, cfg.patch_size, cfg.width, cfg.layers, cfg.heads, cfg.output_dim) == \
         ("vit", 224, 32, 768, 12, 12, 512)
     tower = M.VisionTransformer(cfg)
@@ -49,7 +50,7 @@ def test_openai_vit_b32_torchscript_full_size(files):
 
 
 def test_openai_rn50x4_torchscript_full_size(files):
-    cfg, visual = M.load_clip_vision(files["rn"])
+    cfg, visual = O.load_clip_vision(files["rn"])
     assert (cfg.arch, cfg.image_size, cfg.width, tuple(cfg.resnet_layers), cfg.heads, cfg.output_dim) == \
         ("resnet", 288, 80, (4, 6, 10, 6), 40, 640)
     tower = M.ModifiedResNet(cfg)
@@ -70,7 +71,7 @@ def test_openai_missing_and_wrong_shape_are_named(files, tmp_path):
     del state["visual.ln_post.weight"]
     state["visual.transformer.resblocks.3.mlp.c_fc.weight"] = torch.zeros(768, 3072, dtype=torch.float16)  # transposed
     state["visual.extra_head.weight"] = torch.zeros(3)
-    cfg, visual = M.openai_vision_config(state), M.openai_clip_visual(state)
+    cfg, visual = O.openai_vision_config(state), O.openai_clip_visual(state)
     with pytest.raises(M.CheckpointError) as e:
         M.check_state_dict(M.VisionTransformer(cfg), _strip(visual, "visual."), what="ViT-B-32.pt")
     msg = str(e.value)
@@ -84,19 +85,19 @@ def test_a_file_of_another_kind_is_refused(tmp_path):
     p = tmp_path / "not_clip.pt"
     torch.save({"encoder.weight": torch.zeros(2)}, p)
     with pytest.raises(M.CheckpointError, match="not an OpenAI CLIP state dict: unexpected keys.*encoder.weight"):
-        M.load_clip_vision(str(p))
+        O.load_clip_vision(str(p))
     with pytest.raises(M.CheckpointError, match="does not exist"):
-        M.load_clip_vision(str(tmp_path / "nope.pt"))
+        O.load_clip_vision(str(tmp_path / "nope.pt"))
     (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
     with pytest.raises(M.CheckpointError, match="corrupt, not a torch file"):
-        M.load_clip_vision(str(tmp_path / "garbage.pt"))
+        O.load_clip_vision(str(tmp_path / "garbage.pt"))
 
     class RunsCode:  # a pickle that would call print() while loading: refused, never run
         def __reduce__(self):
             return (print, ("this must not run",))
     torch.save({"visual.proj": torch.zeros(2), "x": RunsCode()}, tmp_path / "code.pt")
     with pytest.raises(M.CheckpointError, match="holds more than tensors"):
-        M.read_state_dict(str(tmp_path / "code.pt"))
+        O.read_state_dict(str(tmp_path / "code.pt"))
 
 
 # -----------------------------------------------------------------------------
@@ -109,7 +110,7 @@ def test_hf_clip_full_size(tmp_path, fmt):
     state = S.materialize(spec, dtype=torch.float32 if fmt == "safetensors" else torch.float16)
     path = tmp_path / ("model.safetensors" if fmt == "safetensors" else "pytorch_model.bin")
     save_file(state, str(path)) if fmt == "safetensors" else torch.save(state, path)
-    cfg, visual = M.load_clip_vision(str(tmp_path))  # a model directory, as downloaded
+    cfg, visual = O.load_clip_vision(str(tmp_path))  # a model directory, as downloaded
     assert (cfg.arch, cfg.image_size, cfg.patch_size, cfg.width, cfg.layers, cfg.output_dim) == \
         ("vit", 224, 32, 768, 12, 512)
     M.check_state_dict(M.VisionTransformer(cfg), _strip(visual, "visual."), what=str(path))
@@ -125,17 +126,17 @@ def test_hf_clip_config_json_is_checked(tmp_path):
     save_file(S.materialize(S.hf_clip(layers=1, text=False)), str(tmp_path / "model.safetensors"))
     (tmp_path / "config.json").write_text(json.dumps({"vision_config": {"hidden_act": "quick_gelu",
                                                                         "num_attention_heads": 12}}))
-    assert M.load_clip_vision(str(tmp_path))[0].heads == 12
+    assert O.load_clip_vision(str(tmp_path))[0].heads == 12
     (tmp_path / "config.json").write_text(json.dumps({"vision_config": {"hidden_act": "gelu"}}))
     with pytest.raises(M.CheckpointError, match="hidden_act=gelu"):
-        M.load_clip_vision(str(tmp_path))
+        O.load_clip_vision(str(tmp_path))
 
 
 def test_hf_clip_without_projection_is_refused():
     state = S.materialize(S.hf_clip(layers=1, text=False))
     del state["visual_projection.weight"]
     with pytest.raises(M.CheckpointError, match="visual_projection.weight"):
-        M.hf_clip_visual(state)
+        O.hf_clip_visual(state)
 
 
 def test_openai_and_hf_formats_give_identical_embeddings(tmp_path):
@@ -143,8 +144,8 @@ def test_openai_and_hf_formats_give_identical_embeddings(tmp_path):
     state = S.materialize(S.openai_vit(text=False), dtype=torch.float16, random=True, seed=1)  # fp16 as OpenAI's
     S.write_torchscript(state, str(tmp_path / "ViT-B-32.pt"))
     save_file(S.openai_to_hf_visual(state), str(tmp_path / "model.safetensors"))
-    cfg_a, vis_a = M.load_clip_vision(str(tmp_path / "ViT-B-32.pt"))
-    cfg_b, vis_b = M.load_clip_vision(str(tmp_path / "model.safetensors"))
+    cfg_a, vis_a = O.load_clip_vision(str(tmp_path / "ViT-B-32.pt"))
+    cfg_b, vis_b = O.load_clip_vision(str(tmp_path / "model.safetensors"))
     assert cfg_a == cfg_b
     towers = []
     for vis in (vis_a, vis_b):
@@ -176,8 +177,8 @@ def test_hf_gpt2(tmp_path, fmt, prefix, lm_head, buffers, n_layer):
         save_file(state, str(path))
     else:
         torch.save(state, path)
-    gpt = M.gpt2_state(M.read_state_dict(str(path)), str(path))
-    cfg = M.gpt2_config(gpt)
+    gpt = O.gpt2_state(O.read_state_dict(str(path)), str(path))
+    cfg = O.gpt2_config(gpt)
     assert cfg == M.GPT2Config(n_layer=n_layer), cfg
     M.check_state_dict(M.GPT2LMHeadModel(cfg), _strip(gpt, "gpt."), what=str(path))
     assert torch.equal(gpt["gpt.transformer.h.1.attn.c_attn.weight"], state[f"{prefix}h.1.attn.c_attn.weight"])
@@ -188,15 +189,15 @@ def test_gpt2_errors_are_named():
     # a Conv1D weight stored like a Linear ([out, in]) is the classic porting mistake
     state["h.1.attn.c_attn.weight"] = state["h.1.attn.c_attn.weight"].t()
     del state["h.0.mlp.c_proj.bias"]
-    gpt = M.gpt2_state(state)
+    gpt = O.gpt2_state(state)
     with pytest.raises(M.CheckpointError) as e:
-        M.check_state_dict(M.GPT2LMHeadModel(M.gpt2_config(gpt)), _strip(gpt, "gpt."), what="gpt2")
+        M.check_state_dict(M.GPT2LMHeadModel(O.gpt2_config(gpt)), _strip(gpt, "gpt."), what="gpt2")
     assert "missing (1): transformer.h.0.mlp.c_proj.bias" in str(e.value)
     assert "transformer.h.1.attn.c_attn.weight: checkpoint (2304, 768) vs model (768, 2304)" in str(e.value)
     state = S.materialize(S.hf_gpt2(n_layer=1, lm_head=True, buffers=False), dtype=torch.float32)
     state["lm_head.weight"] = state["lm_head.weight"] + 1
     with pytest.raises(M.CheckpointError, match="lm_head.weight differs"):
-        M.gpt2_state(state)
+        O.gpt2_state(state)
 
 
 # -----------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def test_clipcap_checkpoints_full_size(files, tmp_path, name):
     state = S.materialize(spec, dtype=torch.float32, seed=len(name))
     path = tmp_path / name
     torch.save(state, path)
-    model = M.build_official(files["rn" if transformer else "vit"], str(path))
+    model = O.build_official(files["rn" if transformer else "vit"], str(path))
     cfg = model.cfg
     if transformer:
         assert (cfg.mapper.type, cfg.mapper.prefix_length, cfg.mapper.clip_length, cfg.mapper.num_layers) == \
@@ -242,7 +243,7 @@ def test_clipcap_wrong_shape_missing_key_and_wrong_clip(files, tmp_path):
     S.write_torchscript(S.materialize(S.openai_resnet(image=64, width=16, layers=(1, 1, 1, 1), text=False)),
                         str(small_rn))
     with pytest.raises(M.CheckpointError) as e:
-        M.build_official(str(small_rn), str(path))
+        O.build_official(str(small_rn), str(path))
     msg = str(e.value)
     assert "broken.pt" in msg
     assert "missing (1): clip_project.transformer.layers.3.norm2.bias" in msg
@@ -252,7 +253,7 @@ def test_clipcap_wrong_shape_missing_key_and_wrong_clip(files, tmp_path):
     small = S.materialize(S.clipcap_mlp(n_layer=1, buffers=False), dtype=torch.float32)
     torch.save(small, tmp_path / "coco_weights.pt")
     with pytest.raises(M.CheckpointError, match="expects 512-d CLIP embeddings, but .* gives 640-d"):
-        M.build_official(files["rn"], str(tmp_path / "coco_weights.pt"))
+        O.build_official(files["rn"], str(tmp_path / "coco_weights.pt"))
 
 
 # -----------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def test_small_resnet_tower_round_trips_through_the_openai_format(tmp_path):
                            embed_dim=cfg.output_dim, text_width=32, text_layers=1, vocab=10)
     state = S.materialize(spec, dtype=torch.float32, random=True)
     S.write_torchscript(state, str(tmp_path / "rn.pt"))
-    got_cfg, visual = M.load_clip_vision(str(tmp_path / "rn.pt"))
+    got_cfg, visual = O.load_clip_vision(str(tmp_path / "rn.pt"))
     assert got_cfg == M.VisionConfig(arch="resnet", image_size=64, width=16, heads=8, output_dim=24,
                                      resnet_layers=(1, 2, 1, 1))
     tower = M.ModifiedResNet(got_cfg).eval()
@@ -378,8 +379,8 @@ def test_gpt2_computes_what_hugging_face_gpt2_computes():
     here: pre-LN blocks, c_attn output split q|k|v, causal softmax(q k^T / sqrt(hd)), gelu_new (tanh), ln_f, head
     tied to wte. Our GPT2LMHeadModel, loaded through gpt2_state, must give the same logits."""
     hf = S.materialize(S.hf_gpt2(n_embd=32, n_layer=2, n_pos=16, vocab=50), torch.float32, random=True, seed=7)
-    gpt = M.gpt2_state(hf)
-    cfg = M.GPT2Config(**{**M.gpt2_config(gpt).__dict__, "n_head": 4})  # 32-wide toy: 4 heads of 8, not 64-wide
+    gpt = O.gpt2_state(hf)
+    cfg = M.GPT2Config(**{**O.gpt2_config(gpt).__dict__, "n_head": 4})  # 32-wide toy: 4 heads of 8, not 64-wide
     ids = torch.tensor([[3, 14, 15, 9, 2, 6]])
     E, H, T = 32, 4, ids.shape[1]
 

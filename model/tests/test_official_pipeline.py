@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from model import model as M
+from model import official as O
 from model import toy_world as tw
 from model.build_pack import build
 from model.export import CLIP_MEAN, CLIP_STD
@@ -54,7 +55,7 @@ def test_features_are_batched_resumable_and_train_scale_reads_them(tmp_path):
     emb = np.load(os.path.join(out, "embeddings.npy"))
     assert emb.dtype == np.float16 and emb.shape == (5, 16)
     # row 3 equals the tower's raw output on the reference preprocessing
-    cfg, visual = M.load_clip_vision(str(clip))
+    cfg, visual = O.load_clip_vision(str(clip))
     tower = M.VisionTransformer(cfg).eval()
     tower.load_state_dict({k[len("visual."):]: v for k, v in visual.items()})
     px = preprocess(load_image(os.path.join(images, "0003.png")), 32, CLIP_MEAN, CLIP_STD)
@@ -101,7 +102,7 @@ def test_features_are_batched_resumable_and_train_scale_reads_them(tmp_path):
 
 
 def cfg_vision(clip):
-    return M.load_clip_vision(str(clip))[0]
+    return O.load_clip_vision(str(clip))[0]
 
 
 def test_features_bad_image(tmp_path):

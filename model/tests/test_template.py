@@ -204,7 +204,7 @@ def test_cli_names_the_template(tmp_path, capsys):
 
 
 # -----------------------------------------------------------------------------
-# model.build_official accepts what openai/CLIP's build_model accepts: the templates ignore BatchNorm's
+# official.build_official accepts what openai/CLIP's build_model accepts: the templates ignore BatchNorm's
 # num_batches_tracked, and so must the Python loader, or a pack built in Python would refuse a file the
 # extension converts.
 
@@ -225,7 +225,7 @@ def _resnet_files(tmp_path, drop):
 
 
 def test_build_official_accepts_a_resnet_without_num_batches_tracked(tmp_path):
-    from model.model import build_official
+    from model.official import build_official
     clip, rn, cc = _resnet_files(tmp_path, lambda k: k.endswith("num_batches_tracked"))
     assert not any(k.endswith("num_batches_tracked") for k in clip)
     model = build_official(rn, cc)
@@ -235,7 +235,8 @@ def test_build_official_accepts_a_resnet_without_num_batches_tracked(tmp_path):
 
 
 def test_build_official_still_refuses_a_resnet_without_running_stats(tmp_path):
-    from model.model import CheckpointError, build_official
+    from model.model import CheckpointError
+    from model.official import build_official
     _, rn, cc = _resnet_files(tmp_path, lambda k: k.endswith("bn1.running_var") or k.endswith("num_batches_tracked"))
     with pytest.raises(CheckpointError, match=r"missing \(\d+\): visual\.bn1\.running_var"):
         build_official(rn, cc)
@@ -245,7 +246,7 @@ def test_fill_from_published_files_equals_build_official_export(tmp_path):
     """The converter's real job: the state dicts read from the published containers (an OpenAI ResNet archive in
     fp16 with its text tower and without num_batches_tracked; a ClipCap checkpoint with GPT-2's mask buffers and
     tied lm_head) fill the template to the very pack build_official + export_pack make from the same files."""
-    from model.model import build_official, read_state_dict
+    from model.official import build_official, read_state_dict
     _, rn, cc = _resnet_files(tmp_path, lambda k: k.endswith("num_batches_tracked"))
     model = build_official(rn, cc)
     export_pack(model, str(tmp_path / "export"), META["id"], META["name"], "fp16", META["provenance"])

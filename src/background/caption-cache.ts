@@ -9,7 +9,7 @@
  *   - "Clear cached captions" (ui-bg-clear-cache) deletes every entry.
  * It survives restarts of the worker and of the browser.
  */
-import type { CaptionResult } from '../shared/messages';
+import type { Caption } from '../shared/messages';
 import { done, req } from '../captioner/idb';
 
 const DB_NAME = 'alt-text-captions';
@@ -23,7 +23,7 @@ export const CACHE_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000;
 interface Entry {
   /** SHA-256 (hex) of the logical key */
   key: string;
-  value: Omit<CaptionResult, 'cached'>;
+  value: Caption;
   /** LRU order (microsecond-ish, monotonic) */
   usedAt: number;
   /** When the caption was made (ms since epoch) */
@@ -77,7 +77,7 @@ export class CaptionCache {
     return !(e.madeAt > this.clock() - this.maxAgeMs);
   }
 
-  async get(key: string): Promise<Omit<CaptionResult, 'cached'> | null> {
+  async get(key: string): Promise<Caption | null> {
     const hashed = await sha256Hex(key);
     const db = await this.open();
     const tx = db.transaction(STORE, 'readwrite');
@@ -93,7 +93,7 @@ export class CaptionCache {
     return value;
   }
 
-  async put(key: string, value: Omit<CaptionResult, 'cached'>): Promise<void> {
+  async put(key: string, value: Caption): Promise<void> {
     const hashed = await sha256Hex(key);
     const db = await this.open();
     const tx = db.transaction(STORE, 'readwrite');

@@ -5,6 +5,7 @@
  * became ready is the one in use, it is loaded at once, so captions start with no further click, and the captions an
  * older pack of that model left in the cache are deleted.
  */
+import browser, { type Runtime } from 'webextension-polyfill';
 import { isEvent, type InstallState } from '../shared/messages';
 import { packRef } from '../shared/settings';
 import type { CaptionCache } from './caption-cache';
@@ -21,12 +22,12 @@ export async function markInstalling(modelId: string, on: boolean): Promise<void
 }
 
 /**
- * The pack each model was updated from (chrome.storage.local, so an update's restart keeps it): until the model is
+ * The pack each model was updated from (browser.storage.local, so an update's restart keeps it): until the model is
  * ready with another pack, a "ready" that still names the old one is the state before the update, not its end.
  */
 const UPDATING_KEY = 'updatingFrom';
 async function updatingFrom(): Promise<Record<string, string>> {
-  const got = (await chrome.storage.local.get(UPDATING_KEY))[UPDATING_KEY] as unknown;
+  const got = (await browser.storage.local.get(UPDATING_KEY))[UPDATING_KEY] as unknown;
   return got && typeof got === 'object' ? (got as Record<string, string>) : {};
 }
 
@@ -39,7 +40,7 @@ export async function onInstallStates(states: InstallState[], cache: Pick<Captio
   await patchSettings({ installing: settings.installing.filter((id) => !ended.some((s) => s.id === id)) });
   const replaced = new Set(ended.filter((s) => s.phase === 'ready' && from[s.id] !== undefined).map((s) => s.id));
   if (ended.some((s) => from[s.id] !== undefined)) {
-    await chrome.storage.local.set({ [UPDATING_KEY]: Object.fromEntries(Object.entries(from).filter(([id]) => !ended.some((s) => s.id === id))) });
+    await browser.storage.local.set({ [UPDATING_KEY]: Object.fromEntries(Object.entries(from).filter(([id]) => !ended.some((s) => s.id === id))) });
   }
   const model = settings.model;
   if (model?.kind === 'catalogue' && ended.some((s) => s.id === model.id && s.phase === 'ready')) {
@@ -61,7 +62,7 @@ export async function updateInstalled(): Promise<string[]> {
   const view = await toOffscreen({ type: 'bg-os-models' });
   const ready = view.states.filter((s) => s.phase === 'ready' && s.storeId);
   if (ready.length === 0) return [];
-  await chrome.storage.local.set({ [UPDATING_KEY]: { ...(await updatingFrom()), ...Object.fromEntries(ready.map((s) => [s.id, s.storeId])) } });
+  await browser.storage.local.set({ [UPDATING_KEY]: { ...(await updatingFrom()), ...Object.fromEntries(ready.map((s) => [s.id, s.storeId])) } });
   for (const { id } of ready) {
     await markInstalling(id, true);
     const after = await toOffscreen({ type: 'bg-os-model-install', modelId: id });
@@ -70,7 +71,7 @@ export async function updateInstalled(): Promise<string[]> {
       // Unchanged in the catalogue: nothing to rebuild, nothing to wait for.
       await markInstalling(id, false);
       const { [id]: _done, ...rest } = await updatingFrom();
-      await chrome.storage.local.set({ [UPDATING_KEY]: rest });
+      await browser.storage.local.set({ [UPDATING_KEY]: rest });
     }
   }
   return ready.map((s) => s.id);
@@ -85,15 +86,15 @@ export async function resumeInstalls(): Promise<boolean> {
 }
 
 export function registerInstallWatch(cache: CaptionCache): void {
-  chrome.runtime.onMessage.addListener((m: unknown, sender: chrome.runtime.MessageSender) => {
-    if (isEvent(m, 'os-bg-models') && sender.id === chrome.runtime.id) {
+  browser.runtime.onMessage.addListener((m: unknown, sender: Runtime.MessageSender) => {
+    if (isEvent(m, 'os-bg-models') && sender.id === browser.runtime.id) {
       onInstallStates(m.states, cache).catch((err: unknown) => console.warn('[alt-text] install watch:', err));
     }
     return false;
   });
   const resume = () => void resumeInstalls().catch((err: unknown) => console.warn('[alt-text] resuming installs:', err));
-  chrome.runtime.onStartup.addListener(resume);
-  chrome.runtime.onInstalled.addListener((details) => {
+  browser.runtime.onStartup.addListener(resume);
+  browser.runtime.onInstalled.addListener((details) => {
     if (details.reason === 'update') void updateInstalled().catch((err: unknown) => console.warn('[alt-text] updating models:', err));
   });
   // Every worker start, too: after a crash or an update the worker starts without onStartup.

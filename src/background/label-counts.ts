@@ -1,10 +1,11 @@
 /** How many labels each tab's frames added; kept in session storage so a worker restart keeps the numbers. */
+import browser from 'webextension-polyfill';
 
 const KEY = 'labelCounts';
 type Counts = Record<string, Record<string, number>>;
 
 async function read(): Promise<Counts> {
-  return ((await chrome.storage.session.get(KEY))[KEY] as Counts | undefined) ?? {};
+  return ((await browser.storage.session.get(KEY))[KEY] as Counts | undefined) ?? {};
 }
 
 export async function setFrameCount(tabId: number, frameId: number, count: number): Promise<void> {
@@ -13,7 +14,7 @@ export async function setFrameCount(tabId: number, frameId: number, count: numbe
   const frames = frameId === 0 && count === 0 ? {} : (all[tabId] ?? {});
   frames[frameId] = count;
   all[tabId] = frames;
-  await chrome.storage.session.set({ [KEY]: all });
+  await browser.storage.session.set({ [KEY]: all });
 }
 
 export async function tabCount(tabId: number): Promise<number> {
@@ -22,10 +23,10 @@ export async function tabCount(tabId: number): Promise<number> {
 }
 
 export function registerLabelCounts(): void {
-  chrome.tabs.onRemoved.addListener((tabId) => {
+  browser.tabs.onRemoved.addListener((tabId) => {
     void read().then((all) => {
       delete all[tabId];
-      return chrome.storage.session.set({ [KEY]: all });
+      return browser.storage.session.set({ [KEY]: all });
     });
   });
 }

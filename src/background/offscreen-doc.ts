@@ -3,6 +3,7 @@
  * creates throw "Only a single offscreen document may be created"), and recreated when it was closed. Requests to
  * it are retried once it is back, so closing it mid-queue loses nothing.
  */
+import browser from 'webextension-polyfill';
 import { OffscreenUnavailableError, isTransportError } from '../shared/errors';
 import { unwrap, type MessageType, type ReplyValue, type Request } from '../shared/messages';
 
@@ -16,6 +17,8 @@ export function offscreenCreations(): number {
   return created;
 }
 
+// chrome.offscreen and chrome.runtime.getContexts are Chrome-only (no polyfill, no typing there); they stay in this
+// module. Firefox has no offscreen document: its build hosts the engine in the event page instead of this module.
 async function exists(): Promise<boolean> {
   // No documentUrls filter: it matches exactly, query string included.
   const contexts = await chrome.runtime.getContexts({ contextTypes: ['OFFSCREEN_DOCUMENT' as chrome.runtime.ContextType] });
@@ -75,7 +78,7 @@ export async function toOffscreen<K extends MessageType>(msg: Request<K>, attemp
   for (let i = 0; i < attempts; i += 1) {
     await ensureOffscreen();
     try {
-      return unwrap(msg.type as K, await chrome.runtime.sendMessage(msg));
+      return unwrap(msg.type as K, await browser.runtime.sendMessage(msg));
     } catch (err) {
       if (!isTransportError(err)) throw err;
       last = err;

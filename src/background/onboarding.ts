@@ -1,11 +1,12 @@
 /** A new user with no model gets the set-up page in a tab, once, right after installing the extension. */
+import browser from 'webextension-polyfill';
 import { activeModel } from '../shared/settings';
 import { getSettings } from './settings-store';
 
 export const ONBOARDING_PATH = 'src/onboarding/index.html';
 
 export async function openOnboarding(): Promise<void> {
-  await chrome.tabs.create({ url: chrome.runtime.getURL(ONBOARDING_PATH) });
+  await browser.tabs.create({ url: browser.runtime.getURL(ONBOARDING_PATH) });
 }
 
 export async function onInstalled(details: { reason: string }): Promise<boolean> {
@@ -17,5 +18,5 @@ export async function onInstalled(details: { reason: string }): Promise<boolean>
 }
 
 export function registerOnboarding(): void {
-  chrome.runtime.onInstalled.addListener((details) => void onInstalled(details).catch((err: unknown) => console.warn('[alt-text] onboarding:', err)));
+  browser.runtime.onInstalled.addListener((details) => void onInstalled(details).catch((err: unknown) => console.warn('[alt-text] onboarding:', err)));
 }

@@ -1,5 +1,6 @@
 /** The worker's router: every cs-bg-/ui-bg- request is sender-checked, validated, dispatched and answered once. */
-import { makeListener, type Handlers } from '../shared/messages';
+import browser from 'webextension-polyfill';
+import { addMessageListener, makeListener, type Handlers } from '../shared/messages';
 import { CaptionCache } from './caption-cache';
 import { captionImage } from './caption-service';
 import { setFrameCount, tabCount } from './label-counts';
@@ -64,7 +65,7 @@ export function registerRouter(): CaptionCache {
   // The age bound holds even for a browser that was closed for a month: purge at every worker start.
   void cache.purgeExpired().catch((err: unknown) => console.warn('[alt-text] caption cache purge failed:', err));
   void getSettings().then((s) => (max = s.cacheMaxEntries));
-  chrome.storage.onChanged.addListener(() => void getSettings().then((s) => (max = s.cacheMaxEntries)));
-  chrome.runtime.onMessage.addListener(makeListener(['cs-bg-', 'ui-bg-'], makeHandlers(cache), senderAllowed));
+  browser.storage.onChanged.addListener(() => void getSettings().then((s) => (max = s.cacheMaxEntries)));
+  addMessageListener(makeListener(['cs-bg-', 'ui-bg-'], makeHandlers(cache), senderAllowed));
   return cache;
 }

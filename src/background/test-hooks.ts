@@ -1,4 +1,5 @@
-/** Test-only hooks, compiled out of release builds (__TEST__ is false there and this module is never imported). */
+/** Test-only hooks: index.ts calls registerTestHooks only under `if (__TEST__)`, so release builds (__TEST__ false) tree-shake this module out. */
+import browser from 'webextension-polyfill';
 import { onCommand, onMenuClick } from './describe';
 import { closeOffscreen, ensureOffscreen, offscreenCreations, offscreenExists } from './offscreen-doc';
 import { currentStatus } from './model-status';
@@ -16,12 +17,12 @@ export function registerTestHooks(cache: CaptionCache): void {
     cacheCount: () => cache.count(),
     clearCaptionCache: () => cache.clear(),
     async loseWebGpuDevice() {
-      return chrome.runtime.sendMessage({ type: 'test-os-lose-device' });
+      return browser.runtime.sendMessage({ type: 'test-os-lose-device' });
     },
     /** The engine's own throughput on these URLs, in the offscreen document, outside the queue. */
     async engineBench(urls: string[], packUrl: string) {
       await ensureOffscreen();
-      return chrome.runtime.sendMessage({ type: 'test-os-engine-bench', urls, packUrl });
+      return browser.runtime.sendMessage({ type: 'test-os-engine-bench', urls, packUrl });
     },
   };
 }

@@ -1,6 +1,7 @@
 // The caption page: a picture from a file, the clipboard, a drop or the webcam, captioned on this device.
+import browser from 'webextension-polyfill';
 import { localize, msg } from '../shared/i18n';
-import { isEvent, newRequestId, send } from '../shared/messages';
+import { addMessageListener, isEvent, newRequestId, send } from '../shared/messages';
 import { fillModelSelect } from '../shared/model-choice';
 import { loadSettings, type Strategy } from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
@@ -59,7 +60,7 @@ async function describe(): Promise<void> {
 
 async function main(): Promise<void> {
   localize();
-  const { settings } = await loadSettings(chrome.storage.local);
+  const { settings } = await loadSettings(browser.storage.local);
   // Models by name (installed ones, pack addresses, imported folders); the value is the pack reference.
   const pack = $<HTMLSelectElement>('pack');
   fillModelSelect(pack, settings, null);
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
     (err: unknown) => ($('note').textContent = err instanceof Error ? err.message : String(err)),
   );
 
-  chrome.runtime.onMessage.addListener((m) => {
+  addMessageListener((m) => {
     if (isEvent(m, 'os-bg-status') && m.status.state !== 'ready') $('note').textContent = describeStatus(m.status).text;
     if (isEvent(m, 'os-bg-status') && m.status.state === 'ready') $('note').textContent = '';
     return false;

@@ -12,7 +12,8 @@ import {
   CaptionerError,
   InvalidOptionError,
   throwIfAborted,
-} from './errors';
+} from '../shared/errors';
+import { LIMITS, inRange } from '../shared/limits';
 import { DEFAULT_MAX_PIXELS, decodeImageInBrowser, type ImageDecoderFn, type ImageInput } from './image-decode';
 import { loadPackFromUrl, type LoadedPack, type PackProgress } from './pack-loader';
 import type { PackManifest } from './pack-format';
@@ -44,7 +45,7 @@ export interface CaptionerOptions {
   threads?: number;
   /** let ORT's WASM worker threads busy-wait between operators (default false) */
   allowSpinning?: boolean;
-  /** where ORT's .mjs/.wasm files are served from, e.g. chrome.runtime.getURL('ort/'). Never a CDN. */
+  /** where ORT's .mjs/.wasm files are served from, e.g. browser.runtime.getURL('ort/'). Never a CDN. */
   wasmPaths?: string | Record<string, string>;
   /** the onnxruntime-web module; default import('onnxruntime-web/webgpu') */
   ort?: Ort;
@@ -90,7 +91,7 @@ export interface CaptionTimings {
   perToken: number;
 }
 
-export interface CaptionResult {
+export interface EngineCaption {
   /** post-processed alt text, e.g. "A red circle on a white background." */
   text: string;
   /** the tokenizer's decode of tokenIds, before post-processing */
@@ -106,13 +107,13 @@ export interface CaptionResult {
   timings: CaptionTimings;
 }
 
-export type BatchItem = { ok: true; value: CaptionResult } | { ok: false; error: Error };
+export type BatchItem = { ok: true; value: EngineCaption } | { ok: false; error: Error };
 
 export interface Captioner {
   readonly manifest: PackManifest;
   readonly backend: Backend;
   readonly backendReason: string;
-  caption(image: ImageInput, opts?: CaptionOptions): Promise<CaptionResult>;
+  caption(image: ImageInput, opts?: CaptionOptions): Promise<EngineCaption>;
   /** vision and mapper run as one batch; greedy decoding too. Each image gets its own result or error. */
   captionBatch(images: ImageInput[], opts?: CaptionOptions): Promise<BatchItem[]>;
   dispose(): Promise<void>;
@@ -133,7 +134,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   const ort: Ort = options.ort ?? ((await import('onnxruntime-web/webgpu')) as unknown as Ort);
   configureWasm(ort, options.threads ?? defaultThreads(), options.wasmPaths);
   // Importing transformers.js (for the tokenizer) points ORT's wasmPaths at a CDN when none is set yet. Never use a
-  // CDN: put back what was there (unset means ORT's own folder; the extension sets chrome.runtime.getURL('ort/')).
+  // CDN: put back what was there (unset means ORT's own folder; the extension sets browser.runtime.getURL('ort/')).
   const wasmPathsBefore = ort.env.wasm.wasmPaths;
   const tokenizer: CaptionTokenizer = await loadTokenizer(pack.files.tokenizer);
   if (ort.env.wasm.wasmPaths !== wasmPathsBefore) ort.env.wasm.wasmPaths = wasmPathsBefore;
@@ -141,9 +142,26 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   const tuning = { allowSpinning: options.allowSpinning ?? false, nLayer: pack.manifest.decoder.nLayer };
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
 
-  // Backend choice.
+  // Backend choice. The pack's files are kept (fallbackFiles) only while a WebGPU captioner may still fall back.
   let sessions: PackSessions;
-  let reason: string;
+  let reason = ''; // said with the backend, below
+  let fallbackFiles: LoadedPack['files'] | null = pack.files;
+
+  /**
+   * The one WebGPU -> WASM switch, whether WebGPU failed at session creation, while warming up, or at run time: say
+   * why, make WASM sessions from the kept files, release the WebGPU ones (if any), and never fall back again.
+   */
+  async function fallBackToWasm(why: string, old: PackSessions | null): Promise<PackSessions> {
+    reason = `WebGPU failed ${why}; using WASM`;
+    emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
+    console.warn(`[captioner] ${reason}`);
+    const files = fallbackFiles!;
+    fallbackFiles = null;
+    const wasm = await createSessions(ort, files, 'wasm', tuning);
+    await old?.release();
+    return wasm;
+  }
+
   const wanted = options.backend ?? 'auto';
   if (wanted === 'wasm') {
     reason = 'WASM requested';
@@ -159,34 +177,25 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
         sessions = await createSessions(ort, pack.files, 'webgpu', tuning);
         reason = probe.reason;
       } catch (e) {
+        // createSessions wraps ORT's error in a BackendUnavailableError; ORT's own words say more.
         const cause = (e as Error).cause instanceof Error ? ((e as Error).cause as Error) : (e as Error);
-        reason = `WebGPU failed at session creation (${cause.message}); using WASM`;
-        emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
-        console.warn(`[captioner] ${reason}`);
-        sessions = await createSessions(ort, pack.files, 'wasm', tuning);
+        sessions = await fallBackToWasm(`at session creation (${cause.message})`, null);
       }
     }
   }
   let disposed = false;
-  let fellBack = false;
   let deviceLost: string | null = null;
   if (sessions.backend === 'webgpu') {
     try {
       await warmUp(ort, sessions, m); // shaders compile now, not during the first caption
     } catch (e) {
-      reason = `WebGPU failed while warming up (${(e as Error).message}); using WASM`;
-      emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
-      console.warn(`[captioner] ${reason}`);
-      const old = sessions;
-      sessions = await createSessions(ort, pack.files, 'wasm', tuning);
-      await old.release();
-      fellBack = true;
+      sessions = await fallBackToWasm(`while warming up (${(e as Error).message})`, sessions);
     }
     // A lost device fails the next run; noting it here lets that run switch to WASM at once.
     if (sessions.backend === 'webgpu') void watchDeviceLoss(ort, (why) => (deviceLost = why));
   }
+  if (sessions.backend !== 'webgpu') fallbackFiles = null;
   emit({ type: 'backend', backend: sessions.backend, reason });
-  let fallbackFiles: LoadedPack['files'] | null = sessions.backend === 'webgpu' ? pack.files : null;
 
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -219,15 +228,8 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       if (deviceLost && sessions.backend === 'webgpu') throw new Error(deviceLost);
       return await fn();
     } catch (e) {
-      if (sessions.backend !== 'webgpu' || fellBack || e instanceof CaptionerError) throw e;
-      fellBack = true;
-      reason = `WebGPU failed at run time (${(e as Error).message}); using WASM`;
-      emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
-      console.warn(`[captioner] ${reason}`);
-      const old = sessions;
-      sessions = await createSessions(ort, fallbackFiles!, 'wasm', tuning);
-      fallbackFiles = null;
-      await old.release();
+      if (sessions.backend !== 'webgpu' || !fallbackFiles || e instanceof CaptionerError) throw e;
+      sessions = await fallBackToWasm(`at run time (${(e as Error).message})`, sessions);
       return fn();
     }
   }
@@ -237,10 +239,12 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     const beams = opts.beams ?? m.generation.beams;
     const maxTokens = opts.maxTokens ?? m.generation.maxTokens;
     if (strategy !== 'greedy' && strategy !== 'beam') throw new InvalidOptionError(`Unknown decoding strategy "${strategy}": use "greedy" or "beam".`);
-    if (!Number.isInteger(beams) || beams < 1 || beams > 32) throw new InvalidOptionError(`beams must be an integer from 1 to 32, got ${beams}.`);
-    const limit = m.decoder.nPositions - m.mapper.prefixLength;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > limit) {
-      throw new InvalidOptionError(`maxTokens must be an integer from 1 to ${limit}, got ${maxTokens}.`);
+    const { beams: beamRange, maxTokens: tokenRange } = LIMITS.decoding;
+    if (!inRange(beams, beamRange)) throw new InvalidOptionError(`beams must be an integer from ${beamRange.min} to ${beamRange.max}, got ${beams}.`);
+    // The table's bound, or the pack's own room after the prefix if that is less.
+    const limit = Math.min(tokenRange.max, m.decoder.nPositions - m.mapper.prefixLength);
+    if (!inRange(maxTokens, { min: tokenRange.min, max: limit })) {
+      throw new InvalidOptionError(`maxTokens must be an integer from ${tokenRange.min} to ${limit}, got ${maxTokens}.`);
     }
     return { strategy, beams, maxTokens, signal: opts.signal };
   }

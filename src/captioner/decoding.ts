@@ -12,7 +12,7 @@
  * are dropped. Each step tells the decoder which previous row every new row continues (`parents`) and which token it
  * appends, and the decoder gathers its cache rows accordingly: one decoder run per step, whatever the beam count.
  */
-import { throwIfAborted } from './errors';
+import { throwIfAborted } from '../shared/errors';
 
 export interface DecoderSteps {
   /**

@@ -2,7 +2,8 @@
  * Image decoding to RGBA pixels. In browsers: createImageBitmap + OffscreenCanvas (the Node tests inject a decoder,
  * see node-decode.ts). Huge images are downscaled while decoding, so a 20000x20000 image never becomes 1.6 GB of RGBA.
  */
-import { CaptionerError, EmptyImageError, ImageDecodeError, ImageDecodeTimeoutError } from './errors';
+import { CaptionerError, EmptyImageError, ImageDecodeError, ImageDecodeTimeoutError } from '../shared/errors';
+import { LIMITS } from '../shared/limits';
 import type { RgbaImage } from './preprocess';
 
 /** Anything caption() accepts. */
@@ -17,8 +18,9 @@ export interface DecodeImageOptions {
 
 export type ImageDecoderFn = (input: ImageInput, opts: DecodeImageOptions) => Promise<RgbaImage>;
 
-export const DEFAULT_MAX_PIXELS = 4096 * 4096;
-export const DEFAULT_DECODE_TIMEOUT_MS = 20_000;
+// The engine's defaults are the limits table's (src/shared/limits.ts), where each says why.
+export const DEFAULT_MAX_PIXELS = LIMITS.image.pixels;
+export const DEFAULT_DECODE_TIMEOUT_MS = LIMITS.image.decodeTimeoutMs;
 
 /**
  * Run a decode under a time limit, and make every failure a named engine error. Browser decoders throw DOMExceptions

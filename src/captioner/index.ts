@@ -3,12 +3,12 @@
  * plain page and in Node.
  */
 export { createCaptioner } from './captioner';
-export type { BatchItem, Captioner, CaptionerEvent, CaptionerOptions, CaptionOptions, CaptionResult, CaptionTimings } from './captioner';
-export * from './errors';
+export type { BatchItem, Captioner, CaptionerEvent, CaptionerOptions, CaptionOptions, CaptionTimings, EngineCaption } from './captioner';
+export * from '../shared/errors';
 export {
-  deleteCachedPack, listCachedPacks, loadCachedPack, loadPackFromFiles, loadPackFromUrl, sha256Hex, verifyFile,
+  deleteCachedPack, listCachedPacks, loadCachedPack, loadPack, loadPackFromFiles, loadPackFromUrl, sha256Hex, verifyFile,
 } from './pack-loader';
-export type { LoadedPack, LoadPackOptions, PackProgress, PickedFile } from './pack-loader';
+export type { LoadedPack, LoadPackOptions, PackLocation, PackProgress, PickedFile } from './pack-loader';
 export { IndexedDbPackStore, MemoryPackStore, defaultPackStore } from './pack-store';
 export type { CachedPackInfo, PackStore, StoredPackRecord } from './pack-store';
 export { parseManifest, SUPPORTED_FORMAT_VERSIONS } from './pack-format';

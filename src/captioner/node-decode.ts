@@ -2,7 +2,7 @@
  * Image decoding for Node (tests and benchmarks) through sharp (libvips), which decodes PNG exactly as PIL does.
  * Not imported by the browser build: pass `decodeImage: decodeImageWithSharp` to createCaptioner in Node.
  */
-import { EmptyImageError, ImageDecodeError } from './errors';
+import { EmptyImageError, ImageDecodeError } from '../shared/errors';
 import { fitWithin, guardDecode, isRgbaImage, sniffDimensions, toBytes, type DecodeImageOptions, type ImageInput } from './image-decode';
 import type { RgbaImage } from './preprocess';
 

@@ -1,7 +1,7 @@
 /**
  * The model pack manifest (pack.json), as docs/pack-format.md defines it, and its validation.
  */
-import { PackFormatError, UnsupportedPackVersionError } from './errors';
+import { PackFormatError, UnsupportedPackVersionError } from '../shared/errors';
 
 export const SUPPORTED_FORMAT_VERSIONS = [1] as const;
 export const PACK_FILE_KEYS = ['vision', 'mapper', 'decoder', 'tokenizer'] as const;

@@ -17,7 +17,7 @@ import {
   StorageQuotaError,
   isQuotaError,
   throwIfAborted,
-} from './errors';
+} from '../shared/errors';
 import { manifestFiles, parseManifest, type PackFileKey, type PackManifest } from './pack-format';
 import { defaultPackStore, type CachedPackInfo, type PackStore, type StoredPackRecord } from './pack-store';
 import { fetchFile, sleep } from '../installer/fetch-file';
@@ -290,6 +290,27 @@ export async function loadPackFromFiles(picked: Iterable<PickedFile> | ArrayLike
     }
   }
   return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'files' };
+}
+
+/**
+ * Where a pack's files are read from: the one description of a pack source, from the options page's import to the
+ * engine host.
+ *   url     a pack folder on the web (or in the extension's own files): downloaded, verified and kept in the store
+ *   stored  an entry of the pack store, complete (an installed model, an imported folder, a finished download)
+ *   files   files the user picked (a folder, or pack.json with its files): verified, and put in the store if one is given
+ */
+export type PackLocation = { kind: 'url'; url: string } | { kind: 'stored'; storeId: string } | { kind: 'files'; files: Iterable<PickedFile> | ArrayLike<PickedFile> };
+
+/** Load a pack from wherever it is. */
+export function loadPack(from: PackLocation, opts: LoadPackOptions = {}): Promise<LoadedPack> {
+  switch (from.kind) {
+    case 'url':
+      return loadPackFromUrl(from.url, opts);
+    case 'stored':
+      return loadCachedPack(from.storeId, { store: opts.store, onProgress: opts.onProgress });
+    case 'files':
+      return loadPackFromFiles(from.files, { store: opts.store, onProgress: opts.onProgress });
+  }
 }
 
 /** Packs in the store, complete or partly downloaded. */

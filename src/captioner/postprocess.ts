@@ -1,7 +1,7 @@
 /**
  * Turn the model's raw decoded text into alt text: first sentence, no dangling fragment, tidy spacing, capitalised.
  */
-import { EmptyCaptionError } from './errors';
+import { EmptyCaptionError } from '../shared/errors';
 
 // Words a caption cannot end on: a caption cut by maxTokens often stops right after one of these.
 const DANGLING = new Set(

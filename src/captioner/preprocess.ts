@@ -9,7 +9,7 @@
  *  - two separable passes, horizontal first, each accumulating in integers from a bias of 0.5 and clamping to uint8.
  * Rounding to uint8 between the passes matters: a float-only implementation differs by up to a few units of 1/255.
  */
-import { EmptyImageError } from './errors';
+import { EmptyImageError } from '../shared/errors';
 import type { PackManifest } from './pack-format';
 
 export interface RgbaImage {

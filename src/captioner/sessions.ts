@@ -5,7 +5,7 @@
  * also imports: one ORT, one set of wasm files) while Node tests use `onnxruntime-web`'s Node build.
  */
 import type * as OrtModule from 'onnxruntime-web';
-import { BackendUnavailableError } from './errors';
+import { BackendUnavailableError } from '../shared/errors';
 import type { DecoderSteps } from './decoding';
 import type { PackManifest } from './pack-format';
 
@@ -13,12 +13,6 @@ export type Ort = typeof OrtModule;
 export type Backend = 'webgpu' | 'wasm';
 type Session = OrtModule.InferenceSession;
 type Tensor = OrtModule.Tensor;
-
-export interface BackendChoice {
-  backend: Backend;
-  /** why this backend, in words, for logs and the UI */
-  reason: string;
-}
 
 /** Whether WebGPU can be used here: an adapter must exist (headless Chromium without a GPU has none). */
 export async function probeWebGpu(): Promise<{ ok: boolean; reason: string; shaderF16?: boolean }> {
@@ -172,7 +166,6 @@ export class KvDecoder implements DecoderSteps {
   private rows = 0;
   private pastLen = 0;
   private readonly onGpu: boolean;
-  runs = 0;
 
   constructor(
     private readonly ort: Ort,
@@ -203,7 +196,6 @@ export class KvDecoder implements DecoderSteps {
 
   private async run(feeds: Record<string, Tensor>, rows: number, added: number): Promise<Float32Array> {
     const out = await this.session.run(feeds);
-    this.runs++;
     const { nLayer } = this.m.decoder;
     const names: string[] = [];
     for (let i = 0; i < nLayer; i++) names.push(`present.${i}.key`, `present.${i}.value`);

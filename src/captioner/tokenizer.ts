@@ -1,7 +1,7 @@
 /**
  * GPT-2 tokenizer from the pack's tokenizer.json, through transformers.js, entirely offline (no hub, no fetch).
  */
-import { PackFormatError } from './errors';
+import { PackFormatError } from '../shared/errors';
 
 export interface CaptionTokenizer {
   /** Decode generated ids to text, special tokens skipped; [] gives "". */

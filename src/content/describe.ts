@@ -2,13 +2,15 @@
  * "Describe this image", on request: from the context menu (the right-clicked image) or the keyboard command (the
  * focused or hovered image). It works on images that already have a name too, because the user asked.
  */
-import { PRIORITY, makeListener, newRequestId, type ModelStatus } from '../shared/messages';
+import browser, { type Runtime } from 'webextension-polyfill';
+import { PRIORITY, addMessageListener, makeListener, newRequestId, type ModelStatus } from '../shared/messages';
 import { CANDIDATE_SELECTOR, OWN_UI_ATTR, backgroundUrl } from './eligibility';
 import { request } from './messaging';
 import { deepActiveElement, openPanel } from './panel';
 import { loadedImageSrc, toImageSource } from './safe-source';
 
-const t = (key: string, fallback: string, sub?: string) => chrome.i18n?.getMessage(key, sub) || fallback;
+// `?.`: unit tests run this with no fake i18n.
+const t = (key: string, fallback: string, sub?: string) => browser.i18n?.getMessage(key, sub) || fallback;
 
 function imageFrom(path: EventTarget[]): Element | null {
   for (const n of path) {
@@ -99,17 +101,16 @@ export function init(signal: AbortSignal): void {
         return { opened: true };
       },
     },
-    (_type, sender) => sender.id === chrome.runtime.id && !sender.tab,
+    (_type, sender) => sender.id === browser.runtime.id && !sender.tab,
   );
   // Only the frame that has the image (menu) or the focus (command) answers; other frames stay silent.
-  const gated = (msg: unknown, sender: chrome.runtime.MessageSender, sendResponse: (r: unknown) => void) => {
+  const gated = (msg: unknown, sender: Runtime.MessageSender, sendResponse: (r: unknown) => void) => {
     const m = msg as { type?: string; via?: string; srcUrl?: string };
     if (m?.type !== 'bg-cs-describe') return false;
     if (m.via === 'command' && (hasFocusedChildFrame() || (window !== window.top && !document.hasFocus()))) return false;
     return listener(msg, sender, sendResponse);
   };
-  chrome.runtime.onMessage.addListener(gated);
-  signal.addEventListener('abort', () => chrome.runtime.onMessage.removeListener(gated), { once: true });
+  addMessageListener(gated, signal);
 }
 
 function hasFocusedChildFrame(): boolean {

@@ -1,5 +1,6 @@
 // The content script only wires: describe is always available (the user asks for it); auto-alt runs while it is
 // switched on for this site, and is torn down (every label removed) when it is switched off.
+import browser from 'webextension-polyfill';
 import { SETTINGS_KEY, isEnabledFor, validate, type Settings } from '../shared/settings';
 import * as autoAlt from './auto-alt';
 import * as describe from './describe';
@@ -18,7 +19,7 @@ function siteHost(): string {
 }
 
 function marker(s: Settings): string {
-  return s.marker || chrome.i18n.getMessage('labelMarker') || 'Appears to be: ';
+  return s.marker || browser.i18n.getMessage('labelMarker') || 'Appears to be: ';
 }
 
 function main(): void {
@@ -40,11 +41,11 @@ function main(): void {
     }
   };
   const load = () =>
-    chrome.storage.local.get(SETTINGS_KEY).then(
+    browser.storage.local.get(SETTINGS_KEY).then(
       (got) => apply(validate(got[SETTINGS_KEY]).settings),
       (err: unknown) => logOnce('warn', 'settings', 'could not read settings:', err),
     );
-  chrome.storage.onChanged.addListener((changes, area) => {
+  browser.storage.onChanged.addListener((changes, area) => {
     if (!contextAlive()) {
       running?.abort();
       lifetime.abort();

@@ -6,21 +6,16 @@
  * "Extension context invalidated". That is said once, as a named reason (reload the page), and never thrown into the
  * page; the request rejects with ContextInvalidatedError, which callers treat as final.
  */
-import { isTransportError } from '../shared/errors';
+import browser from 'webextension-polyfill';
+import { ContextInvalidatedError, isTransportError } from '../shared/errors';
 import { send, type MessageType, type ReplyValue, type Request } from '../shared/messages';
 import { logOnce } from './log';
 
-export class ContextInvalidatedError extends Error {
-  override name = 'ContextInvalidatedError';
-  constructor() {
-    super('The alt-text extension was reloaded or updated: reload this page to describe its images again.');
-  }
-}
-
 export function contextAlive(): boolean {
-  // After the extension is reloaded or removed, this script is orphaned; chrome.runtime.id goes away.
+  // After the extension is reloaded or removed, this script is orphaned; runtime.id goes away. The polyfill (loaded
+  // while the context was alive) reads it live from the browser's own runtime object, so this still sees that.
   try {
-    return typeof chrome !== 'undefined' && !!chrome.runtime?.id;
+    return !!browser.runtime?.id;
   } catch {
     return false;
   }

@@ -3,6 +3,7 @@
  * aria-live region that announces progress and then the caption, a Copy button and a Close button. It takes focus
  * when it opens, Esc closes it, and focus goes back where it was. Text only ever goes in through textContent.
  */
+import browser from 'webextension-polyfill';
 import { OWN_UI_ATTR } from './eligibility';
 
 const CSS = `
@@ -19,7 +20,8 @@ button:focus-visible { outline: 3px solid #f0a400; outline-offset: 1px; }
 .note { font-size: 13px; color: #444; min-height: 1em; }
 `;
 
-const t = (key: string, fallback: string) => chrome.i18n?.getMessage(key) || fallback;
+// `?.`: unit tests run this with no fake i18n.
+const t = (key: string, fallback: string) => browser.i18n?.getMessage(key) || fallback;
 
 export interface Panel {
   setStatus(text: string): void;

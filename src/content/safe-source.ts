@@ -6,6 +6,7 @@
  *   - only a picture the page has loaded as an image: an <img> that is complete with a natural size (its currentSrc),
  *     or else a URL we first load here as an image, as the page itself would (no extension privilege), and that decodes.
  */
+import { UnsafeSourceError } from '../shared/errors';
 import type { ImageSource } from '../shared/messages';
 
 const ALLOWED = /^(https?:|data:image\/|blob:)/i;
@@ -32,10 +33,6 @@ export function probeImage(url: string, timeoutMs = 15_000): Promise<boolean> {
     () => false,
   );
   return Promise.race([decoded, timeout]).finally(() => im.removeAttribute('src'));
-}
-
-export class UnsafeSourceError extends Error {
-  override name = 'UnsafeSourceError';
 }
 
 /**

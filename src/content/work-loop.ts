@@ -5,6 +5,9 @@
  */
 export type Step = () => boolean;
 
+/** Lists longer than this are walked in slices rather than at once. */
+const INLINE_MAX = 32;
+
 export interface LoopStats {
   slices: number;
   /** The longest slice, ms: our longest task on the main thread. */
@@ -35,6 +38,12 @@ export class WorkLoop {
     this.schedule();
   }
 
+  /** Run `fn` on each item of the list: now if it is short, in slices if it is long. */
+  each<T>(list: ArrayLike<T>, fn: (item: T) => void): void {
+    if (list.length <= INLINE_MAX) for (let i = 0; i < list.length; i += 1) fn(list[i]);
+    else this.add(eachOf(list, fn));
+  }
+
   schedule(): void {
     if (this.handle !== null || this.signal.aborted) return;
     // A busy page still gets our work done: at the latest after the timeout, still in short slices.
@@ -62,7 +71,7 @@ export class WorkLoop {
 }
 
 /** A step that runs `fn` over each item of a list (a static NodeList, an array), a few per call. */
-export function eachOf<T>(list: ArrayLike<T>, fn: (item: T) => void): Step {
+function eachOf<T>(list: ArrayLike<T>, fn: (item: T) => void): Step {
   let i = 0;
   return () => {
     if (i < list.length) fn(list[i++]);

@@ -3,7 +3,7 @@
  * indexes alone (names, dtypes, shapes), so a wrong file is refused in seconds and with every problem at once:
  * the user learns "this is the CLIP file, not the ClipCap one" instead of a failure on the first missing key.
  */
-import { WrongCheckpointError, throwIfAborted, type CheckpointShapeMismatch } from '../captioner/errors';
+import { WrongCheckpointError, throwIfAborted, type CheckpointShapeMismatch } from '../shared/errors';
 import type { Template } from './template';
 
 /** What the converter needs of a reader's Checkpoint (src/converter/readers/): its index and float32 reads. */

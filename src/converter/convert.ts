@@ -12,11 +12,11 @@
  * files. convertPack never claims them: only the returned manifest says a file is complete, with its size and
  * SHA-256. Deleting the partial output is the caller's job (the install job deletes the store entry).
  */
-import { CorruptCheckpointError, TemplateFormatError, throwIfAborted } from '../captioner/errors';
+import { CorruptCheckpointError, OpArgumentError, TemplateFormatError, throwIfAborted } from '../shared/errors';
 import { parseManifest, type PackFileEntry, type PackFileKey, type PackManifest } from '../captioner/pack-format';
 import { checkInputs, type ConverterCheckpoint } from './check-inputs';
 import { float32ToFloat16 } from './half';
-import { applyOp, OpArgumentError, type OpInput, type OpOutput } from './ops';
+import { applyOp, type OpInput, type OpOutput } from './ops';
 import { Sha256Stream } from './sha256-stream';
 import { templateGraphBytes, type Piece, type Template } from './template';
 

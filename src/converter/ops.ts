@@ -7,6 +7,7 @@
  * Each op is an `OpOutput`: it fills any slice of its row-major result on demand, so the converter can stream a
  * transposed or folded tensor chunk by chunk without holding a second full-size copy of it.
  */
+import { OpArgumentError } from '../shared/errors';
 
 export const OP_NAMES = ['identity', 'transpose', 'bn_fold_weight', 'bn_fold_bias'] as const;
 export type OpName = (typeof OP_NAMES)[number];
@@ -31,10 +32,6 @@ export interface OpOutput {
   fill(dst: Float32Array, start: number): void;
   /** the result itself when it already exists in memory (identity), so it can be written without a copy */
   readonly whole?: Float32Array;
-}
-
-export class OpArgumentError extends RangeError {
-  override name = 'OpArgumentError';
 }
 
 const count = (shape: readonly number[]) => shape.reduce((n, d) => n * d, 1);

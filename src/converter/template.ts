@@ -3,7 +3,7 @@
  * converted, so that a damaged template fails at once with TemplateFormatError rather than halfway through a
  * 600 MB conversion.
  */
-import { TemplateFormatError } from '../captioner/errors';
+import { TemplateFormatError } from '../shared/errors';
 import { PACK_FILE_KEYS } from '../captioner/pack-format';
 import { OP_ARITY, OP_NAMES, type OpName } from './ops';
 

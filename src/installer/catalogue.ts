@@ -6,7 +6,7 @@
  *   __CAPTION_CATALOGUE__    a replacement catalogue object (CAPTION_CATALOGUE=path), or null for the bundled one
  *   __CAPTION_MIRROR_BASE__  '' or a base URL: https://HOST/PATH becomes ${BASE}/HOST/PATH (CAPTION_MIRROR_BASE)
  */
-import { CatalogueError } from '../captioner/errors';
+import { CatalogueError } from '../shared/errors';
 import bundled from '../shared/catalogue.json';
 
 declare const __CAPTION_CATALOGUE__: unknown;

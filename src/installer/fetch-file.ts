@@ -13,7 +13,7 @@
  * flight at the moment of a kill (at most one buffer, plus what the network stack held) are fetched again on resume;
  * a byte that reached the store is never fetched again, because the next request starts at `storedBytes`.
  */
-import { CaptionAbortedError, MirrorHttpError, NetworkError, isQuotaError, throwIfAborted } from '../captioner/errors';
+import { CaptionAbortedError, MirrorHttpError, NetworkError, isQuotaError, throwIfAborted } from '../shared/errors';
 import type { InstallStore, PackStore } from '../captioner/pack-store';
 import { Sha256Stream } from '../converter/sha256-stream';
 import { ChunkBuffer } from './chunk-buffer';
@@ -49,7 +49,10 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', () => (clearTimeout(t), reject(new CaptionAbortedError(signal.reason))), { once: true });
   });
 
-/** A retryable failure inside one attempt (network, 5xx, short body); the last one is reported. */
+/**
+ * A retryable failure inside one attempt (network, 5xx, short body); the last one is reported. Not a named error of
+ * the registry (src/shared/errors): it never leaves fetchFile, which reports it as a NetworkError or MirrorHttpError.
+ */
 class Retryable extends Error {
   constructor(
     message: string,

@@ -7,19 +7,11 @@
  * What a kill loses: as in fetch-file.ts, a range is written in slices of `flushBytes` as it arrives; bytes in flight
  * at a kill are fetched again, stored bytes never.
  */
-import { CaptionAbortedError, MirrorHttpError, NetworkError, SourceIntegrityError, throwIfAborted } from '../captioner/errors';
+import { CaptionAbortedError, MirrorHttpError, NetworkError, RangeNotSupportedError, SourceIntegrityError, throwIfAborted } from '../shared/errors';
 import { mergeRanges, type InstallStore } from '../captioner/pack-store';
 import type { RandomAccess } from '../converter/readers/random-access';
 import { rangeTotal, sleep } from './fetch-file';
 import { ChunkBuffer } from './chunk-buffer';
-
-/** The server answered a Range request with the whole file (200): the caller downloads the file whole instead. */
-export class RangeNotSupportedError extends Error {
-  override name = 'RangeNotSupportedError';
-  constructor(readonly url: string) {
-    super(`${url} does not answer Range requests`);
-  }
-}
 
 export interface HttpSourceOptions {
   fetch?: typeof globalThis.fetch;

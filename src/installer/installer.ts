@@ -1,6 +1,6 @@
 /**
  * The install job (docs/model-install.md section 5): published checkpoints from the catalogue's mirrors -> a verified
- * model pack in the store, switched in atomically. Runs in the offscreen document; no chrome.* APIs here, so Node
+ * model pack in the store, switched in atomically. Runs in the offscreen document; no extension APIs here, so Node
  * tests drive it with a MemoryPackStore or fake-indexeddb and a loopback "hub".
  *
  * Persistence: one job record per model in the store's `jobs` (id = model id). It says which store entry holds the
@@ -14,9 +14,9 @@
  * is complete and re-verified; the old entry is deleted afterwards. A failure at any step leaves the old pack in use.
  */
 import {
-  CaptionAbortedError, InstallQuotaError, MirrorsFailedError, SourceIntegrityError, StorageQuotaError, UnknownModelError,
-  UserFileNeededError, WrongCheckpointError, isQuotaError,
-} from '../captioner/errors';
+  CaptionAbortedError, InstallQuotaError, MirrorsFailedError, RangeNotSupportedError, SourceIntegrityError, StorageQuotaError,
+  UnknownModelError, UserFileNeededError, WrongCheckpointError, isQuotaError,
+} from '../shared/errors';
 import { manifestFiles, type PackManifest } from '../captioner/pack-format';
 import type { InstallStore, StoredJob } from '../captioner/pack-store';
 import { checkInputs, describeCheckpoint, findCheckpointProblems, type ConverterCheckpoint } from '../converter/check-inputs';
@@ -25,7 +25,7 @@ import { blobSource, openCheckpoint, type Checkpoint, type RandomAccess } from '
 import { parseTemplate, type Template } from '../converter/template';
 import { findModel, type Catalogue, type CatalogueInput, type CatalogueModel, type CatalogueSource } from './catalogue';
 import { RateMeter, fetchFile, hashBlob, hashStoredFile, probeSource, type SourceFacts } from './fetch-file';
-import { HttpRangeSource, RangeNotSupportedError, storedFileSource } from './http-source';
+import { HttpRangeSource, storedFileSource } from './http-source';
 import type { InstallPhase, InstallState } from '../shared/messages';
 
 /** One model's install, as the installer reports it: the protocol's own type (src/shared/messages.ts). */
@@ -75,7 +75,7 @@ interface JobRecord extends StoredJob {
 export interface InstallerDeps {
   store: InstallStore;
   catalogue: Catalogue;
-  /** URL of the bundled templates/ folder (chrome.runtime.getURL('templates/') in the extension) */
+  /** URL of the bundled templates/ folder (browser.runtime.getURL('templates/') in the extension) */
   templateBase: string;
   fetch?: typeof globalThis.fetch;
   onState(s: ModelState): void;

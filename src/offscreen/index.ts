@@ -1,15 +1,12 @@
 // The offscreen document only wires: the queue, the engine host, the installer, and the bg-os- handlers.
-import { emit, makeListener, senderOf, type Handlers } from '../shared/messages';
-import { EngineHost } from './engine-host';
-import { JobQueue } from './job-queue';
-import { sourceToBlob } from './pixels';
-import { clearCachedPacks } from './engine-adapter';
+import { addMessageListener, emit, makeListener, senderOf, type Caption, type Handlers } from '../shared/messages';
+import { OffscreenEngineHost } from './engine-host';
+import { fetchImage } from './fetch-image';
+import { InferenceQueue } from './inference-queue';
 import { InstallerHost } from './installer-host';
 import { openInstaller } from './installer-factory';
 import { resolvePack } from './pack-resolver';
 import { registerOffscreenTestHooks } from './test-hooks';
-
-type Result = Awaited<ReturnType<EngineHost['caption']>>;
 
 /** Images fetched ahead of their turn, at most. */
 const PREFETCH_LIMIT = 8;
@@ -22,9 +19,9 @@ const installer = openInstaller(() => installs?.changed()).then((bundle) => {
   return installs;
 });
 
-let host: EngineHost;
-const queue = new JobQueue<Result>(512, 256, () => host?.update({}));
-host = new EngineHost(
+let host: OffscreenEngineHost;
+const queue = new InferenceQueue<Caption>(undefined, undefined, () => host?.statusChanged());
+host = new OffscreenEngineHost(
   () => queue.size,
   async (ref) => {
     const i = await installer;
@@ -35,7 +32,7 @@ host = new EngineHost(
 const handlers: Handlers<'bg-os-'> = {
   'bg-os-caption': (m) => {
     // Fetch while earlier images are being captioned, so the one-at-a-time model never waits for the network.
-    const bytes = queue.size < PREFETCH_LIMIT ? sourceToBlob(m.source) : null;
+    const bytes = queue.size < PREFETCH_LIMIT ? fetchImage(m.source) : null;
     bytes?.catch(() => {
       // Reported by the job that awaits it.
     });
@@ -48,7 +45,7 @@ const handlers: Handlers<'bg-os-'> = {
   'bg-os-status': () => ({ ...host.status, queued: queue.size }),
   'bg-os-load': async (m) => {
     // Start (or keep) loading; the reply is the status right now, progress follows as events.
-    host.get(m.packUrl, m.backend).catch(() => {
+    host.load(m.packUrl, m.backend).catch(() => {
       // The error is in the status, which the UI shows.
     });
     await Promise.resolve();
@@ -58,7 +55,7 @@ const handlers: Handlers<'bg-os-'> = {
     // Captions remembered in memory go with the cache; the queue and the packs only when the packs go.
     if (m.packs) queue.clear();
     else queue.forget();
-    return { packs: m.packs ? await clearCachedPacks() : 0 };
+    return { packs: m.packs ? await host.deletePacks() : 0 };
   },
   'bg-os-models': async () => (await installer).view(),
   'bg-os-model-install': async (m) => (await installer).install(m.modelId, m.picked),
@@ -69,9 +66,7 @@ const handlers: Handlers<'bg-os-'> = {
 };
 
 // Only the service worker (or one of our pages) may drive the model: same extension, not a tab.
-chrome.runtime.onMessage.addListener(
-  makeListener(['bg-os-'], handlers, senderOf),
-);
+addMessageListener(makeListener(['bg-os-'], handlers, senderOf));
 
 // Compiled out of release builds.
 if (__TEST__) registerOffscreenTestHooks(host);

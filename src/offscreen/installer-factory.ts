@@ -1,4 +1,5 @@
 /** The one Installer of the offscreen document, over the IndexedDB pack store, and the catalogue it installs from. */
+import browser from 'webextension-polyfill';
 import { defaultPackStore } from '../captioner/pack-store';
 import { loadCatalogue, type CatalogueModel as FullModel } from '../installer/catalogue';
 import { Installer } from '../installer/installer';
@@ -27,7 +28,7 @@ export async function openInstaller(onChange: () => void): Promise<InstallerBund
     store: defaultPackStore(),
     catalogue,
     // Graph templates are bundled (vite copies them into dist/templates/), never fetched from the web.
-    templateBase: chrome.runtime.getURL('templates/'),
+    templateBase: browser.runtime.getURL('templates/'),
     onState: () => onChange(),
   });
   return { installer, catalogue: catalogue.models.map(summarise) };

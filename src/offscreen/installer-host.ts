@@ -4,7 +4,7 @@
  * Progress is broadcast on every phase change at once, and otherwise at most every PROGRESS_INTERVAL_MS: the pages
  * redraw a bar from it, and a screen reader must not be flooded (the pages announce phases, not bytes).
  */
-import { UnknownModelError } from '../captioner/errors';
+import { UnknownModelError } from '../shared/errors';
 import { toWire } from '../shared/errors';
 import type { InstallState, ModelsView } from '../shared/messages';
 import type { InstallerBundle } from './installer-port';

@@ -1,13 +1,15 @@
 /**
  * Turn a pack reference (settings' packRef: a URL, `model:<id>` or `folder:<id>`) into where the engine reads the
- * pack from: the web, or an entry of the pack store. A catalogue model that is not installed is a NoPackError that
- * names it, so the content script labels nothing and the popup says why.
+ * pack from, a PackLocation: the web, or an entry of the pack store. A catalogue model that is not installed is a
+ * NoPackError that names it, so the content script labels nothing and the popup says why.
  */
+import type { PackLocation } from '../captioner/pack-loader';
 import { NoPackError } from '../shared/errors';
 import type { CatalogueModel } from '../shared/messages';
 import { parsePackRef } from '../shared/settings';
 
-export type ResolvedPack = { kind: 'url'; url: string } | { kind: 'stored'; storeId: string };
+/** What a reference can name: never picked files, which are imported into the store first and named by their id. */
+export type ResolvedPack = Exclude<PackLocation, { kind: 'files' }>;
 
 export async function resolvePack(ref: string, readyStoreId: (modelId: string) => Promise<string | null>, catalogue: readonly CatalogueModel[]): Promise<ResolvedPack> {
   const parsed = parsePackRef(ref);

@@ -3,15 +3,18 @@
  * captions URLs straight through the engine, outside the queue: the engine's own throughput, which
  * `npm run bench:page` compares with the throughput seen by pages.
  */
+import browser from 'webextension-polyfill';
 import { toWire } from '../shared/errors';
+import { addMessageListener } from '../shared/messages';
 import type { BackendChoice } from '../shared/settings';
 import type { EngineHost } from './engine-host';
-import { sourceToBlob } from './pixels';
+import { fetchImage } from './fetch-image';
 
 export function registerOffscreenTestHooks(host: EngineHost): void {
   // Lose the WebGPU device under the running engine, the way a GPU reset or driver crash does.
-  chrome.runtime.onMessage.addListener((msg: { type?: string }, sender, reply) => {
-    if (msg?.type !== 'test-os-lose-device' || sender.id !== chrome.runtime.id) return false;
+  addMessageListener((raw, sender, reply) => {
+    const msg = raw as { type?: string } | undefined;
+    if (msg?.type !== 'test-os-lose-device' || sender.id !== browser.runtime.id) return false;
     (async () => {
       const ort = (await import('onnxruntime-web/webgpu')) as unknown as { env: { webgpu: { device?: unknown } } };
       const device = (await Promise.resolve(ort.env.webgpu.device)) as { destroy(): void; lost: Promise<{ reason: string }> } | undefined;
@@ -25,13 +28,14 @@ export function registerOffscreenTestHooks(host: EngineHost): void {
     );
     return true;
   });
-  chrome.runtime.onMessage.addListener((msg: { type?: string; urls?: string[]; packUrl?: string; backend?: BackendChoice }, sender, reply) => {
-    if (msg?.type !== 'test-os-engine-bench' || sender.id !== chrome.runtime.id) return false;
+  addMessageListener((raw, sender, reply) => {
+    const msg = raw as { type?: string; urls?: string[]; packUrl?: string; backend?: BackendChoice } | undefined;
+    if (msg?.type !== 'test-os-engine-bench' || sender.id !== browser.runtime.id) return false;
     (async () => {
       const decoding = { strategy: 'greedy' as const, beams: 1, maxTokens: 30 };
-      await host.get(msg.packUrl!, msg.backend ?? 'auto');
+      await host.load(msg.packUrl!, msg.backend ?? 'auto');
       // Bytes first, so that only the engine is timed.
-      const blobs = await Promise.all((msg.urls ?? []).map((url) => sourceToBlob({ kind: 'url', url })));
+      const blobs = await Promise.all((msg.urls ?? []).map((url) => fetchImage({ kind: 'url', url })));
       const t0 = performance.now();
       const texts: string[] = [];
       for (const blob of blobs) {

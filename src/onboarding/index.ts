@@ -1,11 +1,12 @@
 // The set-up page only wires: the model choice, the one button, and the progress of the install it starts.
+import browser from 'webextension-polyfill';
+import { stashPicked } from '../captioner/picked-files';
 import { localize, msg } from '../shared/i18n';
-import { isEvent, send, type CatalogueModel, type InstallState, type ModelsView } from '../shared/messages';
+import { addMessageListener, isEvent, send, type CatalogueModel, type InstallState, type ModelsView } from '../shared/messages';
 import { activeModel, loadSettings, saveSettings } from '../shared/settings';
 import { isBusy, modelLabel } from '../shared/status-text';
 import { chosenModel, renderModelRadios } from './model-radios';
 import { ProgressView } from './progress-view';
-import { stashPicked } from './stash';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -42,7 +43,7 @@ let switchWhenReady = false;
 
 /** Whether the model in use captions today: a pack address or folder, or a catalogue model with a ready pack. */
 async function hasWorkingModel(): Promise<boolean> {
-  const model = activeModel((await loadSettings(chrome.storage.local)).settings);
+  const model = activeModel((await loadSettings(browser.storage.local)).settings);
   if (!model) return false;
   return model.kind !== 'catalogue' || !!view.states.find((x) => x.id === model.id)?.storeId;
 }
@@ -51,7 +52,7 @@ function showState(s: InstallState): void {
   if (s.id !== current) return;
   if (switchWhenReady && s.phase === 'ready') {
     switchWhenReady = false;
-    saveSettings(chrome.storage.local, { model: { kind: 'catalogue', id: s.id } }).catch((err: unknown) => progress.fail(errorText(err), nameOf(s.id)));
+    saveSettings(browser.storage.local, { model: { kind: 'catalogue', id: s.id } }).catch((err: unknown) => progress.fail(errorText(err), nameOf(s.id)));
   }
   progress.show(s, nameOf(current));
   // While a job runs the choice is fixed; it opens again once the job has ended.
@@ -111,7 +112,7 @@ async function start(): Promise<void> {
   // ready); a model that already captions stays in use until the new one is ready, so a failed or cancelled set-up
   // never leaves the user with no descriptions.
   switchWhenReady = await hasWorkingModel();
-  if (!switchWhenReady) await saveSettings(chrome.storage.local, { model: { kind: 'catalogue', id } });
+  if (!switchWhenReady) await saveSettings(browser.storage.local, { model: { kind: 'catalogue', id } });
   view = await send({ type: 'ui-bg-model-install', modelId: id, ...(picked ? { picked } : {}) });
   const s = view.states.find((x) => x.id === id);
   if (s) showState(s);
@@ -121,7 +122,7 @@ async function start(): Promise<void> {
 
 async function main(): Promise<void> {
   localize();
-  chrome.runtime.onMessage.addListener((m) => {
+  addMessageListener((m) => {
     if (isEvent(m, 'os-bg-models')) {
       lastEvent = Date.now();
       view = { ...view, states: view.states.map((old) => m.states.find((s) => s.id === old.id) ?? old) };

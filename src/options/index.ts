@@ -1,11 +1,11 @@
 // Options: the models (install, progress, remove), and under Advanced pack addresses and imported folders; marker
 // text, weak names, backend, and clearing the caches.
+import browser from 'webextension-polyfill';
 import { localize, msg } from '../shared/i18n';
-import { isEvent, send, type ModelStatus } from '../shared/messages';
+import { addMessageListener, isEvent, send, type ModelStatus } from '../shared/messages';
 import { loadSettings, normaliseBaseUrl, packRef, saveSettings, type BackendChoice, type ModelRef, type Settings } from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
 import { ModelManager } from './model-manager';
-import { importFolder } from './import-folder';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 let settings: Settings;
@@ -44,7 +44,7 @@ function render(): void {
 }
 
 async function save(patch: Partial<Settings>): Promise<void> {
-  const r = await saveSettings(chrome.storage.local, patch);
+  const r = await saveSettings(browser.storage.local, patch);
   settings = r.settings;
   render();
 }
@@ -64,22 +64,22 @@ async function useModel(model: ModelRef): Promise<void> {
 
 async function main(): Promise<void> {
   localize();
-  settings = (await loadSettings(chrome.storage.local)).settings;
+  settings = (await loadSettings(browser.storage.local)).settings;
   render();
   const manager = new ModelManager({
     list: $('models'),
     announce: $('models-status'),
     selected: () => settings.model,
     onUse: (id) => useModel({ kind: 'catalogue', id }),
-    onboardingUrl: chrome.runtime.getURL('src/onboarding/index.html'),
+    onboardingUrl: browser.runtime.getURL('src/onboarding/index.html'),
     onError: (err) => ($('models-status').textContent = errorText(err)),
   });
-  chrome.runtime.onMessage.addListener((m) => {
+  addMessageListener((m) => {
     if (isEvent(m, 'os-bg-status')) showPackStatus(m.status);
     if (isEvent(m, 'os-bg-models')) manager.update(m.states);
     return false;
   });
-  chrome.storage.onChanged.addListener(() => void loadSettings(chrome.storage.local).then((r) => ((settings = r.settings), render())));
+  browser.storage.onChanged.addListener(() => void loadSettings(browser.storage.local).then((r) => ((settings = r.settings), render())));
   $('add-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const url = normaliseBaseUrl($<HTMLInputElement>('add-url').value);
@@ -93,7 +93,9 @@ async function main(): Promise<void> {
     if (!files?.length) return;
     const bar = $<HTMLProgressElement>('pack-progress');
     bar.hidden = false;
-    importFolder(files, (pct) => (bar.value = pct))
+    // Loaded on demand: the pack loader is only needed here.
+    import('../captioner/picked-files')
+      .then(({ importPackFolder }) => importPackFolder(files, (pct) => (bar.value = pct)))
       .then(async (folder) => {
         await save({ folders: [...settings.folders.filter((f) => f.id !== folder.id), folder] });
         $('pack-status').textContent = msg('optionsImported', folder.name);

@@ -1,7 +1,8 @@
 // Popup: status (and why nothing is labelled yet), switches (everywhere / this site), the models, decoding, and the
 // number of labels on this page.
+import browser from 'webextension-polyfill';
 import { localize, msg } from '../shared/i18n';
-import { isEvent, send, type InstallState, type ModelStatus, type ModelsView } from '../shared/messages';
+import { addMessageListener, isEvent, send, type InstallState, type ModelStatus, type ModelsView } from '../shared/messages';
 import { fillModelSelect } from '../shared/model-choice';
 import { loadSettings, parsePackRef, saveSettings, type Settings, type Strategy } from '../shared/settings';
 import { describeStatus, installPercent, isBusy, modelLabel, phaseText } from '../shared/status-text';
@@ -12,7 +13,7 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 async function targetTab(): Promise<{ id: number | undefined; host: string }> {
   // Opened as a page (tests, or from the options page) it can be pointed at a tab: ?tab=ID.
   const param = new URLSearchParams(location.search).get('tab');
-  const tab = param ? await chrome.tabs.get(Number(param)).catch(() => undefined) : (await chrome.tabs.query({ active: true, currentWindow: true }))[0];
+  const tab = param ? await browser.tabs.get(Number(param)).catch(() => undefined) : (await browser.tabs.query({ active: true, currentWindow: true }))[0];
   let host = '';
   try {
     host = tab?.url ? new URL(tab.url).hostname : '';
@@ -69,11 +70,11 @@ function renderSettings(s: Settings, host: string): void {
 async function main(): Promise<void> {
   localize();
   const tab = await targetTab();
-  let { settings } = await loadSettings(chrome.storage.local);
+  let { settings } = await loadSettings(browser.storage.local);
   renderSettings(settings, tab.host);
 
   const save = async (patch: Partial<Settings>) => {
-    settings = (await saveSettings(chrome.storage.local, patch)).settings;
+    settings = (await saveSettings(browser.storage.local, patch)).settings;
     renderSettings(settings, tab.host);
   };
   const use = async (key: string) => {
@@ -98,10 +99,10 @@ async function main(): Promise<void> {
     announce: $('models-status'),
     selected: () => settings.model,
     onUse: (id) => use(`model:${id}`),
-    onboardingUrl: chrome.runtime.getURL('src/onboarding/index.html'),
+    onboardingUrl: browser.runtime.getURL('src/onboarding/index.html'),
     onError: showError,
   });
-  chrome.runtime.onMessage.addListener((m) => {
+  addMessageListener((m) => {
     if (isEvent(m, 'os-bg-status')) showStatus(m.status);
     if (isEvent(m, 'os-bg-models')) {
       manager.update(m.states);
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
     $('count').textContent = msg('popupCount', String(count));
   };
   await refreshCount();
-  chrome.storage.session.onChanged.addListener(() => void refreshCount());
+  browser.storage.session.onChanged.addListener(() => void refreshCount());
   // Last: it starts the offscreen document, and the status and count must not wait for that.
   await refreshModels();
 }

@@ -1,6 +1,9 @@
+import browser from 'webextension-polyfill';
+
+// `browser.i18n?.`: Node unit tests run this with no fake i18n (test/helpers/browser-global.ts answers undefined).
 /** Localised UI text: `data-i18n="key"` sets textContent, `data-i18n-attr="attr:key,…"` sets attributes. */
 export function msg(key: string, subs?: string | string[]): string {
-  return (typeof chrome !== 'undefined' && chrome.i18n?.getMessage(key, subs)) || key;
+  return browser.i18n?.getMessage(key, subs) || key;
 }
 
 export function localize(root: ParentNode = document): void {
@@ -11,5 +14,5 @@ export function localize(root: ParentNode = document): void {
       el.setAttribute(attr.trim(), msg(key.trim()));
     }
   }
-  if (typeof chrome !== 'undefined' && chrome.i18n) document.documentElement.lang = chrome.i18n.getUILanguage();
+  if (browser.i18n) document.documentElement.lang = browser.i18n.getUILanguage();
 }

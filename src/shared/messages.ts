@@ -8,8 +8,10 @@
  * Every request gets exactly one reply, `{ok: true, value} | {ok: false, error}`; reply types come from `Protocol`,
  * never written again at call sites.
  */
+import browser, { type Runtime } from 'webextension-polyfill';
 import { fromWire, toWire, type WireError } from './errors';
-import type { BackendChoice, Strategy } from './settings';
+import { LIMITS, inRange } from './limits';
+import { MODEL_ID, type BackendChoice, type Strategy } from './settings';
 
 export type ImageSource =
   /** An http(s) or data: URL; the extension fetches it (it has host access; the page's canvas would be tainted). */
@@ -23,11 +25,16 @@ export interface Decoding {
   maxTokens: number;
 }
 
-export interface CaptionResult {
+/** A caption as the engine host answers it (bg-os-caption); the engine's own, fuller result is EngineCaption. */
+export interface Caption {
   text: string;
   packId: string;
   backend: string;
   confidence: number;
+}
+
+/** A caption as the worker answers it: with whether its caption cache served it. */
+export interface CaptionResult extends Caption {
   /** Served from the caption cache. */
   cached: boolean;
 }
@@ -126,7 +133,7 @@ export interface Protocol {
       decoding: Decoding;
       backend: BackendChoice;
     };
-    res: Omit<CaptionResult, 'cached'>;
+    res: Caption;
   };
   'bg-os-cancel': { req: { requestIds: string[] }; res: null };
   'bg-os-status': { req: { _?: never }; res: ModelStatus };
@@ -159,7 +166,7 @@ export type EventMessage<K extends keyof Events = keyof Events> = K extends keyo
 export type Handlers<P extends string> = {
   [K in MessageType as K extends `${P}${string}` ? K : never]: (
     msg: Request<K>,
-    sender: chrome.runtime.MessageSender,
+    sender: Runtime.MessageSender,
   ) => Promise<ReplyValue<K>> | ReplyValue<K>;
 };
 
@@ -167,23 +174,27 @@ export function isRequestOf<P extends string>(msg: unknown, prefix: P): msg is R
   return typeof msg === 'object' && msg !== null && typeof (msg as { type?: unknown }).type === 'string' && (msg as { type: string }).type.startsWith(prefix);
 }
 
-/** Limits on what a message may carry: a request id, a URL, a data: URL of an image the content script read. */
-export const LIMITS = { id: 200, url: 8192, dataUrl: 48 * 1024 * 1024, ids: 10_000 } as const;
+// What a message may carry (sizes, ranges) is in the one limits table, src/shared/limits.ts.
+const { message: ML, decoding: DL } = LIMITS;
 
-const isStr = (v: unknown, max: number = LIMITS.id): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
-const isInt = (v: unknown, lo: number, hi: number): boolean => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+const isStr = (v: unknown, max: number = ML.idChars): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
 const opt = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
 const isBackend = (v: unknown): boolean => v === 'auto' || v === 'wasm' || v === 'webgpu';
-const isHttpUrl = (v: unknown): boolean => isStr(v, LIMITS.url) && /^https?:\/\//i.test(v);
+const isHttpUrl = (v: unknown): boolean => isStr(v, ML.urlChars) && /^https?:\/\//i.test(v);
+/** A catalogue model id or pack id (settings' MODEL_ID). */
+const isModelId = (v: unknown): boolean => isStr(v, ML.modelIdChars) && MODEL_ID.test(v);
 /** A pack reference (settings' packRef): a pack base URL, or `model:<catalogue id>` / `folder:<imported pack id>`. */
-const isPackUrl = (v: unknown): boolean => isStr(v, LIMITS.url) && (/^(https?|chrome-extension):\/\//i.test(v) || /^(model|folder):[a-z0-9][a-z0-9._-]{0,63}$/.test(v));
-/** A catalogue model id (the catalogue's own rule). */
-const isModelId = (v: unknown): boolean => isStr(v, 64) && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(v);
+const isPackUrl = (v: unknown): boolean => {
+  if (!isStr(v, ML.urlChars)) return false;
+  if (/^(https?|chrome-extension):\/\//i.test(v)) return true;
+  const ref = /^(model|folder):(.*)$/s.exec(v);
+  return ref !== null && isModelId(ref[2]);
+};
 /** Picked files: a few input roles, each naming a file a page stashed in IndexedDB. No prototype tricks. */
 const isPicked = (v: unknown): boolean => {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
   const entries = Object.entries(v);
-  return entries.length > 0 && entries.length <= 8 && entries.every(([role, key]) => /^[a-z][a-z0-9_-]{0,31}$/.test(role) && isStr(key));
+  return entries.length > 0 && entries.length <= ML.pickedFiles && entries.every(([role, key]) => /^[a-z][a-z0-9_-]{0,31}$/.test(role) && isStr(key));
 };
 /** A plain object with exactly these keys (optional ones may be absent), no prototype tricks. */
 const shaped = (v: unknown, keys: readonly string[]): v is Record<string, unknown> => {
@@ -194,16 +205,16 @@ const shaped = (v: unknown, keys: readonly string[]): v is Record<string, unknow
 };
 const isSource = (v: unknown): boolean => {
   if (!shaped(v, ['kind', 'url', 'dataUrl'])) return false;
-  if (v.kind === 'url') return v.dataUrl === undefined && (isHttpUrl(v.url) || (isStr(v.url, LIMITS.dataUrl) && /^data:image\//i.test(v.url)));
-  if (v.kind === 'bytes') return v.url === undefined && isStr(v.dataUrl, LIMITS.dataUrl) && /^data:/i.test(v.dataUrl);
+  if (v.kind === 'url') return v.dataUrl === undefined && (isHttpUrl(v.url) || (isStr(v.url, ML.dataUrlChars) && /^data:image\//i.test(v.url)));
+  if (v.kind === 'bytes') return v.url === undefined && isStr(v.dataUrl, ML.dataUrlChars) && /^data:/i.test(v.dataUrl);
   return false;
 };
 const isDecoding = (v: unknown, partial: boolean): boolean => {
   if (!shaped(v, ['strategy', 'beams', 'maxTokens'])) return false;
   const field = (x: unknown, c: (x: unknown) => boolean) => (partial ? opt(x, c) : c(x));
-  return field(v.strategy, (x) => x === 'greedy' || x === 'beam') && field(v.beams, (x) => isInt(x, 1, 32)) && field(v.maxTokens, (x) => isInt(x, 1, 1024));
+  return field(v.strategy, (x) => x === 'greedy' || x === 'beam') && field(v.beams, (x) => inRange(x, DL.beams)) && field(v.maxTokens, (x) => inRange(x, DL.maxTokens));
 };
-const isIds = (v: unknown): boolean => Array.isArray(v) && v.length <= LIMITS.ids && v.every((x) => isStr(x));
+const isIds = (v: unknown): boolean => Array.isArray(v) && v.length <= ML.ids && v.every((x) => isStr(x));
 
 /** The keys each request may carry (besides `type`); anything else is refused. */
 export const KEYS: { [K in MessageType]: readonly (keyof Protocol[K]['req'])[] } = {
@@ -238,22 +249,22 @@ export const KEYS: { [K in MessageType]: readonly (keyof Protocol[K]['req'])[] }
 
 /** Shape checks of each request's fields, applied by the receiver before dispatch (after the key check). */
 const FIELDS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = {
-  'cs-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && isInt(m.priority, 0, 100),
+  'cs-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && inRange(m.priority, ML.priority),
   'cs-bg-cancel': (m) => isIds(m.requestIds),
-  'cs-bg-label-count': (m) => isInt(m.count, 0, 1_000_000),
+  'cs-bg-label-count': (m) => inRange(m.count, ML.labelCount),
   'cs-bg-status': () => true,
   'ui-bg-status': () => true,
-  'ui-bg-tab-info': (m) => isInt(m.tabId, 0, Number.MAX_SAFE_INTEGER),
+  'ui-bg-tab-info': (m) => inRange(m.tabId, { min: 0, max: Number.MAX_SAFE_INTEGER }),
   'ui-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && opt(m.packUrl, isPackUrl) && opt(m.decoding, (d) => isDecoding(d, true)),
   'ui-bg-load-pack': (m) => isPackUrl(m.packUrl),
   'ui-bg-clear-cache': (m) => typeof m.packs === 'boolean',
   'bg-os-caption': (m) =>
-    isStr(m.requestId) && isStr(m.key, LIMITS.url * 2) && isSource(m.source) && isInt(m.priority, 0, 100) && isPackUrl(m.packUrl) && isDecoding(m.decoding, false) && isBackend(m.backend),
+    isStr(m.requestId) && isStr(m.key, ML.urlChars * 2) && isSource(m.source) && inRange(m.priority, ML.priority) && isPackUrl(m.packUrl) && isDecoding(m.decoding, false) && isBackend(m.backend),
   'bg-os-cancel': (m) => isIds(m.requestIds),
   'bg-os-status': () => true,
   'bg-os-load': (m) => isPackUrl(m.packUrl) && isBackend(m.backend),
   'bg-os-clear': (m) => typeof m.packs === 'boolean',
-  'bg-cs-describe': (m) => (m.via === 'menu' || m.via === 'command') && opt(m.srcUrl, (u) => isStr(u, LIMITS.dataUrl)),
+  'bg-cs-describe': (m) => (m.via === 'menu' || m.via === 'command') && opt(m.srcUrl, (u) => isStr(u, ML.dataUrlChars)),
   'ui-bg-models': () => true,
   'ui-bg-model-install': (m) => isModelId(m.modelId) && opt(m.picked, isPicked),
   'ui-bg-model-pause': (m) => isModelId(m.modelId),
@@ -307,7 +318,7 @@ export const SENDER_OF: { [K in MessageType]: SenderKind } = {
 };
 
 /** Whether `sender` is of the kind allowed to send `type` (unknown types: never). */
-export function senderOf(type: string, sender: chrome.runtime.MessageSender, runtime: { id: string; getURL(p: string): string } = chrome.runtime): boolean {
+export function senderOf(type: string, sender: Runtime.MessageSender, runtime: { id: string; getURL(p: string): string } = browser.runtime): boolean {
   const kind = (SENDER_OF as Record<string, SenderKind | undefined>)[type];
   if (!kind || sender.id !== runtime.id) return false;
   const ownUrl = typeof sender.url === 'string' && sender.url.startsWith(runtime.getURL(''));
@@ -317,7 +328,23 @@ export function senderOf(type: string, sender: chrome.runtime.MessageSender, run
   return ownUrl && !sender.tab;
 }
 
-export type SenderCheck = (sender: chrome.runtime.MessageSender) => boolean;
+export type SenderCheck = (sender: Runtime.MessageSender) => boolean;
+
+/**
+ * A runtime.onMessage listener in the sendResponse form: it returns true when it will reply (now or later), false when
+ * the message is not its to answer. Chrome, Firefox and the polyfill's wrapper (which also takes a returned Promise)
+ * all accept that; the test fakes (test/handler/chrome-fake.ts dispatch) call listeners the same way.
+ */
+export type MessageListener = (msg: unknown, sender: Runtime.MessageSender, sendResponse: (r: unknown) => void) => boolean;
+
+/** Listen for runtime messages until `signal` aborts. */
+export function addMessageListener(listener: MessageListener, signal?: AbortSignal): void {
+  // @types/webextension-polyfill types a sendResponse listener as returning only `true`; `false` (no reply from this
+  // listener, let another answer) is valid at run time, so the listener is passed as that type.
+  const l = listener as Runtime.OnMessageListenerCallback;
+  browser.runtime.onMessage.addListener(l);
+  signal?.addEventListener('abort', () => browser.runtime.onMessage.removeListener(l), { once: true });
+}
 
 /**
  * Answer requests whose type starts with `prefix`: check the sender, validate, dispatch, and reply exactly once
@@ -327,20 +354,22 @@ export type SenderCheck = (sender: chrome.runtime.MessageSender) => boolean;
 export function makeListener<P extends string>(
   prefixes: readonly P[],
   handlers: Handlers<P>,
-  senderOk: (type: string, sender: chrome.runtime.MessageSender) => boolean,
-) {
-  return (msg: unknown, sender: chrome.runtime.MessageSender, sendResponse: (r: unknown) => void): boolean => {
+  senderOk: (type: string, sender: Runtime.MessageSender) => boolean,
+): MessageListener {
+  return (msg, sender, sendResponse) => {
     if (!prefixes.some((p) => isRequestOf(msg, p))) return false;
     const m = msg as Request;
     const reply = (r: Reply<MessageType>) => {
       try {
         sendResponse(r);
       } catch (err) {
-        // The sender went away (tab closed, worker restarted); it will ask again if it still cares.
+        // The sender went away (tab closed, worker restarted); it will ask again if it still cares. (Under the
+        // polyfill sendResponse never throws: it sends later, and logs a failed delivery itself.)
         console.debug('[alt-text] reply dropped:', toWire(err).message);
       }
     };
-    const handler = (handlers as Record<string, ((m: unknown, s: chrome.runtime.MessageSender) => unknown) | undefined>)[m.type];
+    const handler = (handlers as Record<string, ((m: unknown, s: Runtime.MessageSender) => unknown) | undefined>)[m.type];
+    // The refusals below reply at once and return false; the polyfill's wrapper sees the reply and keeps the channel.
     if (!handler) {
       reply({ ok: false, error: { name: 'BadMessageError', message: `Unknown message type ${m.type}` } });
       return false;
@@ -375,14 +404,15 @@ export function unwrap<K extends MessageType>(type: K, raw: unknown): ReplyValue
   throw fromWire(r.error);
 }
 
-/** Send a request over chrome.runtime (to the service worker, or from it to the offscreen document). */
+/** Send a request over runtime messaging (to the service worker, or from it to the offscreen document). */
 export async function send<K extends MessageType>(msg: Request<K>): Promise<ReplyValue<K>> {
-  const raw: unknown = await chrome.runtime.sendMessage(msg);
+  // The polyfill resolves undefined where Chrome says "message port closed" (no listener replied): unwrap names that.
+  const raw: unknown = await browser.runtime.sendMessage(msg);
   return unwrap(msg.type as K, raw);
 }
 
 export function emit<K extends keyof Events>(msg: EventMessage<K>): void {
-  chrome.runtime.sendMessage(msg).catch(() => {
+  browser.runtime.sendMessage(msg).catch(() => {
     // Nobody listening (no popup open, worker asleep): events are best effort; the status is also kept for polling.
   });
 }

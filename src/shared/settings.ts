@@ -1,7 +1,8 @@
 /**
  * User settings: one DEFAULTS object (the type is derived from it), a schema version with dated migrations, and a
- * validator that repairs bad values and says what it fixed. Stored in chrome.storage.local under `settings`.
+ * validator that repairs bad values and says what it fixed. Stored in storage.local (browser.*) under `settings`.
  */
+import { LIMITS, inRange, type IntRange } from './limits';
 
 export interface PackSource {
   /** Base URL of the pack directory (ends with '/'); pack.json lives at `${url}pack.json`. */
@@ -28,7 +29,7 @@ export interface FolderPack {
 }
 
 /** Catalogue model ids and pack ids: what src/shared/catalogue.json and pack.json allow. */
-export const MODEL_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const MODEL_ID = new RegExp(`^[a-z0-9][a-z0-9._-]{0,${LIMITS.message.modelIdChars - 1}}$`);
 
 export type Strategy = 'greedy' | 'beam';
 export type BackendChoice = 'auto' | 'wasm' | 'webgpu';
@@ -200,7 +201,7 @@ function show(v: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-const MARKER_MAX = 80;
+const MARKER_MAX = LIMITS.settings.markerChars;
 
 /** A value that means the same as a valid one, written the wrong way (a number as text, a boolean as text). */
 function coerceInt(v: unknown): number | undefined {
@@ -239,10 +240,10 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
     if (b !== value[key]) fixes.push(`${key}: ${show(value[key])} read as ${b}`);
     out[key] = b;
   };
-  const int = (key: 'beams' | 'maxTokens' | 'cacheMaxEntries', min: number, max: number) => {
+  const int = (key: 'beams' | 'maxTokens' | 'cacheMaxEntries', range: IntRange) => {
     if (!has(key)) return;
     const n = coerceInt(value[key]);
-    if (n === undefined || n < min || n > max) return bad(key);
+    if (n === undefined || !inRange(n, range)) return bad(key);
     if (n !== value[key]) fixes.push(`${key}: ${show(value[key])} read as ${n}`);
     out[key] = n;
   };
@@ -257,9 +258,9 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
 
   bool('enabled');
   bool('weakNamesCountAsMissing');
-  int('beams', 1, 8);
-  int('maxTokens', 1, 67);
-  int('cacheMaxEntries', 0, 100_000);
+  int('beams', LIMITS.decoding.beams);
+  int('maxTokens', LIMITS.decoding.maxTokens);
+  int('cacheMaxEntries', LIMITS.settings.cacheMaxEntries);
   oneOf('strategy', ['greedy', 'beam']);
   oneOf('backend', ['auto', 'wasm', 'webgpu']);
 
@@ -285,7 +286,7 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
         }
         if (seen.has(src.id)) continue;
         seen.add(src.id);
-        out.folders.push({ id: src.id, name: typeof src.name === 'string' ? src.name.slice(0, 200) : '' });
+        out.folders.push({ id: src.id, name: typeof src.name === 'string' ? src.name.slice(0, LIMITS.settings.folderNameChars) : '' });
       }
     }
   }

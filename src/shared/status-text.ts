@@ -1,4 +1,5 @@
 /** The model status and install progress as sentences that say what is happening, or what to do. */
+import browser from 'webextension-polyfill';
 import type { CatalogueModel, InstallState, ModelStatus } from './messages';
 import { msg } from './i18n';
 
@@ -26,7 +27,8 @@ export function describeStatus(s: ModelStatus): { text: string; hint: string; pe
 }
 
 function lang(): string {
-  return (typeof chrome !== 'undefined' && chrome.i18n?.getUILanguage?.()) || 'en';
+  // `?.`: Node unit tests run this with no fake i18n (test/helpers/browser-global.ts answers undefined).
+  return browser.i18n?.getUILanguage?.() || 'en';
 }
 
 /** Bytes in the unit a person reads: "290 MB", "1.2 GB", "850 kB" (decimal units, as download sizes are given). */

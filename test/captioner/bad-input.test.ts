@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner, type CaptionerEvent } from '../../src/captioner/captioner';
 import {
   CaptionAbortedError, CaptionerDisposedError, EmptyImageError, ImageDecodeError, InvalidOptionError,
-} from '../../src/captioner/errors';
+} from '../../src/shared/errors';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import type { Ort } from '../../src/captioner/sessions';
 import { goldenPackDirs, packMissingMessage, readGolden, REPO } from './helpers/packs';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CaptionAbortedError } from '../../src/captioner/errors';
+import { CaptionAbortedError } from '../../src/shared/errors';
 import { argmax, beamDecode, greedyDecode, topK, type DecoderSteps } from '../../src/captioner/decoding';
 
 const V = 12;

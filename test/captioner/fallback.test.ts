@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type CaptionerEvent } from '../../src/captioner/captioner';
-import { BackendUnavailableError } from '../../src/captioner/errors';
+import { BackendUnavailableError } from '../../src/shared/errors';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles, type LoadedPack } from '../../src/captioner/pack-loader';
 import type { Ort } from '../../src/captioner/sessions';

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner } from '../../src/captioner/captioner';
-import { CAPTIONER_ERROR_NAMES, CaptionerError } from '../../src/captioner/errors';
+import { CAPTIONER_ERROR_NAMES, CaptionerError } from '../../src/shared/errors';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
 import { preprocessRgba, resizeBicubicPil, shortestEdgeSize } from '../../src/captioner/preprocess';

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { EmptyImageError, ImageDecodeError } from '../../src/captioner/errors';
+import { EmptyImageError, ImageDecodeError } from '../../src/shared/errors';
 import { fitWithin, sniffDimensions } from '../../src/captioner/image-decode';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { encodePng, zeroByZeroPng } from './helpers/images';

@@ -6,9 +6,9 @@ import { describe, expect, it } from 'vitest';
 import {
   PackDownloadError, PackFileMissingError, PackFormatError, PackIntegrityError, PackNotCachedError, PackSizeError,
   UnsupportedPackVersionError,
-} from '../../src/captioner/errors';
+} from '../../src/shared/errors';
 import {
-  deleteCachedPack, listCachedPacks, loadCachedPack, loadPackFromFiles, loadPackFromUrl, type PackProgress,
+  deleteCachedPack, listCachedPacks, loadCachedPack, loadPack, loadPackFromFiles, loadPackFromUrl, type PackProgress,
 } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, MemoryPackStore, type PackStore } from '../../src/captioner/pack-store';
 import { fast, usePackServer } from './helpers/pack-server';
@@ -123,6 +123,19 @@ describe('pack loading from picked files', () => {
     expect(pack.source).toBe('files');
     const cached = await loadCachedPack('picked', { store });
     expect(Buffer.from(cached.files.mapper).equals(files['mapper.onnx'])).toBe(true);
+  });
+  it('loads one pack from each kind of location: picked files into the store, then the store, then the web', async () => {
+    const { dir, files } = writeSyntheticPack(packs.root, 'located');
+    writeSyntheticPack(packs.root, 'located-web');
+    const store = new MemoryPackStore();
+    const picked = await loadPack({ kind: 'files', files: asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']) }, { store });
+    expect(picked.source).toBe('files');
+    const stored = await loadPack({ kind: 'stored', storeId: 'located' }, { store });
+    expect(stored.source).toBe('cache');
+    expect(Buffer.from(stored.files.decoder).equals(files['decoder.onnx'])).toBe(true);
+    const web = await loadPack({ kind: 'url', url: `${packs.server.url}/packs/located-web/` }, { store, ...fast });
+    expect([web.source, web.manifest.id]).toEqual(['network', 'located-web']);
+    await expect(loadPack({ kind: 'stored', storeId: 'nowhere' }, { store })).rejects.toBeInstanceOf(PackNotCachedError);
   });
   it('names the missing file, and refuses a corrupt one', async () => {
     const { dir } = writeSyntheticPack(packs.root, 'picked2');

@@ -10,7 +10,7 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import {
   PackDownloadError, PackIntegrityError, PackSizeError, StorageQuotaError, UnsupportedPackVersionError,
-} from '../../src/captioner/errors';
+} from '../../src/shared/errors';
 import { listCachedPacks, loadCachedPack, loadPackFromFiles, loadPackFromUrl } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, type PackStore, type StoredPackRecord } from '../../src/captioner/pack-store';
 import { fromWire, toWire } from '../../src/shared/errors';

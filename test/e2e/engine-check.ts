@@ -5,7 +5,7 @@
  * Cached in .tmp/, keyed by pack.json's hash.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { createCaptioner } from '../../src/captioner/captioner';
@@ -43,6 +43,8 @@ export async function writeEngineMisses(tmp: string, packDir: string): Promise<s
   } finally {
     await cap.dispose();
   }
+  // Run alone (one e2e file from a fresh clone), nothing else has made .tmp/ yet.
+  mkdirSync(tmp, { recursive: true });
   writeFileSync(out, JSON.stringify(misses));
   return misses;
 }

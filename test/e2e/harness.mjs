@@ -326,7 +326,7 @@ export const FUZZ_CATEGORIES = {
 };
 /** Images per category on each page (good ones: more). */
 export const FUZZ_PER_PAGE = { good: 10, 'cross-origin': 3, other: 3 };
-/** How long an `ext-slow` server stalls: longer than the extension's fetch timeout (src/offscreen/pixels.ts). */
+/** How long an `ext-slow` server stalls: longer than the extension's fetch timeout (src/offscreen/fetch-image.ts). */
 export const FUZZ_STALL_MS = 25_000;
 
 let fuzzHeldout = null;

@@ -19,7 +19,7 @@ import { MARKER, env, launch, setSettings, type Ext } from './env';
 const held = toyHeldout();
 const truth = Object.fromEntries(held.map((h) => [h.file, h.caption]));
 const plan = hostilePlan(held);
-/** CaptionQueue's maxQueued (src/content/caption-queue.ts). */
+/** CaptionRequests' maxQueued (LIMITS.queue.frameQueued, src/shared/limits.ts). */
 const QUEUE_BOUND = 100;
 /** A long task, by the issue's definition. Measured longest call of ours (less GC): 12-37 ms on a shared 2-core box. */
 const LONG_MS = 50;

@@ -1,7 +1,10 @@
 /**
- * A small hand-written fake of the chrome.* APIs the service worker uses: enough to run its handlers in Node.
+ * A small hand-written fake of the chrome.* APIs the service worker uses: enough to run its handlers in Node. The code
+ * reads it as `browser.*` (test/helpers/browser-global.ts); like the polyfill's, its methods return promises.
  * The offscreen document is a function that answers runtime messages while it "exists".
  */
+import type { Runtime } from 'webextension-polyfill';
+
 type Listener = (...args: unknown[]) => unknown;
 
 export function event() {
@@ -92,7 +95,7 @@ export function makeChrome(offscreen: OffscreenFake) {
         return { ok: true, value: { opened: true } };
       },
     },
-    contextMenus: { create: () => undefined, removeAll: (cb?: () => void) => cb?.(), onClicked: event() },
+    contextMenus: { create: () => undefined, removeAll: async () => undefined, onClicked: event() },
     commands: { onCommand: event() },
     i18n: { getMessage: () => '' },
   };
@@ -100,7 +103,7 @@ export function makeChrome(offscreen: OffscreenFake) {
 }
 
 /** Call a registered runtime.onMessage listener like Chrome does, and resolve with its one reply. */
-export function dispatch(listeners: Listener[], msg: unknown, sender: chrome.runtime.MessageSender): Promise<unknown> {
+export function dispatch(listeners: Listener[], msg: unknown, sender: Runtime.MessageSender): Promise<unknown> {
   return new Promise((resolve) => {
     let replies = 0;
     let handled = false;

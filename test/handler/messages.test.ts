@@ -4,7 +4,8 @@
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KEYS, LIMITS, SENDER_OF, VALIDATORS, makeListener, senderOf, type MessageType } from '../../src/shared/messages';
+import { LIMITS } from '../../src/shared/limits';
+import { KEYS, SENDER_OF, VALIDATORS, makeListener, senderOf, type MessageType } from '../../src/shared/messages';
 import { dispatch, event, makeChrome } from './chrome-fake';
 
 const PACK = 'http://127.0.0.1:9/packs/toy/';
@@ -63,7 +64,7 @@ const CASES: { [K in MessageType]: { ok: SenderName[]; valid: Record<string, unk
 };
 const TYPES = Object.keys(CASES) as MessageType[];
 
-const HUGE = 'x'.repeat(LIMITS.dataUrl + 1);
+const HUGE = 'x'.repeat(LIMITS.message.dataUrlChars + 1);
 const WRONG_VALUES: unknown[] = [null, 42, -1, 1.5, NaN, 'x', '', true, {}, [], ['x'], { __proto__: { polluted: 1 } }];
 
 /** Malformed versions of a good request: each field missing, of a wrong type, too big; extra and prototype keys. */
@@ -90,7 +91,7 @@ function malformed(type: MessageType): { what: string; msg: Record<string, unkno
     if (typeof v === 'string') out.push({ what: `${k} huge`, msg: { ...base, [k]: HUGE } });
     if (Array.isArray(v)) {
       out.push({ what: `${k} with a number inside`, msg: { ...base, [k]: [...v, 5] } });
-      out.push({ what: `${k} too long`, msg: { ...base, [k]: new Array(LIMITS.ids + 1).fill('r') } });
+      out.push({ what: `${k} too long`, msg: { ...base, [k]: new Array(LIMITS.message.ids + 1).fill('r') } });
     }
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       out.push({ what: `${k} with an extra key`, msg: { ...base, [k]: { ...v, extra: 1 } } });

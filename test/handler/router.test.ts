@@ -1,4 +1,5 @@
 // Handler tests: the service worker's router, offscreen lifecycle and caption cache, against a fake chrome.*.
+import type { Menus, Tabs } from 'webextension-polyfill';
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -134,7 +135,7 @@ describe('describe this image', () => {
   it('the context-menu handler asks the clicked frame; the command asks the active tab', async () => {
     await setup();
     const { onMenuClick, onCommand } = await import('../../src/background/describe');
-    await onMenuClick({ menuItemId: 'describe-image', srcUrl: 'http://x/a.png', frameId: 4 } as chrome.contextMenus.OnClickData, { id: 9 } as chrome.tabs.Tab);
+    await onMenuClick({ menuItemId: 'describe-image', srcUrl: 'http://x/a.png', frameId: 4 } as Menus.OnClickData, { id: 9 } as Tabs.Tab);
     await onCommand('describe-image', undefined);
     expect(fake.state.tabMessages).toEqual([
       { tabId: 9, msg: { type: 'bg-cs-describe', via: 'menu', srcUrl: 'http://x/a.png' }, opts: { frameId: 4 } },

@@ -5,7 +5,7 @@ import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CACHE_MAX_AGE_MS, CaptionCache } from '../../src/background/caption-cache';
-import { JobQueue } from '../../src/offscreen/job-queue';
+import { InferenceQueue } from '../../src/offscreen/inference-queue';
 import { dispatch, makeChrome } from './chrome-fake';
 
 const PACK = 'http://127.0.0.1:9/packs/toy/';
@@ -99,7 +99,7 @@ describe('caption cache retention', () => {
   });
 
   it('the offscreen queue forgets remembered captions on clear, and runs the job again', async () => {
-    const q = new JobQueue<string>();
+    const q = new InferenceQueue<string>();
     let runs = 0;
     const run = async () => `caption ${(runs += 1)}`;
     expect(await q.submit('r1', 'k', 1, run)).toBe('caption 1');

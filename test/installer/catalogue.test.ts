@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CatalogueError } from '../../src/captioner/errors';
+import { CatalogueError } from '../../src/shared/errors';
 import { loadCatalogue, parseCatalogue, rewriteUrl, withMirrorBase } from '../../src/installer/catalogue';
 import bundled from '../../src/shared/catalogue.json';
 import { startHubServer, type HubServer } from '../helpers/hub-server';

@@ -6,11 +6,11 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MirrorHttpError, NetworkError } from '../../src/captioner/errors';
+import { MirrorHttpError, NetworkError, RangeNotSupportedError } from '../../src/shared/errors';
 import { IndexedDbPackStore, MemoryPackStore, type InstallStore } from '../../src/captioner/pack-store';
 import { openCheckpoint } from '../../src/converter/readers/checkpoint';
 import { RateMeter, fetchFile, hashStoredFile, probeSource } from '../../src/installer/fetch-file';
-import { HttpRangeSource, RangeNotSupportedError, missingParts } from '../../src/installer/http-source';
+import { HttpRangeSource, missingParts } from '../../src/installer/http-source';
 import { browserFetch, startHubServer, type HubServer } from '../helpers/hub-server';
 import { ensureInstallFixture, type InstallFixture } from '../helpers/test-catalogue';
 

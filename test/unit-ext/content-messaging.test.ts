@@ -1,7 +1,8 @@
 // An orphaned content script (the extension was reloaded or updated): requests reject with a named reason, said once
 // in the console (reload the page), and nothing throws synchronously into the page.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ContextInvalidatedError, request } from '../../src/content/messaging';
+import { request } from '../../src/content/messaging';
+import { ContextInvalidatedError } from '../../src/shared/errors';
 
 const g = globalThis as unknown as { chrome?: unknown };
 

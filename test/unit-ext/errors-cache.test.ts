@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CaptionCache } from '../../src/background/caption-cache';
 import { labelText } from '../../src/content/labeller';
 import { ImageFetchError, NoPackError, fromWire, isTransportError, toWire } from '../../src/shared/errors';
-import { PackIntegrityError } from '../../src/captioner/errors';
+import { PackIntegrityError } from '../../src/shared/errors';
 import { unwrap } from '../../src/shared/messages';
 
 describe('errors on the wire', () => {

@@ -2,7 +2,7 @@
  * openCheckpoint: one entry point for the three published containers (docs/model-install.md section 2). It reads
  * only the index on open; tensor bytes are read by name, so a vision-only install fetches the vision tower alone.
  */
-import { CheckpointError, NotACheckpointError } from '../../captioner/errors';
+import { CheckpointError, NotACheckpointError } from '../../shared/errors';
 import type { RandomAccess } from './random-access';
 import { safetensorsHeaderLength, readSafetensors } from './safetensors';
 import { toFloat32 } from './to-float32';

@@ -3,7 +3,7 @@
  * src/installer/) HTTP Range requests. The readers only ever ask for the parts they need, so a vision-only install
  * downloads the index and the vision tensors, not the text tower.
  */
-import { throwIfAborted, TruncatedCheckpointError } from '../../captioner/errors';
+import { throwIfAborted, TruncatedCheckpointError } from '../../shared/errors';
 
 export interface RandomAccess {
   readonly size: number;

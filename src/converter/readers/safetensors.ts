@@ -3,7 +3,7 @@
  * header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data, with offsets
  * relative to the data's start. The same rules as model/safetensors_io.py's reader.
  */
-import { CorruptCheckpointError, NotACheckpointError, TruncatedCheckpointError, UnsupportedCheckpointError } from '../../captioner/errors';
+import { CorruptCheckpointError, NotACheckpointError, TruncatedCheckpointError, UnsupportedCheckpointError } from '../../shared/errors';
 import type { RandomAccess } from './random-access';
 import { DTYPE_BYTES, type DType, type TensorInfo } from './types';
 

@@ -2,7 +2,7 @@
  * Tensor bytes -> contiguous row-major float32, exactly as torch's `.float().contiguous()`: fp16 and bf16 widen
  * exactly, fp64 rounds to nearest-even (what a Float32Array store does), integers convert by value.
  */
-import { UnsupportedCheckpointError } from '../../captioner/errors';
+import { UnsupportedCheckpointError } from '../../shared/errors';
 import { float16ToFloat32 } from '../half';
 import { DTYPE_BYTES, type TensorInfo } from './types';
 

@@ -8,7 +8,7 @@
  * TorchScript, the class sources (to tell parameters and buffers from plain tensor attributes). Tensor bytes are
  * read later, by name.
  */
-import { CorruptCheckpointError, NotACheckpointError, UnsupportedCheckpointError } from '../../captioner/errors';
+import { CorruptCheckpointError, NotACheckpointError, UnsupportedCheckpointError } from '../../shared/errors';
 import type { RandomAccess } from './random-access';
 import { spanBytes } from './to-float32';
 import { DTYPE_BYTES, type TensorInfo } from './types';

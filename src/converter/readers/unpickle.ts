@@ -10,7 +10,7 @@
  * Values: null, booleans, numbers (bigint beyond 2^53), strings, Uint8Array, arrays (lists and tuples), Map (dicts
  * and OrderedDicts), and the classes below (TorchScript objects, storages, tensors).
  */
-import { CorruptCheckpointError, UnsafeCheckpointError, UnsupportedCheckpointError } from '../../captioner/errors';
+import { CorruptCheckpointError, UnsafeCheckpointError, UnsupportedCheckpointError } from '../../shared/errors';
 import type { DType } from './types';
 
 export type PyValue =

@@ -7,7 +7,7 @@
  * Entries are read in place, so a compressed one is refused (CompressedEntryError): torch stores every entry a
  * reader needs (data.pkl, data/<key>) uncompressed.
  */
-import { CompressedEntryError, CorruptCheckpointError, NotACheckpointError } from '../../captioner/errors';
+import { CompressedEntryError, CorruptCheckpointError, NotACheckpointError } from '../../shared/errors';
 import type { RandomAccess } from './random-access';
 
 export interface ZipEntry {

@@ -23,8 +23,8 @@ import sys
 import torch
 
 from model.export import export_pack
-from model.model import (ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, read_state_dict,
-                         save_checkpoint)
+from model.model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, save_checkpoint
+from model.official import read_state_dict
 from model.published import RANDOM, write_published, write_torchscript_clip
 from model.template import build_template, named_config, random_model
 

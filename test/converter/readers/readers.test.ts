@@ -18,7 +18,7 @@ import {
   TruncatedCheckpointError,
   UnsafeCheckpointError,
   UnsupportedCheckpointError,
-} from '../../../src/captioner/errors';
+} from '../../../src/shared/errors';
 import { blobSource, bytesSource, openCheckpoint, type Checkpoint, type RandomAccess } from '../../../src/converter/readers/checkpoint';
 
 interface Digest {

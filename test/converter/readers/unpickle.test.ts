@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { UnsafeCheckpointError, UnsupportedCheckpointError } from '../../../src/captioner/errors';
+import { UnsafeCheckpointError, UnsupportedCheckpointError } from '../../../src/shared/errors';
 import { unpickle, type PyValue } from '../../../src/converter/readers/unpickle';
 
 /** Python's view of the value: dicts as objects, tuples and lists as arrays. */

@@ -1,8 +1,10 @@
 /**
- * Named errors of the captioning engine. Each message says what went wrong and what the user (or the caller) can do.
+ * Named errors of the captioning engine (src/captioner/) and of reading and converting published checkpoints
+ * (src/converter/). Each message says what went wrong and what the user (or the caller) can do.
  *
- * Every class sets `name` explicitly, so the name survives minification and can be carried across contexts as
- * `{ name, message }` and rebuilt on the other side (src/shared/errors.ts may re-export these).
+ * Plain TypeScript, no extension APIs: the engine imports it and still runs in Node. Every class sets `name`
+ * explicitly, so the name survives minification and crosses contexts as `{ name, message }`; each name's message key
+ * and whether retrying can help are in the registry (index.ts), which rebuilds these classes from the wire.
  */
 
 export class CaptionerError extends Error {
@@ -178,6 +180,7 @@ export class InvalidOptionError extends CaptionerError {
   override name = 'InvalidOptionError';
 }
 
+/** The names of the engine's own errors: the fuzz tests check that caption() rejects with nothing else. */
 export const CAPTIONER_ERROR_NAMES = [
   'CaptionerError',
   'PackFormatError',
@@ -267,15 +270,6 @@ export class UnsupportedCheckpointError extends CheckpointError {
   }
 }
 
-export const CHECKPOINT_ERROR_NAMES = [
-  'CheckpointError',
-  'NotACheckpointError',
-  'CorruptCheckpointError',
-  'TruncatedCheckpointError',
-  'CompressedEntryError',
-  'UnsafeCheckpointError',
-  'UnsupportedCheckpointError',
-] as const;
 
 // -----------------------------------------------------------------------------
 // Converting published checkpoints into a pack on the device (src/converter/)
@@ -329,114 +323,8 @@ export class WrongCheckpointError extends CaptionerError {
   }
 }
 
-export const CONVERTER_ERROR_NAMES = ['TemplateFormatError', 'WrongCheckpointError'] as const;
 
-// ---- Installer (src/installer/): downloading published files from mirrors and installing a model on the device ----
-
-const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
-
-/** The catalogue (src/shared/catalogue.json, or the CAPTION_CATALOGUE replacement) is malformed. */
-export class CatalogueError extends CaptionerError {
-  override name = 'CatalogueError';
-  constructor(detail: string) {
-    super(`The model catalogue is not valid: ${detail}. This is a bug in this build of the extension; reinstall or update it.`);
-  }
+/** A graph op got inputs of the wrong number or shape; the converter reports it as a TemplateFormatError. */
+export class OpArgumentError extends RangeError {
+  override name = 'OpArgumentError';
 }
-
-/** The network failed (offline, DNS, connection reset) and retries did not help. */
-export class NetworkError extends CaptionerError {
-  override name = 'NetworkError';
-  constructor(
-    readonly url: string,
-    detail: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`Could not reach ${new URL(url).host} (${detail}). Check your connection and try again; the download resumes where it stopped.`, options);
-  }
-}
-
-/** A mirror answered an HTTP error status (after retries, for 5xx). */
-export class MirrorHttpError extends CaptionerError {
-  override name = 'MirrorHttpError';
-  constructor(
-    readonly url: string,
-    readonly status: number,
-  ) {
-    super(
-      `${new URL(url).host} answered HTTP ${status} for ${url.split('/').pop()}` +
-        `${status === 404 || status === 410 ? ' (the file is not there)' : status >= 500 ? ' (the server has a problem)' : ''}. Try again later.`,
-    );
-  }
-}
-
-/** A downloaded input file is not the published one: wrong size or SHA-256. Its bytes were deleted. */
-export class SourceIntegrityError extends CaptionerError {
-  override name = 'SourceIntegrityError';
-  constructor(
-    readonly url: string,
-    readonly what: 'size' | 'sha256',
-    readonly expected: string | number,
-    readonly actual: string | number,
-  ) {
-    super(
-      what === 'size'
-        ? `${url.split('/').pop()} from ${new URL(url).host} has ${actual} bytes, but ${expected} were expected${Number(actual) < Number(expected) ? ' (the download was cut short)' : ''}. It was deleted; try again.`
-        : `${url.split('/').pop()} from ${new URL(url).host} has SHA-256 ${String(actual).slice(0, 12)}…, but ${String(expected).slice(0, 12)}… was expected. It was deleted; try again, or report the mirror.`,
-    );
-  }
-}
-
-/** Every mirror of an input failed; the message lists each mirror's failure. */
-export class MirrorsFailedError extends CaptionerError {
-  override name = 'MirrorsFailedError';
-  constructor(
-    readonly input: string,
-    readonly failures: ReadonlyArray<{ url: string; error: { name: string; message: string } }>,
-  ) {
-    super(
-      `Could not download the "${input}" weights from any mirror: ` +
-        failures.map((f, i) => `(${i + 1}) ${new URL(f.url).host}: ${f.error.message}`).join(' ') +
-        ' Check your connection and try again later; bytes already downloaded are kept.',
-    );
-  }
-}
-
-/** Not enough free storage to install a model (checked before anything is downloaded). */
-export class InstallQuotaError extends StorageQuotaError {
-  override name = 'StorageQuotaError';
-  constructor(
-    readonly modelId: string,
-    neededBytes: number,
-    readonly availableBytes: number,
-  ) {
-    super(modelId, neededBytes);
-    this.message =
-      `There is not enough storage space to install "${modelId}": it needs about ${mb(neededBytes)} and ${mb(Math.max(0, availableBytes))} ` +
-      'are free. Nothing was downloaded, and models you already have still work. Free some disk space, or remove models you ' +
-      'no longer need (Options → "Clear saved descriptions and downloaded models"), then try again.';
-  }
-}
-
-/** A model needs a file the user has to pick (e.g. a checkpoint only published on Google Drive). */
-export class UserFileNeededError extends CaptionerError {
-  override name = 'UserFileNeededError';
-  constructor(
-    readonly modelId: string,
-    readonly roles: readonly string[],
-    hint: string,
-  ) {
-    super(`Installing "${modelId}" needs a file you download yourself (${roles.join(', ')}${hint ? `: ${hint}` : ''}). Pick it, then install again.`);
-  }
-}
-
-/** The catalogue names no model with this id. */
-export class UnknownModelError extends CaptionerError {
-  override name = 'UnknownModelError';
-  constructor(readonly modelId: string) {
-    super(`There is no model "${modelId}" in this version of the extension. Pick one of the listed models.`);
-  }
-}
-
-export const INSTALLER_ERROR_NAMES = [
-  'CatalogueError', 'NetworkError', 'MirrorHttpError', 'SourceIntegrityError', 'MirrorsFailedError', 'UserFileNeededError', 'UnknownModelError',
-] as const;

@@ -1,10 +1,12 @@
 /**
- * The offscreen document's work queue: one inference at a time, lowest priority number first, then first come.
+ * The engine host's inference queue: one inference at a time, lowest priority number first, then first come.
  * Jobs are keyed by caption-cache key, so the same image asked twice (two frames, or again after a worker restart)
  * runs once and answers every waiter. Cancelling a request drops its waiter; a job with no waiters left is removed,
  * or aborted when it is running. Recent results are remembered, for requests that arrive just after their job ended.
  */
+import { BoundedMap } from '../shared/bounded-map';
 import { CancelledError, QueueFullError } from '../shared/errors';
+import { LIMITS } from '../shared/limits';
 
 interface Waiter<T> {
   resolve: (v: T) => void;
@@ -20,24 +22,30 @@ interface Job<T> {
   run: (signal: AbortSignal) => Promise<T>;
 }
 
-export class JobQueue<T> {
+export class InferenceQueue<T> {
   private queued: Job<T>[] = [];
   private running: Job<T> | null = null;
   private seq = 0;
-  private recent = new Map<string, T>();
+  /**
+   * Results of jobs that just ended, by key, oldest first (at most `recentSize`): for a request that was on its way while
+   * its job ended. Not a second caption cache: the worker's caption cache (background/caption-cache.ts) is the one.
+   */
+  private justFinished: BoundedMap<string, T>;
 
   constructor(
-    private readonly maxQueued = 512,
-    private readonly recentSize = 256,
+    private readonly maxQueued = LIMITS.queue.inference,
+    recentSize = LIMITS.queue.inferenceRemembered,
     private readonly onChange: () => void = () => {},
-  ) {}
+  ) {
+    this.justFinished = new BoundedMap(recentSize);
+  }
 
   get size(): number {
     return this.queued.length + (this.running ? 1 : 0);
   }
 
   submit(requestId: string, key: string, priority: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const remembered = this.recent.get(key);
+    const remembered = this.justFinished.get(key);
     if (remembered !== undefined) return Promise.resolve(remembered);
     return new Promise<T>((resolve, reject) => {
       const existing = this.running?.key === key ? this.running : this.queued.find((j) => j.key === key);
@@ -75,7 +83,7 @@ export class JobQueue<T> {
 
   /** Forget remembered results (the caption cache was cleared); queued and running jobs go on. */
   forget(): void {
-    this.recent.clear();
+    this.justFinished.clear();
   }
 
   /** Drop everything, e.g. when the pack changes. */
@@ -86,7 +94,7 @@ export class JobQueue<T> {
       job.waiters.clear();
     }
     this.queued = [];
-    this.recent.clear();
+    this.justFinished.clear();
     this.onChange();
   }
 
@@ -110,8 +118,7 @@ export class JobQueue<T> {
       .run(job.controller.signal)
       .then(
         (value) => {
-          this.recent.set(job.key, value);
-          if (this.recent.size > this.recentSize) this.recent.delete(this.recent.keys().next().value as string);
+          this.justFinished.set(job.key, value);
           for (const w of job.waiters.values()) w.resolve(value);
         },
         (err: unknown) => {

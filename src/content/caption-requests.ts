@@ -1,5 +1,5 @@
 /**
- * The frame's queue of images to caption. The same URL is asked once; visible images go first (lower priority
+ * The frame's caption requests: its queue of images to caption. The same URL is asked once; visible images go first (lower priority
  * number), then document order; a few requests are in flight at a time, so the worker's queue stays short and
  * priorities stay current. Images that leave the page, and everything on teardown, are cancelled.
  *
@@ -7,7 +7,9 @@
  * turned away, and a visible one takes the place of the oldest waiting image off screen; whoever is turned away is
  * handed back (onDrop) and offered again when there is room (onRoom). Remembered results and failures are bounded too.
  */
-import { toWire } from '../shared/errors';
+import { BoundedMap } from '../shared/bounded-map';
+import { isPermanent, toWire } from '../shared/errors';
+import { LIMITS } from '../shared/limits';
 import { PRIORITY, newRequestId, type CaptionResult } from '../shared/messages';
 import { request } from './messaging';
 import { toImageSource } from './safe-source';
@@ -42,39 +44,21 @@ export interface QueueStats {
   dropped: number;
 }
 
-// A decompression bomb (ImageDecodeTimeoutError) would time out again; an orphaned script (ContextInvalidatedError) stays orphaned.
-const PERMANENT = new Set([
-  'ImageFetchError', 'ImageDecodeError', 'ImageDecodeTimeoutError', 'EmptyImageError', 'EmptyCaptionError', 'UnsafeSourceError', 'ContextInvalidatedError',
-]);
-
-/** A Map that forgets its oldest entries beyond `max`. */
-class Bounded<V> extends Map<string, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-  override set(k: string, v: V): this {
-    this.delete(k);
-    super.set(k, v);
-    while (this.size > this.max) this.delete(this.keys().next().value!);
-    return this;
-  }
-}
-
-export class CaptionQueue {
+export class CaptionRequests {
   private entries = new Map<string, Entry>();
   private byElement = new Map<Element, string>();
   private inFlight = 0;
   private seq = 0;
-  private results = new Bounded<CaptionResult>(1000);
-  private failed = new Bounded<Error>(1000);
+  private answeredBySrc = new BoundedMap<string, CaptionResult>(LIMITS.queue.frameRemembered);
+  private failedBySrc = new BoundedMap<string, Error>(LIMITS.queue.frameRemembered);
   private full = false;
   readonly stats: QueueStats = { pending: 0, maxPending: 0, sent: 0, cancelled: 0, dropped: 0 };
 
   constructor(
     private readonly cb: QueueCallbacks,
     private readonly signal: AbortSignal,
-    private readonly maxInFlight = 3,
-    readonly maxQueued = 100,
+    private readonly maxInFlight = LIMITS.queue.frameInFlight,
+    readonly maxQueued = LIMITS.queue.frameQueued,
   ) {
     signal.addEventListener('abort', () => this.cancelAll(), { once: true });
   }
@@ -96,12 +80,12 @@ export class CaptionQueue {
       return true;
     }
     this.remove(el);
-    const done = this.results.get(src);
+    const done = this.answeredBySrc.get(src);
     if (done) {
       queueMicrotask(() => this.cb.onResult(el, src, done));
       return true;
     }
-    const failed = this.failed.get(src);
+    const failed = this.failedBySrc.get(src);
     if (failed) {
       queueMicrotask(() => this.cb.onError(el, src, failed));
       return true;
@@ -219,13 +203,13 @@ export class CaptionQueue {
       this.cb.onSent?.(e.src);
       const result = await request({ type: 'cs-bg-caption', requestId, source, priority: e.priority }, this.signal);
       if (this.signal.aborted || this.entries.get(e.src) !== e) return;
-      this.results.set(e.src, result);
+      this.answeredBySrc.set(e.src, result);
       this.finish(e, (el) => this.cb.onResult(el, e.src, result));
     } catch (err) {
       if (this.signal.aborted || this.entries.get(e.src) !== e) return;
       const error = err instanceof Error ? err : new Error(toWire(err).message);
-      // Only failures that asking again cannot fix are remembered.
-      if (PERMANENT.has(error.name)) this.failed.set(e.src, error);
+      // Only failures that asking again cannot fix are remembered (the error registry says which those are).
+      if (isPermanent(error)) this.failedBySrc.set(e.src, error);
       this.finish(e, (el) => this.cb.onError(el, e.src, error));
     }
   }

@@ -8,7 +8,7 @@ Firefox uses for PDF alt text), written as a transformers.js model folder that i
       decoder  distilGPT-2: 6 layers, n_embd 768, 12 heads, vocab 50257, with cross-attention in every block
     about 182M parameters; speed does not depend on weight values, so seeded random weights time it faithfully.
 
-    /usr/bin/python3 -m model.peer_distilvit --out packs/peer-distilvit [--size full|tiny] [--precisions fp32,int8]
+    /usr/bin/python3 -m bench.py.peer_distilvit --out packs/peer-distilvit [--size full|tiny] [--precisions fp32,int8]
         [--cross-kv cached|recompute|both]
 
 Folder written (what transformers.js 4.3.1 reads for model_type "vision-encoder-decoder"):
@@ -47,9 +47,9 @@ import torch.nn as nn
 from onnx import TensorProto, helper
 from torch.nn import functional as F
 
-from .export import _export, to_fp16_storage, to_int8_dynamic
-from .model import EOS_ID, Conv1D, GPT2Attention, GPT2Config, GPT2MLP
-from .tokenizer import build_tokenizer_json, tokenizer_config
+from model.export import _export, to_fp16_storage, to_int8_dynamic
+from model.model import EOS_ID, Conv1D, GPT2Attention, GPT2Config, GPT2MLP
+from model.tokenizer import build_tokenizer_json, tokenizer_config
 
 PRECISIONS = ("fp32", "int8", "fp16")
 SUFFIX = {"fp32": "", "int8": "_quantized", "fp16": "_fp16"}  # transformers.js: dtype fp32, q8, fp16

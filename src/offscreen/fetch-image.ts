@@ -1,5 +1,5 @@
 /**
- * Get an image's bytes. http(s) URLs are fetched here: the extension has host access, the page's canvas would be
+ * Fetch the bytes of an image a page shows (an ImageSource) as a Blob. http(s) URLs are fetched here: the extension has host access, the page's canvas would be
  * tainted. Only URLs the page itself shows are asked for (the content script sends an element's currentSrc), so host
  * access reading past CORS reads nothing the page did not already load; `<img crossorigin>` that CORS blocked never
  * displays, and is skipped as broken before it gets here.
@@ -8,19 +8,20 @@
  * stalls is given up on after FETCH_TIMEOUT_MS, so the queue moves on to the next image.
  */
 import { ImageFetchError } from '../shared/errors';
+import { LIMITS } from '../shared/limits';
 import type { ImageSource } from '../shared/messages';
 
 /** A stalled image server is given up on after this long (headers and body together). */
-export const FETCH_TIMEOUT_MS = 10_000;
+const FETCH_TIMEOUT_MS = LIMITS.image.fetchTimeoutMs;
 /** Bigger bodies are refused: no real image a page shows needs more, and the decoder downscales anyway. */
-export const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
+const MAX_IMAGE_BYTES = LIMITS.image.bytes;
 
 /** Content types that can't be an image; a URL that redirected to a login page or an API error lands here. */
 const NOT_IMAGE = /^(text\/|application\/(json|xml|xhtml\+xml|javascript|ecmascript|pdf|zip)|audio\/|video\/|font\/)/i;
 
 const fail = (why: string) => new ImageFetchError(`The image could not be downloaded (${why}).`);
 
-export async function sourceToBlob(source: ImageSource, signal?: AbortSignal, timeoutMs = FETCH_TIMEOUT_MS): Promise<Blob> {
+export async function fetchImage(source: ImageSource, signal?: AbortSignal, timeoutMs = FETCH_TIMEOUT_MS): Promise<Blob> {
   const url = source.kind === 'url' ? source.url : source.dataUrl;
   const timeout = AbortSignal.timeout(timeoutMs);
   const both = signal ? AbortSignal.any([signal, timeout]) : timeout;

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sourceToBlob } from '../../src/offscreen/pixels';
+import { fetchImage } from '../../src/offscreen/fetch-image';
 
 const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201a1e2f6b40000000049454e44ae426082', 'hex');
 let server: Server;
@@ -37,7 +37,7 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-const get = (path: string, signal?: AbortSignal, timeoutMs = 1500) => sourceToBlob({ kind: 'url', url: `${base}${path}` }, signal, timeoutMs);
+const get = (path: string, signal?: AbortSignal, timeoutMs = 1500) => fetchImage({ kind: 'url', url: `${base}${path}` }, signal, timeoutMs);
 
 describe('image fetch', () => {
   it('returns the bytes of a good image', async () => {

@@ -1,15 +1,7 @@
 /**
- * Named errors of the extension, and the wire format that carries any error between contexts.
- *
- * An error crosses a message boundary as `{ name, message }` (never `String(err)`), and is rebuilt on the other side
- * as an instance of the same named class when we know it, so callers can branch on `err.name`.
- * The engine's own errors (src/captioner/errors.ts) keep their names across the wire too.
+ * Named errors of the extension around the engine: the service worker, the offscreen host, the pages and the content
+ * script. Plain TypeScript; the registry (index.ts) gives each name its message key and whether retrying can help.
  */
-
-export interface WireError {
-  name: string;
-  message: string;
-}
 
 export class ExtensionError extends Error {
   override name = 'ExtensionError';
@@ -72,49 +64,15 @@ export class OffscreenUnavailableError extends ExtensionError {
   override name = 'OffscreenUnavailableError';
 }
 
-const KNOWN: Record<string, new (message: string) => Error> = {
-  NoPackError,
-  ImageFetchError,
-  ImageSkippedError,
-  AbortError: CancelledError,
-  ForbiddenSenderError,
-  BadMessageError,
-  QueueFullError,
-  OffscreenUnavailableError,
-  InstallerUnavailableError,
-};
-
-export function toWire(err: unknown): WireError {
-  if (err instanceof Error) return { name: err.name || 'Error', message: err.message };
-  if (typeof err === 'object' && err !== null && 'name' in err && 'message' in err) {
-    return { name: String((err as WireError).name), message: String((err as WireError).message) };
+/** The content script was orphaned: the extension was reloaded, updated or removed since the page loaded. */
+export class ContextInvalidatedError extends Error {
+  override name = 'ContextInvalidatedError';
+  constructor() {
+    super('The alt-text extension was reloaded or updated: reload this page to describe its images again.');
   }
-  return { name: 'Error', message: typeof err === 'string' ? err : 'Unknown error' };
 }
 
-/** Rebuild an error from the wire. Known names get their class; any other keeps its name on a plain Error. */
-export function fromWire(wire: WireError): Error {
-  const Cls = KNOWN[wire.name];
-  if (Cls) {
-    const e = new Cls(wire.message);
-    e.message = wire.message;
-    return e;
-  }
-  const e = new Error(wire.message);
-  e.name = wire.name;
-  return e;
-}
-
-export function isAbort(err: unknown): boolean {
-  return err instanceof Error && err.name === 'AbortError';
-}
-
-/** True for failures of the transport itself (receiver gone, worker restarted): the request can be sent again. */
-export function isTransportError(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : String(err);
-  return (
-    /Receiving end does not exist|message port closed|Could not establish connection|message channel closed/i.test(
-      msg,
-    ) || (err instanceof Error && (err.name === 'OffscreenUnavailableError' || err.name === 'TransportError'))
-  );
+/** The page pointed at something that is not an image it shows (or at a URL scheme we never fetch). */
+export class UnsafeSourceError extends Error {
+  override name = 'UnsafeSourceError';
 }

@@ -4,7 +4,7 @@ packs use (DynamicQuantizeLinear + MatMulInteger, via export.to_int8_dynamic), s
 GFLOP/s that this onnxruntime-web build reaches at each precision, and judge each stage against it; and the same
 product for a single row (a decode step's shape), whose speed is set by memory bandwidth rather than arithmetic.
 
-    /usr/bin/python3 -m model.bench_graphs --out .tmp/bench [--m 512 --k 768 --n 3072]
+    /usr/bin/python3 -m bench.py.bench_graphs --out .tmp/bench [--m 512 --k 768 --n 3072]
 """
 
 import argparse
@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .export import OPSET, to_int8_dynamic
+from model.export import OPSET, to_int8_dynamic
 
 
 def matmul_graph(path: str, m: int, k: int, n: int, seed: int = 0):

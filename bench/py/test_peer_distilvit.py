@@ -1,4 +1,4 @@
-"""The distilvit-style peer (model/peer_distilvit.py): the folder transformers.js's own image-to-text pipeline loads
+"""The distilvit-style peer (bench/py/peer_distilvit.py): the folder transformers.js's own image-to-text pipeline loads
 must greedy-decode exactly what the PyTorch model decodes from the same pixels."""
 
 import collections
@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.peer_distilvit import SIZES, build, random_peer
+from bench.py.peer_distilvit import SIZES, build, random_peer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHECK = os.path.join(REPO, "bench", "peer-check.mjs")

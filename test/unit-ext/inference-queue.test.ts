@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JobQueue } from '../../src/offscreen/job-queue';
+import { InferenceQueue } from '../../src/offscreen/inference-queue';
 
 function deferred<T>() {
   let resolve!: (v: T) => void;
@@ -7,9 +7,9 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
-describe('offscreen job queue', () => {
+describe('offscreen inference queue', () => {
   it('runs one job at a time, lowest priority number first, then first come', async () => {
-    const q = new JobQueue<string>();
+    const q = new InferenceQueue<string>();
     const order: string[] = [];
     const gate = deferred<void>();
     const run = (name: string, wait?: Promise<void>) => async () => {
@@ -28,7 +28,7 @@ describe('offscreen job queue', () => {
   });
 
   it('runs the same key once for every waiter, and remembers it', async () => {
-    const q = new JobQueue<number>();
+    const q = new InferenceQueue<number>();
     let runs = 0;
     const job = async () => {
       runs += 1;
@@ -41,7 +41,7 @@ describe('offscreen job queue', () => {
   });
 
   it('cancelling drops a waiter; a running job with no waiters left is aborted', async () => {
-    const q = new JobQueue<string>();
+    const q = new InferenceQueue<string>();
     let aborted = false;
     const started = deferred<void>();
     const running = q.submit('r1', 'k1', 1, (signal) => {
@@ -58,7 +58,7 @@ describe('offscreen job queue', () => {
   });
 
   it('a shared job keeps running while one of its waiters remains', async () => {
-    const q = new JobQueue<string>();
+    const q = new InferenceQueue<string>();
     const gate = deferred<void>();
     const job = async () => {
       await gate.promise;
@@ -73,7 +73,7 @@ describe('offscreen job queue', () => {
   });
 
   it('is bounded', async () => {
-    const q = new JobQueue<string>(1);
+    const q = new InferenceQueue<string>(1);
     const gate = deferred<void>();
     void q.submit('r1', 'k1', 1, async () => (await gate.promise, 'x'));
     void q.submit('r2', 'k2', 1, async () => 'y');

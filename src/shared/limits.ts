@@ -1,0 +1,105 @@
+/**
+ * The one limits table: every bound that a validator enforces (settings' validate(), the message validators, the
+ * engine's option checks) or that the engine applies to an image. Each entry says why it has its value. Plain
+ * TypeScript, so the engine (which runs in Node too) imports it as well.
+ */
+
+/** An inclusive range of integers. */
+export interface IntRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+export function inRange(v: unknown, r: IntRange): boolean {
+  return Number.isInteger(v) && (v as number) >= r.min && (v as number) <= r.max;
+}
+
+const MiB = 2 ** 20;
+
+type DeepReadonly<T> = { readonly [K in keyof T]: T[K] extends object ? DeepReadonly<T[K]> : T[K] };
+
+/** Object.freeze, all the way down; the values keep their types (number, not the literal). */
+function deepFreeze<T extends object>(o: T): DeepReadonly<T> {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
+  return Object.freeze(o);
+}
+
+export const LIMITS = deepFreeze({
+  decoding: {
+    /**
+     * Beam width. 8: ClipCap's reference searches 5 beams; each beam is one more decoder row at every step, so 8 is
+     * already 8x the work of greedy. Settings allowed 1..8 while messages and the engine took up to 32; nothing can
+     * set more than 8, so the message validators and the engine now refuse more too.
+     */
+    beams: { min: 1, max: 8 },
+    /**
+     * Tokens generated per caption. 67: ClipCap's reference generation length (entry_length=67), which model/ also
+     * uses for goldens, and far beyond any one-sentence alt text. Settings allowed 1..67 while messages took up to
+     * 1024; the engine also stops at the pack's own room (decoder.nPositions - mapper.prefixLength), whichever is less.
+     */
+    maxTokens: { min: 1, max: 67 },
+  },
+  settings: {
+    /** The text before each caption, in characters. 80: a short phrase ("Appears to be: "); a screen reader reads it before every label. */
+    markerChars: 80,
+    /** Captions kept in the cache. 100,000 entries of a few hundred bytes (key and caption) stay within tens of MB of IndexedDB; 0 switches caching off. */
+    cacheMaxEntries: { min: 0, max: 100_000 },
+    /** An imported folder's name, in characters: a pack.json name is a title, never a paragraph. */
+    folderNameChars: 200,
+  },
+  message: {
+    /** A request id or a cache key part, in characters: newRequestId makes ~40; 200 leaves room and stops abuse. */
+    idChars: 200,
+    /** An http(s) URL or pack reference, in characters: 8192 is what common servers accept in a request line. */
+    urlChars: 8192,
+    /**
+     * A data: URL of an image, in characters. The largest image the offscreen document fetches (image.bytes, 32 MiB)
+     * is 42.7 MiB in base64; 48 MiB leaves room for the header.
+     */
+    dataUrlChars: 48 * MiB,
+    /** Request ids in one cancel: a page's whole queue, with a wide margin. */
+    ids: 10_000,
+    /** Queue priority (messages.ts PRIORITY is 0..2); 100 leaves room for more levels. */
+    priority: { min: 0, max: 100 },
+    /** Labels one tab reports (the popup's count): far more images than any page shows. */
+    labelCount: { min: 0, max: 1_000_000 },
+    /** Files a page may pick for one install: one per input role of a catalogue model, which has a few. */
+    pickedFiles: 8,
+    /**
+     * A catalogue model id or pack id, in characters (settings' MODEL_ID is built from it). Ids are short slugs
+     * ("clipcap-coco"); 64 bounds what a page or a stored setting can make us keep.
+     */
+    modelIdChars: 64,
+  },
+  image: {
+    /**
+     * Bytes of one image the offscreen document fetches. 32 MiB: larger than any photo a page shows, and small enough
+     * that a hostile page cannot make the extension hold hundreds of MB.
+     */
+    bytes: 32 * MiB,
+    /**
+     * Pixels an image is decoded to; larger ones are downscaled while decoding. 4096 x 4096 is 64 MB of RGBA, and
+     * far more than the model sees (its input is a few hundred pixels square).
+     */
+    pixels: 4096 * 4096,
+    /** Milliseconds the offscreen document waits for one image's bytes: a server that stalls must not hold up the page's queue. */
+    fetchTimeoutMs: 10_000,
+    /** Milliseconds one decode may take before it is given up (a decompression bomb, or a decoder stuck on hostile bytes). */
+    decodeTimeoutMs: 20_000,
+  },
+  queue: {
+    /**
+     * Distinct images one frame keeps waiting for a caption (content/caption-requests.ts). 100: more than a screenful;
+     * beyond it, off-screen images are turned away and offered again later, so a page of 10,000 images stays bounded.
+     */
+    frameQueued: 100,
+    /** Requests one frame has in flight to the worker: 3 keeps the offscreen queue short, so priorities stay current. */
+    frameInFlight: 3,
+    /** Answers and permanent failures one frame remembers by URL, so a re-added image is not asked again. */
+    frameRemembered: 1000,
+    /** Jobs the offscreen inference queue holds (offscreen/inference-queue.ts): every frame's in-flight requests, with room. */
+    inference: 512,
+    /** Results of just-finished jobs it keeps, for requests that were on their way while their job ended. */
+    inferenceRemembered: 256,
+  },
+});
