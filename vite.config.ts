@@ -88,7 +88,7 @@ function dynamicWarUrls(): Plugin {
 export default defineConfig({
   plugins: [
     crx({
-      manifest: manifest as never,
+      manifest: manifest,
       // The content script is built as one self-contained classic script, not an ES-module loader that imports its
       // chunks from chrome-extension:// URLs: then nothing has to be web-accessible, and no page can fetch (or
       // fingerprint the extension by) any of our files. test/e2e/hostile.test.ts (exposure) and

@@ -127,7 +127,7 @@ it('installs the full-size model from the loopback hub, as the extension does', 
 
   // One caption through the engine (wasm, as the extension's fallback backend runs).
   const ort = await import('onnxruntime-web');
-  const cap = await createCaptioner({ pack, ort: ort as never, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
+  const cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
   const caption = await cap.caption(await photoPng(), { strategy: 'greedy', maxTokens: 8 });
   await cap.dispose();
   expect(caption.tokenIds.length).toBeGreaterThan(0);

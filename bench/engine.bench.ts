@@ -45,7 +45,7 @@ it('engine benchmark', async () => {
   const pack = await loadPackDir(PACK);
   const m = pack.manifest;
   const tLoad = performance.now();
-  const cap = await createCaptioner({ pack, ort: ort as never, backend: 'wasm', threads: THREADS, allowSpinning: SPIN, decodeImage: decodeImageWithSharp });
+  const cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: THREADS, allowSpinning: SPIN, decodeImage: decodeImageWithSharp });
   const sessionMs = performance.now() - tLoad;
 
   // A 640x480 photo-like PNG (smooth gradients + noise), so that preprocessing does a real downscale.
@@ -77,14 +77,14 @@ it('engine benchmark', async () => {
       local_files_only: true,
       session_options: { graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: SPIN ? '1' : '0' } } } },
     } as never);
-    peerModel = model as unknown as { dispose(): Promise<unknown> };
+    peerModel = model;
     // A prompt as long as our prefix, so both prefill the same number of positions.
     const P = m.mapper.prefixLength;
     const input_ids = new tf.Tensor('int64', BigInt64Array.from({ length: P }, (_, i) => BigInt(100 + i)), [1, P]);
     const attention_mask = new tf.Tensor('int64', new BigInt64Array(P).fill(1n), [1, P]);
     peerGen = async () => {
       const t = performance.now();
-      const out = (await model.generate({ input_ids, attention_mask, max_new_tokens: 20, min_new_tokens: 20, do_sample: false } as never)) as { dims: number[] };
+      const out = (await model.generate({ input_ids, attention_mask, max_new_tokens: 20, min_new_tokens: 20, do_sample: false })) as { dims: number[] };
       return { ms: performance.now() - t, tokens: out.dims[1] - P };
     };
     await peerGen();

@@ -46,10 +46,6 @@ function extensionRssMb() {
   return Math.round(kb / 1024);
 }
 
-async function labelled(page) {
-  return page.evaluate(() => document.querySelectorAll('img[data-alt-text-generated]').length);
-}
-
 try {
   const page = await ext.context.newPage();
   // 1. Cold: the first visit downloads, verifies and starts the model.

@@ -46,7 +46,6 @@ const stat = (xs) => {
   const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.round(p * (s.length - 1))))];
   return s.length ? { median: q(0.5), min: s[0], max: s[s.length - 1], p10: q(0.1), p90: q(0.9), n: s.length } : null;
 };
-const r1 = (x) => Math.round(x * 100) / 100;
 
 // 640x480 photo-like RGBA images (the pattern of bench/lib/pack.ts photoPng, without sharp: no PNG round trip)
 function photo(seed, w = 640, h = 480) {

@@ -18,8 +18,8 @@ export const MiB = 2 ** 20;
 export const round = (x: number, digits = 2) => +x.toFixed(digits);
 
 /** The full-size inputs: ViT-B/32 + MLP + GPT-2 small in the published containers (random weights, real shapes). */
-export const FULL_PUBLISHED = '.tmp/published-full';
-export const FULL_TEMPLATE = 'packs/templates/vit-b32-mlp-fp16';
+const FULL_PUBLISHED = '.tmp/published-full';
+const FULL_TEMPLATE = 'packs/templates/vit-b32-mlp-fp16';
 
 /**
  * Absolute paths of the published folder and the template folder. The default ones are built when missing (the

@@ -4,7 +4,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type * as OrtModule from 'onnxruntime-web';
 import { argmax } from '../../src/captioner/decoding';
 import type { LoadedPack } from '../../src/captioner/pack-loader';
 import { createSessions, KvDecoder, runMapper, runVision, type Ort } from '../../src/captioner/sessions';
@@ -94,9 +93,9 @@ export async function profiledCaption(ort: Ort, pack: LoadedPack, pixels: Float3
     let logits = await dec.prefill(prefix, 1);
     for (let i = 1; i < tokens; i++) logits = await dec.step([0], [argmax(logits, 0, V)]);
     dec.release();
-    const v = endProfiling(s.vision as OrtModule.InferenceSession);
-    const mp = endProfiling(s.mapper as OrtModule.InferenceSession);
-    const d = endProfiling(s.decoder as OrtModule.InferenceSession);
+    const v = endProfiling(s.vision);
+    const mp = endProfiling(s.mapper);
+    const d = endProfiling(s.decoder);
     const runs = splitRuns(d.ops, d.runs);
     const vision = breakdown(v.ops);
     const mapper = breakdown(mp.ops);

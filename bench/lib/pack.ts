@@ -8,7 +8,7 @@ const NAMES = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'token
 export async function loadPackDir(dir: string): Promise<LoadedPack> {
   return loadPackFromFiles(NAMES.map((n) => {
     const b = readFileSync(join(dir, n));
-    return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+    return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
   }));
 }
 

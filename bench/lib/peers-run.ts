@@ -18,15 +18,14 @@ import * as ort from 'onnxruntime-web';
 import { createCaptioner } from '../../src/captioner/captioner';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { preprocessRgba } from '../../src/captioner/preprocess';
-import type { Ort } from '../../src/captioner/sessions';
 import { downloadBytes, loadPackDir, photoPng, withoutStops } from './pack';
 import { loadPeer, peerAvailable } from './peer';
 import { agreement, profiledCaption, readGolden } from './ours';
 import { measurePeaks } from './peak';
 import { mb, stat } from './stats';
 
-export const REPO = resolve(import.meta.dirname, '../..');
-export const TMP = resolve(REPO, '.tmp/bench');
+const REPO = resolve(import.meta.dirname, '../..');
+const TMP = resolve(REPO, '.tmp/bench');
 const PACKS = resolve(REPO, process.env.BENCH_PACKS ?? 'packs/random-full');
 const PEER = resolve(REPO, process.env.BENCH_PEER ?? 'packs/peer-distilvit');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -61,7 +60,7 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
   // 1. Load, and what each pipeline adds to resident memory.
   const rss0 = rssMb();
   // the loaded pack is handed over, not kept: what stays resident is what the captioner holds
-  const cap = await createCaptioner({ pack: withoutStops(await loadPackDir(dir)), ort: ort as unknown as Ort, backend: 'wasm', threads: THREADS, decodeImage: decodeImageWithSharp });
+  const cap = await createCaptioner({ pack: withoutStops(await loadPackDir(dir)), ort: ort, backend: 'wasm', threads: THREADS, decodeImage: decodeImageWithSharp });
   await cap.caption(bytes[0], { strategy: 'greedy', maxTokens: TOKENS });
   const rssOurs = rssMb() - rss0;
   const peerDtype = precision === 'int8' ? 'q8' : 'fp32';
@@ -82,7 +81,7 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
       const r = await cap.caption(bytes[j], { strategy: 'greedy', maxTokens: TOKENS });
       if (r.timings.tokens !== TOKENS) throw new Error(`expected ${TOKENS} tokens, got ${r.timings.tokens}`);
       ours.push(r.timings.total);
-      for (const k of Object.keys(stages)) stages[k].push(r.timings[k as keyof typeof r.timings] as number);
+      for (const k of Object.keys(stages)) stages[k].push(r.timings[k as keyof typeof r.timings]);
       if (peer) theirs.push(await peer.caption(images[j], TOKENS));
     }
   }
@@ -95,12 +94,12 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
   // 3. Agreement with the fp32 reference.
   const pack = await loadPackDir(dir);
   const golden = readGolden(join(PACKS, 'fp32'));
-  const agree = await agreement(ort as unknown as Ort, pack, golden);
+  const agree = await agreement(ort, pack, golden);
   log(`${precision}: token agreement ${(agree.rate * 100).toFixed(2)}% (${agree.agreeing}/${agree.tokens}); identical captions ${agree.captionsIdentical}/${agree.captions}`);
 
   // 4. One profiled caption.
   const rgba = await decodeImageWithSharp(bytes[0], { maxPixels: 4096 * 4096 });
-  const prof = await profiledCaption(ort as unknown as Ort, pack, preprocessRgba(rgba, pack.manifest.preprocess), TOKENS);
+  const prof = await profiledCaption(ort, pack, preprocessRgba(rgba, pack.manifest.preprocess), TOKENS);
 
   // 5. The limit, at this precision's arithmetic (fp16 packs are stored in half precision, computed in fp32).
   const peak = await measurePeaks(ort, TMP, precision === 'int8' ? 'int8' : 'fp32');

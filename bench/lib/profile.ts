@@ -51,7 +51,7 @@ export function endProfiling(session: InferenceSession): { ops: OpEvent[]; runs:
 const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 /** FLOPs of one operator event (0 for operators that are not matrix products). */
-export function opFlops(e: OpEvent): number {
+function opFlops(e: OpEvent): number {
   if (!MATMUL_OPS.has(e.op) && e.op !== 'Conv') return 0;
   const a = e.inShapes[0];
   const out = e.outShapes[0];

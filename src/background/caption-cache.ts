@@ -10,7 +10,7 @@
  * It survives restarts of the worker and of the browser.
  */
 import type { Caption } from '../shared/messages';
-import { done, req } from '../captioner/idb';
+import { done, req, walk } from '../captioner/idb';
 
 const DB_NAME = 'alt-text-captions';
 /** v2: keys hashed, `madeAt` for the age bound. Upgrading from v1 drops every v1 entry (their keys held URLs). */
@@ -53,7 +53,7 @@ export class CaptionCache {
   }
 
   private open(): Promise<IDBDatabase> {
-    this.db ??= new Promise((resolve, reject) => {
+    if (!this.db) {
       const r = this.idb.open(DB_NAME, DB_VERSION);
       r.onupgradeneeded = () => {
         const db = r.result;
@@ -62,9 +62,8 @@ export class CaptionCache {
         store.createIndex('usedAt', 'usedAt');
         store.createIndex('madeAt', 'madeAt');
       };
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
+      this.db = req(r);
+    }
     return this.db;
   }
 
@@ -154,13 +153,11 @@ export class CaptionCache {
     const db = await this.open();
     const tx = db.transaction(STORE, 'readwrite');
     let n = 0;
-    const cursorReq = tx.objectStore(STORE).openCursor();
-    cursorReq.onsuccess = () => {
-      const cursor = cursorReq.result;
-      if (!cursor) return;
-      if ((cursor.value as Entry).value.packId === packId) (cursor.delete(), (n += 1));
-      cursor.continue();
-    };
+    await walk(tx.objectStore(STORE).openCursor(), (cursor) => {
+      if ((cursor.value as Entry).value.packId !== packId) return;
+      cursor.delete();
+      n += 1;
+    });
     await done(tx);
     return n;
   }

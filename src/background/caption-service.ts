@@ -9,7 +9,7 @@ import { activeModel, decodingKey, packRef, type Settings } from '../shared/sett
 import { sha256Hex, type CaptionCache } from './caption-cache';
 import { toOffscreen } from './offscreen-doc';
 
-export async function imageKey(source: ImageSource): Promise<string> {
+async function imageKey(source: ImageSource): Promise<string> {
   if (source.kind === 'url' && /^https?:/i.test(source.url)) return source.url;
   return `sha256:${await sha256Hex(source.kind === 'url' ? source.url : source.dataUrl)}`;
 }

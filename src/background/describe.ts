@@ -6,8 +6,8 @@ import browser, { type Menus, type Tabs } from 'webextension-polyfill';
 import { toWire } from '../shared/errors';
 import { unwrap, type Request } from '../shared/messages';
 
-export const MENU_ID = 'describe-image';
-export const COMMAND = 'describe-image';
+const MENU_ID = 'describe-image';
+const COMMAND = 'describe-image';
 
 async function toTab(tabId: number, msg: Request<'bg-cs-describe'>, frameId?: number): Promise<boolean> {
   try {

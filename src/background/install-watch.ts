@@ -27,7 +27,7 @@ export async function markInstalling(modelId: string, on: boolean): Promise<void
  */
 const UPDATING_KEY = 'updatingFrom';
 async function updatingFrom(): Promise<Record<string, string>> {
-  const got = (await browser.storage.local.get(UPDATING_KEY))[UPDATING_KEY] as unknown;
+  const got = (await browser.storage.local.get(UPDATING_KEY))[UPDATING_KEY];
   return got && typeof got === 'object' ? (got as Record<string, string>) : {};
 }
 

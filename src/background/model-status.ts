@@ -12,7 +12,7 @@ import { getSettings } from './settings-store';
 const BUSY: InstallState['phase'][] = ['queued', 'downloading', 'verifying', 'converting', 'paused'];
 
 /** The name a person knows the model by: the catalogue's, the pack's own, or the imported folder's. */
-export function modelName(ref: ModelRef, settings: Settings, view?: ModelsView | null): string {
+function modelName(ref: ModelRef, settings: Settings, view?: ModelsView | null): string {
   if (ref.kind === 'catalogue') return view?.catalogue.find((m) => m.id === ref.id)?.name ?? ref.id;
   if (ref.kind === 'folder') return settings.folders.find((f) => f.id === ref.id)?.name || ref.id;
   return settings.packSources.find((p) => p.url === ref.url)?.name ?? '';

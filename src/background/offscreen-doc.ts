@@ -7,7 +7,7 @@ import browser from 'webextension-polyfill';
 import { OffscreenUnavailableError, isTransportError } from '../shared/errors';
 import { unwrap, type MessageType, type ReplyValue, type Request } from '../shared/messages';
 
-export const OFFSCREEN_PATH = 'src/offscreen/index.html';
+const OFFSCREEN_PATH = 'src/offscreen/index.html';
 
 let creating: Promise<void> | null = null;
 let created = 0;
@@ -21,7 +21,7 @@ export function offscreenCreations(): number {
 // module. Firefox has no offscreen document: its build hosts the engine in the event page instead of this module.
 async function exists(): Promise<boolean> {
   // No documentUrls filter: it matches exactly, query string included.
-  const contexts = await chrome.runtime.getContexts({ contextTypes: ['OFFSCREEN_DOCUMENT' as chrome.runtime.ContextType] });
+  const contexts = await chrome.runtime.getContexts({ contextTypes: ['OFFSCREEN_DOCUMENT'] });
   return contexts.length > 0;
 }
 
@@ -32,7 +32,7 @@ export async function ensureOffscreen(): Promise<void> {
   creating = chrome.offscreen
     .createDocument({
       url: OFFSCREEN_PATH,
-      reasons: ['WORKERS' as chrome.offscreen.Reason],
+      reasons: ['WORKERS'],
       justification: 'Runs the on-device image captioning model (WebAssembly/WebGPU workers) outside the service worker.',
     })
     .then(() => {

@@ -5,7 +5,7 @@ import { getSettings } from './settings-store';
 
 export const ONBOARDING_PATH = 'src/onboarding/index.html';
 
-export async function openOnboarding(): Promise<void> {
+async function openOnboarding(): Promise<void> {
   await browser.tabs.create({ url: browser.runtime.getURL(ONBOARDING_PATH) });
 }
 

@@ -10,7 +10,7 @@ import { offscreenExists, toOffscreen } from './offscreen-doc';
 import { senderAllowed } from './senders';
 import { getSettings } from './settings-store';
 
-export function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'> {
+function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'> {
   return {
     'cs-bg-caption': async (m) => captionImage(cache, await getSettings(), m),
     'cs-bg-cancel': async (m) => {

@@ -131,7 +131,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       ? await loadPackFromUrl(options.pack, { store: options.store, onProgress: options.onProgress, signal: options.signal })
       : options.pack;
   const m = pack.manifest;
-  const ort: Ort = options.ort ?? ((await import('onnxruntime-web/webgpu')) as unknown as Ort);
+  const ort: Ort = options.ort ?? (await import('onnxruntime-web/webgpu'));
   configureWasm(ort, options.threads ?? defaultThreads(), options.wasmPaths);
   // Importing transformers.js (for the tokenizer) points ORT's wasmPaths at a CDN when none is set yet. Never use a
   // CDN: put back what was there (unset means ORT's own folder; the extension sets browser.runtime.getURL('ort/')).
@@ -238,7 +238,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     const strategy = opts.strategy ?? m.generation.strategy;
     const beams = opts.beams ?? m.generation.beams;
     const maxTokens = opts.maxTokens ?? m.generation.maxTokens;
-    if (strategy !== 'greedy' && strategy !== 'beam') throw new InvalidOptionError(`Unknown decoding strategy "${strategy}": use "greedy" or "beam".`);
+    if (strategy !== 'greedy' && strategy !== 'beam') throw new InvalidOptionError(`Unknown decoding strategy "${String(strategy)}": use "greedy" or "beam".`);
     const { beams: beamRange, maxTokens: tokenRange } = LIMITS.decoding;
     if (!inRange(beams, beamRange)) throw new InvalidOptionError(`beams must be an integer from ${beamRange.min} to ${beamRange.max}, got ${beams}.`);
     // The table's bound, or the pack's own room after the prefix if that is less.
@@ -256,7 +256,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     const P = m.mapper.prefixLength;
     const E = m.decoder.nEmbd;
     const t0 = now();
-    const items: BatchItem[] = new Array(images.length);
+    const items = new Array<BatchItem>(images.length);
     // Preprocess each image; failures are per image.
     const pixels: Float32Array[] = [];
     const index: number[] = [];

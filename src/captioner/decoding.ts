@@ -51,7 +51,7 @@ export interface DecodeResult {
  * Log-softmax of one logits row in double precision, as a function of the token. It is computed as
  * (x - max) - log(sum(exp(x - max))), the order of operations of torch.log_softmax in float64 that the reference uses.
  */
-export function logSoftmaxRow(logits: Float32Array, offset: number, n: number): (token: number) => number {
+function logSoftmaxRow(logits: Float32Array, offset: number, n: number): (token: number) => number {
   let max = -Infinity;
   for (let i = 0; i < n; i++) {
     const v = logits[offset + i];

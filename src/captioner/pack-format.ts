@@ -49,7 +49,7 @@ const isPosInt = (v: unknown): v is number => Number.isInteger(v) && (v as numbe
 const isNonNegInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
 
 /** Parse and validate pack.json (text or parsed). Throws PackFormatError / UnsupportedPackVersionError. */
-export function parseManifest(input: string | unknown): PackManifest {
+export function parseManifest(input: unknown): PackManifest {
   let m: unknown = input;
   if (typeof input === 'string') {
     try {

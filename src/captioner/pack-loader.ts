@@ -274,9 +274,8 @@ export async function loadPackFromFiles(picked: Iterable<PickedFile> | ArrayLike
     opts.onProgress?.({ packId: manifest.id, file: f.path, phase: 'done', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });
   }
   if (opts.store) {
-    let rec: StoredPackRecord | null = null;
     try {
-      rec = await reconcileRecord(opts.store, manifest);
+      const rec = await reconcileRecord(opts.store, manifest);
       for (const f of files) {
         await opts.store.clearFile(manifest.id, f.path);
         await opts.store.append(manifest.id, f.path, 0, out[f.key]!);

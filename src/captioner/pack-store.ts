@@ -7,7 +7,7 @@
  * see InstallStore.
  */
 import type { PackManifest } from './pack-format';
-import { done, req } from './idb';
+import { done, req, walk } from './idb';
 
 export interface StoredPackRecord {
   id: string;
@@ -285,7 +285,7 @@ export class IndexedDbPackStore implements InstallStore {
     const tx = db.transaction('chunks');
     let n = 0;
     // Chunks are contiguous, so the size is the last chunk's offset plus its length.
-    const last = (await req(tx.objectStore('chunks').openCursor(this.fileRange(id, path), 'prev'))) as IDBCursorWithValue | null;
+    const last = await req<IDBCursorWithValue | null>(tx.objectStore('chunks').openCursor(this.fileRange(id, path), 'prev'));
     if (last) {
       const row = last.value as ChunkRow;
       n = row.offset + row.data.byteLength;
@@ -303,7 +303,7 @@ export class IndexedDbPackStore implements InstallStore {
     const tx = db.transaction('chunks', 'readwrite');
     const store = tx.objectStore('chunks');
     // Overlap check and write in one transaction, so two writers can't both pass the check.
-    const prev = (await req(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset + data.byteLength], false, true), 'prev'))) as IDBCursorWithValue | null;
+    const prev = await req<IDBCursorWithValue | null>(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset + data.byteLength], false, true), 'prev'));
     if (prev) {
       const row = prev.value as ChunkRow;
       if (row.offset + row.data.byteLength > offset) {
@@ -318,15 +318,8 @@ export class IndexedDbPackStore implements InstallStore {
     const db = await this.open();
     const out: Array<[number, number]> = [];
     // A key cursor on the index yields [packId, path, end] and the primary key [packId, path, offset]: no bytes read.
-    await new Promise<void>((resolve, reject) => {
-      const r = db.transaction('chunks').objectStore('chunks').index('byEnd').openKeyCursor(this.fileRange(id, path));
-      r.onerror = () => reject(r.error);
-      r.onsuccess = () => {
-        const cur = r.result;
-        if (!cur) return resolve();
-        out.push([(cur.primaryKey as [string, string, number])[2], (cur.key as [string, string, number])[2]]);
-        cur.continue();
-      };
+    await walk(db.transaction('chunks').objectStore('chunks').index('byEnd').openKeyCursor(this.fileRange(id, path)), (cur) => {
+      out.push([(cur.primaryKey as [string, string, number])[2], (cur.key as [string, string, number])[2]]);
     });
     return mergeRanges(out);
   }
@@ -335,20 +328,14 @@ export class IndexedDbPackStore implements InstallStore {
     const store = db.transaction('chunks').objectStore('chunks');
     const chunks: Chunk[] = [];
     // The chunk that holds `offset` starts at or before it: find it with one reverse step, then walk forward.
-    const first = (await req(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset]), 'prev'))) as IDBCursorWithValue | null;
+    const first = await req<IDBCursorWithValue | null>(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset]), 'prev'));
     const from = first ? (first.value as ChunkRow).offset : offset;
-    await new Promise<void>((resolve, reject) => {
-      if (length === 0) return resolve();
-      const r = store.openCursor(this.keyRange.bound([id, path, from], [id, path, offset + length], false, true));
-      r.onerror = () => reject(r.error);
-      r.onsuccess = () => {
-        const cur = r.result;
-        if (!cur) return resolve();
+    if (length > 0) {
+      await walk(store.openCursor(this.keyRange.bound([id, path, from], [id, path, offset + length], false, true)), (cur) => {
         const row = cur.value as ChunkRow;
         chunks.push({ offset: row.offset, data: new Uint8Array(row.data) });
-        cur.continue();
-      };
-    });
+      });
+    }
     return gather(chunks, offset, length, `${id}/${path}`);
   }
   async read(id: string, path: string) {
@@ -357,16 +344,9 @@ export class IndexedDbPackStore implements InstallStore {
     if (total === 0) return null;
     const db = await this.open();
     const out = new Uint8Array(total);
-    await new Promise<void>((resolve, reject) => {
-      const r = db.transaction('chunks').objectStore('chunks').openCursor(this.fileRange(id, path));
-      r.onerror = () => reject(r.error);
-      r.onsuccess = () => {
-        const cur = r.result;
-        if (!cur) return resolve();
-        const row = cur.value as ChunkRow;
-        out.set(new Uint8Array(row.data), row.offset);
-        cur.continue();
-      };
+    await walk(db.transaction('chunks').objectStore('chunks').openCursor(this.fileRange(id, path)), (cur) => {
+      const row = cur.value as ChunkRow;
+      out.set(new Uint8Array(row.data), row.offset);
     });
     return out;
   }

@@ -114,8 +114,8 @@ export function resizeBicubicPil(
   if (rw === 0 || rh === 0) return new Uint8Array(0);
   const needH = outW !== inW;
   const needV = outH !== inH;
-  let cur = src;
-  let curW = inW;
+  let cur: Uint8Array;
+  let curW: number;
   // Without a vertical pass, the rows kept are the region's own input rows.
   let rowFirst = needV ? 0 : y0;
   let rowLast = needV ? inH : y0 + rh;
@@ -205,7 +205,7 @@ function roundHalfEvenHalf(a: number): number {
  * RGBA -> RGB as PIL's convert('RGB') does it (model/preprocess.py): alpha is dropped, colour kept as stored.
  * (Browsers hand back canvas pixels un-premultiplied, so fully transparent pixels come out black there.)
  */
-export function rgbaToRgb(img: RgbaImage): Uint8Array {
+function rgbaToRgb(img: RgbaImage): Uint8Array {
   const { data, width, height } = img;
   const n = width * height;
   if (data.length < n * 4) throw new RangeError(`RGBA buffer has ${data.length} bytes, expected ${n * 4}`);

@@ -52,7 +52,7 @@ export async function warmUp(ort: Ort, s: PackSessions, m: PackManifest): Promis
 /** Calls `onLost` if the WebGPU device ORT uses is lost (driver reset, GPU removed, tab backgrounded too long). */
 export async function watchDeviceLoss(ort: Ort, onLost: (reason: string) => void): Promise<void> {
   try {
-    const device = (await ort.env.webgpu.device) as unknown as { lost?: Promise<{ reason?: string; message?: string }> } | undefined;
+    const device = (await ort.env.webgpu.device) as { lost?: Promise<{ reason?: string; message?: string }> } | undefined;
     void device?.lost?.then((info) => onLost(`WebGPU device lost (${info?.reason ?? 'unknown'}${info?.message ? `: ${info.message}` : ''})`));
   } catch (e) {
     console.warn(`[captioner] cannot watch the WebGPU device: ${(e as Error).message}`);
@@ -257,7 +257,7 @@ export class KvDecoder implements DecoderSteps {
         dataType: 'float32',
         dims: [rows, nHead, this.pastLen, headDim],
         dispose: () => dst.destroy(),
-      }) as unknown as Tensor;
+      });
     });
     device.queue.submit([encoder.finish()]);
     for (const t of this.gpuPast) t.dispose();

@@ -10,7 +10,7 @@ export interface CaptionTokenizer {
 }
 
 /** The tokenizer_config transformers.js needs beside tokenizer.json (model/tokenizer.py: tokenizer_config()). */
-export const GPT2_TOKENIZER_CONFIG = {
+const GPT2_TOKENIZER_CONFIG = {
   tokenizer_class: 'GPT2Tokenizer',
   bos_token: '<|endoftext|>',
   eos_token: '<|endoftext|>',
@@ -26,9 +26,9 @@ export async function loadTokenizer(tokenizerJson: string | Uint8Array | object)
   try {
     json =
       typeof tokenizerJson === 'string'
-        ? JSON.parse(tokenizerJson)
+        ? (JSON.parse(tokenizerJson) as object)
         : tokenizerJson instanceof Uint8Array
-          ? JSON.parse(new TextDecoder().decode(tokenizerJson))
+          ? (JSON.parse(new TextDecoder().decode(tokenizerJson)) as object)
           : tokenizerJson;
   } catch (e) {
     throw new PackFormatError('The pack\'s tokenizer.json is not valid JSON. Download the pack again.', { cause: e });

@@ -223,5 +223,3 @@ export class CaptionRequests {
     }
   }
 }
-
-export { PRIORITY };

@@ -7,7 +7,7 @@ import { authorAriaLabel } from './labeller';
 import { allowedScheme } from './safe-source';
 
 export const CANDIDATE_SELECTOR = 'img, input[type="image" i], [role="img" i]';
-export const MIN_SIDE = 16;
+const MIN_SIDE = 16;
 /** Our own UI (the describe panel) carries this attribute on its host. */
 export const OWN_UI_ATTR = 'data-alt-text-ui';
 
@@ -38,7 +38,7 @@ function labelledByText(el: Element): string {
 }
 
 /** aria-hidden="true" on the element or any ancestor, across shadow boundaries. */
-export function isAriaHidden(el: Element): boolean {
+function isAriaHidden(el: Element): boolean {
   let n: Node | null = el;
   while (n) {
     if (n instanceof Element && n.getAttribute('aria-hidden')?.trim().toLowerCase() === 'true') return true;
@@ -47,7 +47,7 @@ export function isAriaHidden(el: Element): boolean {
   return false;
 }
 
-export function isOwnUi(el: Element): boolean {
+function isOwnUi(el: Element): boolean {
   const root = el.getRootNode();
   return root instanceof ShadowRoot && root.host.hasAttribute(OWN_UI_ATTR);
 }
@@ -56,7 +56,7 @@ export function isOwnUi(el: Element): boolean {
  * The author's name for the element, or why it counts as having one. `null` = no usable name.
  * An author aria-label or aria-labelledby, even a weak one, is never overridden: our aria-label would replace theirs.
  */
-export function authorName(el: Element, weakCountsAsMissing: boolean): { name: string; decorative: boolean } | null {
+function authorName(el: Element, weakCountsAsMissing: boolean): { name: string; decorative: boolean } | null {
   const lb = labelledByText(el);
   if (lb) return { name: lb, decorative: false };
   const aria = authorAriaLabel(el)?.trim();
@@ -92,7 +92,7 @@ export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
   if (authorName(el, weakCountsAsMissing)) return { kind: 'named' };
   if (isAriaHidden(el)) return { kind: 'skip', reason: 'aria-hidden' };
 
-  let src: string | null = null;
+  let src: string | null;
   let verified = false;
   if (isImg(el)) {
     // Inside a role=img container, the container is what gets the name (its children are presentational).
@@ -114,7 +114,7 @@ export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
     return { kind: 'skip', reason: 'not an image' };
   }
   if (!allowedScheme(src)) return { kind: 'skip', reason: `unsupported URL scheme` };
-  const visible = (el as HTMLElement).checkVisibility?.({ visibilityProperty: true, contentVisibilityAuto: true } as CheckVisibilityOptions) ?? true;
+  const visible = (el as HTMLElement).checkVisibility?.({ visibilityProperty: true, contentVisibilityAuto: true }) ?? true;
   if (!visible) return { kind: 'skip', reason: 'hidden' };
   const r = el.getBoundingClientRect();
   if (r.width < MIN_SIDE || r.height < MIN_SIDE) return { kind: 'skip', reason: 'rendered smaller than 16×16' };

@@ -6,7 +6,7 @@
  * DOM: a page can forge `data-alt-text-generated` or an aria-label that looks like ours, and neither makes us touch
  * its element. An author's later aria-label is recognised as theirs and left alone.
  */
-export const GENERATED_ATTR = 'data-alt-text-generated';
+const GENERATED_ATTR = 'data-alt-text-generated';
 
 interface Ours {
   text: string;

@@ -21,14 +21,14 @@ export function contextAlive(): boolean {
   }
 }
 
-export function isContextInvalidated(err: unknown): boolean {
+function isContextInvalidated(err: unknown): boolean {
   if (err instanceof ContextInvalidatedError) return true;
   const msg = err instanceof Error ? err.message : String(err);
   return /Extension context invalidated/i.test(msg);
 }
 
 /** The named reason, logged once per page; what a request rejects with once the extension is gone. */
-export function contextInvalidated(): ContextInvalidatedError {
+function contextInvalidated(): ContextInvalidatedError {
   const err = new ContextInvalidatedError();
   logOnce('warn', 'context-invalidated', `${err.name}: ${err.message}`);
   return err;

@@ -23,7 +23,7 @@ export function loadedImageSrc(el: Element): string | null {
 }
 
 /** Load the URL as an image in the page's own context; true when it decodes to a picture. */
-export function probeImage(url: string, timeoutMs = 15_000): Promise<boolean> {
+function probeImage(url: string, timeoutMs = 15_000): Promise<boolean> {
   if (!allowedScheme(url)) return Promise.resolve(false);
   const im = new Image();
   im.src = url;

@@ -26,7 +26,7 @@ export interface PackSink {
   append(path: string, offset: number, data: Uint8Array): Promise<void>;
 }
 
-export interface PackMeta {
+interface PackMeta {
   id: string;
   version: string;
   name: string;
@@ -63,7 +63,7 @@ export interface ConvertArgs {
   stats?: ConvertStats;
 }
 
-export const DEFAULT_CHUNK_BYTES = 4 << 20;
+const DEFAULT_CHUNK_BYTES = 4 << 20;
 /** float32 elements per scratch slice: 256 KiB, so the scratch stays small beside a chunk */
 const SCRATCH_ELEMENTS = 1 << 16;
 const TOKENIZER_PATH = 'tokenizer.json';

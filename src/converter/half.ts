@@ -66,11 +66,6 @@ export function floatBitsFromHalfBits(h: number): number {
   return (sign | (e << 23) | ((s & 0x03ff) << 13)) >>> 0;
 }
 
-export function fromHalfBits(h: number): number {
-  u32[0] = floatBitsFromHalfBits(h);
-  return f32[0];
-}
-
 /** Convert `src` into `dst` (same length), element by element. */
 export function float32ToFloat16(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   if (dst.length !== src.length) throw new RangeError(`float32ToFloat16: ${src.length} values into ${dst.length}`);

@@ -40,7 +40,7 @@ function need(cond: boolean, what: string): asserts cond {
   if (!cond) throw new OpArgumentError(what);
 }
 
-export function identity(x: OpInput): OpOutput {
+function identity(x: OpInput): OpOutput {
   return { length: x.data.length, whole: x.data, fill: (dst, start) => dst.set(x.data.subarray(start, start + dst.length)) };
 }
 
@@ -57,7 +57,10 @@ export function transpose(x: OpInput): OpOutput {
       let r = start - c * rows;
       for (let i = 0; i < dst.length; i++) {
         dst[i] = src[r * cols + c];
-        if (++r === rows) (r = 0), c++;
+        if (++r === rows) {
+          r = 0;
+          c++;
+        }
       }
     },
   };

@@ -7,16 +7,16 @@ import { TemplateFormatError } from '../shared/errors';
 import { PACK_FILE_KEYS } from '../captioner/pack-format';
 import { OP_ARITY, OP_NAMES, type OpName } from './ops';
 
-export const TEMPLATE_FORMAT_VERSIONS = [1] as const;
-export const GRAPH_ROLES = ['vision', 'mapper', 'decoder'] as const;
-export type GraphRole = (typeof GRAPH_ROLES)[number];
-export const PIECE_DTYPES = { float32: 4, float16: 2 } as const;
-export type PieceDtype = keyof typeof PIECE_DTYPES;
+const TEMPLATE_FORMAT_VERSIONS = [1] as const;
+const GRAPH_ROLES = ['vision', 'mapper', 'decoder'] as const;
+type GraphRole = (typeof GRAPH_ROLES)[number];
+const PIECE_DTYPES = { float32: 4, float16: 2 } as const;
+type PieceDtype = keyof typeof PIECE_DTYPES;
 
 /** The pack.json keys a template must leave to the converter's caller. */
 const META_KEYS = ['id', 'version', 'name', 'description', 'provenance', 'files'] as const;
 
-export interface TemplateInput {
+interface TemplateInput {
   /** our state-dict name -> shape */
   params: Record<string, number[]>;
   /** regex sources of keys that may be present and are not used */
@@ -25,7 +25,7 @@ export interface TemplateInput {
   optional: Record<string, string>;
 }
 
-export interface TensorRef {
+interface TensorRef {
   input: string;
   name: string;
 }
@@ -34,7 +34,7 @@ export type Piece =
   | { kind: 'copy'; start: number; end: number }
   | { kind: 'tensor'; op: OpName; args: TensorRef[]; eps?: number; dtype: PieceDtype; shape: number[]; bytes: number };
 
-export interface TemplateGraph {
+interface TemplateGraph {
   role: GraphRole;
   path: string;
   skeleton: string;
@@ -65,7 +65,7 @@ const isSafePath = (p: unknown): p is string =>
   typeof p === 'string' && p !== '' && !p.startsWith('/') && !p.split(/[\\/]/).includes('..') && !/^[a-z]+:/i.test(p);
 
 /** Parse and check template.json (text or parsed). Throws TemplateFormatError naming the first problem. */
-export function parseTemplate(input: string | unknown): Template {
+export function parseTemplate(input: unknown): Template {
   let t: unknown = input;
   if (typeof input === 'string') {
     try {
@@ -87,7 +87,7 @@ export function parseTemplate(input: string | unknown): Template {
   if (id === '?') fail('"id" must match [a-z0-9-]+');
   if (!['fp32', 'fp16', 'int8'].includes(t.precision as string)) fail(`unknown "precision" ${JSON.stringify(t.precision)}`);
   if (!isObj(t.manifest)) fail('"manifest" must be an object');
-  const manifest = t.manifest as Record<string, unknown>;
+  const manifest = t.manifest;
   for (const k of META_KEYS) if (k in manifest) fail(`"manifest.${k}" belongs to the pack, not the template`);
   if (manifest.precision !== undefined && manifest.precision !== t.precision) fail('"manifest.precision" differs from "precision"');
   if (t.keyMaps !== undefined && !isObj(t.keyMaps)) fail('"keyMaps" must be an object');
@@ -96,18 +96,18 @@ export function parseTemplate(input: string | unknown): Template {
   const inputs: Record<string, TemplateInput> = {};
   /** param name -> the input roles declaring it */
   const owners = new Map<string, string[]>();
-  for (const [role, raw] of Object.entries(t.inputs as Record<string, unknown>)) {
+  for (const [role, raw] of Object.entries(t.inputs)) {
     if (!/^[a-z][a-z0-9_-]*$/.test(role)) fail(`input role ${JSON.stringify(role)} must match [a-z][a-z0-9_-]*`);
     if (!isObj(raw) || !isObj(raw.params)) fail(`"inputs.${role}.params" must be an object`);
     const params: Record<string, number[]> = {};
-    for (const [name, shape] of Object.entries(raw.params as Record<string, unknown>)) {
+    for (const [name, shape] of Object.entries(raw.params)) {
       if (!isShape(shape)) fail(`"inputs.${role}.params.${name}" must be a shape (non-negative integers)`);
       params[name] = shape;
       owners.set(name, [...(owners.get(name) ?? []), role]);
     }
     const ignore = raw.ignore ?? [];
     if (!Array.isArray(ignore) || !ignore.every((r) => typeof r === 'string')) fail(`"inputs.${role}.ignore" must be a list of regexes`);
-    for (const r of ignore as string[]) {
+    for (const r of ignore) {
       try {
         new RegExp(r);
       } catch {
@@ -120,7 +120,7 @@ export function parseTemplate(input: string | unknown): Template {
       if (typeof v !== 'string' || !(v in params)) fail(`"inputs.${role}.optional.${k}" must name a parameter of "${role}"`);
       if (k in params) fail(`"inputs.${role}.optional.${k}" is also a required parameter`);
     }
-    inputs[role] = { params, ignore: ignore as string[], optional: optional as Record<string, string> };
+    inputs[role] = { params, ignore: ignore, optional: optional as Record<string, string> };
   }
 
   const resolve = (arg: unknown, where: string): TensorRef => {
@@ -148,8 +148,8 @@ export function parseTemplate(input: string | unknown): Template {
     const role = g.role as GraphRole;
     if (graphs.some((x) => x.role === role)) fail(`graph role "${role}" appears twice`);
     if (!isSafePath(g.path) || !isSafePath(g.skeleton)) fail(`${where}: "path" and "skeleton" must be relative paths inside the template`);
-    if (paths.has(g.path as string) || g.path === 'tokenizer.json') fail(`${where}: "path" ${JSON.stringify(g.path)} is used twice`);
-    paths.add(g.path as string);
+    if (paths.has(g.path) || g.path === 'tokenizer.json') fail(`${where}: "path" ${JSON.stringify(g.path)} is used twice`);
+    paths.add(g.path);
     if (!isNonNegInt(g.bytes)) fail(`${where}.bytes must be a byte count`);
     if (g.skeletonBytes !== undefined && !isNonNegInt(g.skeletonBytes)) fail(`${where}.skeletonBytes must be a byte count`);
     if (!Array.isArray(g.pieces)) fail(`${where}.pieces must be a list`);
@@ -174,7 +174,7 @@ export function parseTemplate(input: string | unknown): Template {
       if (p.attrs !== undefined && !isObj(p.attrs)) fail(`${pw}.attrs must be an object`);
       // model/template.py writes eps under "attrs"; a top-level "eps" or a trailing number argument (the Python
       // signature bn_fold_weight(conv_w, …, bn_var, eps)) say the same.
-      let eps = (p.attrs as Record<string, unknown> | undefined)?.eps ?? p.eps;
+      let eps = (p.attrs)?.eps ?? p.eps;
       if (arity.eps && eps === undefined && rawArgs.length === arity.tensors + 1 && typeof rawArgs[arity.tensors] === 'number') {
         eps = rawArgs[arity.tensors];
         rawArgs = rawArgs.slice(0, arity.tensors);
@@ -186,24 +186,24 @@ export function parseTemplate(input: string | unknown): Template {
       if (!(p.dtype as string in PIECE_DTYPES)) fail(`${pw}: dtype must be float32 or float16, got ${JSON.stringify(p.dtype)}`);
       const dtype = p.dtype as PieceDtype;
       if (!isShape(p.shape)) fail(`${pw}.shape must be a shape`);
-      const shape = p.shape as number[];
+      const shape = p.shape;
       const argShapes = args.map((a) => inputs[a.input].params[a.name]);
       const expected = outputShape(op, argShapes);
       if (typeof expected === 'string') fail(`${pw}: ${expected}`);
       // The graph may store a result under another shape of the same size (an initialiser [1, P, E] for a
       // parameter [P, E]): the row-major bytes are the same, so only the element count must agree.
-      if (elements(expected as number[]) !== elements(shape)) {
-        fail(`${pw}: ${op} of [${argShapes[0].join(', ')}] gives [${(expected as number[]).join(', ')}], but the piece stores [${shape.join(', ')}]`);
+      if (elements(expected) !== elements(shape)) {
+        fail(`${pw}: ${op} of [${argShapes[0].join(', ')}] gives [${(expected).join(', ')}], but the piece stores [${shape.join(', ')}]`);
       }
       const bytes = elements(shape) * PIECE_DTYPES[dtype];
       pieces.push({ kind: 'tensor', op, args, ...(eps !== undefined ? { eps: eps as number } : {}), dtype, shape, bytes });
       total += bytes;
     }
     if (total !== g.bytes) fail(`${where} ("${role}"): its pieces add up to ${total} bytes, but "bytes" says ${g.bytes}`);
-    const skeletonBytes = g.skeletonBytes as number | undefined;
+    const skeletonBytes = g.skeletonBytes;
     const copied = pieces.reduce((n, p) => Math.max(n, p.kind === 'copy' ? p.end : 0), 0);
     if (skeletonBytes !== undefined && copied > skeletonBytes) fail(`${where}: a piece copies up to byte ${copied} of a ${skeletonBytes}-byte skeleton`);
-    graphs.push({ role, path: g.path as string, skeleton: g.skeleton as string, ...(skeletonBytes !== undefined ? { skeletonBytes } : {}), bytes: g.bytes as number, pieces });
+    graphs.push({ role, path: g.path, skeleton: g.skeleton, ...(skeletonBytes !== undefined ? { skeletonBytes } : {}), bytes: g.bytes, pieces });
   }
   for (const role of GRAPH_ROLES) if (!graphs.some((x) => x.role === role)) fail(`no "${role}" graph`);
   // every graph role is a pack file key, so the manifest the converter writes is complete
@@ -216,13 +216,13 @@ export function parseTemplate(input: string | unknown): Template {
     precision: t.precision as Template['precision'],
     manifest,
     inputs,
-    keyMaps: (t.keyMaps as Record<string, unknown> | undefined) ?? {},
+    keyMaps: (t.keyMaps) ?? {},
     graphs,
   };
 }
 
 /** The shape an op produces from its arguments' shapes, or why it cannot. */
-export function outputShape(op: OpName, args: readonly (readonly number[])[]): number[] | string {
+function outputShape(op: OpName, args: readonly (readonly number[])[]): number[] | string {
   switch (op) {
     case 'identity':
       return [...args[0]];

@@ -12,8 +12,8 @@ import bundled from '../shared/catalogue.json';
 declare const __CAPTION_CATALOGUE__: unknown;
 declare const __CAPTION_MIRROR_BASE__: string;
 
-export type FetchMode = 'whole' | 'vision-only' | 'user-file';
-export type SourceFormat = 'torch-zip' | 'torchscript' | 'safetensors';
+type FetchMode = 'whole' | 'vision-only' | 'user-file';
+type SourceFormat = 'torch-zip' | 'torchscript' | 'safetensors';
 
 export interface CatalogueSource {
   url: string;

@@ -18,7 +18,10 @@ export class ChunkBuffer {
     if (this.bytes === 0) return null;
     const buf = new Uint8Array(this.bytes);
     let o = 0;
-    for (const p of this.parts) (buf.set(p, o), (o += p.byteLength));
+    for (const p of this.parts) {
+      buf.set(p, o);
+      o += p.byteLength;
+    }
     this.parts = [];
     this.bytes = 0;
     return buf;

@@ -39,7 +39,7 @@ export type ModelState = InstallState;
  *   size-pinned    range-read or unhashable: only the size equals the catalogue's (plus the template's key/shape checks)
  *   size-server    nothing pinned nor declared: the size the server declared, plus key/shape checks
  */
-export type InputCheck = 'sha256-pinned' | 'sha256-server' | 'etag-pinned' | 'size-pinned' | 'size-server';
+type InputCheck = 'sha256-pinned' | 'sha256-server' | 'etag-pinned' | 'size-pinned' | 'size-server';
 
 interface InputJob {
   /** index of the source in use, or null before one was picked */

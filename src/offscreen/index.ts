@@ -19,9 +19,9 @@ const installer = openInstaller(() => installs?.changed()).then((bundle) => {
   return installs;
 });
 
-let host: OffscreenEngineHost;
-const queue = new InferenceQueue<Caption>(undefined, undefined, () => host?.statusChanged());
-host = new OffscreenEngineHost(
+// The queue reports its size to the host's status, and the host reads the queue's size: the queue comes first.
+const queue: InferenceQueue<Caption> = new InferenceQueue<Caption>(undefined, undefined, () => host.statusChanged());
+const host = new OffscreenEngineHost(
   () => queue.size,
   async (ref) => {
     const i = await installer;

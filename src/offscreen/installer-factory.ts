@@ -7,7 +7,7 @@ import type { CatalogueModel } from '../shared/messages';
 import type { InstallerBundle } from './installer-port';
 
 /** What the pages need of a catalogue model: no mirror URLs or hashes cross the wire. */
-export function summarise(m: FullModel): CatalogueModel {
+function summarise(m: FullModel): CatalogueModel {
   return {
     id: m.id,
     name: m.name,

@@ -12,7 +12,7 @@ import type { InstallerBundle } from './installer-port';
 export const PROGRESS_INTERVAL_MS = 250;
 
 /** A state as it crosses the wire: numbers clamped, the error as a plain { name, message }. */
-export function toInstallState(s: InstallState): InstallState {
+function toInstallState(s: InstallState): InstallState {
   return {
     id: s.id,
     phase: s.phase,

@@ -5,7 +5,7 @@
  */
 import type { CatalogueModel, InstallState } from '../shared/messages';
 
-export interface InstallerLike {
+interface InstallerLike {
   install(modelId: string, picked?: Record<string, string>): Promise<unknown>;
   pause(modelId: string): Promise<unknown>;
   resume(modelId: string): Promise<unknown>;

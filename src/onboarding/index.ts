@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   $('resume').addEventListener('click', act('ui-bg-model-resume'));
   $('cancel').addEventListener('click', act('ui-bg-model-cancel'));
   watchdog();
-  $('retry').addEventListener('click', () => start().catch((err: unknown) => progress.fail(errorText(err), nameOf(current))));
+  $('retry').addEventListener('click', () => void start().catch((err: unknown) => progress.fail(errorText(err), nameOf(current))));
 }
 
 main().catch((err: unknown) => progress.fail(errorText(err), ''));

@@ -39,7 +39,7 @@ export interface CaptionResult extends Caption {
   cached: boolean;
 }
 
-export type ModelState = 'no-pack' | 'idle' | 'downloading' | 'loading' | 'ready' | 'error';
+type ModelState = 'no-pack' | 'idle' | 'downloading' | 'loading' | 'ready' | 'error';
 
 export interface ModelStatus {
   state: ModelState;
@@ -153,7 +153,7 @@ export interface Protocol {
 export type MessageType = keyof Protocol;
 export type Request<K extends MessageType = MessageType> = K extends MessageType ? { type: K } & Protocol[K]['req'] : never;
 export type ReplyValue<K extends MessageType> = Protocol[K]['res'];
-export type Reply<K extends MessageType> = { ok: true; value: ReplyValue<K> } | { ok: false; error: WireError };
+type Reply<K extends MessageType> = { ok: true; value: ReplyValue<K> } | { ok: false; error: WireError };
 
 /** Events: broadcast, never replied to. */
 export interface Events {
@@ -170,7 +170,7 @@ export type Handlers<P extends string> = {
   ) => Promise<ReplyValue<K>> | ReplyValue<K>;
 };
 
-export function isRequestOf<P extends string>(msg: unknown, prefix: P): msg is Request {
+function isRequestOf<P extends string>(msg: unknown, prefix: P): msg is Request {
   return typeof msg === 'object' && msg !== null && typeof (msg as { type?: unknown }).type === 'string' && (msg as { type: string }).type.startsWith(prefix);
 }
 
@@ -199,7 +199,7 @@ const isPicked = (v: unknown): boolean => {
 /** A plain object with exactly these keys (optional ones may be absent), no prototype tricks. */
 const shaped = (v: unknown, keys: readonly string[]): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
+  const proto: unknown = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return false;
   return Object.keys(v).every((k) => keys.includes(k));
 };
@@ -328,8 +328,6 @@ export function senderOf(type: string, sender: Runtime.MessageSender, runtime: {
   return ownUrl && !sender.tab;
 }
 
-export type SenderCheck = (sender: Runtime.MessageSender) => boolean;
-
 /**
  * A runtime.onMessage listener in the sendResponse form: it returns true when it will reply (now or later), false when
  * the message is not its to answer. Chrome, Firefox and the polyfill's wrapper (which also takes a returned Promise)
@@ -378,7 +376,7 @@ export function makeListener<P extends string>(
       reply({ ok: false, error: { name: 'ForbiddenSenderError', message: `${m.type} may not come from ${sender.url ?? 'this sender'}` } });
       return false;
     }
-    if (!VALIDATORS[m.type](m as unknown as Record<string, unknown>)) {
+    if (!VALIDATORS[m.type](m)) {
       reply({ ok: false, error: { name: 'BadMessageError', message: `Malformed ${m.type}` } });
       return false;
     }

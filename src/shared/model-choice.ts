@@ -12,7 +12,7 @@ export interface ModelChoice {
   label: string;
 }
 
-export function modelChoices(s: Settings, view: ModelsView | null): ModelChoice[] {
+function modelChoices(s: Settings, view: ModelsView | null): ModelChoice[] {
   const out: ModelChoice[] = [];
   for (const m of view?.catalogue ?? []) {
     if (view?.states.find((x) => x.id === m.id)?.phase === 'ready') out.push({ ref: { kind: 'catalogue', id: m.id }, key: `model:${m.id}`, label: modelLabel(m) });

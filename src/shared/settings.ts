@@ -97,8 +97,8 @@ const MIGRATIONS: {
           const map = sites as Record<string, unknown>;
           // Only "off" needs keeping: every other site follows the global switch.
           const off = Object.keys(map).filter((h) => map[h] === false || map[h] === 'false' || map[h] === 0);
-          out.disabledSites = [...(Array.isArray(rest.disabledSites) ? rest.disabledSites : []), ...off];
-        } else notes.push(`sites: ${JSON.stringify(sites) ?? String(sites)} is not a map of sites; no site was switched off`);
+          out.disabledSites = [...(Array.isArray(rest.disabledSites) ? (rest.disabledSites as unknown[]) : []), ...off];
+        } else notes.push(`sites: ${JSON.stringify(sites) ?? typeof sites} is not a map of sites; no site was switched off`);
       }
       // A v1 object that somehow has the new key too keeps it; markerText fills it only when it is missing.
       if (markerText !== undefined && !('marker' in rest)) out.marker = markerText;
@@ -224,7 +224,7 @@ function coerceBool(v: unknown): boolean | undefined {
 export function validate(input: unknown): { settings: Settings; fixes: string[] } {
   const fixes: string[] = [];
   const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
-  const raw: Record<string, unknown> = isObject ? { ...(input as object) } : {};
+  const raw: Record<string, unknown> = isObject ? { ...(input) } : {};
   if (input !== undefined && !isObject) fixes.push(`settings were not an object (${show(input)}); reset to the defaults`);
   const { value, applied, notes } = migrate(raw);
   fixes.push(...notes);
@@ -366,7 +366,7 @@ export function isEnabledFor(s: Settings, host: string): boolean {
 }
 
 /** A model reference, repaired where it only needs normalising (a URL without its final '/'); null if it is not one. */
-export function checkModelRef(v: unknown): ModelRef | null {
+function checkModelRef(v: unknown): ModelRef | null {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
   const r = v as Record<string, unknown>;
   if (r.kind === 'catalogue' && typeof r.id === 'string' && MODEL_ID.test(r.id)) return { kind: 'catalogue', id: r.id };
@@ -396,10 +396,6 @@ export function parsePackRef(s: string): ModelRef | null {
   const m = /^(model|folder):(.+)$/.exec(s);
   if (m) return checkModelRef({ kind: m[1] === 'model' ? 'catalogue' : 'folder', id: m[2] });
   return checkModelRef({ kind: 'url', url: s });
-}
-
-export function sameModel(a: ModelRef | null, b: ModelRef | null): boolean {
-  return !!a && !!b && packRef(a) === packRef(b);
 }
 
 /** The part of the settings that changes a caption; part of the cache key. */

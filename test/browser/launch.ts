@@ -9,7 +9,7 @@ import { build, defaultClientConditions } from 'vite';
 import { REPO } from '../captioner/helpers/packs';
 import { startStaticServer, type StaticServer } from '../captioner/helpers/static-server';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Bundle test/browser/<page> into outDir the way the extension bundles the engine: external ORT wasm, served from /ort/. */
 export async function buildTestPage(page: string, outDir: string): Promise<void> {

@@ -8,7 +8,6 @@ import {
   CaptionAbortedError, CaptionerDisposedError, EmptyImageError, ImageDecodeError, InvalidOptionError,
 } from '../../src/shared/errors';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
-import type { Ort } from '../../src/captioner/sessions';
 import { goldenPackDirs, packMissingMessage, readGolden, REPO } from './helpers/packs';
 import { hugePng, zeroByZeroPng } from './helpers/images';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
@@ -31,9 +30,9 @@ describe('bad input to caption()', () => {
     const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
     const pack = await loadPackFromFiles(names.map((n) => {
       const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
     }));
-    cap = await createCaptioner({ pack, ort: ort as unknown as Ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp, onEvent: (e) => onEvent(e) });
+    cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp, onEvent: (e) => onEvent(e) });
     const golden = readGolden(dir);
     good = readFileSync(join(dir, golden.images[0].file));
     expectedGreedy = golden.images[0].greedy.tokenIds;
@@ -99,9 +98,9 @@ describe('bad input to caption()', () => {
     const other = await createCaptioner({
       pack: await loadPackFromFiles(['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
         const b = readFileSync(join(dir, n));
-        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
       })),
-      ort: ort as unknown as Ort, backend: 'wasm', decodeImage: decodeImageWithSharp,
+      ort: ort, backend: 'wasm', decodeImage: decodeImageWithSharp,
     });
     await other.dispose();
     await expect(other.caption(good)).rejects.toBeInstanceOf(CaptionerDisposedError);

@@ -22,7 +22,7 @@ const missing = packMissingMessage(dir);
  * ort.env.webgpu.device report a lost device.
  */
 function flakyGpuOrt(failAt: 'create' | 'warmup' | 'run' | 'never', lost?: Promise<{ reason: string; message: string }>): Ort {
-  const real = ort as unknown as Ort;
+  const real = ort;
   let gpuRuns = 0;
   const InferenceSession = {
     create: async (bytes: Uint8Array, opts: { executionProviders?: string[] }) => {
@@ -63,7 +63,7 @@ describe('backend choice and fallback', () => {
   beforeAll(async () => {
     pack = await loadPackFromFiles(['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
       const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
     }));
     const golden = readGolden(dir);
     image = readFileSync(join(dir, golden.images[0].file));
@@ -83,12 +83,12 @@ describe('backend choice and fallback', () => {
   it('without an adapter, auto uses WASM and says why; webgpu explicitly is a named error', async () => {
     fakeGpu(false);
     const events: CaptionerEvent[] = [];
-    const cap = await createCaptioner({ pack, ort: ort as unknown as Ort, decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
+    const cap = await createCaptioner({ pack, ort: ort, decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
     expect(cap.backend).toBe('wasm');
     expect(cap.backendReason).toMatch(/no WebGPU adapter/);
     expect(events[0]).toMatchObject({ type: 'backend', backend: 'wasm' });
     await cap.dispose();
-    await expect(createCaptioner({ pack, ort: ort as unknown as Ort, backend: 'webgpu' })).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(createCaptioner({ pack, ort: ort, backend: 'webgpu' })).rejects.toBeInstanceOf(BackendUnavailableError);
   });
 
   it('falls back to WASM once when WebGPU fails at session creation', async () => {

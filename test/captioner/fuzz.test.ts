@@ -13,7 +13,6 @@ import { CAPTIONER_ERROR_NAMES, CaptionerError } from '../../src/shared/errors';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
 import { preprocessRgba, resizeBicubicPil, shortestEdgeSize } from '../../src/captioner/preprocess';
-import type { Ort } from '../../src/captioner/sessions';
 import { generateFuzzCases } from './helpers/fuzz-cases';
 import { goldenPackDirs, packMissingMessage, REPO } from './helpers/packs';
 
@@ -54,9 +53,9 @@ describe('engine fuzz in Node (sharp)', () => {
     const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
     const pack = await loadPackFromFiles(names.map((n) => {
       const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
     }));
-    cap = await createCaptioner({ pack, ort: ort as unknown as Ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp });
+    cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp });
     const S = pack.manifest.preprocess.imageSize;
     const t0 = Date.now();
     const cases = await generateFuzzCases({ seed: SEED, leak: 'http://127.0.0.1:9/leak/', cacheDir: resolve(REPO, '.tmp/test-images') });

@@ -12,11 +12,11 @@ import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromUrl, type LoadedPack } from '../../src/captioner/pack-loader';
 import { MemoryPackStore } from '../../src/captioner/pack-store';
 import { preprocessRgba } from '../../src/captioner/preprocess';
-import { createSessions, KvDecoder, runMapper, runVision, type Ort } from '../../src/captioner/sessions';
+import { createSessions, KvDecoder, runMapper, runVision } from '../../src/captioner/sessions';
 import { diffStats, goldenPackDirs, packMissingMessage, readGolden, REPO, tensor } from './helpers/packs';
 import { startStaticServer, type StaticServer } from './helpers/static-server';
 
-const ORT = ort as unknown as Ort;
+const ORT = ort;
 let server: StaticServer;
 beforeAll(async () => {
   server = await startStaticServer({ '/': REPO });

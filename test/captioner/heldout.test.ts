@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner } from '../../src/captioner/captioner';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
-import type { Ort } from '../../src/captioner/sessions';
 import { REPO } from './helpers/packs';
 
 const dir = resolve(REPO, process.env.CAPTIONER_TOY_PACK ?? 'packs/toy');
@@ -27,9 +26,9 @@ describe('held-out toy images', () => {
     const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
     const pack = await loadPackFromFiles(names.map((n) => {
       const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
     }));
-    cap = await createCaptioner({ pack, ort: ort as unknown as Ort, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
+    cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
   });
   afterAll(async () => cap?.dispose());
 

@@ -114,7 +114,7 @@ describe('pack loading from picked files', () => {
   const asPicked = (dir: string, names: string[]) =>
     names.map((n) => {
       const b = readFileSync(join(dir, n));
-      return { name: n, webkitRelativePath: `mypack/${n}`, size: b.length, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+      return { name: n, webkitRelativePath: `mypack/${n}`, size: b.length, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
     });
   it('verifies picked files and saves them for later offline use', async () => {
     const { dir, files } = writeSyntheticPack(packs.root, 'picked');

@@ -15,7 +15,6 @@ import { createCaptioner } from '../../src/captioner/captioner';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { verifyFile, type LoadedPack } from '../../src/captioner/pack-loader';
 import type { PackFileKey, PackManifest } from '../../src/captioner/pack-format';
-import type { Ort } from '../../src/captioner/sessions';
 import { convertPack, type ConvertStats } from '../../src/converter/convert';
 import { openCheckpoint } from '../../src/converter/readers/checkpoint';
 import { readGolden, REPO } from '../captioner/helpers/packs';
@@ -150,7 +149,7 @@ describe('toy-fp32: packs/published/toy converted equals packs/toy (model/export
 
 async function expectGolden(c: Converted, goldenDir: string): Promise<void> {
   const golden = readGolden(join(REPO, goldenDir));
-  const cap = await createCaptioner({ pack: loaded(c), ort: ort as unknown as Ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp });
+  const cap = await createCaptioner({ pack: loaded(c), ort: ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp });
   try {
     for (const img of golden.images) {
       const g = await cap.caption(readFileSync(join(REPO, goldenDir, img.file)), { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });

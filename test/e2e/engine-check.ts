@@ -11,9 +11,8 @@ import * as ort from 'onnxruntime-web';
 import { createCaptioner } from '../../src/captioner/captioner';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
-import type { Ort } from '../../src/captioner/sessions';
 
-export function engineMissesPath(tmp: string, packDir: string): string {
+function engineMissesPath(tmp: string, packDir: string): string {
   const hash = createHash('sha256').update(readFileSync(join(packDir, 'pack.json'))).digest('hex').slice(0, 16);
   return join(tmp, `toy-engine-misses-${hash}.json`);
 }
@@ -25,10 +24,10 @@ export async function writeEngineMisses(tmp: string, packDir: string): Promise<s
   const pack = await loadPackFromFiles(
     names.map((n) => {
       const b = readFileSync(join(packDir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer };
+      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
     }),
   );
-  const cap = await createCaptioner({ pack, ort: ort as unknown as Ort, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
+  const cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
   const truth = JSON.parse(readFileSync(join(packDir, 'heldout/captions.json'), 'utf8')) as Record<string, string>;
   const files = Object.keys(truth).sort();
   const misses: string[] = [];

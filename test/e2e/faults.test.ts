@@ -161,12 +161,9 @@ describe('faults', () => {
     const src = await page.locator('figure[data-kind=missing] img:not([data-alt-text-generated])').last().getAttribute('src');
     const imageUrl = new URL(src!, env.origin).href;
     const file = new URL(imageUrl).pathname.split('/').pop()!;
-    const ask = (p: Page) =>
-      p.evaluate((url) => chrome.runtime.sendMessage({ type: 'ui-bg-caption', requestId: `restart-${Date.now()}`, source: { kind: 'url', url } }), imageUrl) as Promise<{
-        ok: boolean;
-        value?: { text: string };
-        error?: { name: string; message: string };
-      }>;
+    type Reply = { ok: boolean; value?: { text: string }; error?: { name: string; message: string } };
+    const ask = (p: Page): Promise<Reply> =>
+      p.evaluate((url) => chrome.runtime.sendMessage({ type: 'ui-bg-caption', requestId: `restart-${Date.now()}`, source: { kind: 'url', url } }), imageUrl);
     const opts = await ext.context.newPage();
     await opts.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
     const pending = ask(opts).catch((err: Error) => ({ ok: false, error: { name: 'Closed', message: err.message } }));

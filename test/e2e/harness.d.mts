@@ -1,4 +1,4 @@
-import type { BrowserContext, Frame, Page, Worker } from 'playwright-core';
+import type { BrowserContext, Worker } from 'playwright-core';
 export const ROOT: string;
 export const TMP: string;
 export function buildExtension(o: { outDir: string; packUrl?: string; testHooks?: boolean; env?: Record<string, string> }): Promise<string>;
@@ -22,13 +22,9 @@ export interface Launched {
   relaunch(): Promise<Launched>;
 }
 export function launchWithExtension(extDir: string, o?: LaunchOptions): Promise<Launched>;
-export function auditVerdict(requests: AuditRequest[], pageImages: Set<string>, extensionId: string, o?: { allow?: string[] }): AuditVerdict;
 export const FUZZ_CATEGORIES: Record<string, 'label' | 'skip' | 'either'>;
-export const FUZZ_PER_PAGE: { good: number; 'cross-origin': number; other: number };
-export const FUZZ_STALL_MS: number;
 export function toyHeldout(packDir?: string): { file: string; caption: string }[];
 export function sameCaption(a: string | null | undefined, b: string): boolean;
-export function collectImages(frame: Page | Frame): Promise<{ id: string; attrs: Record<string, string>; html: string }[]>;
 export function waitFor<T>(fn: () => Promise<T> | T, o?: { timeout?: number; interval?: number; what?: string }): Promise<T>;
 export function startNetworkAudit(cdpUrl: string, extensionId: string): Promise<{
   requests: AuditRequest[]; stop(): Promise<void>;

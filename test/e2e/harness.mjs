@@ -169,7 +169,7 @@ export async function launchWithExtension(extDir, { headless = true, webgpu = fa
  * Allowed: the extension's own files, data:/blob: URLs, pack files under an allowed prefix, and URLs some page asked
  * for as an image (or a redirect hop that started at one). Anything else is unexpected.
  */
-export function auditVerdict(requests, pageImages, extensionId, { allow = [] } = {}) {
+function auditVerdict(requests, pageImages, extensionId, { allow = [] } = {}) {
   const own = `chrome-extension://${extensionId}/`;
   const counts = { own: 0, inline: 0, pack: 0, pageImage: 0 };
   const unexpected = [];
@@ -203,25 +203,6 @@ export function toyHeldout(packDir = join(ROOT, 'packs/toy')) {
 export function sameCaption(a, b) {
   const n = (s) => String(s).trim().toLowerCase().replace(/[.\s]+$/, '');
   return n(a) === n(b);
-}
-
-/** Every image-like element on the page (and in open shadow roots and same-origin iframes), with its attributes. */
-export async function collectImages(frame) {
-  return frame.evaluate(() => {
-    const out = [];
-    const walk = (root) => {
-      for (const el of root.querySelectorAll('*')) {
-        if (el.matches('img, input[type=image], [role=img]')) {
-          const attrs = {};
-          for (const a of el.attributes) attrs[a.name] = a.value;
-          out.push({ id: el.id || el.getAttribute('data-test') || '', attrs, html: el.outerHTML });
-        }
-        if (el.shadowRoot) walk(el.shadowRoot);
-      }
-    };
-    walk(document);
-    return out;
-  });
 }
 
 export async function waitFor(fn, { timeout = 60_000, interval = 100, what = 'condition' } = {}) {
@@ -325,9 +306,9 @@ export const FUZZ_CATEGORIES = {
   'ext-html-as-png': 'skip',
 };
 /** Images per category on each page (good ones: more). */
-export const FUZZ_PER_PAGE = { good: 10, 'cross-origin': 3, other: 3 };
+const FUZZ_PER_PAGE = { good: 10, 'cross-origin': 3, other: 3 };
 /** How long an `ext-slow` server stalls: longer than the extension's fetch timeout (src/offscreen/fetch-image.ts). */
-export const FUZZ_STALL_MS = 25_000;
+const FUZZ_STALL_MS = 25_000;
 
 let fuzzHeldout = null;
 let beaconHits = 0;

@@ -46,7 +46,7 @@ describe('image path fuzz', () => {
       const labels = await page.$$eval('img[data-cat]', (ims) => Object.fromEntries(ims.map((im) => [im.getAttribute('data-test'), im.hasAttribute('data-alt-text-generated') ? im.getAttribute('aria-label') : null])));
       return images.every((im) => labels[im.id] !== null || skips.has(im.src)) ? labels : null;
     };
-    let labels: Record<string, string | null> | null = null;
+    let labels: Record<string, string | null> | null;
     const end = Date.now() + 150_000;
     while (!(labels = await settled()) && Date.now() < end) await page.waitForTimeout(500);
     labels ??= await page.$$eval('img[data-cat]', (ims) => Object.fromEntries(ims.map((im) => [im.getAttribute('data-test'), im.getAttribute('aria-label')])));

@@ -20,7 +20,7 @@ async function axe(page: Page, rules?: string[]): Promise<AxeViolation[]> {
   return page.evaluate(async (only) => {
     const w = window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: AxeViolation[] }> } };
     const r = await w.axe.run(document, only ? { runOnly: { type: 'rule', values: only }, resultTypes: ['violations'] } : { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => ({ target: n.target as string[] })) }));
+    return r.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => ({ target: n.target })) }));
   }, rules ?? null);
 }
 

@@ -28,7 +28,7 @@ const CRAWL_BYTES_PER_SECOND = 80 * 1024;
 
 /** One request as an extension page sends it (src/shared/messages.ts send()): exactly one reply, ok or an error. */
 async function ask<T>(page: Page, msg: { type: string } & Record<string, unknown>): Promise<T> {
-  const r = (await page.evaluate((m) => chrome.runtime.sendMessage(m), msg)) as { ok: boolean; value?: T; error?: { name: string; message: string } };
+  const r: { ok: boolean; value?: T; error?: { name: string; message: string } } = await page.evaluate((m) => chrome.runtime.sendMessage(m), msg);
   if (!r.ok) throw new Error(`${msg.type}: ${r.error?.name}: ${r.error?.message}`);
   return r.value as T;
 }

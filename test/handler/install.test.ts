@@ -48,7 +48,7 @@ describe('worker: model installs', () => {
   it('ui-bg-model-install is remembered (for a restart), forwarded with the picked file, and cancel forgets it', async () => {
     const { registerRouter } = await import('../../src/background/router');
     registerRouter();
-    const send = (msg: unknown) => dispatch(fake.runtime.onMessage.listeners, msg, page as unknown as chrome.runtime.MessageSender);
+    const send = (msg: unknown) => dispatch(fake.runtime.onMessage.listeners, msg, page);
     const reply = await send({ type: 'ui-bg-model-install', modelId: COCO.id, picked: { clipcap: 'picked-1' } });
     expect(reply).toMatchObject({ ok: true, value: { catalogue: [{ id: COCO.id }] } });
     expect((await stored()).installing).toEqual([COCO.id]);
@@ -162,7 +162,7 @@ describe('worker: model installs', () => {
     const { registerRouter } = await import('../../src/background/router');
     registerRouter();
     const tab = { id: 'fake-ext-id', tab: { id: 3 } as chrome.tabs.Tab, frameId: 0, url: 'http://example.test/' };
-    const reply = await dispatch(fake.runtime.onMessage.listeners, { type: 'cs-bg-caption', requestId: 'r1', source: { kind: 'url', url: 'http://example.test/a.png' }, priority: 1 }, tab as unknown as chrome.runtime.MessageSender);
+    const reply = await dispatch(fake.runtime.onMessage.listeners, { type: 'cs-bg-caption', requestId: 'r1', source: { kind: 'url', url: 'http://example.test/a.png' }, priority: 1 }, tab);
     expect(reply).toMatchObject({ ok: false, error: { name: 'NoPackError' } });
     expect(calls).toEqual([]);
   });

@@ -178,7 +178,7 @@ async function stateNow() {
       c.onsuccess = () => resolve(c.result);
     };
   });
-  const status = (await dispatch(osListeners, { type: 'bg-os-status' }, senders.worker as unknown as chrome.runtime.MessageSender)) as { value: { queued: number; state: string } };
+  const status = (await dispatch(osListeners, { type: 'bg-os-status' }, senders.worker)) as { value: { queued: number; state: string } };
   return {
     offscreenCalls: offscreenCalls.length,
     creates: fake.state.creates,

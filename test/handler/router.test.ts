@@ -33,7 +33,7 @@ async function setup(settings: Record<string, unknown> = { packSources: [{ url: 
   globalThis.indexedDB = new IDBFactory();
   const { registerRouter } = await import('../../src/background/router');
   registerRouter();
-  return (msg: unknown, sender: object = tabSender) => dispatch(fake.runtime.onMessage.listeners, msg, sender as chrome.runtime.MessageSender);
+  return (msg: unknown, sender: object = tabSender) => dispatch(fake.runtime.onMessage.listeners, msg, sender);
 }
 
 const captionMsg = (id: string, url = 'http://example.test/a.png') => ({ type: 'cs-bg-caption', requestId: id, source: { kind: 'url', url }, priority: 1 });

@@ -126,7 +126,7 @@ describe('what the worker stores', () => {
     globalThis.indexedDB = idb;
     const { registerRouter } = await import('../../src/background/router');
     const cache = registerRouter();
-    const send = (msg: unknown, sender: object = tabSender) => dispatch(fake.runtime.onMessage.listeners, msg, sender as chrome.runtime.MessageSender);
+    const send = (msg: unknown, sender: object = tabSender) => dispatch(fake.runtime.onMessage.listeners, msg, sender);
     return { fake, idb, cache, send, offscreenCalls };
   }
 

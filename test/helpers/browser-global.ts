@@ -8,7 +8,7 @@
  */
 const current = () => (globalThis as unknown as { browser?: object; chrome?: object }).browser ?? (globalThis as unknown as { chrome?: object }).chrome;
 
-const browser = new Proxy({} as Record<string | symbol, unknown>, {
+const browser = new Proxy({}, {
   get(_target, key) {
     const api = current() as Record<string | symbol, unknown> | undefined;
     return api?.[key];

@@ -35,7 +35,7 @@ export type Fault =
   | { kind: 'truncate'; to: number; times?: number }
   | { kind: 'ignore-range'; times?: number };
 
-export interface HubLogEntry {
+interface HubLogEntry {
   path: string;
   /** the file the request is about (logical path), or null */
   file: string | null;

@@ -136,11 +136,17 @@ describe('RateMeter', () => {
   it('is bytes per second over a sliding window, and gives the time left', () => {
     let t = 0;
     const m = new RateMeter(5000, () => t);
-    for (let i = 0; i <= 10; i++) ((t = i * 1000), m.add(i * 1_000_000));
+    for (let i = 0; i <= 10; i++) {
+      t = i * 1000;
+      m.add(i * 1_000_000);
+    }
     expect(m.rate).toBeCloseTo(1_000_000, -3);
     expect(m.eta(10_000_000, 30_000_000)).toBe(20);
     // the window forgets the fast start: after a slow stretch the rate follows
-    for (let i = 11; i <= 20; i++) ((t = i * 1000), m.add(10_000_000 + (i - 10) * 100_000));
+    for (let i = 11; i <= 20; i++) {
+      t = i * 1000;
+      m.add(10_000_000 + (i - 10) * 100_000);
+    }
     expect(m.rate).toBeCloseTo(100_000, -3);
   });
 });

@@ -52,7 +52,10 @@ it.each<[string, Fault | null, string | undefined]>([
     ['huggingface.co/o/mem/resolve/main/f.bin', 'huggingface.co/o/disk/resolve/main/f.bin'],
   ]) {
     hub.reset();
-    if (fault) (hub.fault(mem, fault), hub.fault(disk, fault));
+    if (fault) {
+      hub.fault(mem, fault);
+      hub.fault(disk, fault);
+    }
     const a = await get(mem, range);
     const b = await get(disk, range);
     hub.clearFaults();

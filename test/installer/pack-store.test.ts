@@ -92,7 +92,8 @@ describe('the IndexedDB upgrade from version 1', () => {
         const db = r.result;
         const tx = db.transaction(['packs', 'chunks'], 'readwrite');
         const complete: Record<string, string> = {};
-        for (const [key, f] of Object.entries(p.manifest.files) as Array<[string, { path: string; sha256: string }]>) {
+        const files: Record<string, { path: string; sha256: string }> = p.manifest.files;
+        for (const [key, f] of Object.entries(files)) {
           const b = p.files[f.path];
           tx.objectStore('chunks').put({ packId: 'old', path: f.path, offset: 0, data: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) });
           complete[f.path] = f.sha256;

@@ -6,7 +6,7 @@ import { Installer, type InstallerDeps, type ModelState } from '../../src/instal
 import { startHubServer, type HubServer } from '../helpers/hub-server';
 import { ensureInstallFixture, type InstallFixture } from '../helpers/test-catalogue';
 
-export const fast = { retries: 2, retryDelayMs: 5, flushBytes: 64 * 1024, progressIntervalMs: 0, minRequest: 4096 };
+const fast = { retries: 2, retryDelayMs: 5, flushBytes: 64 * 1024, progressIntervalMs: 0, minRequest: 4096 };
 
 export interface InstallTestContext {
   hub: HubServer;

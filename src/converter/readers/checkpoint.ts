@@ -10,7 +10,7 @@ import { readTorchFile } from './torch-file';
 import type { Checkpoint, CheckpointFormat, TensorInfo } from './types';
 import { looksLikeZip } from './zip';
 
-export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from './types';
+export type { Checkpoint, CheckpointFormat } from './types';
 export type { RandomAccess } from './random-access';
 export { blobSource, bytesSource } from './random-access';
 

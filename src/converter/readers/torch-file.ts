@@ -95,7 +95,7 @@ async function readSlots(src: RandomAccess, index: ZipIndex, root: string, class
   const texts = await Promise.all(
     [...files.keys()].map((file) => {
       const entry = index.entries.get(file);
-      return entry && entry.size <= MAX_SOURCE_BYTES ? readText(src, entry, signal) : null;
+      return entry && entry.size <= MAX_SOURCE_BYTES ? readText(src, entry, signal) : Promise.resolve(null);
     }),
   );
   const slots = new Map<string, Slots>();

@@ -94,7 +94,7 @@ const FUNCTIONS = new Set([
 const CONSTANTS = new Set(['float32', 'float16', 'bfloat16', 'float64', 'int64', 'int32', 'uint8', 'int8', 'bool'].map((d) => `torch.${d}`));
 
 /** The allow-list. Everything else is refused by name, before anything could use it. */
-export function resolveGlobal(module: string, name: string): PyGlobal {
+function resolveGlobal(module: string, name: string): PyGlobal {
   const qualname = `${module}.${name}`;
   if (module === 'torch' && name in STORAGES) return new PyGlobal(qualname, 'storage', STORAGES[name]);
   if (FUNCTIONS.has(qualname)) return new PyGlobal(qualname, 'function');
@@ -108,7 +108,7 @@ const isInt = (v: PyValue): v is number => typeof v === 'number' && Number.isSaf
 
 function intTuple(v: PyValue, what: string): number[] {
   if (!Array.isArray(v) || !v.every(isInt)) throw new CorruptCheckpointError(`a tensor's ${what} is not a tuple of integers`);
-  return v as number[];
+  return v;
 }
 
 /** REDUCE / NEWOBJ: the pure builder for an allow-listed callable. */

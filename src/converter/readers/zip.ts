@@ -117,8 +117,14 @@ export async function readZipIndex(src: RandomAccess, signal?: AbortSignal): Pro
       const len = cv.getUint16(e + 2, true);
       if (id === 0x0001) {
         let q = e + 4;
-        if (size === 0xffffffff) (size = u64(cv, q, 'entry size')), (q += 8);
-        if (compressedSize === 0xffffffff) (compressedSize = u64(cv, q, 'entry size')), (q += 8);
+        if (size === 0xffffffff) {
+          size = u64(cv, q, 'entry size');
+          q += 8;
+        }
+        if (compressedSize === 0xffffffff) {
+          compressedSize = u64(cv, q, 'entry size');
+          q += 8;
+        }
         if (localHeaderOffset === 0xffffffff) localHeaderOffset = u64(cv, q, 'entry offset');
       }
       e += 4 + len;

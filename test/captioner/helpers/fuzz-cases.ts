@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { rng } from '../../helpers/rng';
 import { PNG_SIG, pngChunk } from './images';
 
-export type FuzzCategory =
+type FuzzCategory =
   | 'valid' | 'bit-flip' | 'truncated' | 'random-bytes' | 'header-only' | 'zero-size' | 'strip' | 'bomb'
   | 'animated' | 'svg-hostile' | 'ico' | 'mislabelled';
 
@@ -36,7 +36,7 @@ export interface FuzzCase {
 // --- hand-built encoders (PNG, GIF, BMP, ICO), for headers sharp would refuse to write -----------------------------
 
 /** A PNG of w×h; bitDepth 1 palette (two colours) compresses a 20000² image to a few tens of kB. */
-export function palettePng(w: number, h: number, rowFill = 0): Buffer {
+function palettePng(w: number, h: number, rowFill = 0): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0);
   ihdr.writeUInt32BE(h, 4);
@@ -79,7 +79,7 @@ function gif(w: number, h: number, withFrame: boolean): Buffer {
 }
 
 /** A 24-bit bottom-up BMP, solid colour; `claim` overrides the header's size (pixels left as for w×h). */
-export function bmp(w: number, h: number, rgb: [number, number, number], claim?: { w: number; h: number }): Buffer {
+function bmp(w: number, h: number, rgb: [number, number, number], claim?: { w: number; h: number }): Buffer {
   const row = Math.ceil((w * 3) / 4) * 4;
   const b = Buffer.alloc(54 + row * h);
   b.write('BM', 0, 'ascii');

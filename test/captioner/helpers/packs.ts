@@ -19,7 +19,7 @@ export function packMissingMessage(dir: string): string | null {
 }
 
 export interface GoldenTensor { shape: number[]; dtype: 'float32'; b64: string }
-export interface GoldenImage {
+interface GoldenImage {
   file: string;
   caption: string | null;
   pixelValues: GoldenTensor;

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
 
-export interface RequestLog {
+interface RequestLog {
   path: string;
   range: string | undefined;
 }

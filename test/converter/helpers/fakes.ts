@@ -67,7 +67,10 @@ export class MemorySink implements PackSink {
     const chunks = this.files.get(path) ?? [];
     const out = new Uint8Array(this.size(path));
     let o = 0;
-    for (const c of chunks) (out.set(c, o), (o += c.byteLength));
+    for (const c of chunks) {
+      out.set(c, o);
+      o += c.byteLength;
+    }
     return out;
   }
 }
