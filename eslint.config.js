@@ -1,5 +1,5 @@
 // ESLint with typescript-eslint's type-aware rules over all TypeScript (src, test, bench, configs).
-// Style is Prettier's job (npm run format:check); ESLint looks for bugs: floating promises, misused promises,
+// Style is Prettier's job (npm run format; npm run lint checks it); ESLint looks for bugs: floating promises, misused promises,
 // unsafe any, unused code.
 import js from '@eslint/js';
 import globals from 'globals';

@@ -35,7 +35,9 @@ function copyOrtRuntime(): Plugin {
 // The catalogue this build installs from: the CAPTION_CATALOGUE replacement, or the bundled one. Read here too, to
 // know which graph templates to ship; src/installer/catalogue.ts validates it at run time.
 const cataloguePath = process.env.CAPTION_CATALOGUE ? resolve(process.env.CAPTION_CATALOGUE) : null;
-const catalogue = JSON.parse(readFileSync(cataloguePath ?? join(root, 'src/shared/catalogue.json'), 'utf8')) as { models?: { template?: unknown }[] };
+const catalogue = JSON.parse(readFileSync(cataloguePath ?? join(root, 'src/shared/catalogue.json'), 'utf8')) as {
+  models?: { template?: unknown }[];
+};
 
 /**
  * Ship packs/templates/<id>/ as templates/<id>/ for every template the catalogue names (the installer fetches them from
@@ -59,7 +61,8 @@ function copyTemplates(): Plugin {
     },
     writeBundle() {
       // Not the build's own bookkeeping (.source-stamp): only what the installer reads.
-      for (const id of ids) cpSync(src(id), resolve(root, outDir, 'templates', id), { recursive: true, filter: (p) => !basename(p).startsWith('.') });
+      for (const id of ids)
+        cpSync(src(id), resolve(root, outDir, 'templates', id), { recursive: true, filter: (p) => !basename(p).startsWith('.') });
     },
   };
 }

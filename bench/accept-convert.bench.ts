@@ -59,7 +59,9 @@ it('installs the full-size model from the loopback hub, as the extension does', 
   let storePeak = 0;
   const rss = rssSampler();
   const inst = new Installer({
-    store, catalogue, templateBase: `${hub.url}/templates/`,
+    store,
+    catalogue,
+    templateBase: `${hub.url}/templates/`,
     onState: (s) => {
       rss.sample();
       storePeak = Math.max(storePeak, store.bytesStored());
@@ -81,8 +83,11 @@ it('installs the full-size model from the loopback hub, as the extension does', 
 
   // What crossed the "network", per served file.
   const downloads = SERVED.map(([path, file]) => ({
-    url: `https://${path}`, file, bytes: statSync(join(published, file)).size,
-    fetched: hub!.sent.get(path) ?? 0, requests: hub!.log.filter((e) => e.file === path).length,
+    url: `https://${path}`,
+    file,
+    bytes: statSync(join(published, file)).size,
+    fetched: hub!.sent.get(path) ?? 0,
+    requests: hub!.log.filter((e) => e.file === path).length,
   }));
   const [clipPt, clipSt, clipcap, clipcapMirror] = downloads;
   // CLIP's file: the tensors the template reads, its index, and little else. The synthetic file's text tower has
@@ -97,13 +102,18 @@ it('installs the full-size model from the loopback hub, as the extension does', 
   const clipNeeded = tensorBytes(read.filter((n) => clipIndex.tensors.has(n)));
   const clipUnused = tensorBytes([...clipIndex.tensors.keys()].filter((n) => !read.includes(n)));
   expect(clipPt.fetched, 'CLIP\u2019s file: the vision tensors').toBeGreaterThanOrEqual(clipNeeded);
-  expect(clipPt.fetched - clipNeeded, 'CLIP\u2019s file: beyond the vision tensors, its index and widened small reads').toBeLessThan(8 * MiB);
+  expect(clipPt.fetched - clipNeeded, 'CLIP\u2019s file: beyond the vision tensors, its index and widened small reads').toBeLessThan(
+    8 * MiB,
+  );
   expect(clipPt.fetched - clipNeeded, 'CLIP\u2019s file: the text tower is not fetched').toBeLessThan(0.05 * clipUnused);
   expect(clipPt.fetched, 'CLIP\u2019s file, only in part').toBeLessThan(clipPt.bytes);
   expect(clipcap.fetched, 'ClipCap\u2019s file, whole and once').toBe(clipcap.bytes);
   expect(clipSt.fetched + clipcapMirror.fetched, 'no fallback to a second mirror').toBe(0);
   const templateRequests = hub.log.filter((e) => e.path.startsWith('/templates/'));
-  const templateBytes = templateRequests.reduce((n, e) => n + statSync(join(dirname(template), e.path.slice('/templates/'.length))).size, 0);
+  const templateBytes = templateRequests.reduce(
+    (n, e) => n + statSync(join(dirname(template), e.path.slice('/templates/'.length))).size,
+    0,
+  );
   const byStatus: Record<string, number> = {};
   for (const e of hub.log) byStatus[e.status] = (byStatus[e.status] ?? 0) + 1;
 
@@ -161,12 +171,15 @@ it('installs the full-size model from the loopback hub, as the extension does', 
     loadavgAfter: after.loadavg,
     cpus: before.cpus,
   };
-  const pct = (d: (typeof downloads)[number]) => `${(d.fetched / MiB).toFixed(1)} of ${(d.bytes / MiB).toFixed(1)} MiB (${((100 * d.fetched) / d.bytes).toFixed(1)}%, ${d.requests} requests)`;
-  console.log(`[accept:convert] ${templateId}: clip.pt ${pct(clipPt)}: its vision tensors ${(clipNeeded / MiB).toFixed(1)} MiB, the rest ${(clipUnused / MiB).toFixed(2)} MiB; ` +
-    `clipcap.pt ${pct(clipcap)}; ${result.requests.total} HTTP requests in all. ` +
-    `Install ${result.seconds.total} s: template ${result.seconds.template} s, download ${result.seconds.download} s (of which hashing ${result.seconds.downloadHashing} s), ` +
-    `convert ${result.seconds.convert} s, verify ${result.seconds.verify} s (the same conversion from local files: ${result.seconds.localConvert} s). ` +
-    `Pack ${(packBytes / MiB).toFixed(1)} MiB; store peak ${result.storePeakMiB} MiB on disk. RSS ${result.rssBeforeMiB} -> peak ${result.peakRssMiB} MiB (max RSS ${result.maxRssMiB} MiB). ` +
-    `Caption: ${result.caption.tokens} tokens in ${result.caption.ms} ms. Load average before ${result.loadavgBefore.join(' ')}, after ${result.loadavgAfter.join(' ')} (${result.cpus} CPUs)`);
+  const pct = (d: (typeof downloads)[number]) =>
+    `${(d.fetched / MiB).toFixed(1)} of ${(d.bytes / MiB).toFixed(1)} MiB (${((100 * d.fetched) / d.bytes).toFixed(1)}%, ${d.requests} requests)`;
+  console.log(
+    `[accept:convert] ${templateId}: clip.pt ${pct(clipPt)}: its vision tensors ${(clipNeeded / MiB).toFixed(1)} MiB, the rest ${(clipUnused / MiB).toFixed(2)} MiB; ` +
+      `clipcap.pt ${pct(clipcap)}; ${result.requests.total} HTTP requests in all. ` +
+      `Install ${result.seconds.total} s: template ${result.seconds.template} s, download ${result.seconds.download} s (of which hashing ${result.seconds.downloadHashing} s), ` +
+      `convert ${result.seconds.convert} s, verify ${result.seconds.verify} s (the same conversion from local files: ${result.seconds.localConvert} s). ` +
+      `Pack ${(packBytes / MiB).toFixed(1)} MiB; store peak ${result.storePeakMiB} MiB on disk. RSS ${result.rssBeforeMiB} -> peak ${result.peakRssMiB} MiB (max RSS ${result.maxRssMiB} MiB). ` +
+      `Caption: ${result.caption.tokens} tokens in ${result.caption.ms} ms. Load average before ${result.loadavgBefore.join(' ')}, after ${result.loadavgAfter.join(' ')} (${result.cpus} CPUs)`,
+  );
   writeResult('accept-convert.json', result);
 }, 3_600_000);

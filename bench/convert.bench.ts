@@ -51,9 +51,11 @@ it('converts full-size published files with the vit-b32-mlp-fp16 template', asyn
       loadavgAfter: after.loadavg,
       cpus: before.cpus,
     };
-    console.log(`[convert] ${result.template}: ${(inputBytes / MiB).toFixed(0)} MiB of published files -> ${(stats.bytesWritten / MiB).toFixed(1)} MiB written in ${result.seconds} s ` +
-      `(open ${result.openSeconds} s, ${result.mbPerSecondWritten} MiB/s), ${stats.tensors} tensors, ${stats.chunks} chunks; converter buffers peak ${result.maxBufferedMiB} MiB, ` +
-      `RSS ${result.rssBeforeMiB} -> peak ${result.peakRssMiB} MiB; load average before ${result.loadavgBefore.join(' ')}, after ${result.loadavgAfter.join(' ')} (${result.cpus} CPUs)`);
+    console.log(
+      `[convert] ${result.template}: ${(inputBytes / MiB).toFixed(0)} MiB of published files -> ${(stats.bytesWritten / MiB).toFixed(1)} MiB written in ${result.seconds} s ` +
+        `(open ${result.openSeconds} s, ${result.mbPerSecondWritten} MiB/s), ${stats.tensors} tensors, ${stats.chunks} chunks; converter buffers peak ${result.maxBufferedMiB} MiB, ` +
+        `RSS ${result.rssBeforeMiB} -> peak ${result.peakRssMiB} MiB; load average before ${result.loadavgBefore.join(' ')}, after ${result.loadavgAfter.join(' ')} (${result.cpus} CPUs)`,
+    );
     writeResult('convert.json', result);
   } finally {
     rss.stop();

@@ -29,7 +29,6 @@ const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SPIN = process.env.BENCH_SPIN === '1';
 const OUT = resolve(REPO, 'bench/results/engine.json');
 
-
 it('engine benchmark', async () => {
   if (!existsSync(join(PACK, 'pack.json'))) {
     const msg = `No pack at ${PACK}. Build the full-size random pack first: npm run pack:random (or set BENCH_PACK).`;
@@ -45,19 +44,29 @@ it('engine benchmark', async () => {
   const pack = await loadPackDir(PACK);
   const m = pack.manifest;
   const tLoad = performance.now();
-  const cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: THREADS, allowSpinning: SPIN, decodeImage: decodeImageWithSharp });
+  const cap = await createCaptioner({
+    pack,
+    ort: ort,
+    backend: 'wasm',
+    threads: THREADS,
+    allowSpinning: SPIN,
+    decodeImage: decodeImageWithSharp,
+  });
   const sessionMs = performance.now() - tLoad;
 
   // A 640x480 photo-like PNG (smooth gradients + noise), so that preprocessing does a real downscale.
-  const w = 640, h = 480;
+  const w = 640,
+    h = 480;
   const raw = Buffer.alloc(w * h * 3);
   let seed = 1;
   for (let i = 0; i < raw.length; i++) {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
     const p = Math.floor(i / 3);
-    raw[i] = ((p % w) * 255 / w + (Math.floor(p / w) * 128) / h + (seed >>> 27)) & 255;
+    raw[i] = (((p % w) * 255) / w + (Math.floor(p / w) * 128) / h + (seed >>> 27)) & 255;
   }
-  const image = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  const image = await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
 
   // The peer: transformers.js generate() (greedy) on the same GPT-2 weights, loaded up front so that its runs can be
   // interleaved with ours and both see the same machine load.
@@ -80,11 +89,17 @@ it('engine benchmark', async () => {
     peerModel = model;
     // A prompt as long as our prefix, so both prefill the same number of positions.
     const P = m.mapper.prefixLength;
-    const input_ids = new tf.Tensor('int64', BigInt64Array.from({ length: P }, (_, i) => BigInt(100 + i)), [1, P]);
+    const input_ids = new tf.Tensor(
+      'int64',
+      BigInt64Array.from({ length: P }, (_, i) => BigInt(100 + i)),
+      [1, P],
+    );
     const attention_mask = new tf.Tensor('int64', new BigInt64Array(P).fill(1n), [1, P]);
     peerGen = async () => {
       const t = performance.now();
-      const out = (await model.generate({ input_ids, attention_mask, max_new_tokens: 20, min_new_tokens: 20, do_sample: false })) as { dims: number[] };
+      const out = (await model.generate({ input_ids, attention_mask, max_new_tokens: 20, min_new_tokens: 20, do_sample: false })) as {
+        dims: number[];
+      };
       return { ms: performance.now() - t, tokens: out.dims[1] - P };
     };
     await peerGen();
@@ -101,7 +116,8 @@ it('engine benchmark', async () => {
     if (peerGen) peerRuns.push(await peerGen());
   }
   const beam = [];
-  for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2)); i++) beam.push(await cap.caption(image, { strategy: 'beam', beams: 5, maxTokens: 20 }));
+  for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 2)); i++)
+    beam.push(await cap.caption(image, { strategy: 'beam', beams: 5, maxTokens: 20 }));
 
   const stages = {
     preprocess: stat(greedy.map((r) => r.timings.preprocess)),
@@ -113,7 +129,8 @@ it('engine benchmark', async () => {
   const greedyTotal = stat(greedy.map((r) => r.timings.total));
   const greedyTokens = greedy[0].timings.tokens;
   // What a 20-token caption costs, from the measured stages (random weights may stop before 20 tokens).
-  const greedy20 = stages.preprocess.median + stages.vision.median + stages.mapper.median + stages.prefill.median + 20 * stages.perToken.median;
+  const greedy20 =
+    stages.preprocess.median + stages.vision.median + stages.mapper.median + stages.prefill.median + 20 * stages.perToken.median;
   const beamTotal = stat(beam.map((r) => r.timings.total));
   const beamTokens = beam[0].timings.tokens;
 

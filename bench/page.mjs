@@ -12,7 +12,9 @@ import { buildFixtures } from '../test/e2e/fixtures.mjs';
 
 // BENCH_PACK_DIR=<path> benchmarks a pack folder outside packs/ (served at /packs/bench-pack/).
 const packDirOverride = process.env.BENCH_PACK_DIR;
-const packId = packDirOverride ? 'bench-pack' : process.env.BENCH_PACK ?? (existsSync(join(ROOT, 'packs/random-full/pack.json')) ? 'random-full' : 'toy');
+const packId = packDirOverride
+  ? 'bench-pack'
+  : (process.env.BENCH_PACK ?? (existsSync(join(ROOT, 'packs/random-full/pack.json')) ? 'random-full' : 'toy'));
 const toyDir = join(ROOT, 'packs/toy');
 if (!existsSync(join(packDirOverride ?? join(ROOT, 'packs', packId), 'pack.json')) || !existsSync(join(toyDir, 'heldout/captions.json'))) {
   console.error(`bench:page needs packs/${packId} and the toy pictures (packs/toy/heldout): npm run pack:toy / pack:random`);
@@ -22,7 +24,11 @@ const N = Number(process.env.BENCH_IMAGES ?? 50);
 const BIG = Number(process.env.BENCH_BIG ?? 1000);
 const heldout = toyHeldout(toyDir);
 const server = await startServer({
-  staticDirs: { ...(packDirOverride ? { '/packs/bench-pack/': packDirOverride } : {}), '/packs/': join(ROOT, 'packs'), '/heldout/': join(toyDir, 'heldout') },
+  staticDirs: {
+    ...(packDirOverride ? { '/packs/bench-pack/': packDirOverride } : {}),
+    '/packs/': join(ROOT, 'packs'),
+    '/heldout/': join(toyDir, 'heldout'),
+  },
 });
 Object.assign(server.routes, buildFixtures(heldout, { packDir: toyDir, otherOrigin: server.otherOrigin }).routes);
 const packUrl = `${server.origin}/packs/${packId}/`;
@@ -30,7 +36,12 @@ const extDir = await buildExtension({ outDir: join(TMP, 'ext-bench'), packUrl, t
 const ext = await launchWithExtension(extDir);
 const sw = () => ext.serviceWorker();
 const hook = (name, ...args) => sw().evaluate(([n, a]) => globalThis.altTextTest[n](...a), [name, args]);
-const results = { pack: packDirOverride ? JSON.parse(readFileSync(join(packDirOverride, 'pack.json'), 'utf8')).id : packId, images: N, browser: 'Debian Chromium, headless', cpus: (await import('node:os')).cpus().length };
+const results = {
+  pack: packDirOverride ? JSON.parse(readFileSync(join(packDirOverride, 'pack.json'), 'utf8')).id : packId,
+  images: N,
+  browser: 'Debian Chromium, headless',
+  cpus: (await import('node:os')).cpus().length,
+};
 
 function extensionRssMb() {
   let kb = 0;
@@ -51,9 +62,15 @@ try {
   // 1. Cold: the first visit downloads, verifies and starts the model.
   let t0 = Date.now();
   await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=cold`);
-  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, { timeout: 600_000, polling: 50 });
+  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, {
+    timeout: 600_000,
+    polling: 50,
+  });
   results.firstLabelColdMs = Date.now() - t0;
-  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, { timeout: 1_800_000, polling: 250 });
+  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, {
+    timeout: 1_800_000,
+    polling: 250,
+  });
   results.coldAllMs = Date.now() - t0;
 
   // 2. The engine's own throughput, same images, straight through the engine in the offscreen document.
@@ -67,14 +84,20 @@ try {
   await hook('clearCaptionCache');
   t0 = Date.now();
   await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=warm`);
-  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, { timeout: 600_000, polling: 50 });
+  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, {
+    timeout: 600_000,
+    polling: 50,
+  });
   results.firstLabelWarmMs = Date.now() - t0;
-  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, { timeout: 1_800_000, polling: 250 });
+  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, {
+    timeout: 1_800_000,
+    polling: 250,
+  });
   results.pageMs = Date.now() - t0;
   results.pageImagesPerS = +((N * 1000) / results.pageMs).toFixed(3);
   results.throughputRatio = +(results.engineMs / results.pageMs).toFixed(3);
   // After the first label: the page's fixed start-up (navigation, injection, first round trip) left out.
-  results.steadyStateRatio = +((results.engineMs / N) / ((results.pageMs - results.firstLabelWarmMs) / (N - 1))).toFixed(3);
+  results.steadyStateRatio = +(results.engineMs / N / ((results.pageMs - results.firstLabelWarmMs) / (N - 1))).toFixed(3);
   results.memoryMb = extensionRssMb();
 
   // 4. 1,000 images: long tasks on the page's main thread while the content script scans and starts labelling.
@@ -87,18 +110,36 @@ try {
   });
   await big.goto(`${server.origin}/fixtures/gallery.html?n=${BIG}&s=big`);
   const loadedAt = await big.evaluate(() => performance.timing.loadEventEnd - performance.timing.navigationStart);
-  await big.waitForFunction(() => document.querySelectorAll('img[data-alt-text-generated]').length >= 10, null, { timeout: 600_000, polling: 250 });
+  await big.waitForFunction(() => document.querySelectorAll('img[data-alt-text-generated]').length >= 10, null, {
+    timeout: 600_000,
+    polling: 250,
+  });
   const tasks = await big.evaluate(() => window.longTasks);
   // Tasks before the load event are the page's own parsing and layout; the content script starts after it.
-  results.bigPage = { images: BIG, loadEventMs: loadedAt, longTasksAfterLoad: tasks.filter((t) => t.start >= loadedAt), longTasksBeforeLoad: tasks.filter((t) => t.start < loadedAt).length };
+  results.bigPage = {
+    images: BIG,
+    loadEventMs: loadedAt,
+    longTasksAfterLoad: tasks.filter((t) => t.start >= loadedAt),
+    longTasksBeforeLoad: tasks.filter((t) => t.start < loadedAt).length,
+  };
   results.memoryMbAfterBigPage = extensionRssMb();
 
   console.log(`\nbench:page (${results.browser}, ${results.cpus} CPUs, pack ${packId})`);
-  console.log(`  first label, above the fold, ${N}-image page: cold ${results.firstLabelColdMs} ms (download+start), warm ${results.firstLabelWarmMs} ms`);
-  console.log(`  ${N} images: page ${results.pageMs} ms (${results.pageImagesPerS}/s), engine alone ${results.engineMs} ms (${results.engineImagesPerS}/s)`);
-  console.log(`  throughput ratio page/engine: ${results.throughputRatio} (target ≥ 0.9); after the first label: ${results.steadyStateRatio}`);
-  console.log(`  ${BIG}-image page: ${results.bigPage.longTasksAfterLoad.length} long tasks > 50 ms after load (target: none) ${JSON.stringify(results.bigPage.longTasksAfterLoad)}; ${results.bigPage.longTasksBeforeLoad} during the page's own load`);
-  console.log(`  extension renderer memory (offscreen + worker): ${results.memoryMb} MB, ${results.memoryMbAfterBigPage} MB after the big page (target ≤ 1024)`);
+  console.log(
+    `  first label, above the fold, ${N}-image page: cold ${results.firstLabelColdMs} ms (download+start), warm ${results.firstLabelWarmMs} ms`,
+  );
+  console.log(
+    `  ${N} images: page ${results.pageMs} ms (${results.pageImagesPerS}/s), engine alone ${results.engineMs} ms (${results.engineImagesPerS}/s)`,
+  );
+  console.log(
+    `  throughput ratio page/engine: ${results.throughputRatio} (target ≥ 0.9); after the first label: ${results.steadyStateRatio}`,
+  );
+  console.log(
+    `  ${BIG}-image page: ${results.bigPage.longTasksAfterLoad.length} long tasks > 50 ms after load (target: none) ${JSON.stringify(results.bigPage.longTasksAfterLoad)}; ${results.bigPage.longTasksBeforeLoad} during the page's own load`,
+  );
+  console.log(
+    `  extension renderer memory (offscreen + worker): ${results.memoryMb} MB, ${results.memoryMbAfterBigPage} MB after the big page (target ≤ 1024)`,
+  );
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/page.json'), JSON.stringify({ ...results, at: new Date().toISOString() }, null, 2) + '\n');
   console.log('  written to bench/results/page.json');

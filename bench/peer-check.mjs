@@ -19,7 +19,9 @@ const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
 );
 if (!args.model || !args.image) {
-  console.error('usage: node bench/peer-check.mjs --model DIR --image PNG [--dtype fp32|q8|fp16] [--max-new-tokens 20] [--min-new-tokens N] [--threads 2] [--runs 0] [--pixels-out FILE]');
+  console.error(
+    'usage: node bench/peer-check.mjs --model DIR --image PNG [--dtype fp32|q8|fp16] [--max-new-tokens 20] [--min-new-tokens N] [--threads 2] [--runs 0] [--pixels-out FILE]',
+  );
   process.exit(2);
 }
 const model = resolve(args.model);
@@ -70,5 +72,16 @@ for (let i = 0; i < runs; i++) {
   firstStepMs.push(performance.now() - t);
 }
 await pipe.dispose();
-console.log(JSON.stringify({ ids, tokens: ids.length - 1, text, dtype, threads: ort.env.wasm.numThreads, loadMs, captionMs, firstStepMs,
-  pixelValues: { dims: pixel_values.dims, file: args['pixels-out'] ?? null } }));
+console.log(
+  JSON.stringify({
+    ids,
+    tokens: ids.length - 1,
+    text,
+    dtype,
+    threads: ort.env.wasm.numThreads,
+    loadMs,
+    captionMs,
+    firstStepMs,
+    pixelValues: { dims: pixel_values.dims, file: args['pixels-out'] ?? null },
+  }),
+);

@@ -25,7 +25,13 @@ for (const [p, r] of Object.entries(runs)) {
   const st = r.ours.stages;
   const steps = r.profile.nSteps;
   // Stage time from the unprofiled runs (medians); FLOPs from the profiled caption.
-  const stage = (flops, ms, ceiling) => ({ ms, gflop: flops / 1e9, gflops: flops / ms / 1e6, efficiency: flops / ms / 1e6 / peakG, ofGemvCeiling: ceiling ? flops / ms / 1e6 / ceiling : undefined });
+  const stage = (flops, ms, ceiling) => ({
+    ms,
+    gflop: flops / 1e9,
+    gflops: flops / ms / 1e6,
+    efficiency: flops / ms / 1e6 / peakG,
+    ofGemvCeiling: ceiling ? flops / ms / 1e6 / ceiling : undefined,
+  });
   const stages = {
     vision: stage(r.profile.vision.flops, st.vision.median),
     mapper: stage(r.profile.mapper.flops, st.mapper.median, gemvG),
@@ -33,8 +39,18 @@ for (const [p, r] of Object.entries(runs)) {
     decodeStep: stage(r.profile.steps.flops / steps, st.perToken.median, gemvG),
   };
   const modelMs = st.vision.median + st.mapper.median + st.prefill.median + st.perToken.median * steps;
-  const overall = { ms: r.ours.captionMs.median, gflop: r.profile.flops / 1e9, gflops: r.profile.flops / r.ours.captionMs.median / 1e6, efficiency: r.profile.flops / r.ours.captionMs.median / 1e6 / peakG, modelOnlyEfficiency: r.profile.flops / modelMs / 1e6 / peakG };
-  const topOps = (b) => Object.entries(b.byOp).sort((a, c) => c[1].ms - a[1].ms).slice(0, 5).map(([op, v]) => ({ op, ms: +v.ms.toFixed(1), share: +(v.ms / b.ms).toFixed(3), gflop: +(v.flops / 1e9).toFixed(3) }));
+  const overall = {
+    ms: r.ours.captionMs.median,
+    gflop: r.profile.flops / 1e9,
+    gflops: r.profile.flops / r.ours.captionMs.median / 1e6,
+    efficiency: r.profile.flops / r.ours.captionMs.median / 1e6 / peakG,
+    modelOnlyEfficiency: r.profile.flops / modelMs / 1e6 / peakG,
+  };
+  const topOps = (b) =>
+    Object.entries(b.byOp)
+      .sort((a, c) => c[1].ms - a[1].ms)
+      .slice(0, 5)
+      .map(([op, v]) => ({ op, ms: +v.ms.toFixed(1), share: +(v.ms / b.ms).toFixed(3), gflop: +(v.flops / 1e9).toFixed(3) }));
   precisions[p] = {
     downloadMB: r.pack.downloadMB,
     files: r.pack.files,
@@ -55,18 +71,32 @@ for (const [p, r] of Object.entries(runs)) {
 const NOISE = 0.05;
 const eligible = Object.entries(precisions).filter(([, v]) => v.agreement.rate >= AGREEMENT_FLOOR);
 const fastest = Math.min(...eligible.map(([, v]) => v.captionMs.median));
-const best = eligible.filter(([, v]) => v.captionMs.median <= fastest * (1 + NOISE)).sort((a, b) => a[1].downloadMB - b[1].downloadMB)[0]?.[0] ?? 'fp32';
+const best =
+  eligible.filter(([, v]) => v.captionMs.median <= fastest * (1 + NOISE)).sort((a, b) => a[1].downloadMB - b[1].downloadMB)[0]?.[0] ??
+  'fp32';
 const results = {
   date: new Date().toISOString(),
   tokensPerCaption: Object.values(runs)[0].tokens,
   runtime: Object.values(runs)[0].runtime,
   precisions,
-  ratios: Object.fromEntries(Object.entries(precisions).filter(([, v]) => v.peer).map(([p, v]) => [p, v.peer.ratio])),
+  ratios: Object.fromEntries(
+    Object.entries(precisions)
+      .filter(([, v]) => v.peer)
+      .map(([p, v]) => [p, v.peer.ratio]),
+  ),
   goals: {
-    ratioAtMost0_5: Object.fromEntries(Object.entries(precisions).filter(([, v]) => v.peer).map(([p, v]) => [p, v.peer.ratio <= 0.5])),
+    ratioAtMost0_5: Object.fromEntries(
+      Object.entries(precisions)
+        .filter(([, v]) => v.peer)
+        .map(([p, v]) => [p, v.peer.ratio <= 0.5]),
+    ),
     efficiencyAtLeast50pct: Object.fromEntries(Object.entries(precisions).map(([p, v]) => [p, v.efficiency.overall.efficiency >= 0.5])),
   },
-  defaultPrecision: { choice: best, rule: `fastest with token agreement ≥ ${AGREEMENT_FLOOR * 100}%; within ${NOISE * 100}% of the fastest, the smallest download`, eligible: eligible.map(([p]) => p) },
+  defaultPrecision: {
+    choice: best,
+    rule: `fastest with token agreement ≥ ${AGREEMENT_FLOOR * 100}%; within ${NOISE * 100}% of the fastest, the smallest download`,
+    eligible: eligible.map(([p]) => p),
+  },
 };
 mkdirSync(join(REPO, 'bench/results'), { recursive: true });
 writeFileSync(join(REPO, 'bench/results/peers.json'), JSON.stringify(results, null, 2));
@@ -75,11 +105,24 @@ const L = [];
 L.push(`onnxruntime-web wasm, ${results.runtime.threads} threads; each precision in its own process, ours and the peer alternating`);
 for (const [p, v] of Object.entries(precisions)) {
   const e = v.efficiency;
-  L.push(`${p}: ${v.captionMs.median.toFixed(0)} ms per ${results.tokensPerCaption}-token caption; download ${v.downloadMB} MB, +${Math.round(v.residentMB)} MB resident; agreement with fp32 ${pct(v.agreement.rate)} of tokens (${v.agreement.captionsIdentical}/${v.agreement.captions} captions identical)`);
-  L.push(`      stages ms: ${Object.entries(v.stagesMs).map(([k, x]) => `${k} ${x}`).join(', ')}`);
-  L.push(`      peak ${v.peakClass} MatMul ${v.peak.matmul.shape.join('x')}: ${v.peak.matmul.gflops.toFixed(1)} GFLOP/s; one row ${v.peak.oneRow.shape.join('x')}: ${v.peak.oneRow.gflops.toFixed(1)} GFLOP/s`);
-  L.push(`      efficiency vs that peak: vision ${pct(e.stages.vision.efficiency)}, mapper ${pct(e.stages.mapper.efficiency)}, prefill ${pct(e.stages.prefill.efficiency)}, decode step ${pct(e.stages.decodeStep.efficiency)} (${pct(e.stages.decodeStep.ofGemvCeiling)} of the one-row ceiling); overall ${pct(e.overall.efficiency)} (${e.overall.gflop.toFixed(2)} GFLOP per caption)`);
-  if (v.peer) L.push(`      peer (distilvit-style, transformers.js, ${v.peer.dtype}): ${v.peer.captionMs.median.toFixed(0)} ms, +${Math.round(v.peer.residentMB)} MB resident; ours ÷ peer = ${v.peer.ratio.toFixed(2)} (goal ≤ 0.5)`);
+  L.push(
+    `${p}: ${v.captionMs.median.toFixed(0)} ms per ${results.tokensPerCaption}-token caption; download ${v.downloadMB} MB, +${Math.round(v.residentMB)} MB resident; agreement with fp32 ${pct(v.agreement.rate)} of tokens (${v.agreement.captionsIdentical}/${v.agreement.captions} captions identical)`,
+  );
+  L.push(
+    `      stages ms: ${Object.entries(v.stagesMs)
+      .map(([k, x]) => `${k} ${x}`)
+      .join(', ')}`,
+  );
+  L.push(
+    `      peak ${v.peakClass} MatMul ${v.peak.matmul.shape.join('x')}: ${v.peak.matmul.gflops.toFixed(1)} GFLOP/s; one row ${v.peak.oneRow.shape.join('x')}: ${v.peak.oneRow.gflops.toFixed(1)} GFLOP/s`,
+  );
+  L.push(
+    `      efficiency vs that peak: vision ${pct(e.stages.vision.efficiency)}, mapper ${pct(e.stages.mapper.efficiency)}, prefill ${pct(e.stages.prefill.efficiency)}, decode step ${pct(e.stages.decodeStep.efficiency)} (${pct(e.stages.decodeStep.ofGemvCeiling)} of the one-row ceiling); overall ${pct(e.overall.efficiency)} (${e.overall.gflop.toFixed(2)} GFLOP per caption)`,
+  );
+  if (v.peer)
+    L.push(
+      `      peer (distilvit-style, transformers.js, ${v.peer.dtype}): ${v.peer.captionMs.median.toFixed(0)} ms, +${Math.round(v.peer.residentMB)} MB resident; ours ÷ peer = ${v.peer.ratio.toFixed(2)} (goal ≤ 0.5)`,
+    );
 }
 L.push(`default: ${best} (${results.defaultPrecision.rule}; eligible: ${results.defaultPrecision.eligible.join(', ')})`);
 L.push('written to bench/results/peers.json');

@@ -30,17 +30,30 @@ try {
   await page.goto(`${server.origin}/fixtures/gallery.html?n=${count}`);
   const eligible = await page.locator('figure[data-kind=missing] img, figure[data-kind=file-name] img').count();
   console.log(`waiting for ${eligible} labels (the model downloads, verifies and starts on first use) …`);
-  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, eligible, { timeout: 180_000, polling: 250 });
+  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, eligible, {
+    timeout: 180_000,
+    polling: 250,
+  });
   const rows = await page.$$eval('figure', (figs) =>
     figs.map((f) => {
       const im = f.querySelector('img');
-      return { kind: f.dataset.kind, file: im.dataset.file, alt: im.getAttribute('alt'), label: im.getAttribute('aria-label'), pack: im.getAttribute('data-alt-text-generated') };
+      return {
+        kind: f.dataset.kind,
+        file: im.dataset.file,
+        alt: im.getAttribute('alt'),
+        label: im.getAttribute('aria-label'),
+        pack: im.getAttribute('data-alt-text-generated'),
+      };
     }),
   );
   const truth = Object.fromEntries(heldout.map((h) => [h.file, h.caption]));
   console.log(`\nall labels after ${((Date.now() - t0) / 1000).toFixed(1)} s:\n`);
   for (const r of rows) {
-    const what = r.label ? `aria-label="${r.label}" (pack ${r.pack})` : r.alt === '' ? 'alt="": decorative, untouched' : `alt="${r.alt}": named, untouched`;
+    const what = r.label
+      ? `aria-label="${r.label}" (pack ${r.pack})`
+      : r.alt === ''
+        ? 'alt="": decorative, untouched'
+        : `alt="${r.alt}": named, untouched`;
     console.log(`  ${r.file.padEnd(10)} ${r.kind.padEnd(10)} ${what}`);
     if (r.label) console.log(`  ${''.padEnd(21)} true caption: "${truth[r.file]}"`);
   }

@@ -84,7 +84,11 @@ export function zip(base, paths) {
 function main() {
   // A release build: no test hooks, no pack address, the bundled catalogue and its real mirrors.
   const env = { ...process.env, TEST_HOOKS: '', CAPTION_PACK_URL: '', CAPTION_CATALOGUE: '', CAPTION_MIRROR_BASE: '', EXT_OUT_DIR: DIST };
-  const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: ROOT, env, stdio: 'inherit' });
+  const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], {
+    cwd: ROOT,
+    env,
+    stdio: 'inherit',
+  });
   if (built.status !== 0) throw new Error(`vite build failed (${built.status})`);
   const { version } = JSON.parse(readFileSync(join(DIST, 'manifest.json'), 'utf8'));
   const paths = files(DIST);

@@ -100,9 +100,13 @@ for (const m of catalogue.models) {
         continue;
       }
       const sha = f.sha256 ?? (openai ? openai[1] : null);
-      for (const [k, v] of [['bytes', f.size], ['sha256', sha]]) {
+      for (const [k, v] of [
+        ['bytes', f.size],
+        ['sha256', sha],
+      ]) {
         if (v === null) continue;
-        if (s[k] !== null && s[k] !== v && !force) problems.push(`${m.id}/${role}: ${s.url}: ${k} is ${s[k]} in the catalogue, the server says ${v} (use --force to take it)`);
+        if (s[k] !== null && s[k] !== v && !force)
+          problems.push(`${m.id}/${role}: ${s.url}: ${k} is ${s[k]} in the catalogue, the server says ${v} (use --force to take it)`);
         else s[k] = v;
       }
       const hub = /^(https?:\/\/huggingface\.co\/.+\/resolve\/)([^/]+)(\/.+)$/.exec(s.url);
@@ -116,7 +120,8 @@ for (const m of catalogue.models) {
   let download = 0;
   for (const input of Object.values(m.inputs)) {
     if (input.fetch === 'whole') download += input.sources[0]?.bytes ?? UNKNOWN_WHOLE_BYTES;
-    else if (input.fetch === 'vision-only') download += Math.min(VISION_RANGE_BYTES[m.template] ?? Infinity, input.sources[0]?.bytes ?? Infinity);
+    else if (input.fetch === 'vision-only')
+      download += Math.min(VISION_RANGE_BYTES[m.template] ?? Infinity, input.sources[0]?.bytes ?? Infinity);
   }
   if (Number.isFinite(download)) m.downloadBytes = download;
   if (PACK_BYTES[m.template]) m.diskBytes = PACK_BYTES[m.template];

@@ -8,6 +8,8 @@ echo "== python toolkit (pytest)"
 /usr/bin/python3 -m pytest -q model/tests bench/py
 echo "== typecheck"
 npx tsc --noEmit
+echo "== lint: ESLint (typescript-eslint, type-aware), knip (unused files, exports, dependencies), Prettier"
+npm run --silent lint
 echo "== unit and handler tests (vitest, Node)"
 npx vitest run --project unit
 echo "== engine in Chromium, WASM and WebGPU (vitest + playwright)"

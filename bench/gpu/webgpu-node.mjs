@@ -28,7 +28,10 @@ const MODE = env.GPU_MODE ?? 'webgpu';
 const ort = MODE === 'webgpu' ? ortWebgpu : ortNode;
 Object.assign(globalThis, globals);
 const gpu = create([]);
-Object.defineProperty(globalThis, 'navigator', { value: { gpu, hardwareConcurrency: cpus().length, userAgent: 'node' }, configurable: true });
+Object.defineProperty(globalThis, 'navigator', {
+  value: { gpu, hardwareConcurrency: cpus().length, userAgent: 'node' },
+  configurable: true,
+});
 // transformers.js runs on the injected ORT (set before it is first imported)
 globalThis[Symbol.for('onnxruntime')] = ort;
 
@@ -55,7 +58,7 @@ function photo(seed, w = 640, h = 480) {
     for (let c = 0; c < 3; c++) {
       const i = p * 3 + c;
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      data[p * 4 + c] = ((p % w) * 255 / w + (Math.floor(p / w) * 128) / h + (s >>> 27) + (i % 3) * 40 * seed) & 255;
+      data[p * 4 + c] = (((p % w) * 255) / w + (Math.floor(p / w) * 128) / h + (s >>> 27) + (i % 3) * 40 * seed) & 255;
     }
     data[p * 4 + 3] = 255;
   }
@@ -63,7 +66,15 @@ function photo(seed, w = 640, h = 480) {
 }
 const IMAGES = [1, 2, 3, 4].map((k) => photo(k));
 
-const results = { mode: MODE, threads: THREADS, date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version }, ort: ort.env.versions, tokens: TOKENS, errors: [] };
+const results = {
+  mode: MODE,
+  threads: THREADS,
+  date: new Date().toISOString(),
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
+  ort: ort.env.versions,
+  tokens: TOKENS,
+  errors: [],
+};
 const save = () => writeFileSync(OUT, JSON.stringify(results, null, 2));
 
 // ---- adapter
@@ -74,13 +85,22 @@ if (MODE === 'webgpu' && !adapter) {
   throw new Error('no WebGPU adapter');
 }
 const info = adapter?.info ?? {};
-if (adapter) results.adapter = {
-  vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
-  subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize,
-  features: [...adapter.features].sort(),
-  shaderF16: adapter.features.has('shader-f16'),
-  limits: { maxBufferSize: adapter.limits.maxBufferSize, maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize },
-};
+if (adapter)
+  results.adapter = {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    subgroupMinSize: info.subgroupMinSize,
+    subgroupMaxSize: info.subgroupMaxSize,
+    features: [...adapter.features].sort(),
+    shaderF16: adapter.features.has('shader-f16'),
+    limits: {
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+    },
+  };
 if (adapter) log('adapter', JSON.stringify({ ...results.adapter, features: undefined }), 'shader-f16:', results.adapter.shaderF16);
 save();
 
@@ -93,14 +113,19 @@ const { preprocessRgba } = await import('../../src/captioner/preprocess.ts');
 
 ort.env.wasm.numThreads = THREADS;
 // Node's fetch cannot read file: URLs, so hand the webgpu build its wasm binary (the asyncify build: WebGPU EP + WASM EP)
-if (MODE === 'webgpu') ort.env.wasm.wasmBinary = readFileSync(env.GPU_ORT_WASM ?? join(dirname(fileURLToPath(import.meta.url)), 'ort-wasm-simd-threaded.asyncify.wasm'));
+if (MODE === 'webgpu')
+  ort.env.wasm.wasmBinary = readFileSync(
+    env.GPU_ORT_WASM ?? join(dirname(fileURLToPath(import.meta.url)), 'ort-wasm-simd-threaded.asyncify.wasm'),
+  );
 ort.env.logLevel = env.GPU_ORT_LOG ?? 'warning';
 
 const NAMES = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-const loaded = await loadPackFromFiles(NAMES.map((n) => {
-  const b = readFileSync(join(PACK, n));
-  return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-}));
+const loaded = await loadPackFromFiles(
+  NAMES.map((n) => {
+    const b = readFileSync(join(PACK, n));
+    return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+  }),
+);
 // stop tokens removed: every caption has exactly TOKENS tokens (bench/lib/pack.ts withoutStops)
 const pack = { ...loaded, manifest: { ...loaded.manifest, tokens: { ...loaded.manifest.tokens, stop: [], eos: -1 } } };
 const m = pack.manifest;
@@ -116,7 +141,9 @@ async function loadPeer(device) {
   }
   const t = performance.now();
   const pipe = await tf.pipeline('image-to-text', basename(PEER), {
-    dtype: 'fp32', device, local_files_only: true,
+    dtype: 'fp32',
+    device,
+    local_files_only: true,
     session_options: { graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } },
   });
   const createMs = performance.now() - t;
@@ -135,7 +162,13 @@ async function loadPeer(device) {
 
 async function ours(backend) {
   const t = performance.now();
-  const cap = await createCaptioner({ pack, ort, backend, threads: THREADS, onEvent: (e) => e.type === 'fallback' && results.errors.push(`ours ${backend} fell back: ${e.reason}`) });
+  const cap = await createCaptioner({
+    pack,
+    ort,
+    backend,
+    threads: THREADS,
+    onEvent: (e) => e.type === 'fallback' && results.errors.push(`ours ${backend} fell back: ${e.reason}`),
+  });
   return { cap, createMs: performance.now() - t };
 }
 
@@ -170,7 +203,9 @@ async function compare(backend, runs) {
   const total = stat(ourRuns.map((r) => r.timings.total));
   side.ours.totalMs = total;
   side.ours.tokens = ourRuns[0].timings.tokens;
-  side.ours.stages = Object.fromEntries(['preprocess', 'vision', 'mapper', 'prefill', 'decode', 'perToken'].map((k) => [k, stat(ourRuns.map((r) => r.timings[k]))]));
+  side.ours.stages = Object.fromEntries(
+    ['preprocess', 'vision', 'mapper', 'prefill', 'decode', 'perToken'].map((k) => [k, stat(ourRuns.map((r) => r.timings[k]))]),
+  );
   side.ours.tokenIds = IMAGES.map((_, i) => ourRuns[i]?.tokenIds);
   // beam-5 once per image (exercises the KV-cache gather; on WebGPU the GPU-buffer copy path)
   const beams = [];
@@ -184,10 +219,14 @@ async function compare(backend, runs) {
   }
   await o.cap.dispose();
   const s = side.ours.stages;
-  log(`${backend}: ours ${total.median.toFixed(1)} ms/caption (p10 ${total.p10.toFixed(1)}, p90 ${total.p90.toFixed(1)}) ` +
-    `[pre ${s.preprocess.median.toFixed(1)}, vision ${s.vision.median.toFixed(1)}, mapper ${s.mapper.median.toFixed(1)}, prefill ${s.prefill.median.toFixed(1)}, per token ${s.perToken.median.toFixed(2)}]` +
-    (peer ? `; peer ${side.peer.totalMs.median.toFixed(1)} ms (p10 ${side.peer.totalMs.p10.toFixed(1)}, p90 ${side.peer.totalMs.p90.toFixed(1)}); ours/peer = ${side.ratioOursOverPeer.toFixed(3)}` : '') +
-    `; beam-5 ${side.ours.beam5.totalMs.median.toFixed(1)} ms`);
+  log(
+    `${backend}: ours ${total.median.toFixed(1)} ms/caption (p10 ${total.p10.toFixed(1)}, p90 ${total.p90.toFixed(1)}) ` +
+      `[pre ${s.preprocess.median.toFixed(1)}, vision ${s.vision.median.toFixed(1)}, mapper ${s.mapper.median.toFixed(1)}, prefill ${s.prefill.median.toFixed(1)}, per token ${s.perToken.median.toFixed(2)}]` +
+      (peer
+        ? `; peer ${side.peer.totalMs.median.toFixed(1)} ms (p10 ${side.peer.totalMs.p10.toFixed(1)}, p90 ${side.peer.totalMs.p90.toFixed(1)}); ours/peer = ${side.ratioOursOverPeer.toFixed(3)}`
+        : '') +
+      `; beam-5 ${side.ours.beam5.totalMs.median.toFixed(1)} ms`,
+  );
   return side;
 }
 
@@ -220,12 +259,18 @@ async function kvCheck() {
 }
 
 function agreement(a, b) {
-  let n = 0, same = 0, identical = 0;
+  let n = 0,
+    same = 0,
+    identical = 0;
   for (let i = 0; i < a.length; i++) {
     if (!a[i] || !b[i]) continue;
     const k = Math.min(a[i].length, b[i].length);
     let all = a[i].length === b[i].length;
-    for (let j = 0; j < k; j++) { n++; if (a[i][j] === b[i][j]) same++; else all = false; }
+    for (let j = 0; j < k; j++) {
+      n++;
+      if (a[i][j] === b[i][j]) same++;
+      else all = false;
+    }
     if (all) identical++;
   }
   return { tokens: n, agreeing: same, captionsIdentical: identical, captions: a.length };
@@ -241,7 +286,16 @@ if (MODE === 'webgpu') {
   save();
   try {
     results.kvCheck = await kvCheck();
-    log('kv cache on GPU:', results.kvCheck.kvOnGpu, results.kvCheck.location, 'after gather:', results.kvCheck.afterGather, 'step', results.kvCheck.stepMs.toFixed(2), 'ms');
+    log(
+      'kv cache on GPU:',
+      results.kvCheck.kvOnGpu,
+      results.kvCheck.location,
+      'after gather:',
+      results.kvCheck.afterGather,
+      'step',
+      results.kvCheck.stepMs.toFixed(2),
+      'ms',
+    );
   } catch (e) {
     results.errors.push(`kvCheck: ${e.stack ?? e}`);
     log('kv check failed', e);
@@ -266,8 +320,10 @@ if (MODE === 'webgpu') {
         greedy: agreement(results.webgpu.ours.tokenIds, results.wasm.ours.tokenIds),
         beam5: agreement(results.webgpu.ours.beam5.tokenIds, results.wasm.ours.beam5.tokenIds),
         kvCheckVsWasmGreedy: results.kvCheck ? agreement([results.kvCheck.tokenIds], [results.wasm.ours.tokenIds[0]]) : null,
-        peerTextsIdentical: results.webgpu.peer?.texts && results.wasm.peer?.texts
-          ? results.webgpu.peer.texts.filter((t, i) => t === results.wasm.peer.texts[i]).length : null,
+        peerTextsIdentical:
+          results.webgpu.peer?.texts && results.wasm.peer?.texts
+            ? results.webgpu.peer.texts.filter((t, i) => t === results.wasm.peer.texts[i]).length
+            : null,
       };
       log('agreement webgpu vs wasm', JSON.stringify(results.agreementWebgpuVsWasm));
     }

@@ -90,13 +90,22 @@ export async function convertLocal(published: string, template: string, out: str
     const inputs = { clip: await openCheckpoint(clip), clipcap: await openCheckpoint(clipcap) };
     const tOpen = performance.now();
     const manifest = await convertPack({
-      template: t.template, skeleton: t.skeleton, tokenizer: t.tokenizer, inputs, sink, stats,
+      template: t.template,
+      skeleton: t.skeleton,
+      tokenizer: t.tokenizer,
+      inputs,
+      sink,
+      stats,
       meta: { id: 'converted-full', version: '1.0.0', name: 'Converted (bench)' },
       onProgress,
     });
     return {
-      templateId: t.template.id, manifest, stats, inputs: { 'clip.pt': clip.size, 'clipcap.pt': clipcap.size },
-      seconds: (performance.now() - t0) / 1000, openSeconds: (tOpen - t0) / 1000,
+      templateId: t.template.id,
+      manifest,
+      stats,
+      inputs: { 'clip.pt': clip.size, 'clipcap.pt': clipcap.size },
+      seconds: (performance.now() - t0) / 1000,
+      openSeconds: (tOpen - t0) / 1000,
     };
   } finally {
     sink.close();

@@ -9,7 +9,10 @@ import type { LoadedPack } from '../../src/captioner/pack-loader';
 import { createSessions, KvDecoder, runMapper, runVision, type Ort } from '../../src/captioner/sessions';
 import { breakdown, endProfiling, splitRuns, type Breakdown } from './profile';
 
-interface GoldenTensor { shape: number[]; b64: string }
+interface GoldenTensor {
+  shape: number[];
+  b64: string;
+}
 export interface Golden {
   decoding: { beams: number; maxTokens: number };
   images: Array<{ file: string; pixelValues: GoldenTensor; greedy: { tokenIds: number[] } }>;

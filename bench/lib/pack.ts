@@ -6,10 +6,12 @@ import { loadPackFromFiles, type LoadedPack } from '../../src/captioner/pack-loa
 const NAMES = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
 
 export async function loadPackDir(dir: string): Promise<LoadedPack> {
-  return loadPackFromFiles(NAMES.map((n) => {
-    const b = readFileSync(join(dir, n));
-    return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-  }));
+  return loadPackFromFiles(
+    NAMES.map((n) => {
+      const b = readFileSync(join(dir, n));
+      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+    }),
+  );
 }
 
 /** The same pack with its stop tokens removed, so that every timed caption has exactly maxTokens tokens. */
@@ -30,7 +32,9 @@ export async function photoPng(seed = 1, w = 640, h = 480): Promise<Buffer> {
   for (let i = 0; i < raw.length; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     const p = Math.floor(i / 3);
-    raw[i] = ((p % w) * 255 / w + (Math.floor(p / w) * 128) / h + (s >>> 27) + (i % 3) * 40 * seed) & 255;
+    raw[i] = (((p % w) * 255) / w + (Math.floor(p / w) * 128) / h + (s >>> 27) + (i % 3) * 40 * seed) & 255;
   }
-  return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
 }

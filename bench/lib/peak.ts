@@ -8,12 +8,23 @@ import { join } from 'node:path';
 import type * as OrtModule from 'onnxruntime-web';
 import { stat, type Stat } from './stats';
 
-interface Probe { m: number; k: number; n: number; flops: number; files: Record<'fp32' | 'int8', string> }
-export interface Peak { shape: [number, number, number]; ms: Stat; gflops: number }
+interface Probe {
+  m: number;
+  k: number;
+  n: number;
+  flops: number;
+  files: Record<'fp32' | 'int8', string>;
+}
+export interface Peak {
+  shape: [number, number, number];
+  ms: Stat;
+  gflops: number;
+}
 
 export async function measurePeaks(ort: typeof OrtModule, dir: string, precision: 'fp32' | 'int8'): Promise<Record<string, Peak>> {
   const meta = join(dir, 'probes.json');
-  if (!existsSync(meta)) throw new Error('No probe graphs: run /usr/bin/python3 -m bench.py.bench_graphs first (npm run bench:peers does).');
+  if (!existsSync(meta))
+    throw new Error('No probe graphs: run /usr/bin/python3 -m bench.py.bench_graphs first (npm run bench:peers does).');
   const probes: Record<string, Probe> = JSON.parse(readFileSync(meta, 'utf8'));
   const out: Record<string, Peak> = {};
   for (const [name, p] of Object.entries(probes)) {
@@ -21,7 +32,11 @@ export async function measurePeaks(ort: typeof OrtModule, dir: string, precision
       graphOptimizationLevel: 'all',
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
-    const x = new ort.Tensor('float32', Float32Array.from({ length: p.m * p.k }, (_, i) => Math.sin(i) * 0.5), [p.m, p.k]);
+    const x = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: p.m * p.k }, (_, i) => Math.sin(i) * 0.5),
+      [p.m, p.k],
+    );
     for (let i = 0; i < 3; i++) await s.run({ X: x });
     const ts: number[] = [];
     for (let i = 0; i < 15; i++) {

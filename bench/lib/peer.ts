@@ -19,7 +19,8 @@ export interface Peer {
 }
 
 export const peerAvailable = (dir: string, dtype: 'fp32' | 'q8') =>
-  existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'onnx', dtype === 'q8' ? 'encoder_model_quantized.onnx' : 'encoder_model.onnx'));
+  existsSync(join(dir, 'config.json')) &&
+  existsSync(join(dir, 'onnx', dtype === 'q8' ? 'encoder_model_quantized.onnx' : 'encoder_model.onnx'));
 
 export async function loadPeer(dir: string, dtype: 'fp32' | 'q8', spin = false): Promise<Peer> {
   const tf = await import('@huggingface/transformers');
@@ -36,7 +37,12 @@ export async function loadPeer(dir: string, dtype: 'fp32' | 'q8', spin = false):
     dtype,
     async caption(path, tokens) {
       const t = performance.now();
-      await (pipe as unknown as (p: string, o: object) => Promise<unknown>)(path, { max_new_tokens: tokens, min_new_tokens: tokens, do_sample: false, num_beams: 1 });
+      await (pipe as unknown as (p: string, o: object) => Promise<unknown>)(path, {
+        max_new_tokens: tokens,
+        min_new_tokens: tokens,
+        do_sample: false,
+        num_beams: 1,
+      });
       return performance.now() - t;
     },
     dispose: async () => void (await (pipe as unknown as { dispose(): Promise<unknown> }).dispose()),

@@ -60,7 +60,13 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
   // 1. Load, and what each pipeline adds to resident memory.
   const rss0 = rssMb();
   // the loaded pack is handed over, not kept: what stays resident is what the captioner holds
-  const cap = await createCaptioner({ pack: withoutStops(await loadPackDir(dir)), ort: ort, backend: 'wasm', threads: THREADS, decodeImage: decodeImageWithSharp });
+  const cap = await createCaptioner({
+    pack: withoutStops(await loadPackDir(dir)),
+    ort: ort,
+    backend: 'wasm',
+    threads: THREADS,
+    decodeImage: decodeImageWithSharp,
+  });
   await cap.caption(bytes[0], { strategy: 'greedy', maxTokens: TOKENS });
   const rssOurs = rssMb() - rss0;
   const peerDtype = precision === 'int8' ? 'q8' : 'fp32';
@@ -89,13 +95,17 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
   await peer?.dispose();
   const oursStat = stat(ours);
   const peerStat = peer ? stat(theirs) : null;
-  log(`${precision}: ours ${oursStat.median.toFixed(0)} ms per ${TOKENS}-token caption${peerStat ? `, peer ${peerStat.median.toFixed(0)} ms: ratio ${(oursStat.median / peerStat.median).toFixed(2)}` : ''}`);
+  log(
+    `${precision}: ours ${oursStat.median.toFixed(0)} ms per ${TOKENS}-token caption${peerStat ? `, peer ${peerStat.median.toFixed(0)} ms: ratio ${(oursStat.median / peerStat.median).toFixed(2)}` : ''}`,
+  );
 
   // 3. Agreement with the fp32 reference.
   const pack = await loadPackDir(dir);
   const golden = readGolden(join(PACKS, 'fp32'));
   const agree = await agreement(ort, pack, golden);
-  log(`${precision}: token agreement ${(agree.rate * 100).toFixed(2)}% (${agree.agreeing}/${agree.tokens}); identical captions ${agree.captionsIdentical}/${agree.captions}`);
+  log(
+    `${precision}: token agreement ${(agree.rate * 100).toFixed(2)}% (${agree.agreeing}/${agree.tokens}); identical captions ${agree.captionsIdentical}/${agree.captions}`,
+  );
 
   // 4. One profiled caption.
   const rgba = await decodeImageWithSharp(bytes[0], { maxPixels: 4096 * 4096 });
@@ -111,7 +121,11 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavg1: [load0, loadavg()[0]] },
     runtime: { ort: 'onnxruntime-web (wasm, Node build)', threads: THREADS },
     tokens: TOKENS,
-    pack: { id: pack.manifest.id, downloadMB: mb(downloadBytes(pack)), files: Object.fromEntries(Object.entries(pack.manifest.files).map(([k, f]) => [k, mb(f.bytes)])) },
+    pack: {
+      id: pack.manifest.id,
+      downloadMB: mb(downloadBytes(pack)),
+      files: Object.fromEntries(Object.entries(pack.manifest.files).map(([k, f]) => [k, mb(f.bytes)])),
+    },
     memory: { oursResidentMB: rssOurs, peerResidentMB: peer ? rssPeer : null },
     ours: { captionMs: oursStat, stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, stat(v)])) },
     peer: peer ? { dtype: peerDtype, captionMs: peerStat } : null,

@@ -11,10 +11,31 @@
 import fs from 'node:fs';
 import type { InferenceSession } from 'onnxruntime-web';
 
-export interface OpEvent { name: string; op: string; dur: number; ts: number; inShapes: number[][]; outShapes: number[][] }
-export interface RunWindow { ts: number; dur: number }
+export interface OpEvent {
+  name: string;
+  op: string;
+  dur: number;
+  ts: number;
+  inShapes: number[][];
+  outShapes: number[][];
+}
+export interface RunWindow {
+  ts: number;
+  dur: number;
+}
 
-const MATMUL_OPS = new Set(['MatMul', 'FusedMatMul', 'Gemm', 'MatMulInteger', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'MatMulNBits', 'QGemm', 'MatMulBnb4', 'Attention']);
+const MATMUL_OPS = new Set([
+  'MatMul',
+  'FusedMatMul',
+  'Gemm',
+  'MatMulInteger',
+  'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+  'MatMulNBits',
+  'QGemm',
+  'MatMulBnb4',
+  'Attention',
+]);
 
 // In Node the wasm runtime prints with fs.writeSync(1, ...) (in a browser, console.log); while a profile is being
 // ended, writes to stdout go to a buffer instead.
@@ -39,11 +60,24 @@ export function endProfiling(session: InferenceSession): { ops: OpEvent[]; runs:
   }
   const text = printed.join('\n');
   const start = text.indexOf('[');
-  const events = JSON.parse(text.slice(start).replace(/,\s*\]\s*$/, ']')) as Array<{ cat: string; name: string; dur: number; ts: number; args: Record<string, unknown> }>;
+  const events = JSON.parse(text.slice(start).replace(/,\s*\]\s*$/, ']')) as Array<{
+    cat: string;
+    name: string;
+    dur: number;
+    ts: number;
+    args: Record<string, unknown>;
+  }>;
   const shapes = (v: unknown) => ((v as Array<Record<string, number[]>>) ?? []).map((o) => Object.values(o)[0] ?? []);
   const ops = events
     .filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'))
-    .map((e) => ({ name: e.name, op: String(e.args.op_name), dur: e.dur, ts: e.ts, inShapes: shapes(e.args.input_type_shape), outShapes: shapes(e.args.output_type_shape) }));
+    .map((e) => ({
+      name: e.name,
+      op: String(e.args.op_name),
+      dur: e.dur,
+      ts: e.ts,
+      inShapes: shapes(e.args.input_type_shape),
+      outShapes: shapes(e.args.output_type_shape),
+    }));
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => ({ ts: e.ts, dur: e.dur }));
   return { ops, runs };
 }
@@ -65,7 +99,11 @@ function opFlops(e: OpEvent): number {
   return 2 * prod(out) * a[a.length - 1];
 }
 
-export interface Breakdown { ms: number; flops: number; byOp: Record<string, { ms: number; flops: number; count: number }> }
+export interface Breakdown {
+  ms: number;
+  flops: number;
+  byOp: Record<string, { ms: number; flops: number; count: number }>;
+}
 
 export function breakdown(ops: OpEvent[]): Breakdown {
   const byOp: Breakdown['byOp'] = {};

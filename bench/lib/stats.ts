@@ -1,5 +1,12 @@
 /** Summary statistics and formatting shared by the benchmarks. */
-export interface Stat { median: number; min: number; max: number; p10: number; p90: number; n: number }
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  p10: number;
+  p90: number;
+  n: number;
+}
 
 export function stat(xs: number[]): Stat {
   const s = [...xs].sort((a, b) => a - b);

@@ -98,7 +98,12 @@ export class CaptionCache {
     const tx = db.transaction(STORE, 'readwrite');
     const store = tx.objectStore(STORE);
     this.purgeIn(store);
-    store.put({ key: hashed, value: { text: value.text, packId: value.packId, backend: value.backend, confidence: value.confidence }, usedAt: this.lru(), madeAt: this.clock() } satisfies Entry);
+    store.put({
+      key: hashed,
+      value: { text: value.text, packId: value.packId, backend: value.backend, confidence: value.confidence },
+      usedAt: this.lru(),
+      madeAt: this.clock(),
+    } satisfies Entry);
     const count = await req(store.count());
     let excess = count - Math.max(0, this.maxEntries());
     if (excess > 0) {

@@ -37,7 +37,11 @@ export function registerDescribe(): void {
     browser.contextMenus
       .removeAll()
       .then(() => {
-        browser.contextMenus.create({ id: MENU_ID, title: browser.i18n.getMessage('menuDescribe') || 'Describe this image', contexts: ['image'] });
+        browser.contextMenus.create({
+          id: MENU_ID,
+          title: browser.i18n.getMessage('menuDescribe') || 'Describe this image',
+          contexts: ['image'],
+        });
       })
       .catch((err: unknown) => console.warn('[alt-text] context menu:', toWire(err).message));
   });

@@ -40,7 +40,9 @@ export async function onInstallStates(states: InstallState[], cache: Pick<Captio
   await patchSettings({ installing: settings.installing.filter((id) => !ended.some((s) => s.id === id)) });
   const replaced = new Set(ended.filter((s) => s.phase === 'ready' && from[s.id] !== undefined).map((s) => s.id));
   if (ended.some((s) => from[s.id] !== undefined)) {
-    await browser.storage.local.set({ [UPDATING_KEY]: Object.fromEntries(Object.entries(from).filter(([id]) => !ended.some((s) => s.id === id))) });
+    await browser.storage.local.set({
+      [UPDATING_KEY]: Object.fromEntries(Object.entries(from).filter(([id]) => !ended.some((s) => s.id === id))),
+    });
   }
   const model = settings.model;
   if (model?.kind === 'catalogue' && ended.some((s) => s.id === model.id && s.phase === 'ready')) {
@@ -62,7 +64,9 @@ export async function updateInstalled(): Promise<string[]> {
   const view = await toOffscreen({ type: 'bg-os-models' });
   const ready = view.states.filter((s) => s.phase === 'ready' && s.storeId);
   if (ready.length === 0) return [];
-  await browser.storage.local.set({ [UPDATING_KEY]: { ...(await updatingFrom()), ...Object.fromEntries(ready.map((s) => [s.id, s.storeId])) } });
+  await browser.storage.local.set({
+    [UPDATING_KEY]: { ...(await updatingFrom()), ...Object.fromEntries(ready.map((s) => [s.id, s.storeId])) },
+  });
   for (const { id } of ready) {
     await markInstalling(id, true);
     const after = await toOffscreen({ type: 'bg-os-model-install', modelId: id });

@@ -18,5 +18,7 @@ export async function onInstalled(details: { reason: string }): Promise<boolean>
 }
 
 export function registerOnboarding(): void {
-  browser.runtime.onInstalled.addListener((details) => void onInstalled(details).catch((err: unknown) => console.warn('[alt-text] onboarding:', err)));
+  browser.runtime.onInstalled.addListener(
+    (details) => void onInstalled(details).catch((err: unknown) => console.warn('[alt-text] onboarding:', err)),
+  );
 }

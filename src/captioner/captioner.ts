@@ -238,9 +238,11 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     const strategy = opts.strategy ?? m.generation.strategy;
     const beams = opts.beams ?? m.generation.beams;
     const maxTokens = opts.maxTokens ?? m.generation.maxTokens;
-    if (strategy !== 'greedy' && strategy !== 'beam') throw new InvalidOptionError(`Unknown decoding strategy "${String(strategy)}": use "greedy" or "beam".`);
+    if (strategy !== 'greedy' && strategy !== 'beam')
+      throw new InvalidOptionError(`Unknown decoding strategy "${String(strategy)}": use "greedy" or "beam".`);
     const { beams: beamRange, maxTokens: tokenRange } = LIMITS.decoding;
-    if (!inRange(beams, beamRange)) throw new InvalidOptionError(`beams must be an integer from ${beamRange.min} to ${beamRange.max}, got ${beams}.`);
+    if (!inRange(beams, beamRange))
+      throw new InvalidOptionError(`beams must be an integer from ${beamRange.min} to ${beamRange.max}, got ${beams}.`);
     // The table's bound, or the pack's own room after the prefix if that is less.
     const limit = Math.min(tokenRange.max, m.decoder.nPositions - m.mapper.prefixLength);
     if (!inRange(maxTokens, { min: tokenRange.min, max: limit })) {

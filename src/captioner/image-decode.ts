@@ -44,7 +44,11 @@ export async function guardDecode<T>(decode: () => Promise<T>, timeoutMs = DEFAU
 
 export function isRgbaImage(x: unknown): x is RgbaImage {
   return (
-    typeof x === 'object' && x !== null && 'data' in x && 'width' in x && 'height' in x &&
+    typeof x === 'object' &&
+    x !== null &&
+    'data' in x &&
+    'width' in x &&
+    'height' in x &&
     ((x as RgbaImage).data instanceof Uint8Array || (x as RgbaImage).data instanceof Uint8ClampedArray)
   );
 }
@@ -159,7 +163,8 @@ async function rasteriseSvg(blob: Blob, maxPixels: number): Promise<ImageBitmap>
 export async function decodeImageInBrowser(input: ImageInput, opts: DecodeImageOptions): Promise<RgbaImage> {
   if (isRgbaImage(input)) {
     if (!(input.width > 0 && input.height > 0)) throw new EmptyImageError(input.width, input.height);
-    if (input.data.length < input.width * input.height * 4) throw new ImageDecodeError(`RGBA buffer of ${input.data.length} bytes for ${input.width}×${input.height}`);
+    if (input.data.length < input.width * input.height * 4)
+      throw new ImageDecodeError(`RGBA buffer of ${input.data.length} bytes for ${input.width}×${input.height}`);
     return input;
   }
   return guardDecode(() => decodeBrowser(input, opts), opts.timeoutMs);
@@ -188,7 +193,9 @@ async function decodeBrowser(input: ImageInput, opts: DecodeImageOptions): Promi
       }
     } catch (e) {
       if (e instanceof ImageDecodeError) throw e;
-      throw new ImageDecodeError(dims ? `${dims.format}, ${dims.width}×${dims.height}: ${(e as Error).message}` : (e as Error).message, { cause: e });
+      throw new ImageDecodeError(dims ? `${dims.format}, ${dims.width}×${dims.height}: ${(e as Error).message}` : (e as Error).message, {
+        cause: e,
+      });
     }
   }
   try {

@@ -6,7 +6,14 @@ export { createCaptioner } from './captioner';
 export type { BatchItem, Captioner, CaptionerEvent, CaptionerOptions, CaptionOptions, CaptionTimings, EngineCaption } from './captioner';
 export * from '../shared/errors';
 export {
-  deleteCachedPack, listCachedPacks, loadCachedPack, loadPack, loadPackFromFiles, loadPackFromUrl, sha256Hex, verifyFile,
+  deleteCachedPack,
+  listCachedPacks,
+  loadCachedPack,
+  loadPack,
+  loadPackFromFiles,
+  loadPackFromUrl,
+  sha256Hex,
+  verifyFile,
 } from './pack-loader';
 export type { LoadedPack, LoadPackOptions, PackLocation, PackProgress, PickedFile } from './pack-loader';
 export { IndexedDbPackStore, MemoryPackStore, defaultPackStore } from './pack-store';

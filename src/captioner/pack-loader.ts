@@ -85,8 +85,13 @@ async function downloadFile(
 ): Promise<void> {
   try {
     await fetchFile(url, store, packId, path, {
-      fetch: opts.fetch, signal: opts.signal, retries: opts.retries ?? 4, retryDelayMs: opts.retryDelayMs,
-      flushBytes: opts.chunkBytes ?? 4 << 20, expectedBytes: entry.bytes, onProgress: (n) => progress(n),
+      fetch: opts.fetch,
+      signal: opts.signal,
+      retries: opts.retries ?? 4,
+      retryDelayMs: opts.retryDelayMs,
+      flushBytes: opts.chunkBytes ?? 4 << 20,
+      expectedBytes: entry.bytes,
+      onProgress: (n) => progress(n),
     });
   } catch (e) {
     if (e instanceof MirrorHttpError) throw new PackDownloadError(path, `HTTP ${e.status}`, { cause: e });
@@ -120,7 +125,12 @@ async function fetchManifest(baseUrl: string, opts: LoadPackOptions): Promise<Pa
  * The store is full. Leave nothing half-written: a pack that is not completely stored is removed (its partial files
  * would only hold space the user needs), a complete one is kept as it was. Other packs are never touched.
  */
-async function quotaExceeded(store: PackStore, manifest: PackManifest, rec: StoredPackRecord | null, cause: unknown): Promise<StorageQuotaError> {
+async function quotaExceeded(
+  store: PackStore,
+  manifest: PackManifest,
+  rec: StoredPackRecord | null,
+  cause: unknown,
+): Promise<StorageQuotaError> {
   const files = manifestFiles(manifest);
   // Before this load got its own record (the very first write failed), the stored one says what is there.
   let known = rec;
@@ -140,7 +150,11 @@ async function quotaExceeded(store: PackStore, manifest: PackManifest, rec: Stor
       console.warn(`[pack-loader] could not remove the partial pack "${manifest.id}" after a quota error`, e);
     }
   }
-  return new StorageQuotaError(manifest.id, files.reduce((n, f) => n + f.bytes, 0), { cause });
+  return new StorageQuotaError(
+    manifest.id,
+    files.reduce((n, f) => n + f.bytes, 0),
+    { cause },
+  );
 }
 
 /** Bring the store's record in line with `manifest`: files whose hash changed are forgotten. */
@@ -218,7 +232,10 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
 }
 
 /** Load a completely downloaded pack from the store alone (offline). */
-export async function loadCachedPack(packId: string, opts: { store?: PackStore; onProgress?: LoadPackOptions['onProgress'] } = {}): Promise<LoadedPack> {
+export async function loadCachedPack(
+  packId: string,
+  opts: { store?: PackStore; onProgress?: LoadPackOptions['onProgress'] } = {},
+): Promise<LoadedPack> {
   const store = opts.store ?? defaultPackStore();
   const rec = await store.getRecord(packId);
   if (!rec) throw new PackNotCachedError(packId);
@@ -251,7 +268,10 @@ export interface PickedFile {
  * Load a pack from files the user picked (a folder, or pack.json plus its files). Verified like a download, and
  * saved to the store when one is given, so that it can be loaded again later.
  */
-export async function loadPackFromFiles(picked: Iterable<PickedFile> | ArrayLike<PickedFile>, opts: { store?: PackStore; onProgress?: LoadPackOptions['onProgress'] } = {}): Promise<LoadedPack> {
+export async function loadPackFromFiles(
+  picked: Iterable<PickedFile> | ArrayLike<PickedFile>,
+  opts: { store?: PackStore; onProgress?: LoadPackOptions['onProgress'] } = {},
+): Promise<LoadedPack> {
   const list = Array.from(picked as ArrayLike<PickedFile>);
   // Match by the path relative to the folder holding pack.json, falling back to the bare name.
   const rel = (f: PickedFile) => (f.webkitRelativePath ? f.webkitRelativePath.split('/').slice(1).join('/') : f.name) || f.name;
@@ -267,7 +287,15 @@ export async function loadPackFromFiles(picked: Iterable<PickedFile> | ArrayLike
     if (!file) throw new PackFileMissingError(f.path, 'the picked files');
     if (file.size !== undefined && file.size !== f.bytes) throw new PackSizeError(f.path, f.bytes, file.size);
     const data = new Uint8Array(await file.arrayBuffer());
-    opts.onProgress?.({ packId: manifest.id, file: f.path, phase: 'verify', fileBytes: data.byteLength, fileTotal: f.bytes, bytes: bytes + data.byteLength, total });
+    opts.onProgress?.({
+      packId: manifest.id,
+      file: f.path,
+      phase: 'verify',
+      fileBytes: data.byteLength,
+      fileTotal: f.bytes,
+      bytes: bytes + data.byteLength,
+      total,
+    });
     await verifyFile(f.path, data, f);
     out[f.key] = data;
     bytes += f.bytes;
@@ -298,7 +326,10 @@ export async function loadPackFromFiles(picked: Iterable<PickedFile> | ArrayLike
  *   stored  an entry of the pack store, complete (an installed model, an imported folder, a finished download)
  *   files   files the user picked (a folder, or pack.json with its files): verified, and put in the store if one is given
  */
-export type PackLocation = { kind: 'url'; url: string } | { kind: 'stored'; storeId: string } | { kind: 'files'; files: Iterable<PickedFile> | ArrayLike<PickedFile> };
+export type PackLocation =
+  | { kind: 'url'; url: string }
+  | { kind: 'stored'; storeId: string }
+  | { kind: 'files'; files: Iterable<PickedFile> | ArrayLike<PickedFile> };
 
 /** Load a pack from wherever it is. */
 export function loadPack(from: PackLocation, opts: LoadPackOptions = {}): Promise<LoadedPack> {

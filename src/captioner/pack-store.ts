@@ -169,10 +169,15 @@ export class MemoryPackStore implements InstallStore {
     const k = this.key(id, path);
     const list = this.chunks.get(k) ?? [];
     checkNoOverlap(list, offset, data.byteLength, `${id}/${path}`);
-    this.chunks.set(k, [...list, { offset, data: Uint8Array.prototype.slice.call(data) }].sort((a, b) => a.offset - b.offset));
+    this.chunks.set(
+      k,
+      [...list, { offset, data: Uint8Array.prototype.slice.call(data) }].sort((a, b) => a.offset - b.offset),
+    );
   }
   async storedRanges(id: string, path: string) {
-    return mergeRanges((this.chunks.get(this.key(id, path)) ?? []).map((c) => [c.offset, c.offset + c.data.byteLength] as [number, number]));
+    return mergeRanges(
+      (this.chunks.get(this.key(id, path)) ?? []).map((c) => [c.offset, c.offset + c.data.byteLength] as [number, number]),
+    );
   }
   async clearFile(id: string, path: string) {
     this.chunks.delete(this.key(id, path));
@@ -303,12 +308,16 @@ export class IndexedDbPackStore implements InstallStore {
     const tx = db.transaction('chunks', 'readwrite');
     const store = tx.objectStore('chunks');
     // Overlap check and write in one transaction, so two writers can't both pass the check.
-    const prev = await req<IDBCursorWithValue | null>(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset + data.byteLength], false, true), 'prev'));
+    const prev = await req<IDBCursorWithValue | null>(
+      store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset + data.byteLength], false, true), 'prev'),
+    );
     if (prev) {
       const row = prev.value as ChunkRow;
       if (row.offset + row.data.byteLength > offset) {
         tx.abort();
-        throw new RangeError(`${id}/${path}: bytes ${offset}-${offset + data.byteLength} overlap stored bytes ${row.offset}-${row.offset + row.data.byteLength}`);
+        throw new RangeError(
+          `${id}/${path}: bytes ${offset}-${offset + data.byteLength} overlap stored bytes ${row.offset}-${row.offset + row.data.byteLength}`,
+        );
       }
     }
     store.put({ packId: id, path, offset, end: offset + data.byteLength, data: toArrayBuffer(data) } satisfies ChunkRow);
@@ -328,7 +337,9 @@ export class IndexedDbPackStore implements InstallStore {
     const store = db.transaction('chunks').objectStore('chunks');
     const chunks: Chunk[] = [];
     // The chunk that holds `offset` starts at or before it: find it with one reverse step, then walk forward.
-    const first = await req<IDBCursorWithValue | null>(store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset]), 'prev'));
+    const first = await req<IDBCursorWithValue | null>(
+      store.openCursor(this.keyRange.bound([id, path, -Infinity], [id, path, offset]), 'prev'),
+    );
     const from = first ? (first.value as ChunkRow).offset : offset;
     if (length > 0) {
       await walk(store.openCursor(this.keyRange.bound([id, path, from], [id, path, offset + length], false, true)), (cur) => {

@@ -10,7 +10,10 @@ import { loadPack, type PickedFile } from './pack-loader';
 import { defaultPackStore } from './pack-store';
 
 /** Verify a picked pack folder and put it in the pack store under its id, where a `folder:<id>` reference finds it. */
-export async function importPackFolder(files: ArrayLike<PickedFile>, onPercent: (pct: number) => void): Promise<{ id: string; name: string }> {
+export async function importPackFolder(
+  files: ArrayLike<PickedFile>,
+  onPercent: (pct: number) => void,
+): Promise<{ id: string; name: string }> {
   const pack = await loadPack(
     { kind: 'files', files },
     { store: defaultPackStore(), onProgress: (p) => onPercent(p.total ? Math.floor((100 * p.bytes) / p.total) : 0) },

@@ -5,7 +5,9 @@ import { EmptyCaptionError } from '../shared/errors';
 
 // Words a caption cannot end on: a caption cut by maxTokens often stops right after one of these.
 const DANGLING = new Set(
-  'a an the and or but of with in on at to from by for into onto over under near next its their his her this that these those is are was were as while which who whose'.split(' '),
+  'a an the and or but of with in on at to from by for into onto over under near next its their his her this that these those is are was were as while which who whose'.split(
+    ' ',
+  ),
 );
 
 /**
@@ -15,7 +17,11 @@ const DANGLING = new Set(
 export function postprocessCaption(raw: string, tokenIds: readonly number[] = []): string {
   let s = raw.replace(/\s+/g, ' ').trim();
   // tidy spaces around punctuation: "dog , cat ." -> "dog, cat."
-  s = s.replace(/\s+([.,;:!?])/g, '$1').replace(/([,;:])(?=\S)/g, '$1 ').replace(/\(\s+/g, '(').replace(/\s+\)/g, ')');
+  s = s
+    .replace(/\s+([.,;:!?])/g, '$1')
+    .replace(/([,;:])(?=\S)/g, '$1 ')
+    .replace(/\(\s+/g, '(')
+    .replace(/\s+\)/g, ')');
   // collapse repeated punctuation
   s = s.replace(/([.,;:!?])\1+/g, '$1').replace(/,([.!?])/g, '$1');
 

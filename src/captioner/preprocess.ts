@@ -103,7 +103,11 @@ export interface ResizeRegion {
  * resized image, and a 1 x 20000 strip resizes to 224 x 4,480,000 (3 GB): computing all of it would run out of memory.
  */
 export function resizeBicubicPil(
-  src: Uint8Array, inW: number, inH: number, outW: number, outH: number,
+  src: Uint8Array,
+  inW: number,
+  inH: number,
+  outW: number,
+  outH: number,
   region: ResizeRegion = { x: 0, y: 0, width: outW, height: outH },
 ): Uint8Array {
   if (inW <= 0 || inH <= 0) throw new EmptyImageError(inW, inH);

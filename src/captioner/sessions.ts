@@ -19,7 +19,10 @@ export async function probeWebGpu(): Promise<{ ok: boolean; reason: string; shad
   const gpu = (globalThis.navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } })?.gpu;
   if (!gpu) return { ok: false, reason: 'WebGPU is not available in this context' };
   try {
-    const adapter = (await gpu.requestAdapter()) as { info?: { vendor?: string; architecture?: string; description?: string }; features?: { has(f: string): boolean } } | null;
+    const adapter = (await gpu.requestAdapter()) as {
+      info?: { vendor?: string; architecture?: string; description?: string };
+      features?: { has(f: string): boolean };
+    } | null;
     if (!adapter) return { ok: false, reason: 'no WebGPU adapter (no usable GPU)' };
     const info = adapter.info;
     const what = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
@@ -39,7 +42,13 @@ export async function probeWebGpu(): Promise<{ ok: boolean; reason: string; shad
 export async function warmUp(ort: Ort, s: PackSessions, m: PackManifest): Promise<void> {
   const S = m.preprocess.imageSize;
   const embeds = await runVision(ort, s, new Float32Array(3 * S * S), 1, m);
-  const prefix = await runMapper(ort, s, embeds.map(() => 1), 1, m);
+  const prefix = await runMapper(
+    ort,
+    s,
+    embeds.map(() => 1),
+    1,
+    m,
+  );
   const dec = new KvDecoder(ort, s.decoder, m, s.backend);
   try {
     await dec.prefill(prefix, 1);
@@ -53,7 +62,9 @@ export async function warmUp(ort: Ort, s: PackSessions, m: PackManifest): Promis
 export async function watchDeviceLoss(ort: Ort, onLost: (reason: string) => void): Promise<void> {
   try {
     const device = (await ort.env.webgpu.device) as { lost?: Promise<{ reason?: string; message?: string }> } | undefined;
-    void device?.lost?.then((info) => onLost(`WebGPU device lost (${info?.reason ?? 'unknown'}${info?.message ? `: ${info.message}` : ''})`));
+    void device?.lost?.then((info) =>
+      onLost(`WebGPU device lost (${info?.reason ?? 'unknown'}${info?.message ? `: ${info.message}` : ''})`),
+    );
   } catch (e) {
     console.warn(`[captioner] cannot watch the WebGPU device: ${(e as Error).message}`);
   }
@@ -186,9 +197,14 @@ export class KvDecoder implements DecoderSteps {
     };
     const shape = [rows, nHead, this.pastLen, headDim];
     for (let i = 0; i < nLayer; i++) {
-      for (const [j, kv] of [[0, 'key'], [1, 'value']] as const) {
+      for (const [j, kv] of [
+        [0, 'key'],
+        [1, 'value'],
+      ] as const) {
         feeds[`past_key_values.${i}.${kv}`] =
-          this.gpuPast.length > 0 ? this.gpuPast[2 * i + j] : new this.ort.Tensor('float32', this.cpuPast[2 * i + j] ?? new Float32Array(0), shape);
+          this.gpuPast.length > 0
+            ? this.gpuPast[2 * i + j]
+            : new this.ort.Tensor('float32', this.cpuPast[2 * i + j] ?? new Float32Array(0), shape);
       }
     }
     return feeds;
@@ -275,7 +291,10 @@ export class KvDecoder implements DecoderSteps {
 
 /** The few WebGPU calls the cache gather uses (typed locally: @webgpu/types is not a dependency). */
 interface GPUDeviceLike {
-  createCommandEncoder(): { copyBufferToBuffer(src: unknown, srcOffset: number, dst: unknown, dstOffset: number, size: number): void; finish(): unknown };
+  createCommandEncoder(): {
+    copyBufferToBuffer(src: unknown, srcOffset: number, dst: unknown, dstOffset: number, size: number): void;
+    finish(): unknown;
+  };
   createBuffer(d: { size: number; usage: number }): { destroy(): void };
   queue: { submit(buffers: unknown[]): void };
 }

@@ -31,14 +31,17 @@ export async function loadTokenizer(tokenizerJson: string | Uint8Array | object)
           ? (JSON.parse(new TextDecoder().decode(tokenizerJson)) as object)
           : tokenizerJson;
   } catch (e) {
-    throw new PackFormatError('The pack\'s tokenizer.json is not valid JSON. Download the pack again.', { cause: e });
+    throw new PackFormatError("The pack's tokenizer.json is not valid JSON. Download the pack again.", { cause: e });
   }
   const { PreTrainedTokenizer } = await import('@huggingface/transformers');
   let tok: InstanceType<typeof PreTrainedTokenizer>;
   try {
     tok = new PreTrainedTokenizer(json, GPT2_TOKENIZER_CONFIG);
   } catch (e) {
-    throw new PackFormatError(`The pack's tokenizer.json could not be loaded (${(e as Error).message}). Use a pack built by model/export.py.`, { cause: e });
+    throw new PackFormatError(
+      `The pack's tokenizer.json could not be loaded (${(e as Error).message}). Use a pack built by model/export.py.`,
+      { cause: e },
+    );
   }
   return {
     decode: (ids) => (ids.length === 0 ? '' : tok.decode(Array.from(ids), { skip_special_tokens: true })),

@@ -69,10 +69,13 @@ export function init(signal: AbortSignal, opts: AutoAltOptions): void {
       }),
       sentMatching: (part: string) => feed.sentMatching(part),
       // A positive control for the e2e long-task attribution: a task of `ms` run from this script's own code.
-      spin: (ms: number) => setTimeout(() => {
-        const t0 = performance.now();
-        while (performance.now() - t0 < ms) { /* busy */ }
-      }, 0),
+      spin: (ms: number) =>
+        setTimeout(() => {
+          const t0 = performance.now();
+          while (performance.now() - t0 < ms) {
+            /* busy */
+          }
+        }, 0),
     };
   }
 

@@ -126,7 +126,8 @@ export class Decider {
     } else {
       visibility.watch(el, false);
       feed.remove(el);
-      if (v.kind === 'skip' && /broken/.test(v.reason)) logSkip((el as HTMLImageElement).currentSrc || (el as HTMLImageElement).src, v.reason);
+      if (v.kind === 'skip' && /broken/.test(v.reason))
+        logSkip((el as HTMLImageElement).currentSrc || (el as HTMLImageElement).src, v.reason);
     }
   }
 

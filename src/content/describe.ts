@@ -77,12 +77,18 @@ export function init(signal: AbortSignal): void {
     panel.setStatus(t('panelWorking', 'Describing the image…'));
     const ac = new AbortController();
     const poll = setInterval(() => {
-      request({ type: 'cs-bg-status' }, ac.signal, 1).then((s) => panel.setStatus(statusText(s)), () => null);
+      request({ type: 'cs-bg-status' }, ac.signal, 1).then(
+        (s) => panel.setStatus(statusText(s)),
+        () => null,
+      );
     }, 500);
     try {
       // Only a picture the page can show itself, and never a file:, chrome: or extension URL (safe-source.ts).
       const source = await toImageSource(picture.src, picture.verified);
-      const res = await request({ type: 'cs-bg-caption', requestId: newRequestId('describe'), source, priority: PRIORITY.describe }, signal);
+      const res = await request(
+        { type: 'cs-bg-caption', requestId: newRequestId('describe'), source, priority: PRIORITY.describe },
+        signal,
+      );
       panel.setCaption(res.text);
     } catch (err) {
       panel.setStatus(`${t('panelFailed', 'This image could not be described.')} ${err instanceof Error ? err.message : ''}`.trim());

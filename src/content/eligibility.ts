@@ -84,7 +84,6 @@ export function backgroundUrl(el: Element): string | null {
   }
 }
 
-
 export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
   if (isOwnUi(el)) return { kind: 'named' };
   const role = roleOf(el);

@@ -30,7 +30,9 @@ function main(): void {
   let runningConfig = '';
   const apply = (s: Settings) => {
     const on = isEnabledFor(s, siteHost());
-    const config = on ? JSON.stringify([marker(s), s.weakNamesCountAsMissing, s.model, s.installing, s.strategy, s.beams, s.maxTokens, s.packSources]) : '';
+    const config = on
+      ? JSON.stringify([marker(s), s.weakNamesCountAsMissing, s.model, s.installing, s.strategy, s.beams, s.maxTokens, s.packSources])
+      : '';
     if (config === runningConfig) return;
     running?.abort();
     running = null;

@@ -6,7 +6,21 @@
 import { F_ADDED, F_LABEL, F_NAME, F_REMOVED, F_SRC, F_TREE, type Changes } from './changes';
 import { CANDIDATE_SELECTOR } from './eligibility';
 
-const WATCHED = ['src', 'srcset', 'sizes', 'alt', 'aria-label', 'aria-labelledby', 'title', 'role', 'aria-hidden', 'hidden', 'style', 'class', 'type'];
+const WATCHED = [
+  'src',
+  'srcset',
+  'sizes',
+  'alt',
+  'aria-label',
+  'aria-labelledby',
+  'title',
+  'role',
+  'aria-hidden',
+  'hidden',
+  'style',
+  'class',
+  'type',
+];
 const SRC_ATTRS = new Set(['src', 'srcset', 'sizes']);
 const TREE_ATTRS = new Set(['aria-hidden', 'hidden', 'style', 'class']);
 

@@ -31,9 +31,9 @@ export class QueueFeed {
       {
         onSent: __TEST__
           ? (src) => {
-            this.sentLog.push(src);
-            if (this.sentLog.length > SENT_LOG_MAX) this.sentLog.shift();
-          }
+              this.sentLog.push(src);
+              if (this.sentLog.length > SENT_LOG_MAX) this.sentLog.shift();
+            }
           : undefined,
         onResult: (el, src, result) => {
           if (labels.put(el, src, result)) visibility.watch(el, false);

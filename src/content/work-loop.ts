@@ -25,10 +25,14 @@ export class WorkLoop {
     /** Time per slice, ms. */
     private readonly budgetMs = 5,
   ) {
-    signal.addEventListener('abort', () => {
-      this.steps = [];
-      if (this.handle !== null) cancelIdleCallback(this.handle);
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.steps = [];
+        if (this.handle !== null) cancelIdleCallback(this.handle);
+      },
+      { once: true },
+    );
   }
 
   /** Add a step (run until it says it is done). */

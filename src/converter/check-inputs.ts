@@ -59,10 +59,16 @@ export function findCheckpointProblems(template: Template, input: string, ckpt: 
  * equal another tensor. Throws WrongCheckpointError for the first input that does not fit, listing all of its
  * problems and what the file seems to be.
  */
-export async function checkInputs(template: Template, inputs: Record<string, Pick<ConverterCheckpoint, 'tensors' | 'readFloat32'>>, signal?: AbortSignal): Promise<void> {
+export async function checkInputs(
+  template: Template,
+  inputs: Record<string, Pick<ConverterCheckpoint, 'tensors' | 'readFloat32'>>,
+  signal?: AbortSignal,
+): Promise<void> {
   for (const given of Object.keys(inputs)) {
     if (!(given in template.inputs)) {
-      throw new RangeError(`convertPack: template "${template.id}" has no input "${given}" (it takes ${Object.keys(template.inputs).join(', ')})`);
+      throw new RangeError(
+        `convertPack: template "${template.id}" has no input "${given}" (it takes ${Object.keys(template.inputs).join(', ')})`,
+      );
     }
   }
   for (const [input, spec] of Object.entries(template.inputs)) {
@@ -83,11 +89,17 @@ export async function checkInputs(template: Template, inputs: Record<string, Pic
 }
 
 /** Bit equality of two same-shaped tensors; tied tensors (one storage, as torch.save writes GPT-2's lm_head) without reading. */
-async function tensorsEqual(ckpt: Pick<ConverterCheckpoint, 'tensors' | 'readFloat32'>, a: string, b: string, signal?: AbortSignal): Promise<boolean> {
+async function tensorsEqual(
+  ckpt: Pick<ConverterCheckpoint, 'tensors' | 'readFloat32'>,
+  a: string,
+  b: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const ia = ckpt.tensors.get(a)!;
   const ib = ckpt.tensors.get(b)!;
   const sameStrides = (ia.strides ?? []).length === (ib.strides ?? []).length && (ia.strides ?? []).every((s, i) => s === ib.strides![i]);
-  if (ia.offset === ib.offset && ia.byteLength === ib.byteLength && ia.dtype === ib.dtype && sameStrides && sameShape(ia.shape, ib.shape)) return true;
+  if (ia.offset === ib.offset && ia.byteLength === ib.byteLength && ia.dtype === ib.dtype && sameStrides && sameShape(ia.shape, ib.shape))
+    return true;
   const x = new Uint32Array((await ckpt.readFloat32(a, signal)).buffer);
   const y = new Uint32Array((await ckpt.readFloat32(b, signal)).buffer);
   if (x.length !== y.length) return false;
@@ -130,7 +142,8 @@ export function describeCheckpoint(tensors: ReadonlyMap<string, Pick<CheckpointT
     if (lin) return `ClipCap weights (transformer mapper from a ${lin[1]}-wide CLIP embedding, prefix length ${pre?.[0] ?? '?'}, ${gpt})`;
     return `ClipCap weights (${gpt}, no mapper)`;
   }
-  if (has('vision_model.') || has('text_model.')) return 'a Hugging Face CLIPModel checkpoint (its names are not the OpenAI CLIP names this model reads)';
+  if (has('vision_model.') || has('text_model.'))
+    return 'a Hugging Face CLIPModel checkpoint (its names are not the OpenAI CLIP names this model reads)';
   if (has('transformer.h.') || has('h.0.')) return 'a GPT-2 checkpoint alone, without the ClipCap mapper';
   const sample = keys.slice(0, 3).join(', ');
   return `an unknown checkpoint (${keys.length} tensors, such as ${sample})`;

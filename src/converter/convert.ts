@@ -151,7 +151,8 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
   const { template, signal } = args;
   const stats = args.stats ?? { maxBufferedBytes: 0, bytesWritten: 0, tensors: 0, chunks: 0 };
   const chunkBytes = args.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 16) throw new RangeError(`convertPack: chunkBytes must be an integer >= 16, got ${chunkBytes}`);
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 16)
+    throw new RangeError(`convertPack: chunkBytes must be an integer >= 16, got ${chunkBytes}`);
   if (!LITTLE_ENDIAN) throw new RangeError('convertPack: this platform is big-endian; ONNX files are little-endian');
   throwIfAborted(signal);
   await checkInputs(template, args.inputs, signal);
@@ -165,7 +166,10 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
     throwIfAborted(signal);
     const skel = await args.skeleton(graph.skeleton);
     if (graph.skeletonBytes !== undefined && skel.byteLength !== graph.skeletonBytes) {
-      throw new TemplateFormatError(template.id, `${graph.skeleton} has ${skel.byteLength} bytes, but the template says ${graph.skeletonBytes}`);
+      throw new TemplateFormatError(
+        template.id,
+        `${graph.skeleton} has ${skel.byteLength} bytes, but the template says ${graph.skeletonBytes}`,
+      );
     }
     budget.take(skel.byteLength);
     const out = new ChunkWriter(graph.path, args, chunkBytes, budget, stats, progress);
@@ -173,7 +177,10 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
       throwIfAborted(signal);
       if (piece.kind === 'copy') {
         if (piece.end > skel.byteLength) {
-          throw new TemplateFormatError(template.id, `${graph.skeleton} has ${skel.byteLength} bytes, but piece ${i} of "${graph.role}" copies up to byte ${piece.end}`);
+          throw new TemplateFormatError(
+            template.id,
+            `${graph.skeleton} has ${skel.byteLength} bytes, but piece ${i} of "${graph.role}" copies up to byte ${piece.end}`,
+          );
         }
         await out.write(skel.subarray(piece.start, piece.end));
       } else {
@@ -212,7 +219,13 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
   return parseManifest(manifest);
 }
 
-async function writeTensor(args: ConvertArgs, piece: Extract<Piece, { kind: 'tensor' }>, out: ChunkWriter, budget: Budget, where: string): Promise<void> {
+async function writeTensor(
+  args: ConvertArgs,
+  piece: Extract<Piece, { kind: 'tensor' }>,
+  out: ChunkWriter,
+  budget: Budget,
+  where: string,
+): Promise<void> {
   const { template } = args;
   const sources: OpInput[] = [];
   let held = 0;
@@ -223,7 +236,10 @@ async function writeTensor(args: ConvertArgs, piece: Extract<Piece, { kind: 'ten
       held += data.byteLength;
       const shape = template.inputs[ref.input].params[ref.name];
       const n = shape.reduce((a, d) => a * d, 1);
-      if (data.length !== n) throw new CorruptCheckpointError(`tensor "${ref.name}" reads as ${data.length} values, but its shape [${shape.join(', ')}] needs ${n}`);
+      if (data.length !== n)
+        throw new CorruptCheckpointError(
+          `tensor "${ref.name}" reads as ${data.length} values, but its shape [${shape.join(', ')}] needs ${n}`,
+        );
       sources.push({ data, shape });
     }
     let result: OpOutput;

@@ -77,7 +77,8 @@ function bnScale(bnW: Float32Array, bnVar: Float32Array, eps: number): Float32Ar
 function checkBn(conv: OpInput, bn: OpInput[]): number {
   need(conv.shape.length >= 1, 'bn_fold needs a convolution weight with an output-channel axis');
   const channels = conv.shape[0];
-  for (const t of bn) need(t.shape.length === 1 && t.shape[0] === channels, `BatchNorm vectors must have shape [${channels}], got [${t.shape.join(', ')}]`);
+  for (const t of bn)
+    need(t.shape.length === 1 && t.shape[0] === channels, `BatchNorm vectors must have shape [${channels}], got [${t.shape.join(', ')}]`);
   need(count(conv.shape) === conv.data.length, 'convolution weight has the wrong number of elements');
   return channels;
 }

@@ -134,7 +134,8 @@ export function parseTemplate(input: unknown): Template {
       return { input, name };
     }
     const roles = owners.get(arg) ?? [];
-    if (roles.length !== 1) fail(`${where}: "${arg}" is ${roles.length ? `declared by several inputs (${roles.join(', ')})` : 'not declared by any input'}`);
+    if (roles.length !== 1)
+      fail(`${where}: "${arg}" is ${roles.length ? `declared by several inputs (${roles.join(', ')})` : 'not declared by any input'}`);
     return { input: roles[0], name: arg };
   };
 
@@ -160,7 +161,8 @@ export function parseTemplate(input: unknown): Template {
       if (!isObj(p)) fail(`${pw} must be an object`);
       if ('copy' in p) {
         const c = p.copy;
-        if (!Array.isArray(c) || c.length !== 2 || !isNonNegInt(c[0]) || !isNonNegInt(c[1]) || c[1] < c[0]) fail(`${pw}.copy must be [start, end] with start <= end`);
+        if (!Array.isArray(c) || c.length !== 2 || !isNonNegInt(c[0]) || !isNonNegInt(c[1]) || c[1] < c[0])
+          fail(`${pw}.copy must be [start, end] with start <= end`);
         const [start, end] = c as [number, number];
         pieces.push({ kind: 'copy', start, end });
         total += end - start;
@@ -174,7 +176,7 @@ export function parseTemplate(input: unknown): Template {
       if (p.attrs !== undefined && !isObj(p.attrs)) fail(`${pw}.attrs must be an object`);
       // model/template.py writes eps under "attrs"; a top-level "eps" or a trailing number argument (the Python
       // signature bn_fold_weight(conv_w, …, bn_var, eps)) say the same.
-      let eps = (p.attrs)?.eps ?? p.eps;
+      let eps = p.attrs?.eps ?? p.eps;
       if (arity.eps && eps === undefined && rawArgs.length === arity.tensors + 1 && typeof rawArgs[arity.tensors] === 'number') {
         eps = rawArgs[arity.tensors];
         rawArgs = rawArgs.slice(0, arity.tensors);
@@ -183,7 +185,7 @@ export function parseTemplate(input: unknown): Template {
       if (arity.eps && (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0)) fail(`${pw}: ${op} needs a non-negative "eps"`);
       if (!arity.eps && eps !== undefined) fail(`${pw}: ${op} takes no "eps"`);
       const args = rawArgs.map((a, i) => resolve(a, `${pw}.args[${i}]`));
-      if (!(p.dtype as string in PIECE_DTYPES)) fail(`${pw}: dtype must be float32 or float16, got ${JSON.stringify(p.dtype)}`);
+      if (!((p.dtype as string) in PIECE_DTYPES)) fail(`${pw}: dtype must be float32 or float16, got ${JSON.stringify(p.dtype)}`);
       const dtype = p.dtype as PieceDtype;
       if (!isShape(p.shape)) fail(`${pw}.shape must be a shape`);
       const shape = p.shape;
@@ -193,7 +195,7 @@ export function parseTemplate(input: unknown): Template {
       // The graph may store a result under another shape of the same size (an initialiser [1, P, E] for a
       // parameter [P, E]): the row-major bytes are the same, so only the element count must agree.
       if (elements(expected) !== elements(shape)) {
-        fail(`${pw}: ${op} of [${argShapes[0].join(', ')}] gives [${(expected).join(', ')}], but the piece stores [${shape.join(', ')}]`);
+        fail(`${pw}: ${op} of [${argShapes[0].join(', ')}] gives [${expected.join(', ')}], but the piece stores [${shape.join(', ')}]`);
       }
       const bytes = elements(shape) * PIECE_DTYPES[dtype];
       pieces.push({ kind: 'tensor', op, args, ...(eps !== undefined ? { eps: eps as number } : {}), dtype, shape, bytes });
@@ -202,8 +204,16 @@ export function parseTemplate(input: unknown): Template {
     if (total !== g.bytes) fail(`${where} ("${role}"): its pieces add up to ${total} bytes, but "bytes" says ${g.bytes}`);
     const skeletonBytes = g.skeletonBytes;
     const copied = pieces.reduce((n, p) => Math.max(n, p.kind === 'copy' ? p.end : 0), 0);
-    if (skeletonBytes !== undefined && copied > skeletonBytes) fail(`${where}: a piece copies up to byte ${copied} of a ${skeletonBytes}-byte skeleton`);
-    graphs.push({ role, path: g.path, skeleton: g.skeleton, ...(skeletonBytes !== undefined ? { skeletonBytes } : {}), bytes: g.bytes, pieces });
+    if (skeletonBytes !== undefined && copied > skeletonBytes)
+      fail(`${where}: a piece copies up to byte ${copied} of a ${skeletonBytes}-byte skeleton`);
+    graphs.push({
+      role,
+      path: g.path,
+      skeleton: g.skeleton,
+      ...(skeletonBytes !== undefined ? { skeletonBytes } : {}),
+      bytes: g.bytes,
+      pieces,
+    });
   }
   for (const role of GRAPH_ROLES) if (!graphs.some((x) => x.role === role)) fail(`no "${role}" graph`);
   // every graph role is a pack file key, so the manifest the converter writes is complete
@@ -216,7 +226,7 @@ export function parseTemplate(input: unknown): Template {
     precision: t.precision as Template['precision'],
     manifest,
     inputs,
-    keyMaps: (t.keyMaps) ?? {},
+    keyMaps: t.keyMaps ?? {},
     graphs,
   };
 }

@@ -67,7 +67,8 @@ export function parseCatalogue(input: unknown): Catalogue {
   if (!Array.isArray(c.models) || c.models.length === 0) throw new CatalogueError('"models" must be a non-empty list');
   const ids = new Set<string>();
   for (const m of c.models as unknown[]) {
-    if (!isObj(m) || typeof m.id !== 'string' || !/^[a-z0-9-]+$/.test(m.id)) throw new CatalogueError('every model needs an "id" matching [a-z0-9-]+');
+    if (!isObj(m) || typeof m.id !== 'string' || !/^[a-z0-9-]+$/.test(m.id))
+      throw new CatalogueError('every model needs an "id" matching [a-z0-9-]+');
     const at = `model "${m.id}"`;
     if (ids.has(m.id)) throw new CatalogueError(`${at} is listed twice`);
     ids.add(m.id);
@@ -93,8 +94,10 @@ export function parseCatalogue(input: unknown): Catalogue {
       }
       if (!isHash(inp.sha256 ?? null) || !isSize(inp.bytes ?? null)) throw new CatalogueError(`${where}: bad "sha256" or "bytes"`);
       for (const s of inp.sources as unknown[]) {
-        if (!isObj(s) || typeof s.url !== 'string' || !/^https?:\/\//.test(s.url)) throw new CatalogueError(`${where}: every source needs an http(s) "url"`);
-        if (!['torch-zip', 'torchscript', 'safetensors'].includes(s.format as string)) throw new CatalogueError(`${where}: unknown format ${JSON.stringify(s.format)}`);
+        if (!isObj(s) || typeof s.url !== 'string' || !/^https?:\/\//.test(s.url))
+          throw new CatalogueError(`${where}: every source needs an http(s) "url"`);
+        if (!['torch-zip', 'torchscript', 'safetensors'].includes(s.format as string))
+          throw new CatalogueError(`${where}: unknown format ${JSON.stringify(s.format)}`);
         // null is allowed on purpose: an unverified figure must never be invented (scripts/pin-catalogue.mjs fills them).
         if (!isSize(s.bytes)) throw new CatalogueError(`${where}: "bytes" of ${s.url} must be a byte count or null`);
         if (!isHash(s.sha256)) throw new CatalogueError(`${where}: "sha256" of ${s.url} must be 64 lowercase hex digits or null`);

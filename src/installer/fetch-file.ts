@@ -78,7 +78,13 @@ export function rangeTotal(h: Headers): number | null {
  * the store's quota error as it is (no retries: a full disk does not get better; the caller cleans up), or
  * CaptionAbortedError when `signal` aborts (bytes stored so far are kept).
  */
-export async function fetchFile(url: string, store: PackStore, storeId: string, path: string, opts: FetchFileOptions): Promise<FetchFileResult> {
+export async function fetchFile(
+  url: string,
+  store: PackStore,
+  storeId: string,
+  path: string,
+  opts: FetchFileOptions,
+): Promise<FetchFileResult> {
   const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
   const attempts = Math.max(1, opts.retries ?? 4);
   const flushBytes = opts.flushBytes ?? 1 << 20;
@@ -192,7 +198,14 @@ export async function fetchFile(url: string, store: PackStore, storeId: string, 
 }
 
 /** SHA-256 of a stored file, read in slices with readRange (a 600 MB file never sits in memory at once). */
-export async function hashStoredFile(store: InstallStore, storeId: string, path: string, size: number, signal?: AbortSignal, slice = 4 << 20): Promise<string> {
+export async function hashStoredFile(
+  store: InstallStore,
+  storeId: string,
+  path: string,
+  size: number,
+  signal?: AbortSignal,
+  slice = 4 << 20,
+): Promise<string> {
   const h = new Sha256Stream();
   for (let o = 0; o < size; o += slice) {
     throwIfAborted(signal);
@@ -286,7 +299,13 @@ async function probeHeaders(url: string, fetchFn: typeof globalThis.fetch, signa
     facts.commit = h.get('x-repo-commit') ?? facts.commit;
   };
   read(res.headers);
-  if (res.status >= 300 && res.status < 400 && facts.size !== null && facts.sha256 !== null && /bytes/i.test(res.headers.get('accept-ranges') ?? '')) {
+  if (
+    res.status >= 300 &&
+    res.status < 400 &&
+    facts.size !== null &&
+    facts.sha256 !== null &&
+    /bytes/i.test(res.headers.get('accept-ranges') ?? '')
+  ) {
     // The Hub's redirect said it all (size, hash, Range support): no byte of the file is needed to know it.
     void res.body?.cancel().catch(() => undefined);
     facts.ranges = true;

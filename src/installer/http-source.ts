@@ -7,7 +7,14 @@
  * What a kill loses: as in fetch-file.ts, a range is written in slices of `flushBytes` as it arrives; bytes in flight
  * at a kill are fetched again, stored bytes never.
  */
-import { CaptionAbortedError, MirrorHttpError, NetworkError, RangeNotSupportedError, SourceIntegrityError, throwIfAborted } from '../shared/errors';
+import {
+  CaptionAbortedError,
+  MirrorHttpError,
+  NetworkError,
+  RangeNotSupportedError,
+  SourceIntegrityError,
+  throwIfAborted,
+} from '../shared/errors';
 import { mergeRanges, type InstallStore } from '../captioner/pack-store';
 import type { RandomAccess } from '../converter/readers/random-access';
 import { rangeTotal, sleep } from './fetch-file';
@@ -61,7 +68,13 @@ export class HttpRangeSource implements RandomAccess {
    * Open `url`, resuming the sparse file at (storeId, path). Throws RangeNotSupportedError when the server ignores
    * Range, MirrorHttpError / NetworkError as fetch-file does.
    */
-  static async open(url: string, store: InstallStore, storeId: string, path: string, opts: HttpSourceOptions = {}): Promise<HttpRangeSource> {
+  static async open(
+    url: string,
+    store: InstallStore,
+    storeId: string,
+    path: string,
+    opts: HttpSourceOptions = {},
+  ): Promise<HttpRangeSource> {
     const ranges = await store.storedRanges(storeId, path);
     let size = opts.size ?? null;
     const src = new HttpRangeSource(url, size ?? 0, store, storeId, path, opts, ranges);
@@ -82,7 +95,8 @@ export class HttpRangeSource implements RandomAccess {
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     throwIfAborted(signal);
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new RangeError(`bad read [${offset}, +${length}) of ${this.size} bytes`);
+    if (offset < 0 || length < 0 || offset + length > this.size)
+      throw new RangeError(`bad read [${offset}, +${length}) of ${this.size} bytes`);
     const min = this.opts.minRequest ?? 1 << 16;
     await this.exclusive(async () => {
       for (const [a, b] of missingParts(this.ranges, [offset, offset + length])) {
@@ -100,7 +114,8 @@ export class HttpRangeSource implements RandomAccess {
     const wanted = mergeRanges(ranges);
     await this.exclusive(async () => {
       for (const want of wanted) {
-        for (const [a, b] of missingParts(this.ranges, [want[0], Math.min(want[1], this.size)])) await this.fetchRange(a, b, this.size, signal);
+        for (const [a, b] of missingParts(this.ranges, [want[0], Math.min(want[1], this.size)]))
+          await this.fetchRange(a, b, this.size, signal);
       }
     });
   }
@@ -215,7 +230,9 @@ export class HttpRangeSource implements RandomAccess {
     }
     if (pos < end) {
       if (lastStatus !== null) throw new MirrorHttpError(this.url, lastStatus);
-      throw new NetworkError(this.url, `${(lastError as Error)?.message ?? 'connection closed'}, after ${attempts} attempts`, { cause: lastError });
+      throw new NetworkError(this.url, `${(lastError as Error)?.message ?? 'connection closed'}, after ${attempts} attempts`, {
+        cause: lastError,
+      });
     }
     return total ?? end;
   }

@@ -28,11 +28,14 @@ export function parseHubUrl(url: string): HubFileRef | null {
 }
 
 /** The file's SHA-256 and size as the Hub's API states them for an LFS file; null when the Hub does not say. */
-export async function hubFileFacts(
-  ref: HubFileRef,
-  fetchFn: typeof globalThis.fetch,
-): Promise<{ sha256: string; size: number } | null> {
-  const [info] = await pathsInfo({ repo: { type: 'model', name: ref.repo }, paths: [ref.path], revision: ref.revision, hubUrl: ref.hubUrl, fetch: fetchFn });
+export async function hubFileFacts(ref: HubFileRef, fetchFn: typeof globalThis.fetch): Promise<{ sha256: string; size: number } | null> {
+  const [info] = await pathsInfo({
+    repo: { type: 'model', name: ref.repo },
+    paths: [ref.path],
+    revision: ref.revision,
+    hubUrl: ref.hubUrl,
+    fetch: fetchFn,
+  });
   const lfs = info?.path === ref.path ? info.lfs : undefined;
   if (!lfs || !/^[0-9a-f]{64}$/.test(lfs.oid) || !Number.isSafeInteger(lfs.size)) return null;
   return { sha256: lfs.oid, size: lfs.size };

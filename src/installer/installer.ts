@@ -14,8 +14,16 @@
  * is complete and re-verified; the old entry is deleted afterwards. A failure at any step leaves the old pack in use.
  */
 import {
-  CaptionAbortedError, InstallQuotaError, MirrorsFailedError, RangeNotSupportedError, SourceIntegrityError, StorageQuotaError,
-  UnknownModelError, UserFileNeededError, WrongCheckpointError, isQuotaError,
+  CaptionAbortedError,
+  InstallQuotaError,
+  MirrorsFailedError,
+  RangeNotSupportedError,
+  SourceIntegrityError,
+  StorageQuotaError,
+  UnknownModelError,
+  UserFileNeededError,
+  WrongCheckpointError,
+  isQuotaError,
 } from '../shared/errors';
 import { manifestFiles, type PackManifest } from '../captioner/pack-format';
 import type { InstallStore, StoredJob } from '../captioner/pack-store';
@@ -105,7 +113,11 @@ export async function stashPickedFile(store: InstallStore, blob: Blob): Promise<
 
 /** The catalogue facts a pack is built from; when they change (a new extension version), the model is updated. */
 function fingerprint(m: CatalogueModel): string {
-  return JSON.stringify([m.template, m.version ?? '', Object.entries(m.inputs).map(([r, i]) => [r, i.fetch, i.sources.map((s) => [s.url, s.sha256, s.bytes])])]);
+  return JSON.stringify([
+    m.template,
+    m.version ?? '',
+    Object.entries(m.inputs).map(([r, i]) => [r, i.fetch, i.sources.map((s) => [s.url, s.sha256, s.bytes])]),
+  ]);
 }
 
 function sourceUrl(s: CatalogueSource) {
@@ -133,8 +145,17 @@ export class Installer {
 
   private newJob(m: CatalogueModel): JobRecord {
     return {
-      id: m.id, phase: 'not-installed', running: false, workId: `${m.id}~inputs`, targetId: null, readyStoreId: null, readyFrom: null,
-      picked: {}, inputs: {}, error: null, updatedAt: Date.now(),
+      id: m.id,
+      phase: 'not-installed',
+      running: false,
+      workId: `${m.id}~inputs`,
+      targetId: null,
+      readyStoreId: null,
+      readyFrom: null,
+      picked: {},
+      inputs: {},
+      error: null,
+      updatedAt: Date.now(),
     };
   }
 
@@ -151,7 +172,10 @@ export class Installer {
     const total = p?.total ?? (phase === 'ready' ? m.downloadBytes : m.downloadBytes);
     const bytes = phase === 'ready' ? total : (p?.bytes ?? 0);
     return {
-      id: m.id, phase, bytes, total,
+      id: m.id,
+      phase,
+      bytes,
+      total,
       rate: active && p ? p.meter.rate : 0,
       etaSeconds: active && p ? p.meter.eta(bytes, total) : null,
       error: job?.error ?? null,
@@ -316,7 +340,15 @@ export class Installer {
       // The switch: one write moves the pointer to a complete, re-verified entry. Before it the old pack is in use;
       // after it the new one is. Cleaning up afterwards can fail without harm (the next install retries it).
       const old = job.readyStoreId;
-      Object.assign(job, { readyStoreId: storeId, readyFrom: fingerprint(m), targetId: null, phase: 'ready', running: false, error: null, inputs: {} });
+      Object.assign(job, {
+        readyStoreId: storeId,
+        readyFrom: fingerprint(m),
+        targetId: null,
+        phase: 'ready',
+        running: false,
+        error: null,
+        inputs: {},
+      });
       const picked = Object.values(job.picked);
       job.picked = {};
       await this.save(job);
@@ -339,7 +371,8 @@ export class Installer {
         await this.store.deletePack(job.targetId).catch((d) => console.warn('[installer] could not delete a half-built pack', d));
         job.targetId = null;
       }
-      const err = isQuotaError(e) && !(e instanceof StorageQuotaError) ? new StorageQuotaError(m.id, m.downloadBytes + m.diskBytes, { cause: e }) : e;
+      const err =
+        isQuotaError(e) && !(e instanceof StorageQuotaError) ? new StorageQuotaError(m.id, m.downloadBytes + m.diskBytes, { cause: e }) : e;
       Object.assign(job, { phase: 'failed', running: false, error: wire(err) });
       await this.save(job);
       return this.toState(m, job);
@@ -365,7 +398,8 @@ export class Installer {
 
   /** Refuse early, before any download, when the origin's free space is short of what is still to be stored. */
   private async checkSpace(m: CatalogueModel, job: JobRecord) {
-    const estimate = this.deps.estimate ?? (typeof navigator !== 'undefined' && navigator.storage?.estimate ? () => navigator.storage.estimate() : null);
+    const estimate =
+      this.deps.estimate ?? (typeof navigator !== 'undefined' && navigator.storage?.estimate ? () => navigator.storage.estimate() : null);
     if (!estimate) return;
     const { quota, usage } = await estimate();
     if (quota === undefined) return;
@@ -411,23 +445,46 @@ export class Installer {
   private progressOf = new WeakMap<JobRecord, ReturnType<Installer['inputProgress']>>();
 
   /** One input: from the first source that works (or the picked file), checked; returns a RandomAccess over it. */
-  private async obtainInput(m: CatalogueModel, job: JobRecord, role: string, input: CatalogueInput, template: Template, signal: AbortSignal): Promise<RandomAccess> {
+  private async obtainInput(
+    m: CatalogueModel,
+    job: JobRecord,
+    role: string,
+    input: CatalogueInput,
+    template: Template,
+    signal: AbortSignal,
+  ): Promise<RandomAccess> {
     let prog = this.progressOf.get(job);
     if (!prog) this.progressOf.set(job, (prog = this.inputProgress(m, job)));
-    const state = (job.inputs[role] ??= { source: null, facts: null, mode: null, size: null, done: false, check: null, sha256: null, failures: [] });
+    const state = (job.inputs[role] ??= {
+      source: null,
+      facts: null,
+      mode: null,
+      size: null,
+      done: false,
+      check: null,
+      sha256: null,
+      failures: [],
+    });
 
     if (input.fetch === 'user-file') {
       const blob = await this.store.getBlob(job.picked[role]);
       if (!blob) throw new UserFileNeededError(m.id, [role], input.hint ?? '');
       if (!state.done) {
-        if (input.bytes != null && blob.size !== input.bytes) throw new SourceIntegrityError(`file:///${role}`, 'size', input.bytes, blob.size);
+        if (input.bytes != null && blob.size !== input.bytes)
+          throw new SourceIntegrityError(`file:///${role}`, 'size', input.bytes, blob.size);
         if (input.sha256) {
           job.phase = 'verifying';
           await this.save(job);
           const got = await hashBlob(blob, signal);
           if (got !== input.sha256) throw new SourceIntegrityError(`file:///${role}`, 'sha256', input.sha256, got);
         }
-        Object.assign(state, { mode: 'user-file', size: blob.size, done: true, check: input.sha256 ? 'sha256-pinned' : 'size-server', sha256: input.sha256 ?? null });
+        Object.assign(state, {
+          mode: 'user-file',
+          size: blob.size,
+          done: true,
+          check: input.sha256 ? 'sha256-pinned' : 'size-server',
+          sha256: input.sha256 ?? null,
+        });
         job.phase = 'downloading';
         await this.save(job);
       }
@@ -453,13 +510,20 @@ export class Installer {
           await this.save(job, false);
         }
         if (!state.facts) {
-          state.facts = await probeSource(url, { fetch: this.fetchFn, signal, retries: this.deps.retries, retryDelayMs: this.deps.retryDelayMs });
+          state.facts = await probeSource(url, {
+            fetch: this.fetchFn,
+            signal,
+            retries: this.deps.retries,
+            retryDelayMs: this.deps.retryDelayMs,
+          });
           await this.save(job, false);
         }
         const facts = state.facts;
         // Cheap checks first: a wrong size or declared hash is refused before a byte is downloaded.
-        if (src.bytes !== null && facts.size !== null && facts.size !== src.bytes) throw new SourceIntegrityError(url, 'size', src.bytes, facts.size);
-        if (src.sha256 && facts.sha256 && facts.sha256 !== src.sha256) throw new SourceIntegrityError(url, 'sha256', src.sha256, facts.sha256);
+        if (src.bytes !== null && facts.size !== null && facts.size !== src.bytes)
+          throw new SourceIntegrityError(url, 'size', src.bytes, facts.size);
+        if (src.sha256 && facts.sha256 && facts.sha256 !== src.sha256)
+          throw new SourceIntegrityError(url, 'sha256', src.sha256, facts.sha256);
         const size = src.bytes ?? facts.size;
         if (input.fetch === 'vision-only' && facts.ranges && size !== null && state.mode !== 'whole') {
           try {
@@ -488,24 +552,42 @@ export class Installer {
 
   private rangeOpts(signal: AbortSignal, size: number | null, onFetched?: (n: number) => void) {
     return {
-      fetch: this.fetchFn, signal, size, onFetched,
-      retries: this.deps.retries, retryDelayMs: this.deps.retryDelayMs, flushBytes: this.deps.flushBytes, minRequest: this.deps.minRequest,
+      fetch: this.fetchFn,
+      signal,
+      size,
+      onFetched,
+      retries: this.deps.retries,
+      retryDelayMs: this.deps.retryDelayMs,
+      flushBytes: this.deps.flushBytes,
+      minRequest: this.deps.minRequest,
     };
   }
 
   private async rangeInput(
-    job: JobRecord, role: string, src: CatalogueSource, facts: SourceFacts, size: number, template: Template,
-    prog: ReturnType<Installer['inputProgress']>, signal: AbortSignal,
+    job: JobRecord,
+    role: string,
+    src: CatalogueSource,
+    facts: SourceFacts,
+    size: number,
+    template: Template,
+    prog: ReturnType<Installer['inputProgress']>,
+    signal: AbortSignal,
   ): Promise<RandomAccess> {
     const state = job.inputs[role];
     state.mode = 'ranges';
     state.size = size;
     await this.save(job, false);
     let got = 0;
-    const http = await HttpRangeSource.open(src.url, this.store, job.workId, role, this.rangeOpts(signal, size, (n) => {
-      got += n;
-      prog.update(role, got, null);
-    }));
+    const http = await HttpRangeSource.open(
+      src.url,
+      this.store,
+      job.workId,
+      role,
+      this.rangeOpts(signal, size, (n) => {
+        got += n;
+        prog.update(role, got, null);
+      }),
+    );
     const ckpt = await openCheckpoint(http, src.format, signal);
     // A wrong file is refused from its index, before its tensors are fetched.
     this.checkFits(template, role, ckpt);
@@ -528,16 +610,26 @@ export class Installer {
   }
 
   private async wholeInput(
-    job: JobRecord, role: string, src: CatalogueSource, facts: SourceFacts, template: Template,
-    prog: ReturnType<Installer['inputProgress']>, signal: AbortSignal,
+    job: JobRecord,
+    role: string,
+    src: CatalogueSource,
+    facts: SourceFacts,
+    template: Template,
+    prog: ReturnType<Installer['inputProgress']>,
+    signal: AbortSignal,
   ): Promise<RandomAccess> {
     const state = job.inputs[role];
     state.mode = 'whole';
     await this.save(job, false);
     const expected = src.bytes ?? facts.size;
     const res = await fetchFile(src.url, this.store, job.workId, role, {
-      fetch: this.fetchFn, signal, expectedBytes: expected, retries: this.deps.retries, retryDelayMs: this.deps.retryDelayMs,
-      flushBytes: this.deps.flushBytes, onProgress: (n, total) => prog.update(role, n, total),
+      fetch: this.fetchFn,
+      signal,
+      expectedBytes: expected,
+      retries: this.deps.retries,
+      retryDelayMs: this.deps.retryDelayMs,
+      flushBytes: this.deps.flushBytes,
+      onProgress: (n, total) => prog.update(role, n, total),
     });
     const want = expected ?? res.serverTotal;
     if (want !== null && res.bytes !== want) throw new SourceIntegrityError(src.url, 'size', want, res.bytes);
@@ -547,7 +639,10 @@ export class Installer {
     const pinned = src.sha256 ?? facts.sha256;
     if (pinned && got !== pinned) throw new SourceIntegrityError(src.url, 'sha256', pinned, got);
     Object.assign(state, {
-      done: true, size: res.bytes, sha256: got, failures: [],
+      done: true,
+      size: res.bytes,
+      sha256: got,
+      failures: [],
       check: src.sha256 ? 'sha256-pinned' : facts.sha256 ? 'sha256-server' : src.bytes !== null ? 'size-pinned' : 'size-server',
     });
     job.phase = 'downloading';
@@ -559,27 +654,49 @@ export class Installer {
   }
 
   /** Convert into a new entry, re-verify every file from the store, and return the entry id. */
-  private async convert(m: CatalogueModel, job: JobRecord, template: Template, sources: Record<string, RandomAccess>, signal: AbortSignal): Promise<string> {
+  private async convert(
+    m: CatalogueModel,
+    job: JobRecord,
+    template: Template,
+    sources: Record<string, RandomAccess>,
+    signal: AbortSignal,
+  ): Promise<string> {
     if (job.targetId) await this.store.deletePack(job.targetId); // a conversion cut short is done again from the start
     const targetId = `${m.id}@${Date.now().toString(36)}`;
     job.targetId = targetId;
     await this.save(job);
     const inputs: Record<string, ConverterCheckpoint> = {};
     for (const [role, src] of Object.entries(sources)) {
-      const format = m.inputs[role].fetch === 'user-file' ? m.inputs[role].format : m.inputs[role].sources[job.inputs[role].source ?? 0]?.format;
+      const format =
+        m.inputs[role].fetch === 'user-file' ? m.inputs[role].format : m.inputs[role].sources[job.inputs[role].source ?? 0]?.format;
       inputs[role] = await openCheckpoint(src, format, signal);
     }
     await checkInputs(template, inputs, signal);
     const provenance = {
-      installedBy: 'extension', catalogueModel: m.id, template: template.id, installedAt: new Date().toISOString(),
-      inputs: Object.fromEntries(Object.entries(job.inputs).map(([role, s]) => [role, {
-        url: m.inputs[role].fetch === 'user-file' ? null : m.inputs[role].sources[s.source ?? 0]?.url,
-        mode: s.mode, bytes: s.size, sha256: s.sha256, check: s.check, commit: s.facts?.commit ?? null,
-      }])),
+      installedBy: 'extension',
+      catalogueModel: m.id,
+      template: template.id,
+      installedAt: new Date().toISOString(),
+      inputs: Object.fromEntries(
+        Object.entries(job.inputs).map(([role, s]) => [
+          role,
+          {
+            url: m.inputs[role].fetch === 'user-file' ? null : m.inputs[role].sources[s.source ?? 0]?.url,
+            mode: s.mode,
+            bytes: s.size,
+            sha256: s.sha256,
+            check: s.check,
+            commit: s.facts?.commit ?? null,
+          },
+        ]),
+      ),
     };
     const tokenizer = await this.fetchBytes(this.templateUrl(m, 'tokenizer.json'), signal);
     const manifest: PackManifest = await convertPack({
-      template, tokenizer, inputs, signal,
+      template,
+      tokenizer,
+      inputs,
+      signal,
       skeleton: (path) => this.fetchBytes(this.templateUrl(m, path), signal),
       sink: { append: (path, offset, data) => this.store.append(targetId, path, offset, data) },
       meta: { id: m.id, version: m.version ?? '1.0.0', name: m.name, description: m.description, provenance },

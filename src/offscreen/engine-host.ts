@@ -26,7 +26,13 @@ export interface EngineHost {
    */
   load(packRef: string, backend: BackendChoice): Promise<void>;
   /** Caption one image; `image` may already be fetched (a prefetch started while earlier images were captioned). */
-  caption(packRef: string, backend: BackendChoice, image: ImageSource | Promise<Blob>, decoding: Decoding, signal: AbortSignal): Promise<Caption>;
+  caption(
+    packRef: string,
+    backend: BackendChoice,
+    image: ImageSource | Promise<Blob>,
+    decoding: Decoding,
+    signal: AbortSignal,
+  ): Promise<Caption>;
   /** Delete every pack in the pack store; returns how many there were. */
   deletePacks(): Promise<number>;
   /** Something the status counts moved (the queue): broadcast the status again. */
@@ -87,7 +93,12 @@ async function openEngine(from: PackLocation, backend: BackendChoice, hooks: Ope
       return c.backendReason;
     },
     async caption(image, decoding, signal) {
-      const r: EngineCaption = await c.caption(image, { strategy: decoding.strategy, beams: decoding.beams, maxTokens: decoding.maxTokens, signal });
+      const r: EngineCaption = await c.caption(image, {
+        strategy: decoding.strategy,
+        beams: decoding.beams,
+        maxTokens: decoding.maxTokens,
+        signal,
+      });
       return { text: r.text, confidence: r.confidence, backend: r.backend, packId: id };
     },
     dispose: () => c.dispose(),
@@ -147,7 +158,16 @@ export class OffscreenEngineHost implements EngineHost {
     this.engine = null;
     this.key = key;
     if (old) await old.dispose();
-    this.update({ state: 'downloading', packUrl: packRef, packId: '', packName: '', progress: null, backend: null, backendReason: '', error: null });
+    this.update({
+      state: 'downloading',
+      packUrl: packRef,
+      packId: '',
+      packName: '',
+      progress: null,
+      backend: null,
+      backendReason: '',
+      error: null,
+    });
     const opening = openEngine(pack, backend, {
       onProgress: (done, total) => {
         if (this.key === key) this.update({ state: done >= total ? 'loading' : 'downloading', progress: { done, total } });
@@ -168,7 +188,14 @@ export class OffscreenEngineHost implements EngineHost {
         return this.get(packRef, backend);
       }
       this.engine = engine;
-      this.update({ state: 'ready', packId: engine.packId, packName: engine.packName, backend: engine.backend, backendReason: engine.backendReason, progress: null });
+      this.update({
+        state: 'ready',
+        packId: engine.packId,
+        packName: engine.packName,
+        backend: engine.backend,
+        backendReason: engine.backendReason,
+        progress: null,
+      });
       return engine;
     } catch (err) {
       if (this.key === key) {
@@ -181,7 +208,13 @@ export class OffscreenEngineHost implements EngineHost {
     }
   }
 
-  async caption(packRef: string, backend: BackendChoice, image: ImageSource | Promise<Blob>, decoding: Decoding, signal: AbortSignal): Promise<Caption> {
+  async caption(
+    packRef: string,
+    backend: BackendChoice,
+    image: ImageSource | Promise<Blob>,
+    decoding: Decoding,
+    signal: AbortSignal,
+  ): Promise<Caption> {
     const [engine, blob] = await Promise.all([this.get(packRef, backend), image instanceof Promise ? image : fetchImage(image, signal)]);
     return engine.caption(blob, decoding, signal);
   }

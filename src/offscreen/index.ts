@@ -36,7 +36,9 @@ const handlers: Handlers<'bg-os-'> = {
     bytes?.catch(() => {
       // Reported by the job that awaits it.
     });
-    return queue.submit(m.requestId, m.key, m.priority, (signal) => host.caption(m.packUrl, m.backend, bytes ?? m.source, m.decoding, signal));
+    return queue.submit(m.requestId, m.key, m.priority, (signal) =>
+      host.caption(m.packUrl, m.backend, bytes ?? m.source, m.decoding, signal),
+    );
   },
   'bg-os-cancel': (m) => {
     queue.cancel(m.requestIds);

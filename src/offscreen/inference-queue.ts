@@ -59,7 +59,14 @@ export class InferenceQueue<T> {
         return;
       }
       this.seq += 1;
-      this.queued.push({ key, priority, seq: this.seq, waiters: new Map([[requestId, { resolve, reject }]]), controller: new AbortController(), run });
+      this.queued.push({
+        key,
+        priority,
+        seq: this.seq,
+        waiters: new Map([[requestId, { resolve, reject }]]),
+        controller: new AbortController(),
+        run,
+      });
       this.onChange();
       this.pump();
     });

@@ -46,7 +46,18 @@ export class InstallerHost {
     const known = new Set(states.map((s) => s.id));
     // Every catalogue model has a state, so the pages never have to guess "not installed".
     for (const m of this.bundle.catalogue) {
-      if (!known.has(m.id)) states.push({ id: m.id, phase: 'not-installed', bytes: 0, total: 0, rate: 0, etaSeconds: null, error: null, storeId: null, needsFiles: [] });
+      if (!known.has(m.id))
+        states.push({
+          id: m.id,
+          phase: 'not-installed',
+          bytes: 0,
+          total: 0,
+          rate: 0,
+          etaSeconds: null,
+          error: null,
+          storeId: null,
+          needsFiles: [],
+        });
     }
     return { catalogue: this.bundle.catalogue, states };
   }
@@ -59,7 +70,10 @@ export class InstallerHost {
   async install(modelId: string, picked?: Record<string, string>): Promise<ModelsView> {
     this.known(modelId);
     // The job runs for minutes; its end (ready or failed) is in the states, which the events carry.
-    this.bundle.installer.install(modelId, picked).catch((err: unknown) => console.warn('[alt-text] install failed:', toWire(err).message)).finally(() => this.changed());
+    this.bundle.installer
+      .install(modelId, picked)
+      .catch((err: unknown) => console.warn('[alt-text] install failed:', toWire(err).message))
+      .finally(() => this.changed());
     return this.afterChange();
   }
 
@@ -67,7 +81,8 @@ export class InstallerHost {
     this.known(modelId);
     const op = this.bundle.installer[action](modelId);
     // Resume continues the job in the background, like install; the others are quick and are awaited.
-    if (action === 'resume') op.catch((err: unknown) => console.warn('[alt-text] resume failed:', toWire(err).message)).finally(() => this.changed());
+    if (action === 'resume')
+      op.catch((err: unknown) => console.warn('[alt-text] resume failed:', toWire(err).message)).finally(() => this.changed());
     else await op;
     return this.afterChange();
   }

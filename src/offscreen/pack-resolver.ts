@@ -11,9 +11,16 @@ import { parsePackRef } from '../shared/settings';
 /** What a reference can name: never picked files, which are imported into the store first and named by their id. */
 export type ResolvedPack = Exclude<PackLocation, { kind: 'files' }>;
 
-export async function resolvePack(ref: string, readyStoreId: (modelId: string) => Promise<string | null>, catalogue: readonly CatalogueModel[]): Promise<ResolvedPack> {
+export async function resolvePack(
+  ref: string,
+  readyStoreId: (modelId: string) => Promise<string | null>,
+  catalogue: readonly CatalogueModel[],
+): Promise<ResolvedPack> {
   const parsed = parsePackRef(ref);
-  if (!parsed) throw new NoPackError(`"${ref.slice(0, 100)}" is not a model this extension knows. Open the set-up page from the popup and choose a model.`);
+  if (!parsed)
+    throw new NoPackError(
+      `"${ref.slice(0, 100)}" is not a model this extension knows. Open the set-up page from the popup and choose a model.`,
+    );
   if (parsed.kind === 'url') return { kind: 'url', url: parsed.url };
   if (parsed.kind === 'folder') return { kind: 'stored', storeId: parsed.id };
   const storeId = await readyStoreId(parsed.id);

@@ -52,7 +52,9 @@ function showState(s: InstallState): void {
   if (s.id !== current) return;
   if (switchWhenReady && s.phase === 'ready') {
     switchWhenReady = false;
-    saveSettings(browser.storage.local, { model: { kind: 'catalogue', id: s.id } }).catch((err: unknown) => progress.fail(errorText(err), nameOf(s.id)));
+    saveSettings(browser.storage.local, { model: { kind: 'catalogue', id: s.id } }).catch((err: unknown) =>
+      progress.fail(errorText(err), nameOf(s.id)),
+    );
   }
   progress.show(s, nameOf(current));
   // While a job runs the choice is fixed; it opens again once the job has ended.

@@ -25,7 +25,7 @@ export function renderModelRadios(box: HTMLElement, catalogue: readonly Catalogu
     }),
   );
   const want = catalogue.find((m) => m.id === preferred) ?? catalogue.find((m) => m.default) ?? catalogue[0];
-  if (want) (box.querySelector<HTMLInputElement>(`#${CSS.escape(`m-${want.id}`)}`)!).checked = true;
+  if (want) box.querySelector<HTMLInputElement>(`#${CSS.escape(`m-${want.id}`)}`)!.checked = true;
 }
 
 export function chosenModel(box: HTMLElement): string | null {

@@ -55,6 +55,19 @@ export class ProgressView {
 
   /** A failure before the installer had a job (a refused request): said the same way as a failed job. */
   fail(message: string, name: string): void {
-    this.show({ id: '', phase: 'failed', bytes: 0, total: 0, rate: 0, etaSeconds: null, error: { name: 'Error', message }, storeId: null, needsFiles: [] }, name);
+    this.show(
+      {
+        id: '',
+        phase: 'failed',
+        bytes: 0,
+        total: 0,
+        rate: 0,
+        etaSeconds: null,
+        error: { name: 'Error', message },
+        storeId: null,
+        needsFiles: [],
+      },
+      name,
+    );
   }
 }

@@ -3,7 +3,15 @@
 import browser from 'webextension-polyfill';
 import { localize, msg } from '../shared/i18n';
 import { addMessageListener, isEvent, send, type ModelStatus } from '../shared/messages';
-import { loadSettings, normaliseBaseUrl, packRef, saveSettings, type BackendChoice, type ModelRef, type Settings } from '../shared/settings';
+import {
+  loadSettings,
+  normaliseBaseUrl,
+  packRef,
+  saveSettings,
+  type BackendChoice,
+  type ModelRef,
+  type Settings,
+} from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
 import { ModelManager } from './model-manager';
 
@@ -27,13 +35,20 @@ function render(): void {
     ...settings.packSources.map((p) => {
       const li = document.createElement('li');
       li.textContent = `${p.name || msg('optionsUnnamed')} — ${p.url}`;
-      if (!p.builtIn) li.append(' ', removeButton(p.name || p.url, () => void save({ packSources: settings.packSources.filter((x) => x.url !== p.url) })));
+      if (!p.builtIn)
+        li.append(
+          ' ',
+          removeButton(p.name || p.url, () => void save({ packSources: settings.packSources.filter((x) => x.url !== p.url) })),
+        );
       return li;
     }),
     ...settings.folders.map((f) => {
       const li = document.createElement('li');
       li.textContent = msg('optionsFolderItem', f.name || f.id);
-      li.append(' ', removeButton(f.name || f.id, () => void save({ folders: settings.folders.filter((x) => x.id !== f.id) })));
+      li.append(
+        ' ',
+        removeButton(f.name || f.id, () => void save({ folders: settings.folders.filter((x) => x.id !== f.id) })),
+      );
       return li;
     }),
   );
@@ -83,7 +98,9 @@ async function main(): Promise<void> {
   $('add-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const url = normaliseBaseUrl($<HTMLInputElement>('add-url').value);
-    const sources = settings.packSources.some((p) => p.url === url) ? settings.packSources : [...settings.packSources, { url, name: '', builtIn: false }];
+    const sources = settings.packSources.some((p) => p.url === url)
+      ? settings.packSources
+      : [...settings.packSources, { url, name: '', builtIn: false }];
     void save({ packSources: sources })
       .then(() => useModel({ kind: 'url', url }))
       .catch((err: unknown) => ($('pack-status').textContent = errorText(err)));

@@ -163,7 +163,15 @@ export class ModelManager {
         this.render();
         return;
       }
-      const type = ({ install: 'ui-bg-model-install', pause: 'ui-bg-model-pause', resume: 'ui-bg-model-resume', cancel: 'ui-bg-model-cancel', remove: 'ui-bg-model-remove' } as const)[a];
+      const type = (
+        {
+          install: 'ui-bg-model-install',
+          pause: 'ui-bg-model-pause',
+          resume: 'ui-bg-model-resume',
+          cancel: 'ui-bg-model-cancel',
+          remove: 'ui-bg-model-remove',
+        } as const
+      )[a];
       this.show(await send({ type, modelId }));
     } catch (err) {
       this.o.onError(err);

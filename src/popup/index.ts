@@ -13,7 +13,9 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 async function targetTab(): Promise<{ id: number | undefined; host: string }> {
   // Opened as a page (tests, or from the options page) it can be pointed at a tab: ?tab=ID.
   const param = new URLSearchParams(location.search).get('tab');
-  const tab = param ? await browser.tabs.get(Number(param)).catch(() => undefined) : (await browser.tabs.query({ active: true, currentWindow: true }))[0];
+  const tab = param
+    ? await browser.tabs.get(Number(param)).catch(() => undefined)
+    : (await browser.tabs.query({ active: true, currentWindow: true }))[0];
   let host: string;
   try {
     host = tab?.url ? new URL(tab.url).hostname : '';

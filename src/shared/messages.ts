@@ -171,7 +171,12 @@ export type Handlers<P extends string> = {
 };
 
 function isRequestOf<P extends string>(msg: unknown, prefix: P): msg is Request {
-  return typeof msg === 'object' && msg !== null && typeof (msg as { type?: unknown }).type === 'string' && (msg as { type: string }).type.startsWith(prefix);
+  return (
+    typeof msg === 'object' &&
+    msg !== null &&
+    typeof (msg as { type?: unknown }).type === 'string' &&
+    (msg as { type: string }).type.startsWith(prefix)
+  );
 }
 
 // What a message may carry (sizes, ranges) is in the one limits table, src/shared/limits.ts.
@@ -194,7 +199,11 @@ const isPackUrl = (v: unknown): boolean => {
 const isPicked = (v: unknown): boolean => {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
   const entries = Object.entries(v);
-  return entries.length > 0 && entries.length <= ML.pickedFiles && entries.every(([role, key]) => /^[a-z][a-z0-9_-]{0,31}$/.test(role) && isStr(key));
+  return (
+    entries.length > 0 &&
+    entries.length <= ML.pickedFiles &&
+    entries.every(([role, key]) => /^[a-z][a-z0-9_-]{0,31}$/.test(role) && isStr(key))
+  );
 };
 /** A plain object with exactly these keys (optional ones may be absent), no prototype tricks. */
 const shaped = (v: unknown, keys: readonly string[]): v is Record<string, unknown> => {
@@ -205,14 +214,19 @@ const shaped = (v: unknown, keys: readonly string[]): v is Record<string, unknow
 };
 const isSource = (v: unknown): boolean => {
   if (!shaped(v, ['kind', 'url', 'dataUrl'])) return false;
-  if (v.kind === 'url') return v.dataUrl === undefined && (isHttpUrl(v.url) || (isStr(v.url, ML.dataUrlChars) && /^data:image\//i.test(v.url)));
+  if (v.kind === 'url')
+    return v.dataUrl === undefined && (isHttpUrl(v.url) || (isStr(v.url, ML.dataUrlChars) && /^data:image\//i.test(v.url)));
   if (v.kind === 'bytes') return v.url === undefined && isStr(v.dataUrl, ML.dataUrlChars) && /^data:/i.test(v.dataUrl);
   return false;
 };
 const isDecoding = (v: unknown, partial: boolean): boolean => {
   if (!shaped(v, ['strategy', 'beams', 'maxTokens'])) return false;
   const field = (x: unknown, c: (x: unknown) => boolean) => (partial ? opt(x, c) : c(x));
-  return field(v.strategy, (x) => x === 'greedy' || x === 'beam') && field(v.beams, (x) => inRange(x, DL.beams)) && field(v.maxTokens, (x) => inRange(x, DL.maxTokens));
+  return (
+    field(v.strategy, (x) => x === 'greedy' || x === 'beam') &&
+    field(v.beams, (x) => inRange(x, DL.beams)) &&
+    field(v.maxTokens, (x) => inRange(x, DL.maxTokens))
+  );
 };
 const isIds = (v: unknown): boolean => Array.isArray(v) && v.length <= ML.ids && v.every((x) => isStr(x));
 
@@ -255,11 +269,18 @@ const FIELDS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = 
   'cs-bg-status': () => true,
   'ui-bg-status': () => true,
   'ui-bg-tab-info': (m) => inRange(m.tabId, { min: 0, max: Number.MAX_SAFE_INTEGER }),
-  'ui-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && opt(m.packUrl, isPackUrl) && opt(m.decoding, (d) => isDecoding(d, true)),
+  'ui-bg-caption': (m) =>
+    isStr(m.requestId) && isSource(m.source) && opt(m.packUrl, isPackUrl) && opt(m.decoding, (d) => isDecoding(d, true)),
   'ui-bg-load-pack': (m) => isPackUrl(m.packUrl),
   'ui-bg-clear-cache': (m) => typeof m.packs === 'boolean',
   'bg-os-caption': (m) =>
-    isStr(m.requestId) && isStr(m.key, ML.urlChars * 2) && isSource(m.source) && inRange(m.priority, ML.priority) && isPackUrl(m.packUrl) && isDecoding(m.decoding, false) && isBackend(m.backend),
+    isStr(m.requestId) &&
+    isStr(m.key, ML.urlChars * 2) &&
+    isSource(m.source) &&
+    inRange(m.priority, ML.priority) &&
+    isPackUrl(m.packUrl) &&
+    isDecoding(m.decoding, false) &&
+    isBackend(m.backend),
   'bg-os-cancel': (m) => isIds(m.requestIds),
   'bg-os-status': () => true,
   'bg-os-load': (m) => isPackUrl(m.packUrl) && isBackend(m.backend),
@@ -281,7 +302,10 @@ const FIELDS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = 
 
 /** Shape checks for every request: a plain object, only its own keys, each field of the right type and size. */
 export const VALIDATORS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = Object.fromEntries(
-  (Object.keys(FIELDS) as MessageType[]).map((t) => [t, (m: Record<string, unknown>) => shaped(m, ['type', ...(KEYS[t] as string[])]) && FIELDS[t](m)]),
+  (Object.keys(FIELDS) as MessageType[]).map((t) => [
+    t,
+    (m: Record<string, unknown>) => shaped(m, ['type', ...(KEYS[t] as string[])]) && FIELDS[t](m),
+  ]),
 ) as { [K in MessageType]: (m: Record<string, unknown>) => boolean };
 
 /** Who may send each request: our content script in a tab, one of our pages, or the service worker. */
@@ -318,7 +342,11 @@ export const SENDER_OF: { [K in MessageType]: SenderKind } = {
 };
 
 /** Whether `sender` is of the kind allowed to send `type` (unknown types: never). */
-export function senderOf(type: string, sender: Runtime.MessageSender, runtime: { id: string; getURL(p: string): string } = browser.runtime): boolean {
+export function senderOf(
+  type: string,
+  sender: Runtime.MessageSender,
+  runtime: { id: string; getURL(p: string): string } = browser.runtime,
+): boolean {
   const kind = (SENDER_OF as Record<string, SenderKind | undefined>)[type];
   if (!kind || sender.id !== runtime.id) return false;
   const ownUrl = typeof sender.url === 'string' && sender.url.startsWith(runtime.getURL(''));

@@ -15,14 +15,16 @@ export interface ModelChoice {
 function modelChoices(s: Settings, view: ModelsView | null): ModelChoice[] {
   const out: ModelChoice[] = [];
   for (const m of view?.catalogue ?? []) {
-    if (view?.states.find((x) => x.id === m.id)?.phase === 'ready') out.push({ ref: { kind: 'catalogue', id: m.id }, key: `model:${m.id}`, label: modelLabel(m) });
+    if (view?.states.find((x) => x.id === m.id)?.phase === 'ready')
+      out.push({ ref: { kind: 'catalogue', id: m.id }, key: `model:${m.id}`, label: modelLabel(m) });
   }
   for (const p of s.packSources) out.push({ ref: { kind: 'url', url: p.url }, key: p.url, label: p.name || p.url });
   for (const f of s.folders) out.push({ ref: { kind: 'folder', id: f.id }, key: `folder:${f.id}`, label: f.name || f.id });
   // The model in use is always listed, even before it is installed, so the select shows the truth.
   const active = activeModel(s);
   if (active && !out.some((c) => c.key === packRef(active))) {
-    const name = active.kind === 'catalogue' ? (view?.catalogue.find((m) => m.id === active.id) ?? { id: active.id, name: active.id }) : null;
+    const name =
+      active.kind === 'catalogue' ? (view?.catalogue.find((m) => m.id === active.id) ?? { id: active.id, name: active.id }) : null;
     out.unshift({ ref: active, key: packRef(active), label: name ? modelLabel(name) : packRef(active) });
   }
   return out;

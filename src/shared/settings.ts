@@ -118,7 +118,7 @@ const MIGRATIONS: {
         for (const p of rest.packSources as unknown[]) {
           const url = typeof p === 'object' && p !== null ? (p as { url?: unknown }).url : undefined;
           const id = typeof url === 'string' ? localPackIdOf(url) : null;
-          if (id) folders.push({ id, name: typeof (p as { name?: unknown }).name === 'string' ? ((p as { name: string }).name) : '' });
+          if (id) folders.push({ id, name: typeof (p as { name?: unknown }).name === 'string' ? (p as { name: string }).name : '' });
           else kept.push(p);
         }
         out.packSources = kept;
@@ -151,9 +151,11 @@ const V2_ONLY_KEYS = ['activePackUrl'];
 function storedVersion(raw: Record<string, unknown>): { version: number; fix: string | null } {
   const v = raw.schemaVersion;
   if (typeof v === 'number' && Number.isInteger(v) && v >= 1) return { version: v, fix: null };
-  if (typeof v === 'string' && /^\d+$/.test(v.trim()) && Number(v) >= 1) return { version: Number(v), fix: `schemaVersion: ${JSON.stringify(v)} read as ${Number(v)}` };
+  if (typeof v === 'string' && /^\d+$/.test(v.trim()) && Number(v) >= 1)
+    return { version: Number(v), fix: `schemaVersion: ${JSON.stringify(v)} read as ${Number(v)}` };
   const guess = V1_ONLY_KEYS.some((k) => k in raw) ? 1 : V2_ONLY_KEYS.some((k) => k in raw) ? 2 : SCHEMA_VERSION;
-  if (v === undefined) return { version: guess, fix: guess < SCHEMA_VERSION ? `schemaVersion: missing; the keys are those of version ${guess}` : null };
+  if (v === undefined)
+    return { version: guess, fix: guess < SCHEMA_VERSION ? `schemaVersion: missing; the keys are those of version ${guess}` : null };
   return { version: guess, fix: `schemaVersion: ${show(v)} is not a version; read as ${guess}` };
 }
 
@@ -164,7 +166,8 @@ export function migrate(raw: Record<string, unknown>): { value: Record<string, u
   const { version, fix } = storedVersion(value);
   if (fix) notes.push(fix);
   let v = version;
-  if (v > SCHEMA_VERSION) notes.push(`schemaVersion: ${v} was saved by a newer version of the extension; kept every setting this version understands`);
+  if (v > SCHEMA_VERSION)
+    notes.push(`schemaVersion: ${v} was saved by a newer version of the extension; kept every setting this version understands`);
   for (const m of MIGRATIONS) {
     if (m.from === v) {
       value = m.up(value, notes);
@@ -224,7 +227,7 @@ function coerceBool(v: unknown): boolean | undefined {
 export function validate(input: unknown): { settings: Settings; fixes: string[] } {
   const fixes: string[] = [];
   const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
-  const raw: Record<string, unknown> = isObject ? { ...(input) } : {};
+  const raw: Record<string, unknown> = isObject ? { ...input } : {};
   if (input !== undefined && !isObject) fixes.push(`settings were not an object (${show(input)}); reset to the defaults`);
   const { value, applied, notes } = migrate(raw);
   fixes.push(...notes);
@@ -356,7 +359,8 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
   }
 
   const known = new Set<string>(Object.keys(DEFAULTS));
-  for (const k of Object.keys(value)) if (!known.has(k)) fixes.push(`${k}: not a setting of this version; dropped (it was ${show(value[k])})`);
+  for (const k of Object.keys(value))
+    if (!known.has(k)) fixes.push(`${k}: not a setting of this version; dropped (it was ${show(value[k])})`);
   out.schemaVersion = SCHEMA_VERSION;
   return { settings: out, fixes };
 }
@@ -371,7 +375,8 @@ function checkModelRef(v: unknown): ModelRef | null {
   const r = v as Record<string, unknown>;
   if (r.kind === 'catalogue' && typeof r.id === 'string' && MODEL_ID.test(r.id)) return { kind: 'catalogue', id: r.id };
   if (r.kind === 'folder' && typeof r.id === 'string' && MODEL_ID.test(r.id)) return { kind: 'folder', id: r.id };
-  if (r.kind === 'url' && typeof r.url === 'string' && /^https?:/i.test(r.url.trim()) && isHttpUrl(r.url.trim())) return { kind: 'url', url: normaliseBaseUrl(r.url) };
+  if (r.kind === 'url' && typeof r.url === 'string' && /^https?:/i.test(r.url.trim()) && isHttpUrl(r.url.trim()))
+    return { kind: 'url', url: normaliseBaseUrl(r.url) };
   return null;
 }
 

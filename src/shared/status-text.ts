@@ -82,7 +82,8 @@ export function isBusy(s: InstallState | undefined): boolean {
 export function progressText(s: InstallState): string {
   const parts = [`${installPercent(s)}%`];
   // Bytes mean "downloaded" to a person: shown while downloading (or paused in it), not for the pack being written.
-  if (s.total > 0 && (s.phase === 'downloading' || s.phase === 'paused')) parts.push(msg('bytesOf', [formatBytes(s.bytes), formatBytes(s.total)]));
+  if (s.total > 0 && (s.phase === 'downloading' || s.phase === 'paused'))
+    parts.push(msg('bytesOf', [formatBytes(s.bytes), formatBytes(s.total)]));
   if (s.phase === 'downloading' && s.rate > 0) parts.push(formatRate(s.rate));
   if (s.phase === 'downloading' || s.phase === 'converting') {
     const eta = formatEta(s.etaSeconds);

@@ -32,7 +32,10 @@ function b64ToFloat32(b64: string): Float32Array {
 async function runGolden(packUrl: string, backend: 'auto' | 'wasm' | 'webgpu', threads: number) {
   const events: CaptionerEvent[] = [];
   const pack = await loadPackFromUrl(packUrl, { store: new MemoryPackStore() });
-  const golden = (await (await fetch(new URL('golden.json', packUrl))).json()) as { decoding: { beams: number; maxTokens: number }; images: GoldenImage[] };
+  const golden = (await (await fetch(new URL('golden.json', packUrl))).json()) as {
+    decoding: { beams: number; maxTokens: number };
+    images: GoldenImage[];
+  };
   const cap = await createCaptioner({ pack, backend, threads, wasmPaths: '/ort/', onEvent: (e) => e.type !== 'token' && events.push(e) });
   const images = [];
   try {
@@ -81,13 +84,24 @@ async function cache(packUrl: string, step: 'fill' | 'reuse' | 'delete') {
   const store = new IndexedDbPackStore();
   const progress: Array<{ phase: string; bytes: number; total: number }> = [];
   if (step === 'fill') {
-    const pack = await loadPackFromUrl(packUrl, { store, onProgress: (p) => progress.push({ phase: p.phase, bytes: p.bytes, total: p.total }) });
+    const pack = await loadPackFromUrl(packUrl, {
+      store,
+      onProgress: (p) => progress.push({ phase: p.phase, bytes: p.bytes, total: p.total }),
+    });
     return { id: pack.manifest.id, progress, list: await listCachedPacks(store) };
   }
   if (step === 'reuse') {
     const offline = await loadCachedPack((await listCachedPacks(store))[0].id, { store });
-    const again = await loadPackFromUrl(packUrl, { store, onProgress: (p) => progress.push({ phase: p.phase, bytes: p.bytes, total: p.total }) });
-    return { id: offline.manifest.id, sameBytes: offline.files.decoder.byteLength === again.files.decoder.byteLength, progress, list: await listCachedPacks(store) };
+    const again = await loadPackFromUrl(packUrl, {
+      store,
+      onProgress: (p) => progress.push({ phase: p.phase, bytes: p.bytes, total: p.total }),
+    });
+    return {
+      id: offline.manifest.id,
+      sameBytes: offline.files.decoder.byteLength === again.files.decoder.byteLength,
+      progress,
+      list: await listCachedPacks(store),
+    };
   }
   for (const p of await listCachedPacks(store)) await deleteCachedPack(p.id, store);
   return { list: await listCachedPacks(store) };
@@ -113,15 +127,23 @@ async function captionBad(packUrl: string, what: 'garbage' | 'zero' | 'abort') {
   const pack = await loadPackFromUrl(packUrl, { store: new MemoryPackStore() });
   const ac = new AbortController();
   const cap = await createCaptioner({
-    pack, backend: 'wasm', threads: 1, wasmPaths: '/ort/',
-    onEvent: (e) => { if (e.type === 'token' && e.generated === 2) ac.abort(); },
+    pack,
+    backend: 'wasm',
+    threads: 1,
+    wasmPaths: '/ort/',
+    onEvent: (e) => {
+      if (e.type === 'token' && e.generated === 2) ac.abort();
+    },
   });
   try {
     const golden = await (await fetch(new URL('golden.json', packUrl))).json();
     const goodBlob = await (await fetch(new URL(golden.images[0].file, packUrl))).blob();
     const input =
-      what === 'garbage' ? new Blob([new Uint8Array([1, 2, 3, 4, 5])]) :
-      what === 'zero' ? await (await fetch('/fixtures/zero.png')).blob() : goodBlob;
+      what === 'garbage'
+        ? new Blob([new Uint8Array([1, 2, 3, 4, 5])])
+        : what === 'zero'
+          ? await (await fetch('/fixtures/zero.png')).blob()
+          : goodBlob;
     await cap.caption(input, { strategy: 'beam', beams: 3, maxTokens: 20, signal: ac.signal });
     return { name: null };
   } catch (e) {
@@ -133,7 +155,14 @@ async function captionBad(packUrl: string, what: 'garbage' | 'zero' | 'abort') {
 
 declare global {
   interface Window {
-    captionerTest: { cache: typeof cache; runGolden: typeof runGolden; decodeHuge: typeof decodeHuge; decodeFormats: typeof decodeFormats; captionBad: typeof captionBad; gpu: () => Promise<boolean> };
+    captionerTest: {
+      cache: typeof cache;
+      runGolden: typeof runGolden;
+      decodeHuge: typeof decodeHuge;
+      decodeFormats: typeof decodeFormats;
+      captionBad: typeof captionBad;
+      gpu: () => Promise<boolean>;
+    };
   }
 }
 

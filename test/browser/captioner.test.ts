@@ -42,7 +42,9 @@ async function writeFormatFixtures(dir: string) {
   const solid = () => sharp({ create: { width: 40, height: 30, channels: 3, background: COLOUR } });
   for (const f of ['jpeg', 'png', 'webp', 'gif', 'avif'] as const) writeFileSync(join(dir, `solid.${f}`), await solid()[f]().toBuffer());
   // 24-bit BMP: bottom-up BGR rows padded to 4 bytes
-  const w = 40, h = 30, row = Math.ceil((w * 3) / 4) * 4;
+  const w = 40,
+    h = 30,
+    row = Math.ceil((w * 3) / 4) * 4;
   const bmp = Buffer.alloc(54 + row * h);
   bmp.write('BM', 0, 'ascii');
   bmp.writeUInt32LE(bmp.length, 2);
@@ -55,7 +57,10 @@ async function writeFormatFixtures(dir: string) {
   bmp.writeUInt32LE(row * h, 34);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) bmp.set([COLOUR.b, COLOUR.g, COLOUR.r], 54 + y * row + x * 3);
   writeFileSync(join(dir, 'solid.bmp'), bmp);
-  writeFileSync(join(dir, 'solid.svg'), `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"><rect width="40" height="30" fill="rgb(${COLOUR.r},${COLOUR.g},${COLOUR.b})"/></svg>`);
+  writeFileSync(
+    join(dir, 'solid.svg'),
+    `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"><rect width="40" height="30" fill="rgb(${COLOUR.r},${COLOUR.g},${COLOUR.b})"/></svg>`,
+  );
 }
 
 async function openPage(webgpu: boolean): Promise<{ browser: Browser; page: Page; logs: string[] }> {
@@ -69,8 +74,18 @@ async function openPage(webgpu: boolean): Promise<{ browser: Browser; page: Page
 }
 
 type GoldenRun = {
-  backend: string; reason: string; events: Array<{ type: string }>;
-  images: Array<{ file: string; pixelMeanDiff: number; pixelMaxDiff: number; greedy: number[]; beam: number[]; text: string; timings: { total: number; vision: number; prefill: number; perToken: number } }>;
+  backend: string;
+  reason: string;
+  events: Array<{ type: string }>;
+  images: Array<{
+    file: string;
+    pixelMeanDiff: number;
+    pixelMaxDiff: number;
+    greedy: number[];
+    beam: number[];
+    text: string;
+    timings: { total: number; vision: number; prefill: number; perToken: number };
+  }>;
 };
 
 for (const dir of goldenPackDirs()) {
@@ -90,7 +105,9 @@ for (const dir of goldenPackDirs()) {
     const check = (run: GoldenRun, label: string) => {
       for (const [i, img] of golden.images.entries()) {
         const got = run.images[i];
-        console.log(`[browser ${label}] ${rel} ${img.file}: pixel diff mean ${got.pixelMeanDiff.toExponential(2)} max ${got.pixelMaxDiff.toExponential(2)}; greedy ${got.timings.total.toFixed(0)} ms (vision ${got.timings.vision.toFixed(0)}, prefill ${got.timings.prefill.toFixed(0)}, ${got.timings.perToken.toFixed(1)} ms/token); "${got.text}"`);
+        console.log(
+          `[browser ${label}] ${rel} ${img.file}: pixel diff mean ${got.pixelMeanDiff.toExponential(2)} max ${got.pixelMaxDiff.toExponential(2)}; greedy ${got.timings.total.toFixed(0)} ms (vision ${got.timings.vision.toFixed(0)}, prefill ${got.timings.prefill.toFixed(0)}, ${got.timings.perToken.toFixed(1)} ms/token); "${got.text}"`,
+        );
         expect(got.pixelMeanDiff).toBeLessThanOrEqual(0.01);
         expect(got.pixelMaxDiff).toBeLessThanOrEqual(0.15);
         expect(got.greedy, `${label} greedy ${img.file}`).toEqual(img.greedy.tokenIds);
@@ -122,7 +139,8 @@ for (const dir of goldenPackDirs()) {
         expect(run.backend).toBe('webgpu');
         expect(run.reason).toMatch(/WebGPU adapter found/);
         check(run, 'webgpu');
-        for (const img of run.images) if (wasmTokens[img.file]) expect({ greedy: img.greedy, beam: img.beam }).toEqual(wasmTokens[img.file]);
+        for (const img of run.images)
+          if (wasmTokens[img.file]) expect({ greedy: img.greedy, beam: img.beam }).toEqual(wasmTokens[img.file]);
       } catch (e) {
         console.log(logs.join('\n'));
         throw e;
@@ -156,7 +174,11 @@ describe('pack cache in Chromium (IndexedDB)', () => {
     const { browser, page } = await openPage(false);
     try {
       await page.evaluate(([u]) => window.captionerTest.cache(u, 'delete'), [url]);
-      const fill = (await page.evaluate(([u]) => window.captionerTest.cache(u, 'fill'), [url])) as { id: string; progress: Array<{ phase: string; bytes: number; total: number }>; list: Array<{ id: string; complete: boolean }> };
+      const fill = (await page.evaluate(([u]) => window.captionerTest.cache(u, 'fill'), [url])) as {
+        id: string;
+        progress: Array<{ phase: string; bytes: number; total: number }>;
+        list: Array<{ id: string; complete: boolean }>;
+      };
       expect(fill.list).toEqual([expect.objectContaining({ id: fill.id, complete: true })]);
       const last = fill.progress.at(-1)!;
       expect(last.bytes).toBe(last.total);
@@ -164,7 +186,11 @@ describe('pack cache in Chromium (IndexedDB)', () => {
       await page.reload();
       await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
       server.log.length = 0;
-      const reuse = (await page.evaluate(([u]) => window.captionerTest.cache(u, 'reuse'), [url])) as { id: string; sameBytes: boolean; progress: Array<{ phase: string }> };
+      const reuse = (await page.evaluate(([u]) => window.captionerTest.cache(u, 'reuse'), [url])) as {
+        id: string;
+        sameBytes: boolean;
+        progress: Array<{ phase: string }>;
+      };
       expect(reuse.id).toBe(fill.id);
       expect(reuse.sameBytes).toBe(true);
       expect(reuse.progress.filter((p) => p.phase === 'download')).toEqual([]);
@@ -182,7 +208,13 @@ describe('image formats in Chromium', () => {
     const { browser, page } = await openPage(false);
     try {
       const urls = FORMATS.map((f) => `${server.url}/fixtures/solid.${f}`);
-      const res = (await page.evaluate(([u]) => window.captionerTest.decodeFormats(u), [urls])) as Array<{ url: string; ok: boolean; width: number; height: number; rgb: number[] }>;
+      const res = (await page.evaluate(([u]) => window.captionerTest.decodeFormats(u), [urls])) as Array<{
+        url: string;
+        ok: boolean;
+        width: number;
+        height: number;
+        rgb: number[];
+      }>;
       for (const r of res) {
         expect(r, r.url).toMatchObject({ ok: true, width: 40, height: 30 });
         // lossy formats (JPEG, WebP, AVIF) shift the colour a little
@@ -203,7 +235,9 @@ describe('bad input in Chromium', () => {
     const { browser, page } = await openPage(false);
     try {
       const url = `${server.url}/repo/${rel}/`;
-      expect(await page.evaluate(([u]) => window.captionerTest.captionBad(u, 'garbage'), [url])).toMatchObject({ name: 'ImageDecodeError' });
+      expect(await page.evaluate(([u]) => window.captionerTest.captionBad(u, 'garbage'), [url])).toMatchObject({
+        name: 'ImageDecodeError',
+      });
       expect(await page.evaluate(([u]) => window.captionerTest.captionBad(u, 'zero'), [url])).toMatchObject({ name: 'EmptyImageError' });
       expect(await page.evaluate(([u]) => window.captionerTest.captionBad(u, 'abort'), [url])).toMatchObject({ name: 'AbortError' });
       const huge = await page.evaluate(([u]) => window.captionerTest.decodeHuge(u), [`${server.url}/images/huge-20000.png`]);

@@ -76,7 +76,14 @@ async function runCases(cases: PageCase[], opts: { timeoutMs: number; captionEve
       if (px.length !== 3 * S * S) throw new Error(`pixel tensor has ${px.length} values, expected ${3 * S * S}`);
       for (let i = 0; i < px.length; i++) if (!Number.isFinite(px[i])) throw new Error(`pixel ${i} is ${px[i]}`);
       const ctr = (Math.floor(img.height / 2) * img.width + Math.floor(img.width / 2)) * 4;
-      r = { id: c.id, outcome: 'ok', width: img.width, height: img.height, rgb: [img.data[ctr], img.data[ctr + 1], img.data[ctr + 2]], ms: 0 };
+      r = {
+        id: c.id,
+        outcome: 'ok',
+        width: img.width,
+        height: img.height,
+        rgb: [img.data[ctr], img.data[ctr + 1], img.data[ctr + 2]],
+        ms: 0,
+      };
     } catch (e) {
       r = { id: c.id, ...classify(e), ms: 0 };
     }

@@ -48,7 +48,14 @@ afterAll(async () => {
   rmSync(BROWSER_TMP, { recursive: true, force: true });
 });
 
-interface Row { cases: number; ok: number; named: number; unnamed: number; unexpected: number; names: Record<string, number> }
+interface Row {
+  cases: number;
+  ok: number;
+  named: number;
+  unnamed: number;
+  unexpected: number;
+  names: Record<string, number>;
+}
 
 describe('engine fuzz in Chromium', () => {
   it('≥1000 hostile inputs: each a valid tensor or a named error; no script, no fetch, no hang', async () => {
@@ -67,7 +74,12 @@ describe('engine fuzz in Chromium', () => {
     const BATCH = 40;
     for (let i = 0; i < cases.length; i += BATCH) {
       const batch = cases.slice(i, i + BATCH).map((c) => ({ id: c.id, mime: c.mime, b64: Buffer.from(c.bytes).toString('base64') }));
-      results.push(...(await page.evaluate(([b, o]) => window.fuzzTest.runCases(b, o), [batch, { timeoutMs: TIMEOUT_MS, captionEvery: CAPTION_EVERY }] as const)));
+      results.push(
+        ...(await page.evaluate(([b, o]) => window.fuzzTest.runCases(b, o), [
+          batch,
+          { timeoutMs: TIMEOUT_MS, captionEvery: CAPTION_EVERY },
+        ] as const)),
+      );
     }
     const pwned = await page.evaluate(() => window.__svgPwned ?? null);
     // Positive control: a request the page itself makes to the leak prefix is seen by both watchers.
@@ -100,29 +112,86 @@ describe('engine fuzz in Chromium', () => {
       if (r.caption) {
         captions++;
         if (r.caption.outcome === 'ok') captionsOk++;
-        else if (r.caption.outcome !== 'named') problems.push(`#${c.id} ${c.label}: caption failed with unnamed ${r.caption.name}: ${r.caption.message}`);
+        else if (r.caption.outcome !== 'named')
+          problems.push(`#${c.id} ${c.label}: caption failed with unnamed ${r.caption.name}: ${r.caption.message}`);
       }
       slowest.push({ label: `${c.category}: ${c.label}`, ms: Math.round(r.ms), outcome: r.name ?? 'ok' });
     }
     slowest.sort((a, b) => b.ms - a.ms);
     // The engine's own object URLs (blob:) are how SVG reaches the <img>; anything else is a request the image made.
-    const leaks = [...requests.filter((u) => !u.startsWith('blob:') && (u.includes('/leak/') || !u.startsWith(server.url))), ...server.log.filter((l) => l.path.startsWith('/leak/')).map((l) => l.path)];
+    const leaks = [
+      ...requests.filter((u) => !u.startsWith('blob:') && (u.includes('/leak/') || !u.startsWith(server.url))),
+      ...server.log.filter((l) => l.path.startsWith('/leak/')).map((l) => l.path),
+    ];
 
-    const total = Object.values(table).reduce((t, r) => ({ cases: t.cases + r.cases, ok: t.ok + r.ok, named: t.named + r.named, unnamed: t.unnamed + r.unnamed, unexpected: t.unexpected + r.unexpected }), { cases: 0, ok: 0, named: 0, unnamed: 0, unexpected: 0 });
-    console.log(`\n[fuzz engine, Chromium] seed ${SEED}: ${total.cases} cases in ${(fuzzMs / 1000).toFixed(0)} s; ${captions} full captions (${captionsOk} ok)`);
-    console.log(['category'.padEnd(13), 'cases'.padStart(6), 'ok'.padStart(6), 'named'.padStart(6), 'other'.padStart(6), '  errors seen'].join(''));
+    const total = Object.values(table).reduce(
+      (t, r) => ({
+        cases: t.cases + r.cases,
+        ok: t.ok + r.ok,
+        named: t.named + r.named,
+        unnamed: t.unnamed + r.unnamed,
+        unexpected: t.unexpected + r.unexpected,
+      }),
+      { cases: 0, ok: 0, named: 0, unnamed: 0, unexpected: 0 },
+    );
+    console.log(
+      `\n[fuzz engine, Chromium] seed ${SEED}: ${total.cases} cases in ${(fuzzMs / 1000).toFixed(0)} s; ${captions} full captions (${captionsOk} ok)`,
+    );
+    console.log(
+      ['category'.padEnd(13), 'cases'.padStart(6), 'ok'.padStart(6), 'named'.padStart(6), 'other'.padStart(6), '  errors seen'].join(''),
+    );
     for (const [cat, r] of Object.entries(table)) {
-      console.log([cat.padEnd(13), String(r.cases).padStart(6), String(r.ok).padStart(6), String(r.named).padStart(6), String(r.unnamed).padStart(6), '  ' + Object.entries(r.names).map(([n, k]) => `${n} ${k}`).join(', ')].join(''));
+      console.log(
+        [
+          cat.padEnd(13),
+          String(r.cases).padStart(6),
+          String(r.ok).padStart(6),
+          String(r.named).padStart(6),
+          String(r.unnamed).padStart(6),
+          '  ' +
+            Object.entries(r.names)
+              .map(([n, k]) => `${n} ${k}`)
+              .join(', '),
+        ].join(''),
+      );
     }
-    console.log(['total'.padEnd(13), String(total.cases).padStart(6), String(total.ok).padStart(6), String(total.named).padStart(6), String(total.unnamed).padStart(6)].join(''));
-    console.log(`slowest: ${slowest.slice(0, 5).map((s) => `${s.label} ${s.ms} ms (${s.outcome})`).join('; ')}`);
+    console.log(
+      [
+        'total'.padEnd(13),
+        String(total.cases).padStart(6),
+        String(total.ok).padStart(6),
+        String(total.named).padStart(6),
+        String(total.unnamed).padStart(6),
+      ].join(''),
+    );
+    console.log(
+      `slowest: ${slowest
+        .slice(0, 5)
+        .map((s) => `${s.label} ${s.ms} ms (${s.outcome})`)
+        .join('; ')}`,
+    );
     if (problems.length) console.log(`problems:\n  ${problems.join('\n  ')}`);
     mkdirSync(resolve(REPO, '.tmp'), { recursive: true });
-    writeFileSync(REPORT, JSON.stringify({
-      where: 'chromium', seed: SEED, seconds: Math.round(fuzzMs / 1000), decodeTimeoutMs: TIMEOUT_MS, total, table,
-      fullCaptions: { tried: captions, ok: captionsOk, named: captions - captionsOk },
-      svg: { scriptRan: pwned, requestsToLeakUrls: leaks }, pageErrors, problems, slowest: slowest.slice(0, 10),
-    }, null, 2));
+    writeFileSync(
+      REPORT,
+      JSON.stringify(
+        {
+          where: 'chromium',
+          seed: SEED,
+          seconds: Math.round(fuzzMs / 1000),
+          decodeTimeoutMs: TIMEOUT_MS,
+          total,
+          table,
+          fullCaptions: { tried: captions, ok: captionsOk, named: captions - captionsOk },
+          svg: { scriptRan: pwned, requestsToLeakUrls: leaks },
+          pageErrors,
+          problems,
+          slowest: slowest.slice(0, 10),
+        },
+        null,
+        2,
+      ),
+    );
 
     expect(total.unnamed, problems.join('\n')).toBe(0);
     expect(problems).toEqual([]);

@@ -47,8 +47,13 @@ export async function launchChromium(tmpDir: string, extraArgs: string[] = []): 
     headless: true,
     env: { ...process.env, TMPDIR: tmpDir },
     args: [
-      '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-first-run', '--disable-quic', ...extraArgs,
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+      ...extraArgs,
     ],
   });
 }

@@ -5,7 +5,11 @@ import * as ort from 'onnxruntime-web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner, type CaptionerEvent } from '../../src/captioner/captioner';
 import {
-  CaptionAbortedError, CaptionerDisposedError, EmptyImageError, ImageDecodeError, InvalidOptionError,
+  CaptionAbortedError,
+  CaptionerDisposedError,
+  EmptyImageError,
+  ImageDecodeError,
+  InvalidOptionError,
 } from '../../src/shared/errors';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { goldenPackDirs, packMissingMessage, readGolden, REPO } from './helpers/packs';
@@ -28,11 +32,20 @@ describe('bad input to caption()', () => {
   let expectedGreedy: number[];
   beforeAll(async () => {
     const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-    const pack = await loadPackFromFiles(names.map((n) => {
-      const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-    }));
-    cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp, onEvent: (e) => onEvent(e) });
+    const pack = await loadPackFromFiles(
+      names.map((n) => {
+        const b = readFileSync(join(dir, n));
+        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+      }),
+    );
+    cap = await createCaptioner({
+      pack,
+      ort: ort,
+      backend: 'wasm',
+      threads: 1,
+      decodeImage: decodeImageWithSharp,
+      onEvent: (e) => onEvent(e),
+    });
     const golden = readGolden(dir);
     good = readFileSync(join(dir, golden.images[0].file));
     expectedGreedy = golden.images[0].greedy.tokenIds;
@@ -96,11 +109,15 @@ describe('bad input to caption()', () => {
 
   it('a disposed captioner refuses with CaptionerDisposedError', async () => {
     const other = await createCaptioner({
-      pack: await loadPackFromFiles(['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
-        const b = readFileSync(join(dir, n));
-        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-      })),
-      ort: ort, backend: 'wasm', decodeImage: decodeImageWithSharp,
+      pack: await loadPackFromFiles(
+        ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
+          const b = readFileSync(join(dir, n));
+          return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+        }),
+      ),
+      ort: ort,
+      backend: 'wasm',
+      decodeImage: decodeImageWithSharp,
     });
     await other.dispose();
     await expect(other.caption(good)).rejects.toBeInstanceOf(CaptionerDisposedError);

@@ -25,7 +25,10 @@ function logitsFor(prefix: readonly number[], seed: number): Float32Array {
 class FakeDecoder implements DecoderSteps {
   rows: number[][];
   runs: number[] = [];
-  constructor(initial: number[][], readonly seed: number) {
+  constructor(
+    initial: number[][],
+    readonly seed: number,
+  ) {
     this.rows = initial;
   }
   prefill(): Float32Array {
@@ -53,14 +56,26 @@ function referenceBeam(seed: number, beams: number, maxTokens: number, norm: boo
   type B = { ids: number[]; all: number[]; score: number; len: number; stopped: boolean };
   const rank = (b: B) => (norm ? b.score / b.len : b.score);
   const lp0 = logSoftmax(logitsFor([], seed));
-  const first = lp0.map((v, t) => ({ v, t })).sort((a, b) => b.v - a.v || a.t - b.t).slice(0, beams);
+  const first = lp0
+    .map((v, t) => ({ v, t }))
+    .sort((a, b) => b.v - a.v || a.t - b.t)
+    .slice(0, beams);
   let cur: B[] = first.map(({ v, t }) => ({ ids: t === EOS ? [] : [t], all: [t], score: v, len: 1, stopped: t === STOP || t === EOS }));
   for (let n = 1; n < maxTokens && cur.some((b) => !b.stopped); n++) {
     const cands: Array<{ b: B; key: [number, number] }> = [];
     cur.forEach((b, bi) => {
       if (b.stopped) return cands.push({ b, key: [bi, -1] });
       logSoftmax(logitsFor(b.all, seed)).forEach((lp, t) =>
-        cands.push({ b: { ids: t === EOS ? b.ids : [...b.ids, t], all: [...b.all, t], score: b.score + lp, len: b.len + 1, stopped: t === STOP || t === EOS }, key: [bi, t] }),
+        cands.push({
+          b: {
+            ids: t === EOS ? b.ids : [...b.ids, t],
+            all: [...b.all, t],
+            score: b.score + lp,
+            len: b.len + 1,
+            stopped: t === STOP || t === EOS,
+          },
+          key: [bi, t],
+        }),
       );
     });
     cands.sort((x, y) => rank(y.b) - rank(x.b) || x.key[0] - y.key[0] || x.key[1] - y.key[1]);
@@ -126,7 +141,14 @@ describe('beam search (ClipCap semantics)', () => {
         for (const norm of [true, false]) {
           const maxTokens = 3 + (seed % 7);
           const dec = new FakeDecoder([[]], seed);
-          const got = await beamDecode(dec.prefill(), dec, { vocabSize: V, stop: [STOP, EOS], eos: EOS, maxTokens, beams, lengthNormalize: norm });
+          const got = await beamDecode(dec.prefill(), dec, {
+            vocabSize: V,
+            stop: [STOP, EOS],
+            eos: EOS,
+            maxTokens,
+            beams,
+            lengthNormalize: norm,
+          });
           const ref = referenceBeam(seed, beams, maxTokens, norm);
           expect(got.tokenIds, `seed ${seed} beams ${beams} norm ${norm}`).toEqual(ref.ids);
           expect(got.score).toBeCloseTo(ref.score, 9);
@@ -146,7 +168,14 @@ describe('beam search (ClipCap semantics)', () => {
       const d1 = new FakeDecoder([[]], seed);
       const d2 = new FakeDecoder([[]], seed);
       const [g] = await greedyDecode(d1.prefill(), 1, d1, { vocabSize: V, stop: [STOP, EOS], eos: EOS, maxTokens: 8 });
-      const b = await beamDecode(d2.prefill(), d2, { vocabSize: V, stop: [STOP, EOS], eos: EOS, maxTokens: 8, beams: 1, lengthNormalize: true });
+      const b = await beamDecode(d2.prefill(), d2, {
+        vocabSize: V,
+        stop: [STOP, EOS],
+        eos: EOS,
+        maxTokens: 8,
+        beams: 1,
+        lengthNormalize: true,
+      });
       expect(b.tokenIds).toEqual(g.tokenIds);
     }
   });
@@ -155,8 +184,16 @@ describe('beam search (ClipCap semantics)', () => {
     const ac = new AbortController();
     const dec = new FakeDecoder([[]], 3);
     const p = beamDecode(dec.prefill(), dec, {
-      vocabSize: V, stop: [], eos: -1, maxTokens: 50, beams: 3, lengthNormalize: true, signal: ac.signal,
-      onStep: (n) => { if (n === 4) ac.abort(); },
+      vocabSize: V,
+      stop: [],
+      eos: -1,
+      maxTokens: 50,
+      beams: 3,
+      lengthNormalize: true,
+      signal: ac.signal,
+      onStep: (n) => {
+        if (n === 4) ac.abort();
+      },
     });
     await expect(p).rejects.toBeInstanceOf(CaptionAbortedError);
     expect(dec.runs.length).toBeLessThan(10);

@@ -45,7 +45,9 @@ function flakyGpuOrt(failAt: 'create' | 'warmup' | 'run' | 'never', lost?: Promi
       });
     },
   };
-  const env = lost ? Object.assign(Object.create(real.env), { wasm: real.env.wasm, webgpu: { device: Promise.resolve({ lost }) } }) : real.env;
+  const env = lost
+    ? Object.assign(Object.create(real.env), { wasm: real.env.wasm, webgpu: { device: Promise.resolve({ lost }) } })
+    : real.env;
   return { ...real, InferenceSession, Tensor: real.Tensor, env } as unknown as Ort;
 }
 
@@ -61,10 +63,12 @@ describe('backend choice and fallback', () => {
   let expected: number[];
   const nav = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
   beforeAll(async () => {
-    pack = await loadPackFromFiles(['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
-      const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-    }));
+    pack = await loadPackFromFiles(
+      ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
+        const b = readFileSync(join(dir, n));
+        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+      }),
+    );
     const golden = readGolden(dir);
     image = readFileSync(join(dir, golden.images[0].file));
     expected = golden.images[0].greedy.tokenIds;
@@ -76,7 +80,10 @@ describe('backend choice and fallback', () => {
   const fakeGpu = (adapter: boolean) =>
     Object.defineProperty(globalThis, 'navigator', {
       configurable: true,
-      value: { hardwareConcurrency: 8, gpu: { requestAdapter: async () => (adapter ? { info: { vendor: 'test', architecture: 'stub' } } : null) } },
+      value: {
+        hardwareConcurrency: 8,
+        gpu: { requestAdapter: async () => (adapter ? { info: { vendor: 'test', architecture: 'stub' } } : null) },
+      },
     });
   const opts = { strategy: 'greedy' as const, maxTokens: 20 };
 
@@ -94,7 +101,12 @@ describe('backend choice and fallback', () => {
   it('falls back to WASM once when WebGPU fails at session creation', async () => {
     fakeGpu(true);
     const events: CaptionerEvent[] = [];
-    const cap = await createCaptioner({ pack, ort: flakyGpuOrt('create'), decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
+    const cap = await createCaptioner({
+      pack,
+      ort: flakyGpuOrt('create'),
+      decodeImage: decodeImageWithSharp,
+      onEvent: (e) => events.push(e),
+    });
     expect(cap.backend).toBe('wasm');
     expect(cap.backendReason).toMatch(/WebGPU failed at session creation.*simulated/);
     expect(events.filter((e) => e.type === 'fallback')).toHaveLength(1);
@@ -106,7 +118,12 @@ describe('backend choice and fallback', () => {
   it('warms WebGPU up at creation; a failure there falls back to WASM before any caption', async () => {
     fakeGpu(true);
     const events: CaptionerEvent[] = [];
-    const cap = await createCaptioner({ pack, ort: flakyGpuOrt('warmup'), decodeImage: decodeImageWithSharp, onEvent: (e) => events.push(e) });
+    const cap = await createCaptioner({
+      pack,
+      ort: flakyGpuOrt('warmup'),
+      decodeImage: decodeImageWithSharp,
+      onEvent: (e) => events.push(e),
+    });
     expect(cap.backend).toBe('wasm');
     expect(cap.backendReason).toMatch(/WebGPU failed while warming up.*simulated/);
     expect(events.filter((e) => e.type === 'fallback')).toHaveLength(1);

@@ -24,7 +24,8 @@ afterAll(async () => cap?.dispose());
 
 describe('preprocessing of extreme shapes', () => {
   it('computes only the centre crop, with exactly the values of the full resize', () => {
-    const w = 7, h = 300;
+    const w = 7,
+      h = 300;
     const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 37) & 255);
     const size = shortestEdgeSize(w, h, 32);
     const full = resizeBicubicPil(rgb, w, h, size.width, size.height);
@@ -34,11 +35,23 @@ describe('preprocessing of extreme shapes', () => {
   });
   it('a 1×20000 strip at 224 px is 3 GB resized in full; the crop-only resize is instant and finite', () => {
     const t0 = Date.now();
-    for (const [w, h] of [[1, 20000], [20000, 1]]) {
-      const px = preprocessRgba({ data: new Uint8Array(w * h * 4).fill(128), width: w, height: h }, {
-        imageSize: 224, resize: 'shortest_edge', interpolation: 'bicubic', crop: 'center', rescale: 1 / 255,
-        mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channelOrder: 'RGB',
-      });
+    for (const [w, h] of [
+      [1, 20000],
+      [20000, 1],
+    ]) {
+      const px = preprocessRgba(
+        { data: new Uint8Array(w * h * 4).fill(128), width: w, height: h },
+        {
+          imageSize: 224,
+          resize: 'shortest_edge',
+          interpolation: 'bicubic',
+          crop: 'center',
+          rescale: 1 / 255,
+          mean: [0.5, 0.5, 0.5],
+          std: [0.5, 0.5, 0.5],
+          channelOrder: 'RGB',
+        },
+      );
       expect(px.length).toBe(3 * 224 * 224);
       expect(px.every(Number.isFinite)).toBe(true);
     }
@@ -51,10 +64,12 @@ describe('engine fuzz in Node (sharp)', () => {
     const missing = packMissingMessage(dir);
     if (missing) throw new Error(missing);
     const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-    const pack = await loadPackFromFiles(names.map((n) => {
-      const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-    }));
+    const pack = await loadPackFromFiles(
+      names.map((n) => {
+        const b = readFileSync(join(dir, n));
+        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+      }),
+    );
     cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp });
     const S = pack.manifest.preprocess.imageSize;
     const t0 = Date.now();
@@ -76,7 +91,8 @@ describe('engine fuzz in Node (sharp)', () => {
         if (decoded++ % 25 === 0) {
           captions++;
           const r = await cap.caption(input, { strategy: 'greedy', maxTokens: 4 }).catch((e) => e);
-          if (r instanceof Error && !(r instanceof CaptionerError)) problems.push(`#${c.id} ${c.label}: caption failed with ${r.name}: ${r.message}`);
+          if (r instanceof Error && !(r instanceof CaptionerError))
+            problems.push(`#${c.id} ${c.label}: caption failed with ${r.name}: ${r.message}`);
         }
       } catch (e) {
         const err = e as Error;
@@ -90,9 +106,19 @@ describe('engine fuzz in Node (sharp)', () => {
     }
     const seconds = Math.round((Date.now() - t0) / 1000);
     console.log(`\n[fuzz engine, Node/sharp] seed ${SEED}: ${cases.length} cases in ${seconds} s; ${captions} full captions`);
-    for (const [k, r] of Object.entries(table)) console.log(`${k.padEnd(13)}${String(r.cases).padStart(6)}${String(r.ok).padStart(6)}${String(r.named).padStart(6)}${String(r.unnamed).padStart(6)}  ${Object.entries(r.names).map(([n, v]) => `${n} ${v}`).join(', ')}`);
+    for (const [k, r] of Object.entries(table))
+      console.log(
+        `${k.padEnd(13)}${String(r.cases).padStart(6)}${String(r.ok).padStart(6)}${String(r.named).padStart(6)}${String(r.unnamed).padStart(6)}  ${Object.entries(
+          r.names,
+        )
+          .map(([n, v]) => `${n} ${v}`)
+          .join(', ')}`,
+      );
     mkdirSync(resolve(REPO, '.tmp'), { recursive: true });
-    writeFileSync(resolve(REPO, '.tmp/fuzz-engine-node.json'), JSON.stringify({ where: 'node (sharp)', seed: SEED, seconds, table, captions, problems }, null, 2));
+    writeFileSync(
+      resolve(REPO, '.tmp/fuzz-engine-node.json'),
+      JSON.stringify({ where: 'node (sharp)', seed: SEED, seconds, table, captions, problems }, null, 2),
+    );
     expect(problems).toEqual([]);
     // The formats libvips reads must decode.
     for (const c of cases.filter((k) => k.category === 'valid' && /^(png|jpeg|gif|webp|avif|svg)/.test(k.label))) {

@@ -75,7 +75,11 @@ for (const dir of goldenPackDirs()) {
           expect(g.tokenIds).toEqual(img.greedy.tokenIds);
           g.logprobs.forEach((lp, i) => expect(Math.abs(lp - img.greedy.logprobs[i])).toBeLessThan(1e-3));
           const d2 = new KvDecoder(ORT, s.decoder, m);
-          const b = await beamDecode(await d2.prefill(tensor(img.prefixEmbeds), 1), d2, { ...dopts, beams: golden.decoding.beams, lengthNormalize: true });
+          const b = await beamDecode(await d2.prefill(tensor(img.prefixEmbeds), 1), d2, {
+            ...dopts,
+            beams: golden.decoding.beams,
+            lengthNormalize: true,
+          });
           expect(b.tokenIds).toEqual(img.beam.tokenIds);
           expect(Math.abs(b.score / b.length - img.beam.score)).toBeLessThan(1e-3);
         }
@@ -89,7 +93,9 @@ for (const dir of goldenPackDirs()) {
         const bytes = readFileSync(join(dir, img.file));
         const g = await cap.caption(bytes, { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });
         const b = await cap.caption(bytes, { strategy: 'beam', beams: golden.decoding.beams, maxTokens: golden.decoding.maxTokens });
-        console.log(`[parity] ${rel} ${img.file} greedy "${g.text}" (${g.tokenIds.length} tokens, ${g.timings.perToken.toFixed(1)} ms/token), beam "${b.text}"`);
+        console.log(
+          `[parity] ${rel} ${img.file} greedy "${g.text}" (${g.tokenIds.length} tokens, ${g.timings.perToken.toFixed(1)} ms/token), beam "${b.text}"`,
+        );
         expect(g.tokenIds).toEqual(img.greedy.tokenIds);
         expect(b.tokenIds).toEqual(img.beam.tokenIds);
         expect(g.rawText).toBe(img.greedy.text);
@@ -102,7 +108,10 @@ for (const dir of goldenPackDirs()) {
 
     it('captions a batch with the same tokens as one at a time', async () => {
       const files = golden.images.map((img) => readFileSync(join(dir, img.file)));
-      const items = await cap.captionBatch([...files, new Uint8Array([1, 2, 3])], { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });
+      const items = await cap.captionBatch([...files, new Uint8Array([1, 2, 3])], {
+        strategy: 'greedy',
+        maxTokens: golden.decoding.maxTokens,
+      });
       golden.images.forEach((img, i) => {
         const it = items[i];
         expect(it.ok).toBe(true);

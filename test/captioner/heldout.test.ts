@@ -24,10 +24,12 @@ describe('held-out toy images', () => {
   let cap: Captioner;
   beforeAll(async () => {
     const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-    const pack = await loadPackFromFiles(names.map((n) => {
-      const b = readFileSync(join(dir, n));
-      return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-    }));
+    const pack = await loadPackFromFiles(
+      names.map((n) => {
+        const b = readFileSync(join(dir, n));
+        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+      }),
+    );
     cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
   });
   afterAll(async () => cap?.dispose());
@@ -35,16 +37,26 @@ describe('held-out toy images', () => {
   it('reaches the same exact-match rate as PyTorch, missing the same images', async () => {
     // A toy build that is still running rewrites heldout/ before it writes the new model and report.json.
     const stale = statSync(join(dir, 'heldout/captions.json')).mtimeMs > statSync(join(dir, 'report.json')).mtimeMs;
-    if (stale) throw new Error(`${dir}/heldout/ is newer than report.json: a toy build is still running (npm run pack:toy); run this test after it ends`);
+    if (stale)
+      throw new Error(
+        `${dir}/heldout/ is newer than report.json: a toy build is still running (npm run pack:toy); run this test after it ends`,
+      );
     const truth = JSON.parse(readFileSync(join(dir, 'heldout/captions.json'), 'utf8')) as Record<string, string>;
-    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as { exact_match: number; heldout: number; misses: Array<{ file: string; predicted: string }> };
+    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as {
+      exact_match: number;
+      heldout: number;
+      misses: Array<{ file: string; predicted: string }>;
+    };
     const files = Object.keys(truth).sort();
     expect(files.length).toBe(report.heldout);
     const predicted: Record<string, string> = {};
     const t0 = performance.now();
     for (let i = 0; i < files.length; i += 16) {
       const chunk = files.slice(i, i + 16);
-      const items = await cap.captionBatch(chunk.map((f) => readFileSync(join(dir, 'heldout', f))), { strategy: 'greedy', maxTokens: 20 });
+      const items = await cap.captionBatch(
+        chunk.map((f) => readFileSync(join(dir, 'heldout', f))),
+        { strategy: 'greedy', maxTokens: 20 },
+      );
       items.forEach((it, j) => {
         if (!it.ok) throw it.error;
         predicted[chunk[j]] = it.value.rawText;
@@ -53,7 +65,9 @@ describe('held-out toy images', () => {
     const ms = performance.now() - t0;
     const misses = files.filter((f) => predicted[f] !== truth[f]);
     const exact = (files.length - misses.length) / files.length;
-    console.log(`[heldout] TS engine exact match ${exact.toFixed(4)} (${files.length - misses.length}/${files.length}) vs PyTorch ${report.exact_match}; ${(ms / files.length).toFixed(1)} ms/image (batches of 16, wasm 2 threads)`);
+    console.log(
+      `[heldout] TS engine exact match ${exact.toFixed(4)} (${files.length - misses.length}/${files.length}) vs PyTorch ${report.exact_match}; ${(ms / files.length).toFixed(1)} ms/image (batches of 16, wasm 2 threads)`,
+    );
     for (const f of misses.slice(0, 5)) console.log(`  miss ${f}: ${JSON.stringify(predicted[f])} (true ${JSON.stringify(truth[f])})`);
     expect(exact).toBe(report.exact_match);
     expect(misses).toEqual(report.misses.map((m) => m.file).sort());

@@ -4,11 +4,22 @@ import { join } from 'node:path';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import {
-  PackDownloadError, PackFileMissingError, PackFormatError, PackIntegrityError, PackNotCachedError, PackSizeError,
+  PackDownloadError,
+  PackFileMissingError,
+  PackFormatError,
+  PackIntegrityError,
+  PackNotCachedError,
+  PackSizeError,
   UnsupportedPackVersionError,
 } from '../../src/shared/errors';
 import {
-  deleteCachedPack, listCachedPacks, loadCachedPack, loadPack, loadPackFromFiles, loadPackFromUrl, type PackProgress,
+  deleteCachedPack,
+  listCachedPacks,
+  loadCachedPack,
+  loadPack,
+  loadPackFromFiles,
+  loadPackFromUrl,
+  type PackProgress,
 } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, MemoryPackStore, type PackStore } from '../../src/captioner/pack-store';
 import { fast, usePackServer } from './helpers/pack-server';
@@ -71,7 +82,9 @@ describe.each([
   });
 
   it('refuses a file whose SHA-256 does not match, and does not keep it', async () => {
-    writeSyntheticPack(packs.root, 'badhash', (m) => { m.files.mapper.sha256 = 'f'.repeat(64); });
+    writeSyntheticPack(packs.root, 'badhash', (m) => {
+      m.files.mapper.sha256 = 'f'.repeat(64);
+    });
     const store = makeStore();
     await expect(loadPackFromUrl(`${packs.server.url}/packs/badhash/`, { store, ...fast })).rejects.toBeInstanceOf(PackIntegrityError);
     expect(await store.storedBytes('badhash', 'mapper.onnx')).toBe(0);
@@ -80,32 +93,46 @@ describe.each([
   });
 
   it('refuses a truncated file with a size error', async () => {
-    writeSyntheticPack(packs.root, 'short', (_m, files) => { files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 999_000); });
-    await expect(loadPackFromUrl(`${packs.server.url}/packs/short/`, { store: makeStore(), ...fast })).rejects.toBeInstanceOf(PackSizeError);
+    writeSyntheticPack(packs.root, 'short', (_m, files) => {
+      files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 999_000);
+    });
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/short/`, { store: makeStore(), ...fast })).rejects.toBeInstanceOf(
+      PackSizeError,
+    );
   });
 });
 
 describe('pack loading errors', () => {
   it('refuses an unknown pack format version', async () => {
-    writeSyntheticPack(packs.root, 'future', (m) => { m.formatVersion = 2; });
+    writeSyntheticPack(packs.root, 'future', (m) => {
+      m.formatVersion = 2;
+    });
     const err = await loadPackFromUrl(`${packs.server.url}/packs/future/`, { store: new MemoryPackStore(), ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(UnsupportedPackVersionError);
     expect(err.message).toMatch(/version 2/);
   });
   it('refuses a malformed pack.json', async () => {
-    writeSyntheticPack(packs.root, 'malformed', (m) => { delete m.decoder; });
-    await expect(loadPackFromUrl(`${packs.server.url}/packs/malformed/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(PackFormatError);
+    writeSyntheticPack(packs.root, 'malformed', (m) => {
+      delete m.decoder;
+    });
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/malformed/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(
+      PackFormatError,
+    );
   });
   it('gives a download error for a missing file, without retrying a 404', async () => {
     const { dir } = writeSyntheticPack(packs.root, 'missing');
     rmSync(join(dir, 'mapper.onnx'));
-    await expect(loadPackFromUrl(`${packs.server.url}/packs/missing/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(PackDownloadError);
+    await expect(loadPackFromUrl(`${packs.server.url}/packs/missing/`, { store: new MemoryPackStore(), ...fast })).rejects.toBeInstanceOf(
+      PackDownloadError,
+    );
     expect(packs.server.log.filter((l) => l.path.endsWith('mapper.onnx')).length).toBe(1);
   });
   it('retries a failing server and then gives up with a download error', async () => {
     writeSyntheticPack(packs.root, 'flaky');
     packs.server.hooks.set('/packs/flaky/vision.onnx', (_req, res) => (res.writeHead(503).end(), true));
-    await expect(loadPackFromUrl(`${packs.server.url}/packs/flaky/`, { store: new MemoryPackStore(), ...fast, retries: 3 })).rejects.toBeInstanceOf(PackDownloadError);
+    await expect(
+      loadPackFromUrl(`${packs.server.url}/packs/flaky/`, { store: new MemoryPackStore(), ...fast, retries: 3 }),
+    ).rejects.toBeInstanceOf(PackDownloadError);
     expect(packs.server.log.filter((l) => l.path.endsWith('vision.onnx')).length).toBe(3);
   });
 });
@@ -114,12 +141,19 @@ describe('pack loading from picked files', () => {
   const asPicked = (dir: string, names: string[]) =>
     names.map((n) => {
       const b = readFileSync(join(dir, n));
-      return { name: n, webkitRelativePath: `mypack/${n}`, size: b.length, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+      return {
+        name: n,
+        webkitRelativePath: `mypack/${n}`,
+        size: b.length,
+        arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length),
+      };
     });
   it('verifies picked files and saves them for later offline use', async () => {
     const { dir, files } = writeSyntheticPack(packs.root, 'picked');
     const store = new MemoryPackStore();
-    const pack = await loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']), { store });
+    const pack = await loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']), {
+      store,
+    });
     expect(pack.source).toBe('files');
     const cached = await loadCachedPack('picked', { store });
     expect(Buffer.from(cached.files.mapper).equals(files['mapper.onnx'])).toBe(true);
@@ -128,7 +162,10 @@ describe('pack loading from picked files', () => {
     const { dir, files } = writeSyntheticPack(packs.root, 'located');
     writeSyntheticPack(packs.root, 'located-web');
     const store = new MemoryPackStore();
-    const picked = await loadPack({ kind: 'files', files: asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']) }, { store });
+    const picked = await loadPack(
+      { kind: 'files', files: asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']) },
+      { store },
+    );
     expect(picked.source).toBe('files');
     const stored = await loadPack({ kind: 'stored', storeId: 'located' }, { store });
     expect(stored.source).toBe('cache');
@@ -139,8 +176,12 @@ describe('pack loading from picked files', () => {
   });
   it('names the missing file, and refuses a corrupt one', async () => {
     const { dir } = writeSyntheticPack(packs.root, 'picked2');
-    await expect(loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'decoder.onnx', 'tokenizer.json']))).rejects.toBeInstanceOf(PackFileMissingError);
+    await expect(loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'decoder.onnx', 'tokenizer.json']))).rejects.toBeInstanceOf(
+      PackFileMissingError,
+    );
     writeFileSync(join(dir, 'vision.onnx'), randomBytes(300_000));
-    await expect(loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json']))).rejects.toBeInstanceOf(PackIntegrityError);
+    await expect(
+      loadPackFromFiles(asPicked(dir, ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'])),
+    ).rejects.toBeInstanceOf(PackIntegrityError);
   });
 });

@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import {
-  PackDownloadError, PackIntegrityError, PackSizeError, StorageQuotaError, UnsupportedPackVersionError,
+  PackDownloadError,
+  PackIntegrityError,
+  PackSizeError,
+  StorageQuotaError,
+  UnsupportedPackVersionError,
 } from '../../src/shared/errors';
 import { listCachedPacks, loadCachedPack, loadPackFromFiles, loadPackFromUrl } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, type PackStore, type StoredPackRecord } from '../../src/captioner/pack-store';
@@ -49,7 +53,9 @@ describe('corrupt and incomplete packs', () => {
   });
 
   it('a truncated file (the server has fewer bytes than pack.json says) is a size error and is not kept', async () => {
-    writeSyntheticPack(packs.root, 'trunc', (_m, files) => { files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 500_000); });
+    writeSyntheticPack(packs.root, 'trunc', (_m, files) => {
+      files['decoder.onnx'] = files['decoder.onnx'].subarray(0, 500_000);
+    });
     const store = idb();
     const err = await loadPackFromUrl(url('trunc'), { store, ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(PackSizeError);
@@ -77,7 +83,9 @@ describe('corrupt and incomplete packs', () => {
   });
 
   it('an unknown format version is refused before anything is downloaded or stored', async () => {
-    writeSyntheticPack(packs.root, 'v99', (m) => { m.formatVersion = 99; });
+    writeSyntheticPack(packs.root, 'v99', (m) => {
+      m.formatVersion = 99;
+    });
     const store = idb();
     const err = await loadPackFromUrl(url('v99'), { store, ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(UnsupportedPackVersionError);
@@ -180,27 +188,39 @@ describe('a download interrupted halfway', () => {
  */
 class QuotaStore implements PackStore {
   used = 0;
-  constructor(private readonly inner: IndexedDbPackStore, private readonly budget: number, private readonly failRecords = false) {}
+  constructor(
+    private readonly inner: IndexedDbPackStore,
+    private readonly budget: number,
+    private readonly failRecords = false,
+  ) {}
   private full(): never {
     throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
   }
-  getRecord(id: string) { return this.inner.getRecord(id); }
+  getRecord(id: string) {
+    return this.inner.getRecord(id);
+  }
   async putRecord(r: StoredPackRecord) {
     if (this.failRecords && this.used >= this.budget) this.full();
     return this.inner.putRecord(r);
   }
-  storedBytes(id: string, path: string) { return this.inner.storedBytes(id, path); }
+  storedBytes(id: string, path: string) {
+    return this.inner.storedBytes(id, path);
+  }
   async append(id: string, path: string, offset: number, data: Uint8Array) {
     if (this.used + data.byteLength > this.budget) this.full();
     await this.inner.append(id, path, offset, data);
     this.used += data.byteLength;
   }
-  read(id: string, path: string) { return this.inner.read(id, path); }
+  read(id: string, path: string) {
+    return this.inner.read(id, path);
+  }
   async clearFile(id: string, path: string) {
     this.used -= await this.inner.storedBytes(id, path);
     return this.inner.clearFile(id, path);
   }
-  listRecords() { return this.inner.listRecords(); }
+  listRecords() {
+    return this.inner.listRecords();
+  }
   async deletePack(id: string) {
     for (const p of PATHS) this.used -= await this.inner.storedBytes(id, p);
     return this.inner.deletePack(id);
@@ -282,8 +302,15 @@ describe('storage quota exceeded', () => {
     expect(wire.name).toBe('StorageQuotaError');
     expect(fromWire(wire).name).toBe('StorageQuotaError');
     const d = describeStatus({
-      state: 'error', packUrl: 'https://x.test/coco/', packId: 'coco', packName: 'COCO', progress: null, backend: null,
-      backendReason: '', queued: 0, error: wire,
+      state: 'error',
+      packUrl: 'https://x.test/coco/',
+      packId: 'coco',
+      packName: 'COCO',
+      progress: null,
+      backend: null,
+      backendReason: '',
+      queued: 0,
+      error: wire,
     });
     expect(d.hint).toBe(wire.message);
     expect(d.hint).toMatch(/420\.0 MB.*Free some disk space/);

@@ -10,7 +10,7 @@ const HELPER = fileURLToPath(new URL('./helpers/pil_resize.py', import.meta.url)
 /** Deterministic pseudo-random bytes with some smooth structure (so both flat and busy regions are covered). */
 function testImage(w: number, h: number, seed: number): Uint8Array {
   let s = seed >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const out = new Uint8Array(w * h * 3);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
@@ -63,22 +63,45 @@ describe('PIL-compatible bicubic resize', () => {
   });
 
   it('refuses a 0x0 image with a named error', () => {
-    const pp = { imageSize: 8, resize: 'shortest_edge', interpolation: 'bicubic', crop: 'center', rescale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], channelOrder: 'RGB' } as const;
-    expect(() => preprocessRgba({ data: new Uint8Array(0), width: 0, height: 0 }, { ...pp, mean: [0, 0, 0], std: [1, 1, 1] })).toThrow(EmptyImageError);
-    expect(() => preprocessRgba({ data: new Uint8Array(0), width: 5, height: 0 }, { ...pp, mean: [0, 0, 0], std: [1, 1, 1] })).toThrow(EmptyImageError);
+    const pp = {
+      imageSize: 8,
+      resize: 'shortest_edge',
+      interpolation: 'bicubic',
+      crop: 'center',
+      rescale: 1 / 255,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+      channelOrder: 'RGB',
+    } as const;
+    expect(() => preprocessRgba({ data: new Uint8Array(0), width: 0, height: 0 }, { ...pp, mean: [0, 0, 0], std: [1, 1, 1] })).toThrow(
+      EmptyImageError,
+    );
+    expect(() => preprocessRgba({ data: new Uint8Array(0), width: 5, height: 0 }, { ...pp, mean: [0, 0, 0], std: [1, 1, 1] })).toThrow(
+      EmptyImageError,
+    );
   });
 
   it('normalises and centre-crops into CHW layout', () => {
     // 4x2 image, S=2: resize is identity on height, width 4 -> 4 (shortest edge 2 -> size 2x4 stays), crop columns 1..2
-    const w = 4, h = 2;
+    const w = 4,
+      h = 2;
     const data = new Uint8Array(w * h * 4);
     for (let i = 0; i < w * h; i++) data.set([i * 10, 255 - i * 10, 100, 255], i * 4);
-    const pp = { imageSize: 2, resize: 'shortest_edge', interpolation: 'bicubic', crop: 'center', rescale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.5, 0.25, 2], channelOrder: 'RGB' } as const;
+    const pp = {
+      imageSize: 2,
+      resize: 'shortest_edge',
+      interpolation: 'bicubic',
+      crop: 'center',
+      rescale: 1 / 255,
+      mean: [0.5, 0.5, 0.5],
+      std: [0.5, 0.25, 2],
+      channelOrder: 'RGB',
+    } as const;
     const out = preprocessRgba({ data, width: w, height: h }, { ...pp, mean: [0.5, 0.5, 0.5], std: [0.5, 0.25, 2] });
     expect(out.length).toBe(12);
     const px = (x: number, y: number) => y * w + x;
     // channel 0 at (0,0) is source pixel (1,0)
-    expect(out[0]).toBeCloseTo((px(1, 0) * 10 / 255 - 0.5) / 0.5, 5);
+    expect(out[0]).toBeCloseTo(((px(1, 0) * 10) / 255 - 0.5) / 0.5, 5);
     expect(out[4 + 3]).toBeCloseTo(((255 - px(2, 1) * 10) / 255 - 0.5) / 0.25, 5);
     expect(out[8 + 1]).toBeCloseTo((100 / 255 - 0.5) / 2, 5);
   });

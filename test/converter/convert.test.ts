@@ -42,8 +42,19 @@ function templateJson() {
     id: 'fake-fp16',
     precision: 'fp16',
     manifest: {
-      format: 'clipcap-pack', formatVersion: 1, precision: 'fp16',
-      preprocess: { imageSize: 32, resize: 'shortest_edge', interpolation: 'bicubic', crop: 'center', rescale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], channelOrder: 'RGB' },
+      format: 'clipcap-pack',
+      formatVersion: 1,
+      precision: 'fp16',
+      preprocess: {
+        imageSize: 32,
+        resize: 'shortest_edge',
+        interpolation: 'bicubic',
+        crop: 'center',
+        rescale: 1 / 255,
+        mean: [0.5, 0.5, 0.5],
+        std: [0.25, 0.25, 0.25],
+        channelOrder: 'RGB',
+      },
       embedding: { dim: 5, l2Normalize: false },
       mapper: { type: 'mlp', prefixLength: 1, clipLength: null },
       decoder: { nLayer: 1, nHead: 1, nEmbd: 300, headDim: 300, vocabSize: 1000, nPositions: 16 },
@@ -56,32 +67,61 @@ function templateJson() {
     },
     keyMaps: {},
     graphs: [
-      { role: 'vision', path: 'vision.onnx', skeleton: 'vision.skel', skeletonBytes: 100, bytes: 40 + 4 * 48 + 20 + 16 + 40 + 60, pieces: [
-        { copy: [0, 40] },
-        { op: 'bn_fold_weight', args: BN, attrs: { eps: 1e-5 }, dtype: 'float32', shape: [4, 3, 2, 2] },
-        { copy: [40, 60] },
-        { op: 'bn_fold_bias', args: BN, attrs: { eps: 1e-5 }, dtype: 'float32', shape: [4] },
-        { copy: [60, 100] },
-        { op: 'transpose', args: ['visual.proj'], dtype: 'float16', shape: [5, 6] },
-      ] },
-      { role: 'mapper', path: 'mapper.onnx', skeleton: 'mapper.skel', bytes: 30 + 80, pieces: [
-        { op: 'identity', args: ['clip_project.model.0.weight'], dtype: 'float16', shape: [8, 5] },
-        { copy: [0, 30] },
-      ] },
-      { role: 'decoder', path: 'decoder.onnx', skeleton: 'decoder.skel', bytes: 10 + WTE[0] * WTE[1] * 4 + WTE[0] * WTE[1] * 2, pieces: [
-        { copy: [0, 5] },
-        { op: 'identity', args: ['gpt.transformer.wte.weight'], dtype: 'float32', shape: WTE },
-        { op: 'transpose', args: ['clipcap:gpt.transformer.wte.weight'], dtype: 'float16', shape: [WTE[1], WTE[0]] },
-        { copy: [5, 10] },
-      ] },
+      {
+        role: 'vision',
+        path: 'vision.onnx',
+        skeleton: 'vision.skel',
+        skeletonBytes: 100,
+        bytes: 40 + 4 * 48 + 20 + 16 + 40 + 60,
+        pieces: [
+          { copy: [0, 40] },
+          { op: 'bn_fold_weight', args: BN, attrs: { eps: 1e-5 }, dtype: 'float32', shape: [4, 3, 2, 2] },
+          { copy: [40, 60] },
+          { op: 'bn_fold_bias', args: BN, attrs: { eps: 1e-5 }, dtype: 'float32', shape: [4] },
+          { copy: [60, 100] },
+          { op: 'transpose', args: ['visual.proj'], dtype: 'float16', shape: [5, 6] },
+        ],
+      },
+      {
+        role: 'mapper',
+        path: 'mapper.onnx',
+        skeleton: 'mapper.skel',
+        bytes: 30 + 80,
+        pieces: [{ op: 'identity', args: ['clip_project.model.0.weight'], dtype: 'float16', shape: [8, 5] }, { copy: [0, 30] }],
+      },
+      {
+        role: 'decoder',
+        path: 'decoder.onnx',
+        skeleton: 'decoder.skel',
+        bytes: 10 + WTE[0] * WTE[1] * 4 + WTE[0] * WTE[1] * 2,
+        pieces: [
+          { copy: [0, 5] },
+          { op: 'identity', args: ['gpt.transformer.wte.weight'], dtype: 'float32', shape: WTE },
+          { op: 'transpose', args: ['clipcap:gpt.transformer.wte.weight'], dtype: 'float16', shape: [WTE[1], WTE[0]] },
+          { copy: [5, 10] },
+        ],
+      },
     ],
   };
 }
 
-const shapes = (s: Record<string, number[]>): Record<string, FakeTensor> => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, { shape: v }]));
-const clipFile = (extra: Record<string, FakeTensor> = {}) => new FakeCheckpoint({ ...shapes(CLIP), 'transformer.resblocks.0.attn.in_proj_weight': { shape: [12, 4] }, logit_scale: { shape: [] }, ...extra }, 11);
+const shapes = (s: Record<string, number[]>): Record<string, FakeTensor> =>
+  Object.fromEntries(Object.entries(s).map(([k, v]) => [k, { shape: v }]));
+const clipFile = (extra: Record<string, FakeTensor> = {}) =>
+  new FakeCheckpoint(
+    { ...shapes(CLIP), 'transformer.resblocks.0.attn.in_proj_weight': { shape: [12, 4] }, logit_scale: { shape: [] }, ...extra },
+    11,
+  );
 const clipcapFile = (extra: Record<string, FakeTensor> = {}) =>
-  new FakeCheckpoint({ ...shapes(CLIPCAP), 'gpt.transformer.h.0.attn.bias': { shape: [1, 1, 4, 4], dtype: 'uint8' }, 'gpt.lm_head.weight': { shape: WTE, tiedTo: 'gpt.transformer.wte.weight' }, ...extra }, 12);
+  new FakeCheckpoint(
+    {
+      ...shapes(CLIPCAP),
+      'gpt.transformer.h.0.attn.bias': { shape: [1, 1, 4, 4], dtype: 'uint8' },
+      'gpt.lm_head.weight': { shape: WTE, tiedTo: 'gpt.transformer.wte.weight' },
+      ...extra,
+    },
+    12,
+  );
 const TOKENIZER = new TextEncoder().encode('{"model":{"type":"BPE"}}');
 
 function args(over: Partial<ConvertArgs> = {}): ConvertArgs & { sink: MemorySink } {
@@ -128,8 +168,25 @@ describe('convertPack', () => {
     const progress: Array<[number, number]> = [];
     const m = await convertPack({ ...a, onProgress: (w, t) => progress.push([w, t]) });
     expect(parseManifest(JSON.stringify(m))).toEqual(m);
-    expect(m).toMatchObject({ format: 'clipcap-pack', formatVersion: 1, id: 'fake', version: '1.0.0', name: 'Fake', precision: 'fp16', provenance: { builder: 'test' } });
-    expect(Object.keys(m).slice(0, 8)).toEqual(['format', 'formatVersion', 'id', 'version', 'name', 'description', 'provenance', 'precision']);
+    expect(m).toMatchObject({
+      format: 'clipcap-pack',
+      formatVersion: 1,
+      id: 'fake',
+      version: '1.0.0',
+      name: 'Fake',
+      precision: 'fp16',
+      provenance: { builder: 'test' },
+    });
+    expect(Object.keys(m).slice(0, 8)).toEqual([
+      'format',
+      'formatVersion',
+      'id',
+      'version',
+      'name',
+      'description',
+      'provenance',
+      'precision',
+    ]);
     for (const role of ['vision', 'mapper', 'decoder'] as const) {
       const want = expectedFile(role, a);
       const got = a.sink.bytes(`${role}.onnx`);
@@ -139,19 +196,21 @@ describe('convertPack', () => {
     expect(a.sink.bytes('tokenizer.json')).toEqual(TOKENIZER);
     expect(m.files.tokenizer).toEqual({ path: 'tokenizer.json', bytes: TOKENIZER.byteLength, sha256: sha(TOKENIZER) });
     // chunks of at most chunkBytes, in order; progress rises to the total
-    expect(a.sink.appends.every((x) => x.bytes > 0 && x.bytes <= (64 << 10))).toBe(true);
+    expect(a.sink.appends.every((x) => x.bytes > 0 && x.bytes <= 64 << 10)).toBe(true);
     const total = Object.values(m.files).reduce((n, f) => n + f.bytes, 0);
     expect(progress.at(-1)).toEqual([total, total]);
     expect(progress.every(([w], i) => i === 0 || w >= progress[i - 1][0])).toBe(true);
   });
 
-  it('holds at most one piece\'s source tensors, one chunk and a small scratch (maxBufferedBytes)', async () => {
+  it("holds at most one piece's source tensors, one chunk and a small scratch (maxBufferedBytes)", async () => {
     const stats: ConvertStats = { maxBufferedBytes: 0, bytesWritten: 0, tensors: 0, chunks: 0 };
     const a = args({ stats });
     await convertPack(a);
     const wte = WTE[0] * WTE[1] * 4;
     const scratch = (1 << 16) * (4 + 2);
-    console.log(`[convert] maxBufferedBytes ${stats.maxBufferedBytes} (wte ${wte}, chunk ${64 << 10}, scratch ${scratch}), ${stats.chunks} chunks, ${stats.tensors} tensors`);
+    console.log(
+      `[convert] maxBufferedBytes ${stats.maxBufferedBytes} (wte ${wte}, chunk ${64 << 10}, scratch ${scratch}), ${stats.chunks} chunks, ${stats.tensors} tensors`,
+    );
     expect(stats.maxBufferedBytes).toBeGreaterThanOrEqual(wte);
     expect(stats.maxBufferedBytes).toBeLessThanOrEqual(wte + (64 << 10) + scratch + skeletons['decoder.skel'].byteLength);
     expect(stats.tensors).toBe(6);
@@ -167,7 +226,9 @@ describe('convertPack', () => {
     expect(w.input).toBe('clip');
     expect(w.seemsToBe).toMatch(/ClipCap weights/);
     expect(w.missing).toEqual(Object.keys(CLIP));
-    expect(w.unexpected).toEqual(expect.arrayContaining(['clip_project.model.0.weight', 'gpt.transformer.wte.weight', 'gpt.lm_head.weight']));
+    expect(w.unexpected).toEqual(
+      expect.arrayContaining(['clip_project.model.0.weight', 'gpt.transformer.wte.weight', 'gpt.lm_head.weight']),
+    );
     expect(w.unexpected).toContain('gpt.transformer.h.0.attn.bias'); // ignored in clipcap's file, not in clip's: listed
     expect(w.message).toMatch(/"clip" weights does not fit model "fake-fp16": it seems to be ClipCap weights/);
     expect(w.message).toMatch(/missing \(visual\.conv1\.weight/);
@@ -188,11 +249,15 @@ describe('convertPack', () => {
 
   it('refuses a parameter stored as integers, and an optional key that differs from the tensor it must equal', async () => {
     const ints = clipFile({ 'visual.bn1.running_var': { shape: [4], dtype: 'int64' } });
-    const e1 = (await convertPack(args({ inputs: { clip: ints, clipcap: clipcapFile() } })).catch((x: unknown) => x)) as WrongCheckpointError;
+    const e1 = (await convertPack(args({ inputs: { clip: ints, clipcap: clipcapFile() } })).catch(
+      (x: unknown) => x,
+    )) as WrongCheckpointError;
     expect(e1.wrongShape).toEqual([{ key: 'visual.bn1.running_var', expected: [4], actual: [4], dtype: 'int64' }]);
 
     const untied = clipcapFile({ 'gpt.lm_head.weight': { shape: WTE } }); // own storage, other values
-    const e2 = (await convertPack(args({ inputs: { clip: clipFile(), clipcap: untied } })).catch((x: unknown) => x)) as WrongCheckpointError;
+    const e2 = (await convertPack(args({ inputs: { clip: clipFile(), clipcap: untied } })).catch(
+      (x: unknown) => x,
+    )) as WrongCheckpointError;
     expect(e2).toBeInstanceOf(WrongCheckpointError);
     expect(e2.notEqual).toEqual(['gpt.lm_head.weight']);
 
@@ -279,7 +344,10 @@ describe('parseTemplate', () => {
     bad((t) => (t.formatVersion = 2), /formatVersion/);
     bad((t) => (t.graphs[0].bytes += 1), /add up to 368 bytes, but "bytes" says 369/);
     bad((t) => ((t.graphs[1].pieces[0] as { args: string[] }).args = ['clip_project.nope']), /not declared by any input/);
-    bad((t) => (((t.graphs[1].pieces[0] as { shape: number[] }).shape = [5, 7]), (t.graphs[1].bytes -= 10)), /gives \[8, 5\], but the piece stores \[5, 7\]/);
+    bad(
+      (t) => (((t.graphs[1].pieces[0] as { shape: number[] }).shape = [5, 7]), (t.graphs[1].bytes -= 10)),
+      /gives \[8, 5\], but the piece stores \[5, 7\]/,
+    );
     bad((t) => ((t.graphs[1].pieces[0] as { op: string }).op = 'eval'), /unknown op/);
     bad((t) => (t.graphs[2].path = '../evil.onnx'), /relative paths/);
     bad((t) => t.graphs.pop(), /no "decoder" graph/);

@@ -44,7 +44,10 @@ function patterns(): Uint32Array {
       }
       default: {
         // around the overflow threshold 65520 (ties away to inf) and NaNs with payloads only in the low 13 bits
-        out[i] = r() < 0.5 ? ((sign | (142 << 23) | (0x7fe000 + Math.floor(r() * 0x2000))) >>> 0) : ((sign | 0x7f800000 | (1 + Math.floor(r() * 0x1fff))) >>> 0);
+        out[i] =
+          r() < 0.5
+            ? (sign | (142 << 23) | (0x7fe000 + Math.floor(r() * 0x2000))) >>> 0
+            : (sign | 0x7f800000 | (1 + Math.floor(r() * 0x1fff))) >>> 0;
       }
     }
   }
@@ -56,16 +59,22 @@ describe('float16', () => {
   let bits: Uint32Array;
   let npEncoded: Uint16Array;
   beforeAll(() => {
-    npDecoded = new Uint32Array(numpy('np.fromfile(ins[0], "<u2").view(np.float16).astype(np.float32).tofile(out)', [bytesOf(ALL_HALVES)]).buffer);
+    npDecoded = new Uint32Array(
+      numpy('np.fromfile(ins[0], "<u2").view(np.float16).astype(np.float32).tofile(out)', [bytesOf(ALL_HALVES)]).buffer,
+    );
     bits = patterns();
-    npEncoded = new Uint16Array(numpy('np.fromfile(ins[0], "<u4").view(np.float32).astype(np.float16).tofile(out)', [bytesOf(bits)]).buffer);
+    npEncoded = new Uint16Array(
+      numpy('np.fromfile(ins[0], "<u4").view(np.float32).astype(np.float16).tofile(out)', [bytesOf(bits)]).buffer,
+    );
   });
 
   it('decodes all 65536 halves to the float32 numpy gives', () => {
     const ours = float16ToFloat32(ALL_HALVES);
     const u = new Uint32Array(ours.buffer);
     let bad = 0;
-    for (let h = 0; h < 65536; h++) if (u[h] !== npDecoded[h] && bad++ < 5) console.error(`half 0x${h.toString(16)}: ours 0x${u[h].toString(16)}, numpy 0x${npDecoded[h].toString(16)}`);
+    for (let h = 0; h < 65536; h++)
+      if (u[h] !== npDecoded[h] && bad++ < 5)
+        console.error(`half 0x${h.toString(16)}: ours 0x${u[h].toString(16)}, numpy 0x${npDecoded[h].toString(16)}`);
     expect(bad).toBe(0);
   });
 
@@ -82,7 +91,8 @@ describe('float16', () => {
     const ours = float32ToFloat16(new Float32Array(bits.buffer));
     let bad = 0;
     for (let i = 0; i < bits.length; i++) {
-      if (ours[i] !== npEncoded[i] && bad++ < 5) console.error(`float32 0x${bits[i].toString(16)}: ours 0x${ours[i].toString(16)}, numpy 0x${npEncoded[i].toString(16)}`);
+      if (ours[i] !== npEncoded[i] && bad++ < 5)
+        console.error(`float32 0x${bits[i].toString(16)}: ours 0x${ours[i].toString(16)}, numpy 0x${npEncoded[i].toString(16)}`);
     }
     expect(bad).toBe(0);
   });

@@ -22,7 +22,8 @@ const sameBits = (a: Float32Array, b: Uint8Array) => {
   const y = new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
   expect(x.length).toBe(y.length);
   let bad = 0;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i] && bad++ < 5) console.error(`element ${i}: ours 0x${x[i].toString(16)}, numpy 0x${y[i].toString(16)}`);
+  for (let i = 0; i < x.length; i++)
+    if (x[i] !== y[i] && bad++ < 5) console.error(`element ${i}: ours 0x${x[i].toString(16)}, numpy 0x${y[i].toString(16)}`);
   return bad;
 };
 
@@ -48,7 +49,10 @@ fw = conv.reshape(${c}, -1) * s.reshape(-1, 1)
 fb = b - mean * s
 assert fw.dtype == np.float32 and fb.dtype == np.float32
 np.concatenate([fw.ravel(), fb]).astype("<f4").tofile(out)`;
-      const ref = numpy(code, [conv, w, b, mean, v].map((t) => bytesOf(t.data)));
+      const ref = numpy(
+        code,
+        [conv, w, b, mean, v].map((t) => bytesOf(t.data)),
+      );
       const fw = materialize(bnFoldWeight(conv, w, b, mean, v, eps));
       const fb = materialize(bnFoldBias(conv, w, b, mean, v, eps));
       expect(sameBits(fw, ref.subarray(0, fw.byteLength))).toBe(0);
@@ -58,9 +62,16 @@ np.concatenate([fw.ravel(), fb]).astype("<f4").tofile(out)`;
 
   it('transpose of 2-D tensors, as numpy .T', () => {
     const r = rng(5);
-    for (const shape of [[3, 5], [1, 7], [768, 2304 / 8], [257, 33]]) {
+    for (const shape of [
+      [3, 5],
+      [1, 7],
+      [768, 2304 / 8],
+      [257, 33],
+    ]) {
       const x = randomTensor(shape, r);
-      const ref = numpy(`np.ascontiguousarray(np.fromfile(ins[0], "<f4").reshape(${shape[0]}, ${shape[1]}).T).tofile(out)`, [bytesOf(x.data)]);
+      const ref = numpy(`np.ascontiguousarray(np.fromfile(ins[0], "<f4").reshape(${shape[0]}, ${shape[1]}).T).tofile(out)`, [
+        bytesOf(x.data),
+      ]);
       expect(sameBits(materialize(transpose(x)), ref)).toBe(0);
     }
   });
@@ -85,7 +96,9 @@ np.concatenate([fw.ravel(), fb]).astype("<f4").tofile(out)`;
   it('refuses arguments of the wrong shape', () => {
     const r = rng(1);
     expect(() => transpose(randomTensor([2, 3, 4], r))).toThrow(/2-D/);
-    expect(() => bnFoldWeight(randomTensor([4, 2], r), randomTensor([3], r), randomTensor([4], r), randomTensor([4], r), randomTensor([4], r), 1e-5)).toThrow(/\[4\]/);
+    expect(() =>
+      bnFoldWeight(randomTensor([4, 2], r), randomTensor([3], r), randomTensor([4], r), randomTensor([4], r), randomTensor([4], r), 1e-5),
+    ).toThrow(/\[4\]/);
     expect(() => applyOp('bn_fold_bias', [randomTensor([4, 2], r)], 1e-5)).toThrow(/5 tensor/);
   });
 });

@@ -55,7 +55,13 @@ async function convertFiles(templateDir: string, clip: string, clipcap: string):
     const sink = new MemorySink();
     const stats: ConvertStats = { maxBufferedBytes: 0, bytesWritten: 0, tensors: 0, chunks: 0 };
     const manifest = await convertPack({
-      template: t.template, skeleton: t.skeleton, tokenizer: t.tokenizer, inputs, sink, stats, chunkBytes: 1 << 20,
+      template: t.template,
+      skeleton: t.skeleton,
+      tokenizer: t.tokenizer,
+      inputs,
+      sink,
+      stats,
+      chunkBytes: 1 << 20,
       meta: { id: 'converted', version: '1.0.0', name: 'Converted', provenance: { by: 'python-parity.test.ts' } },
     });
     return { manifest, files: Object.fromEntries(FILES.map((f) => [f, sink.bytes(f)])), stats };
@@ -95,8 +101,16 @@ describe('toy-fp32: packs/published/toy converted equals packs/toy (model/export
 
   beforeAll(() => {
     try {
-      requireFiles([`${TEMPLATE}/template.json`, `${PUB}/clip.pt`, `${PUB}/clip.safetensors`, `${PUB}/clipcap.pt`,
-        'packs/toy/pack.json', 'packs/toy/golden.json', ...FILES.map((f) => `packs/toy/${f}`), 'packs/.build/toy/model.pt']);
+      requireFiles([
+        `${TEMPLATE}/template.json`,
+        `${PUB}/clip.pt`,
+        `${PUB}/clip.safetensors`,
+        `${PUB}/clipcap.pt`,
+        'packs/toy/pack.json',
+        'packs/toy/golden.json',
+        ...FILES.map((f) => `packs/toy/${f}`),
+        'packs/.build/toy/model.pt',
+      ]);
     } catch (e) {
       prereq = e as Error;
       return;
@@ -105,15 +119,35 @@ describe('toy-fp32: packs/published/toy converted equals packs/toy (model/export
     mkdirSync(dir, { recursive: true });
     // the same toy weights, in OpenAI's container but kept in fp32; and what export_pack writes for the values the
     // published files hold (OpenAI's archives keep most vision weights in fp16)
-    python(['test/converter/helpers/parity_ref.py', 'clip-fp32', '--checkpoint', 'packs/.build/toy/model.pt', '--out', rel('clip-fp32.pt')]);
-    python(['test/converter/helpers/parity_ref.py', 'export', '--config', 'toy', '--checkpoint', 'packs/.build/toy/model.pt', '--published', PUB, '--precision', 'fp32', '--out', rel('ref-fp32')]);
+    python([
+      'test/converter/helpers/parity_ref.py',
+      'clip-fp32',
+      '--checkpoint',
+      'packs/.build/toy/model.pt',
+      '--out',
+      rel('clip-fp32.pt'),
+    ]);
+    python([
+      'test/converter/helpers/parity_ref.py',
+      'export',
+      '--config',
+      'toy',
+      '--checkpoint',
+      'packs/.build/toy/model.pt',
+      '--published',
+      PUB,
+      '--precision',
+      'fp32',
+      '--out',
+      rel('ref-fp32'),
+    ]);
   }, 600_000);
 
   const ready = () => {
     if (prereq) throw prereq;
   };
 
-  it('clip.pt (TorchScript) + clipcap.pt (torch zip): mapper, decoder and tokenizer are packs/toy\'s bytes; vision is export_pack\'s for the published values', async () => {
+  it("clip.pt (TorchScript) + clipcap.pt (torch zip): mapper, decoder and tokenizer are packs/toy's bytes; vision is export_pack's for the published values", async () => {
     ready();
     fromPt = await convertFiles(TEMPLATE, `${PUB}/clip.pt`, `${PUB}/clipcap.pt`);
     expect(differing(fromPt, 'packs/toy', ['mapper.onnx', 'decoder.onnx', 'tokenizer.json'])).toEqual([]);
@@ -129,7 +163,7 @@ describe('toy-fp32: packs/published/toy converted equals packs/toy (model/export
     expect(differing(fromSt, rel('ref-fp32'))).toEqual([]);
   });
 
-  it('the toy weights in fp32 containers: every file is packs/toy\'s, byte for byte, and the engine reproduces golden.json', async () => {
+  it("the toy weights in fp32 containers: every file is packs/toy's, byte for byte, and the engine reproduces golden.json", async () => {
     ready();
     const c = await convertFiles(TEMPLATE, rel('clip-fp32.pt'), `${PUB}/clipcap.pt`);
     expect(differing(c, 'packs/toy')).toEqual([]);
@@ -152,7 +186,10 @@ async function expectGolden(c: Converted, goldenDir: string): Promise<void> {
   const cap = await createCaptioner({ pack: loaded(c), ort: ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp });
   try {
     for (const img of golden.images) {
-      const g = await cap.caption(readFileSync(join(REPO, goldenDir, img.file)), { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });
+      const g = await cap.caption(readFileSync(join(REPO, goldenDir, img.file)), {
+        strategy: 'greedy',
+        maxTokens: golden.decoding.maxTokens,
+      });
       expect(g.tokenIds, img.file).toEqual(img.greedy.tokenIds);
     }
   } finally {
@@ -180,7 +217,18 @@ describe('small (transformer mapper): published files of random weights converte
     python(['test/converter/helpers/parity_ref.py', 'checkpoint', '--config', 'small', '--seed', '7', '--out', rel('model.pt')]);
     python(['-m', 'model.published', '--from-checkpoint', rel('model.pt'), '--out', rel('published')]);
     for (const p of ['fp32', 'fp16']) {
-      python(['test/converter/helpers/parity_ref.py', 'export', '--config', 'small', '--published', rel('published'), '--precision', p, '--out', rel(`ref-${p}`)]);
+      python([
+        'test/converter/helpers/parity_ref.py',
+        'export',
+        '--config',
+        'small',
+        '--published',
+        rel('published'),
+        '--precision',
+        p,
+        '--out',
+        rel(`ref-${p}`),
+      ]);
     }
     if (!existsSync(join(REPO, template16, 'template.json'))) {
       // no fp16 template of this config among the built ones: make one (seconds at this size)
@@ -202,7 +250,7 @@ describe('small (transformer mapper): published files of random weights converte
     });
   }
 
-  it('fp16 (float16 storage, round to nearest even): every file equals export_pack\'s', async () => {
+  it("fp16 (float16 storage, round to nearest even): every file equals export_pack's", async () => {
     ready();
     const c = await convertFiles(template16, rel('published/clip.pt'), rel('published/clipcap.pt'));
     expect(c.manifest.precision).toBe('fp16');
@@ -227,7 +275,18 @@ describe('tiny ResNet (BatchNorm folded into convolutions): published files conv
     mkdirSync(dir, { recursive: true });
     python(['test/converter/helpers/parity_ref.py', 'resnet', '--seed', '7', '--out', rel('')]);
     for (const p of ['fp32', 'fp16']) {
-      python(['test/converter/helpers/parity_ref.py', 'export', '--config', 'tiny-resnet', '--published', rel('published'), '--precision', p, '--out', rel(`ref-${p}`)]);
+      python([
+        'test/converter/helpers/parity_ref.py',
+        'export',
+        '--config',
+        'tiny-resnet',
+        '--published',
+        rel('published'),
+        '--precision',
+        p,
+        '--out',
+        rel(`ref-${p}`),
+      ]);
     }
   }, 600_000);
 

@@ -10,7 +10,7 @@ it('hashes any split of the bytes as one digest of the whole', () => {
   const want = createHash('sha256').update(data).digest('hex');
   for (let trial = 0; trial < 5; trial++) {
     const h = new Sha256Stream();
-    for (let o = 0; o < data.length; ) {
+    for (let o = 0; o < data.length;) {
       const n = trial === 0 ? data.length : Math.floor(r() * 70_000);
       h.update(data.subarray(o, o + n));
       o += n;

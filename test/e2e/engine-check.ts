@@ -13,7 +13,10 @@ import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
 
 function engineMissesPath(tmp: string, packDir: string): string {
-  const hash = createHash('sha256').update(readFileSync(join(packDir, 'pack.json'))).digest('hex').slice(0, 16);
+  const hash = createHash('sha256')
+    .update(readFileSync(join(packDir, 'pack.json')))
+    .digest('hex')
+    .slice(0, 16);
   return join(tmp, `toy-engine-misses-${hash}.json`);
 }
 
@@ -34,7 +37,10 @@ export async function writeEngineMisses(tmp: string, packDir: string): Promise<s
   try {
     for (let i = 0; i < files.length; i += 16) {
       const chunk = files.slice(i, i + 16);
-      const items = await cap.captionBatch(chunk.map((f) => readFileSync(join(packDir, 'heldout', f))), { strategy: 'greedy', maxTokens: 30 });
+      const items = await cap.captionBatch(
+        chunk.map((f) => readFileSync(join(packDir, 'heldout', f))),
+        { strategy: 'greedy', maxTokens: 30 },
+      );
       items.forEach((it, j) => {
         if (!it.ok || it.value.rawText.trim() !== truth[chunk[j]].trim()) misses.push(chunk[j]);
       });

@@ -27,9 +27,14 @@ export type Ext = Awaited<ReturnType<typeof launchWithExtension>>;
  * server's /packs/), or, for a build with a catalogue, only its mirror URLs (`allow`, see mirrorAllowList);
  * `close()` throws otherwise, failing the test that launched it.
  */
-export function launch(opts: { webgpu?: boolean; debugPort?: boolean; args?: string[]; name?: string; extDir?: string; allow?: string[]; profile?: string } = {}): Promise<Ext> {
+export function launch(
+  opts: { webgpu?: boolean; debugPort?: boolean; args?: string[]; name?: string; extDir?: string; allow?: string[]; profile?: string } = {},
+): Promise<Ext> {
   const { name, extDir, allow, ...rest } = opts;
-  return launchWithExtension(extDir ?? env.extDir, { ...rest, audit: { allow: allow ?? [new URL('/packs/', env.packUrl).href], name: name ?? 'e2e' } });
+  return launchWithExtension(extDir ?? env.extDir, {
+    ...rest,
+    audit: { allow: allow ?? [new URL('/packs/', env.packUrl).href], name: name ?? 'e2e' },
+  });
 }
 
 /**
@@ -38,9 +43,14 @@ export function launch(opts: { webgpu?: boolean; debugPort?: boolean; args?: str
  * paths-info API of its repository and revision (its SHA-256, which a browser cannot read off the redirect). Nothing
  * else on the hub.
  */
-export function mirrorAllowList(catalogue: { models: { inputs: Record<string, { sources: { url: string }[] }> }[] }, hubUrl: string): string[] {
+export function mirrorAllowList(
+  catalogue: { models: { inputs: Record<string, { sources: { url: string }[] }> }[] },
+  hubUrl: string,
+): string[] {
   const urls = catalogue.models.flatMap((m) => Object.values(m.inputs).flatMap((i) => i.sources.map((s) => s.url)));
-  const apis = urls.map(parseHubUrl).flatMap((r) => (r ? [`${r.hubUrl}/api/models/${r.repo}/paths-info/${encodeURIComponent(r.revision)}`] : []));
+  const apis = urls
+    .map(parseHubUrl)
+    .flatMap((r) => (r ? [`${r.hubUrl}/api/models/${r.repo}/paths-info/${encodeURIComponent(r.revision)}`] : []));
   return [...new Set([...urls, ...apis]), `${hubUrl.replace(/\/$/, '')}/cdn/`];
 }
 

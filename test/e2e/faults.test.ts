@@ -11,11 +11,16 @@ const truth = Object.fromEntries(toyHeldout().map((h) => [h.file, h.caption]));
 /** Every eligible gallery image labelled with its true caption. */
 async function expectGalleryLabelled(page: Page): Promise<number> {
   await page.waitForFunction(
-    () => [...document.querySelectorAll('figure[data-kind=missing] img, figure[data-kind=file-name] img')].every((im) => im.hasAttribute('data-alt-text-generated')),
+    () =>
+      [...document.querySelectorAll('figure[data-kind=missing] img, figure[data-kind=file-name] img')].every((im) =>
+        im.hasAttribute('data-alt-text-generated'),
+      ),
     null,
     { timeout: 170_000, polling: 250 },
   );
-  const rows = await page.$$eval('figure[data-kind=missing] img, figure[data-kind=file-name] img', (ims) => ims.map((im) => [im.getAttribute('data-file')!, im.getAttribute('aria-label')!]));
+  const rows = await page.$$eval('figure[data-kind=missing] img, figure[data-kind=file-name] img', (ims) =>
+    ims.map((im) => [im.getAttribute('data-file')!, im.getAttribute('aria-label')!]),
+  );
   for (const [file, label] of rows) expect(sameCaption(label.slice(MARKER.length), truth[file]), `${file}: ${label}`).toBe(true);
   return rows.length;
 }
@@ -71,7 +76,9 @@ describe('faults', () => {
     const page = await ext.context.newPage();
     await page.goto(`${env.origin}/fixtures/gallery.html?n=24`);
     await page.waitForFunction(() => document.querySelectorAll('[data-alt-text-generated]').length >= 2, null, { timeout: 120_000 });
-    const remaining = await page.evaluate(() => document.querySelectorAll('figure[data-kind=missing] img:not([data-alt-text-generated])').length);
+    const remaining = await page.evaluate(
+      () => document.querySelectorAll('figure[data-kind=missing] img:not([data-alt-text-generated])').length,
+    );
     expect(remaining).toBeGreaterThan(0);
     // Stop the worker the way Chrome does when it idles: through CDP, from one of the extension's own pages.
     const extPage = await ext.context.newPage();
@@ -155,7 +162,12 @@ describe('faults', () => {
     let page = await ext.context.newPage();
     await page.goto(`${env.origin}/fixtures/gallery.html?n=24&s=restart`);
     await waitForSome(page, 3);
-    const before = await page.evaluate(() => document.querySelectorAll('figure[data-kind=missing] img[data-alt-text-generated], figure[data-kind=file-name] img[data-alt-text-generated]').length);
+    const before = await page.evaluate(
+      () =>
+        document.querySelectorAll(
+          'figure[data-kind=missing] img[data-alt-text-generated], figure[data-kind=file-name] img[data-alt-text-generated]',
+        ).length,
+    );
     expect(before).toBeLessThan(16);
     // A describe request, from an extension page, in flight when the browser goes down.
     const src = await page.locator('figure[data-kind=missing] img:not([data-alt-text-generated])').last().getAttribute('src');
@@ -163,7 +175,10 @@ describe('faults', () => {
     const file = new URL(imageUrl).pathname.split('/').pop()!;
     type Reply = { ok: boolean; value?: { text: string }; error?: { name: string; message: string } };
     const ask = (p: Page): Promise<Reply> =>
-      p.evaluate((url) => chrome.runtime.sendMessage({ type: 'ui-bg-caption', requestId: `restart-${Date.now()}`, source: { kind: 'url', url } }), imageUrl);
+      p.evaluate(
+        (url) => chrome.runtime.sendMessage({ type: 'ui-bg-caption', requestId: `restart-${Date.now()}`, source: { kind: 'url', url } }),
+        imageUrl,
+      );
     const opts = await ext.context.newPage();
     await opts.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
     const pending = ask(opts).catch((err: Error) => ({ ok: false, error: { name: 'Closed', message: err.message } }));

@@ -5,7 +5,14 @@
 /** Deterministic roles for held-out images; tests call it again to know the true captions. */
 export function hostilePlan(heldout) {
   const pick = (k) => heldout[k % heldout.length];
-  return { plain: pick(3), forged: pick(4), authored: pick(5), stripped: pick(6), inject: pick(7), churn: [pick(8), pick(9), pick(10), pick(11)] };
+  return {
+    plain: pick(3),
+    forged: pick(4),
+    authored: pick(5),
+    stripped: pick(6),
+    inject: pick(7),
+    churn: [pick(8), pick(9), pick(10), pick(11)],
+  };
 }
 
 export const INJECT_CAPTION = '<img src=x onerror="window.__pwned=1"></span><script>window.__pwned=2</script>';
@@ -43,7 +50,9 @@ export function buildHostileFixtures(heldout) {
     const rows = [];
     for (let k = 0; k < n; k += 1) {
       const f = heldout[k % heldout.length].file;
-      rows.push(`<img data-k="${k}" data-file="${f}" src="/heldout/${f}?k=${k}" width="${size}" height="${size}"${k >= eager ? ' loading="lazy"' : ''}>`);
+      rows.push(
+        `<img data-k="${k}" data-file="${f}" src="/heldout/${f}?k=${k}" width="${size}" height="${size}"${k >= eager ? ' loading="lazy"' : ''}>`,
+      );
     }
     return rows.join('');
   };
@@ -53,7 +62,8 @@ export function buildHostileFixtures(heldout) {
   try { new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__loaf.push({ start: e.startTime, duration: e.duration, scripts: e.scripts.map((s) => ({ url: s.sourceURL, duration: s.duration, invoker: s.invoker })) }); }).observe({ type: 'long-animation-frame', buffered: true }); } catch {}
   window.__frames = 0; const tick = () => { window.__frames += 1; requestAnimationFrame(tick); }; requestAnimationFrame(tick);
 </script>`;
-  const head = (title, extra = '') => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>${extra}<style>img{margin:2px;vertical-align:top}</style></head><body><main><h1>${title}</h1>`;
+  const head = (title, extra = '') =>
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>${extra}<style>img{margin:2px;vertical-align:top}</style></head><body><main><h1>${title}</h1>`;
 
   const spoof = `${head('Hostile page', SABOTAGE)}
 <img data-test="plain" src="/heldout/${p.plain.file}?spoof">
@@ -96,7 +106,9 @@ export function buildHostileFixtures(heldout) {
     routes: {
       '/hostile/spoof.html': () => ({ body: spoof }),
       '/hostile/inject.html': () => ({ body: inject }),
-      '/hostile/load.html': (_req, url) => ({ body: load(Number(url.searchParams.get('n') ?? 10000), Number(url.searchParams.get('eager') ?? 300)) }),
+      '/hostile/load.html': (_req, url) => ({
+        body: load(Number(url.searchParams.get('n') ?? 10000), Number(url.searchParams.get('eager') ?? 300)),
+      }),
       '/hostile/secret.json': secret,
       '/hostile/secret-input': secret,
       '/hostile/secret-bg': secret,

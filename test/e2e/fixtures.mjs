@@ -31,9 +31,31 @@ export function buildFixtures(heldout, { packDir, otherOrigin }) {
 
   // basic: eligibility rules.
   const b = {
-    noAlt: take(), spaceAlt: take(), fileAlt: take(), stopAlt: take(), input: take(), roleImg: take(), emptyTitle: take(),
+    noAlt: take(),
+    spaceAlt: take(),
+    fileAlt: take(),
+    stopAlt: take(),
+    input: take(),
+    roleImg: take(),
+    emptyTitle: take(),
   };
-  const untouchedIds = ['deco', 'presentation', 'none', 'hidden-self', 'hidden-parent', 'display-none', 'visibility-hidden', 'named-alt', 'named-aria', 'named-labelledby', 'named-title', 'tiny', 'broken', 'missing', 'inside-role-img'];
+  const untouchedIds = [
+    'deco',
+    'presentation',
+    'none',
+    'hidden-self',
+    'hidden-parent',
+    'display-none',
+    'visibility-hidden',
+    'named-alt',
+    'named-aria',
+    'named-labelledby',
+    'named-title',
+    'tiny',
+    'broken',
+    'missing',
+    'inside-role-img',
+  ];
   expected['input-image'] = b.input.caption;
   expected['role-img'] = b.roleImg.caption;
   const basic = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Basic fixture</title>
@@ -68,8 +90,20 @@ ${img('empty-title', b.emptyTitle, 'title=""')}
 
   // dynamic: lazy, srcset, picture, inserted, src change, shadow DOM, iframes, blob:, data:.
   const d = {
-    lazy: take(), srcsetA: take(), srcsetB: take(), picture: take(), inserted: take(), changeFrom: take(), changeTo: take(),
-    shadow: take(), frameSame: take(), frameCross: take(), blob: take(), data: take(), later: take(), authorLater: take(),
+    lazy: take(),
+    srcsetA: take(),
+    srcsetB: take(),
+    picture: take(),
+    inserted: take(),
+    changeFrom: take(),
+    changeTo: take(),
+    shadow: take(),
+    frameSame: take(),
+    frameCross: take(),
+    blob: take(),
+    data: take(),
+    later: take(),
+    authorLater: take(),
   };
   expected['srcset'] = d.srcsetB.caption;
   expected['picture'] = d.picture.caption;
@@ -125,8 +159,17 @@ ${img('empty-title', b.emptyTitle, 'title=""')}
     for (let k = 0; k < n; k += 1) {
       const h = heldout[k % heldout.length];
       const kind = !mix ? 'missing' : ['missing', 'missing', 'decorative', 'missing', 'named', 'file-name'][k % 6];
-      const attrs = kind === 'decorative' ? 'alt=""' : kind === 'named' ? `alt="${esc(h.caption.replace(/\.$/, ''))} (author's alt)"` : kind === 'file-name' ? `alt="${esc(h.file)}"` : '';
-      rows.push(`<figure data-kind="${kind}"><img data-test="g${k}" data-file="${h.file}" src="/heldout/${h.file}?n=${k}${salt ? `&s=${salt}` : ''}" ${attrs}><figcaption aria-hidden="true"><b>${kind}</b><span class="label"></span></figcaption></figure>`);
+      const attrs =
+        kind === 'decorative'
+          ? 'alt=""'
+          : kind === 'named'
+            ? `alt="${esc(h.caption.replace(/\.$/, ''))} (author's alt)"`
+            : kind === 'file-name'
+              ? `alt="${esc(h.file)}"`
+              : '';
+      rows.push(
+        `<figure data-kind="${kind}"><img data-test="g${k}" data-file="${h.file}" src="/heldout/${h.file}?n=${k}${salt ? `&s=${salt}` : ''}" ${attrs}><figcaption aria-hidden="true"><b>${kind}</b><span class="label"></span></figcaption></figure>`,
+      );
     }
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Alt text demo</title>
 <style>body{font:14px system-ui,sans-serif;margin:16px} .grid{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;width:170px;border:1px solid #ccc;padding:6px;border-radius:6px}
@@ -148,7 +191,12 @@ figure img{display:block;width:160px;height:120px;object-fit:contain;background:
       '/fixtures/basic.html': () => ({ body: basic }),
       '/fixtures/dynamic.html': () => ({ body: dynamic }),
       '/fixtures/frame.html': (req, url) => ({ body: frame(new URL(url.pathname + url.search, `http://${req.headers.host}`)) }),
-      '/fixtures/gallery.html': (_req, url) => ({ body: gallery(Number(url.searchParams.get('n') ?? 24), { mix: url.searchParams.get('mix') !== '0', salt: url.searchParams.get('s') ?? '' }) }),
+      '/fixtures/gallery.html': (_req, url) => ({
+        body: gallery(Number(url.searchParams.get('n') ?? 24), {
+          mix: url.searchParams.get('mix') !== '0',
+          salt: url.searchParams.get('s') ?? '',
+        }),
+      }),
       '/broken.png': () => ({ type: 'image/png', body: 'this is not a png' }),
     },
   };

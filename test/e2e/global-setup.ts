@@ -11,10 +11,13 @@ export default async function setup() {
   const packDir = join(ROOT, 'packs/toy');
   // E2E_PACK swaps the model (e.g. small-random, to debug the harness before the toy pack exists); the caption checks need toy.
   const packId = process.env.E2E_PACK ?? 'toy';
-  if (!existsSync(join(ROOT, 'packs', packId, 'pack.json'))) throw new Error(`The e2e tests need packs/${packId}: run \`npm run pack:toy\` first.`);
+  if (!existsSync(join(ROOT, 'packs', packId, 'pack.json')))
+    throw new Error(`The e2e tests need packs/${packId}: run \`npm run pack:toy\` first.`);
   if (packId === 'toy') {
     const misses = await writeEngineMisses(TMP, packDir);
-    console.info(`e2e: the TS engine misses ${misses.length} held-out toy images in Node; fixtures use only images it and PyTorch caption correctly`);
+    console.info(
+      `e2e: the TS engine misses ${misses.length} held-out toy images in Node; fixtures use only images it and PyTorch caption correctly`,
+    );
   }
   const server = await startServer({ staticDirs: { '/packs/': join(ROOT, 'packs'), '/heldout/': join(packDir, 'heldout') } });
   const fx = buildFixtures(toyHeldout(packDir), { packDir, otherOrigin: server.otherOrigin });
@@ -25,7 +28,19 @@ export default async function setup() {
   mkdirSync(TMP, { recursive: true });
   writeFileSync(
     join(TMP, 'e2e-env.json'),
-    JSON.stringify({ origin: server.origin, otherOrigin: server.otherOrigin, packUrl, extDir, expected: fx.expected, truth: fx.truth, untouchedIds: fx.untouchedIds }, null, 1),
+    JSON.stringify(
+      {
+        origin: server.origin,
+        otherOrigin: server.otherOrigin,
+        packUrl,
+        extDir,
+        expected: fx.expected,
+        truth: fx.truth,
+        untouchedIds: fx.untouchedIds,
+      },
+      null,
+      1,
+    ),
   );
   return async () => {
     await server.close();

@@ -10,7 +10,15 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 export const TMP = join(ROOT, '.tmp');
-const TYPES = { '.html': 'text/html; charset=utf-8', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json', '.onnx': 'application/octet-stream', '.js': 'text/javascript', '.svg': 'image/svg+xml' };
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.json': 'application/json',
+  '.onnx': 'application/octet-stream',
+  '.js': 'text/javascript',
+  '.svg': 'image/svg+xml',
+};
 
 /**
  * Build the extension into `outDir` with the given pack URL; `testHooks` compiles in the test-only hooks; `env` adds
@@ -19,7 +27,11 @@ const TYPES = { '.html': 'text/html; charset=utf-8', '.png': 'image/png', '.jpg'
 export async function buildExtension({ outDir, packUrl, testHooks = false, env: extra = {} }) {
   const env = { ...process.env, CAPTION_PACK_URL: packUrl ?? '', EXT_OUT_DIR: outDir, TEST_HOOKS: testHooks ? '1' : '', ...extra };
   await new Promise((res, rej) => {
-    const p = spawn(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const p = spawn(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`vite build failed (${code})`))));
   });
   return outDir;
@@ -57,7 +69,11 @@ export async function startServer({ staticDirs = {}, routes = {}, port = 0 } = {
     if (route) {
       const r = route(req, url);
       if (r) {
-        res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'text/html; charset=utf-8', 'cache-control': 'no-store', ...(r.headers ?? {}) });
+        res.writeHead(r.status ?? 200, {
+          'content-type': r.type ?? 'text/html; charset=utf-8',
+          'cache-control': 'no-store',
+          ...(r.headers ?? {}),
+        });
         res.end(r.body);
         return;
       }
@@ -66,7 +82,11 @@ export async function startServer({ staticDirs = {}, routes = {}, port = 0 } = {
       if (!url.pathname.startsWith(prefix)) continue;
       const file = resolve(dir, decodeURIComponent(url.pathname.slice(prefix.length)));
       if (!file.startsWith(resolve(dir)) || !existsSync(file) || !statSync(file).isFile()) break;
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': statSync(file).size, 'cache-control': 'max-age=3600' });
+      res.writeHead(200, {
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        'content-length': statSync(file).size,
+        'cache-control': 'max-age=3600',
+      });
       createReadStream(file).pipe(res);
       return;
     }
@@ -83,12 +103,19 @@ export async function startServer({ staticDirs = {}, routes = {}, port = 0 } = {
     origin: `http://127.0.0.1:${bound}`,
     otherOrigin: `http://localhost:${bound}`,
     log,
-    close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections?.();
+        server.close(() => r());
+      }),
   };
 }
 
 /** Launch Debian Chromium with the extension loaded (new headless loads extensions; no Xvfb). */
-export async function launchWithExtension(extDir, { headless = true, webgpu = false, args = [], debugPort = false, audit = null, profile: reuse = null } = {}) {
+export async function launchWithExtension(
+  extDir,
+  { headless = true, webgpu = false, args = [], debugPort = false, audit = null, profile: reuse = null } = {},
+) {
   mkdirSync(TMP, { recursive: true });
   const profile = reuse ?? mkdtempSync(join(TMP, 'profile-'));
   if (audit) debugPort = true;
@@ -156,7 +183,12 @@ export async function launchWithExtension(extDir, { headless = true, webgpu = fa
         mkdirSync(dir, { recursive: true });
         writeFileSync(join(dir, `${Date.now()}-${process.pid}-${audit.name ?? 'launch'}.json`), JSON.stringify(verdict, null, 1));
         if (verdict.unexpected.length > 0) {
-          throw new Error(`network audit: the extension made ${verdict.unexpected.length} request(s) that are neither page images nor pack files: ${verdict.unexpected.map((r) => r.url).slice(0, 5).join(', ')}`);
+          throw new Error(
+            `network audit: the extension made ${verdict.unexpected.length} request(s) that are neither page images nor pack files: ${verdict.unexpected
+              .map((r) => r.url)
+              .slice(0, 5)
+              .join(', ')}`,
+          );
         }
       }
     },
@@ -201,7 +233,11 @@ export function toyHeldout(packDir = join(ROOT, 'packs/toy')) {
 
 /** Captions compare without case and final full stop: the engine capitalises, and the label lowercases again. */
 export function sameCaption(a, b) {
-  const n = (s) => String(s).trim().toLowerCase().replace(/[.\s]+$/, '');
+  const n = (s) =>
+    String(s)
+      .trim()
+      .toLowerCase()
+      .replace(/[.\s]+$/, '');
   return n(a) === n(b);
 }
 
@@ -255,7 +291,12 @@ export async function startNetworkAudit(cdpUrl, extensionId) {
       const chainKey = `${e.sessionId}|${m.params.requestId}`;
       const chainStart = m.params.redirectResponse ? chains.get(chainKey) : undefined;
       if (!chainStart) chains.set(chainKey, m.params.request.url);
-      requests.push({ context: kinds.get(targetId) ?? 'unknown', url: m.params.request.url, method: m.params.request.method, ...(chainStart ? { chainStart } : {}) });
+      requests.push({
+        context: kinds.get(targetId) ?? 'unknown',
+        url: m.params.request.url,
+        method: m.params.request.method,
+        ...(chainStart ? { chainStart } : {}),
+      });
     }
   });
   await s.send('Target.setDiscoverTargets', { discover: true });
@@ -315,9 +356,13 @@ let beaconHits = 0;
 
 function fuzzBytes(seed, n) {
   const out = Buffer.alloc(n);
-  let x = seed * 2654435761 >>> 0 || 1;
+  let x = (seed * 2654435761) >>> 0 || 1;
   for (let i = 0; i < n; i += 1) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     out[i] = x & 0xff;
   }
   return out;
@@ -353,8 +398,10 @@ function fuzzRoute(req, res, url, heldoutDir) {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...headers });
     res.end(body);
   };
-  if (url.pathname === '/fuzz/page.html') return send(200, 'text/html; charset=utf-8', fuzzPage(Number(url.searchParams.get('set') ?? 0), req.headers.host));
-  if (url.pathname === '/fuzz/landing.html') return send(200, 'text/html; charset=utf-8', '<!doctype html><title>Sign in</title><form>Sign in to see this image</form>');
+  if (url.pathname === '/fuzz/page.html')
+    return send(200, 'text/html; charset=utf-8', fuzzPage(Number(url.searchParams.get('set') ?? 0), req.headers.host));
+  if (url.pathname === '/fuzz/landing.html')
+    return send(200, 'text/html; charset=utf-8', '<!doctype html><title>Sign in</title><form>Sign in to see this image</form>');
   if (url.pathname === '/fuzz/data.json') return send(200, 'application/json', '{"error":"not an image"}');
   if (url.pathname === '/fuzz/beacon') {
     beaconHits += 1;
@@ -371,24 +418,36 @@ function fuzzRoute(req, res, url, heldoutDir) {
   const fromPage = req.headers['sec-fetch-dest'] === 'image';
   if (cat === 'good' || cat === 'cross-origin' || cat === 'page-cors-blocked') return good();
   if (cat === 'svg-script') {
-    return send(200, 'image/svg+xml', `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><script>fetch('/fuzz/beacon');window.top.svgRan=1</script><circle cx="32" cy="32" r="20" fill="red" onload="fetch('/fuzz/beacon')"/></svg>`);
+    return send(
+      200,
+      'image/svg+xml',
+      `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><script>fetch('/fuzz/beacon');window.top.svgRan=1</script><circle cx="32" cy="32" r="20" fill="red" onload="fetch('/fuzz/beacon')"/></svg>`,
+    );
   }
   const fault = cat.replace(/^(page|ext)-/, '');
   if (cat.startsWith('ext-') && fromPage) return good();
   const seed = [...m[2]].reduce((a, c) => a * 31 + c.charCodeAt(0), 7) >>> 0;
   switch (fault) {
-    case '404': return send(404, 'text/html', '<h1>Not found</h1>');
-    case '500': return send(500, 'text/html', '<h1>Internal error</h1>');
-    case 'redirect-html': return send(302, 'text/plain', '', { location: '/fuzz/landing.html' });
-    case 'redirect-json': return send(301, 'text/plain', '', { location: `/fuzz/data.json?from=${m[2]}` });
+    case '404':
+      return send(404, 'text/html', '<h1>Not found</h1>');
+    case '500':
+      return send(500, 'text/html', '<h1>Internal error</h1>');
+    case 'redirect-html':
+      return send(302, 'text/plain', '', { location: '/fuzz/landing.html' });
+    case 'redirect-json':
+      return send(301, 'text/plain', '', { location: `/fuzz/data.json?from=${m[2]}` });
     case 'redirect-loop': {
       const hop = Number(url.searchParams.get('hop') ?? 0) + 1;
       return send(302, 'text/plain', '', { location: `${url.pathname}?f=${file}&hop=${hop}` });
     }
-    case 'corrupt': return send(200, 'image/png', fuzzBytes(seed, 3000));
-    case 'truncated': return send(200, 'image/png', png.subarray(0, Math.floor(png.length * 0.4)));
-    case 'empty': return send(200, 'image/png', Buffer.alloc(0), { 'content-length': 0 });
-    case 'html-as-png': return send(200, 'image/png', '<!doctype html><script>alert(1)</script>');
+    case 'corrupt':
+      return send(200, 'image/png', fuzzBytes(seed, 3000));
+    case 'truncated':
+      return send(200, 'image/png', png.subarray(0, Math.floor(png.length * 0.4)));
+    case 'empty':
+      return send(200, 'image/png', Buffer.alloc(0), { 'content-length': 0 });
+    case 'html-as-png':
+      return send(200, 'image/png', '<!doctype html><script>alert(1)</script>');
     case 'slow': {
       const t = setTimeout(() => good(), FUZZ_STALL_MS);
       res.on('close', () => clearTimeout(t));
@@ -408,6 +467,7 @@ function fuzzRoute(req, res, url, heldoutDir) {
       res.on('close', () => clearTimeout(t));
       return;
     }
-    default: return send(404, 'text/plain', 'unknown fuzz category');
+    default:
+      return send(404, 'text/plain', 'unknown fuzz category');
   }
 }

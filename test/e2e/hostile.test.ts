@@ -14,11 +14,14 @@ const plan = hostilePlan(toyHeldout());
 
 /** An attribute read with the page's original getAttribute (the page redefined it in its own world). */
 const attr = (page: Page, id: string, name: string) =>
-  page.evaluate(([id, name]) => {
-    const w = window as unknown as { __real?: { get: (this: Element, n: string) => string | null } };
-    const el = document.querySelector(`[data-test="${id}"]`)!;
-    return w.__real ? w.__real.get.call(el, name) : el.getAttribute(name);
-  }, [id, name] as const);
+  page.evaluate(
+    ([id, name]) => {
+      const w = window as unknown as { __real?: { get: (this: Element, n: string) => string | null } };
+      const el = document.querySelector(`[data-test="${id}"]`)!;
+      return w.__real ? w.__real.get.call(el, name) : el.getAttribute(name);
+    },
+    [id, name] as const,
+  );
 
 const menuClick = (sw: Worker, tabId: number, srcUrl: string) =>
   sw.evaluate(
@@ -50,7 +53,8 @@ describe('hostile pages', () => {
   });
 
   it('spoofing: redefined DOM APIs, fake protocol messages and fake events change nothing; the real image is labelled', async () => {
-    for (const id of ['plain', 'stripped']) await expect.poll(() => attr(page, id, 'data-alt-text-generated'), { timeout: 120_000, interval: 250 }).toBe('toy');
+    for (const id of ['plain', 'stripped'])
+      await expect.poll(() => attr(page, id, 'data-alt-text-generated'), { timeout: 120_000, interval: 250 }).toBe('toy');
     const label = await attr(page, 'plain', 'aria-label');
     expect(sameCaption(label!.slice(MARKER.length), plan.plain.caption), `${label} vs ${plan.plain.caption}`).toBe(true);
     expect(sameCaption((await attr(page, 'stripped', 'aria-label'))?.slice(MARKER.length) ?? '', plan.stripped.caption)).toBe(true);
@@ -59,7 +63,8 @@ describe('hostile pages', () => {
     expect(await attr(page, 'authored', 'aria-label')).toBeNull();
     expect(await attr(page, 'authored', 'alt')).toBe('Author words');
     // Nothing labelled what it shouldn't: the non-image and non-http images.
-    for (const id of ['secret-img', 'secret-input', 'secret-bg', 'file-img', 'ext-img']) expect(await attr(page, id, 'aria-label'), id).toBeNull();
+    for (const id of ['secret-img', 'secret-input', 'secret-bg', 'file-img', 'ext-img'])
+      expect(await attr(page, id, 'aria-label'), id).toBeNull();
   });
 
   it('spoofing: the page strips our label: we leave it stripped (no tug of war); the forged marker survives switching off', async () => {
@@ -86,7 +91,10 @@ describe('hostile pages', () => {
   it('spoofing: a fake context menu on another element does not change what "Describe this image" describes', async () => {
     const tabId = await activeTabId(page, sw);
     const src = `${env.origin}/heldout/${plan.plain.file}?spoof`;
-    await page.locator('[data-test="plain"]').click({ button: 'right' }).catch(() => undefined);
+    await page
+      .locator('[data-test="plain"]')
+      .click({ button: 'right' })
+      .catch(() => undefined);
     // The page's timer keeps dispatching fake contextmenu/pointerover events on the secret image meanwhile.
     await page.waitForTimeout(300);
     expect(await menuClick(sw, tabId, src)).toBe(true);
@@ -116,7 +124,12 @@ describe('hostile pages', () => {
           const r = indexedDB.open('alt-text-captions');
           r.onsuccess = () => {
             const tx = r.result.transaction('captions', 'readwrite');
-            tx.objectStore('captions').put({ key, value: { text, packId: 'toy', backend: 'wasm', confidence: 1 }, usedAt: Date.now() * 1000, madeAt: Date.now() });
+            tx.objectStore('captions').put({
+              key,
+              value: { text, packId: 'toy', backend: 'wasm', confidence: 1 },
+              usedAt: Date.now() * 1000,
+              madeAt: Date.now(),
+            });
             tx.oncomplete = () => resolve();
             tx.onerror = () => reject(tx.error);
           };
@@ -153,7 +166,14 @@ describe('hostile pages', () => {
     const files = [...manifest.content_scripts.flatMap((c) => c.js), 'manifest.json', 'icons/icon-128.png', 'src/offscreen/index.html'];
     const got = await page.evaluate(
       async ([id, files]) =>
-        Promise.all(files.map((f) => fetch(`chrome-extension://${id}/${f}`).then((r) => `${f}: HTTP ${r.status}`, () => `${f}: refused`))),
+        Promise.all(
+          files.map((f) =>
+            fetch(`chrome-extension://${id}/${f}`).then(
+              (r) => `${f}: HTTP ${r.status}`,
+              () => `${f}: refused`,
+            ),
+          ),
+        ),
       [ext.extensionId, files] as const,
     );
     expect(got).toEqual(files.map((f) => `${f}: refused`));

@@ -13,7 +13,13 @@ const SETS = [0, 1, 2];
 const truth = Object.fromEntries(toyHeldout().map((h) => [h.file, h.caption]));
 
 type Outcome = 'labelled' | 'wrong-label' | 'skipped' | 'lost';
-interface Row { id: string; cat: string; src: string; outcome: Outcome; detail: string }
+interface Row {
+  id: string;
+  cat: string;
+  src: string;
+  outcome: Outcome;
+  detail: string;
+}
 
 describe('image path fuzz', () => {
   let ext: Ext;
@@ -40,16 +46,30 @@ describe('image path fuzz', () => {
     page.on('pageerror', (e) => pageErrors.push(`${e.name}: ${e.message}`));
     await page.goto(`${env.origin}/fuzz/page.html?set=${set}`);
     const images = await page.$$eval('img[data-cat]', (ims) =>
-      ims.map((im) => ({ id: im.getAttribute('data-test')!, cat: im.getAttribute('data-cat')!, file: im.getAttribute('data-file')!, src: (im as HTMLImageElement).src })),
+      ims.map((im) => ({
+        id: im.getAttribute('data-test')!,
+        cat: im.getAttribute('data-cat')!,
+        file: im.getAttribute('data-file')!,
+        src: (im as HTMLImageElement).src,
+      })),
     );
     const settled = async () => {
-      const labels = await page.$$eval('img[data-cat]', (ims) => Object.fromEntries(ims.map((im) => [im.getAttribute('data-test'), im.hasAttribute('data-alt-text-generated') ? im.getAttribute('aria-label') : null])));
+      const labels = await page.$$eval('img[data-cat]', (ims) =>
+        Object.fromEntries(
+          ims.map((im) => [
+            im.getAttribute('data-test'),
+            im.hasAttribute('data-alt-text-generated') ? im.getAttribute('aria-label') : null,
+          ]),
+        ),
+      );
       return images.every((im) => labels[im.id] !== null || skips.has(im.src)) ? labels : null;
     };
     let labels: Record<string, string | null> | null;
     const end = Date.now() + 150_000;
     while (!(labels = await settled()) && Date.now() < end) await page.waitForTimeout(500);
-    labels ??= await page.$$eval('img[data-cat]', (ims) => Object.fromEntries(ims.map((im) => [im.getAttribute('data-test'), im.getAttribute('aria-label')])));
+    labels ??= await page.$$eval('img[data-cat]', (ims) =>
+      Object.fromEntries(ims.map((im) => [im.getAttribute('data-test'), im.getAttribute('aria-label')])),
+    );
     for (const im of images) {
       const label = labels![im.id];
       let outcome: Outcome;
@@ -74,7 +94,10 @@ describe('image path fuzz', () => {
 
     const mine = rows.filter((r) => r.id.startsWith(`s${set}-`));
     const lost = mine.filter((r) => r.outcome === 'lost');
-    expect(lost.map((r) => r.id), 'silently lost').toEqual([]);
+    expect(
+      lost.map((r) => r.id),
+      'silently lost',
+    ).toEqual([]);
     for (const r of mine) {
       const want = FUZZ_CATEGORIES[r.cat];
       if (want === 'label') expect(r.outcome, `${r.id}: ${r.detail}`).toBe('labelled');
@@ -89,7 +112,15 @@ describe('image path fuzz', () => {
     expect(rows.length).toBeGreaterThanOrEqual(200);
     const table: Record<string, Record<string, number | string>> = {};
     for (const r of rows) {
-      const t = (table[r.cat] ??= { expected: FUZZ_CATEGORIES[r.cat], tried: 0, labelled: 0, 'wrong-label': 0, skipped: 0, lost: 0, reason: '' });
+      const t = (table[r.cat] ??= {
+        expected: FUZZ_CATEGORIES[r.cat],
+        tried: 0,
+        labelled: 0,
+        'wrong-label': 0,
+        skipped: 0,
+        lost: 0,
+        reason: '',
+      });
       t.tried = (t.tried as number) + 1;
       t[r.outcome] = (t[r.outcome] as number) + 1;
       if (r.outcome === 'skipped' && !t.reason) t.reason = r.detail.slice(0, 110);

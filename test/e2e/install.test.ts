@@ -57,7 +57,10 @@ describe('install a model from the catalogue', () => {
       id: 'toy-transformer',
       default: false,
       name: 'Toy shapes (transformer)',
-      inputs: { ...structuredClone(catalogue.models[0].inputs), clipcap: { fetch: 'user-file', sources: [], format: 'torch-zip', hint: 'the checkpoint from the model authors' } },
+      inputs: {
+        ...structuredClone(catalogue.models[0].inputs),
+        clipcap: { fetch: 'user-file', sources: [], format: 'torch-zip', hint: 'the checkpoint from the model authors' },
+      },
     });
     mkdirSync(TMP, { recursive: true });
     const file = join(TMP, 'install-catalogue.json');
@@ -75,7 +78,10 @@ describe('install a model from the catalogue', () => {
     hub.fault(PATHS.clipcapHub, { kind: 'slow', bytesPerSecond: Math.max(64 * 1024, Math.floor(fileSize / 20)), maxMs: 20_000 });
     ext = await launch({ extDir, allow, name: 'install' });
     const setupUrl = `chrome-extension://${ext.extensionId}/src/onboarding/index.html`;
-    const setup = (await waitFor(() => ext!.context.pages().find((p) => p.url() === setupUrl), { timeout: 30_000, what: 'the set-up page opening by itself' }))!;
+    const setup = (await waitFor(() => ext!.context.pages().find((p) => p.url() === setupUrl), {
+      timeout: 30_000,
+      what: 'the set-up page opening by itself',
+    }))!;
     await setup.waitForSelector('input[name=model]');
     expect(await setup.locator(`#m-${MODEL}`).isChecked()).toBe(true);
     expect(await setup.locator(`label[for="m-${MODEL}"]`).textContent()).toBe('Toy shapes');
@@ -100,14 +106,19 @@ describe('install a model from the catalogue', () => {
     expect(await bar.getAttribute('aria-valuetext')).toMatch(/^\d+%, [\d.]+ (kB|MB) of [\d.]+ (kB|MB)/);
 
     // Mid-download: close the offscreen document (as a crash would), then stop the worker (as Chrome does when idle).
-    await waitFor(() => (hub.sent.get(PATHS.clipcapHub) ?? 0) > fileSize / 5, { timeout: 60_000, what: 'a fifth of the checkpoint downloaded' });
+    await waitFor(() => (hub.sent.get(PATHS.clipcapHub) ?? 0) > fileSize / 5, {
+      timeout: 60_000,
+      what: 'a fifth of the checkpoint downloaded',
+    });
     await ext.serviceWorker().evaluate(() => chrome.offscreen.closeDocument());
     const sentBeforeKill = hub.sent.get(PATHS.clipcapHub) ?? 0;
     await stopWorker(ext, setup);
 
     // The set-up page notices the silence and asks again; the worker starts, the document comes back, the job resumes.
     await expect.poll(async () => Number(await bar.getAttribute('aria-valuenow')), { timeout: 180_000, interval: 500 }).toBe(100);
-    await expect.poll(() => setup.locator('#status').textContent(), { timeout: 30_000 }).toBe('Toy shapes is ready. Images without a description are now described as you browse.');
+    await expect
+      .poll(() => setup.locator('#status').textContent(), { timeout: 30_000 })
+      .toBe('Toy shapes is ready. Images without a description are now described as you browse.');
     expect(await setup.locator('#next').isHidden()).toBe(false);
 
     // No stored byte fetched twice: the resumed request starts where the stored bytes end, and only the unflushed tail
@@ -128,7 +139,9 @@ describe('install a model from the catalogue', () => {
     const page = await ext.context.newPage();
     await page.goto(`${env.origin}/fixtures/basic.html`);
     await waitForLabels(page, 7);
-    const ids = await page.evaluate(() => [...document.querySelectorAll('[data-alt-text-generated][data-test]')].map((e) => e.getAttribute('data-test')!));
+    const ids = await page.evaluate(() =>
+      [...document.querySelectorAll('[data-alt-text-generated][data-test]')].map((e) => e.getAttribute('data-test')!),
+    );
     expect(ids.length).toBeGreaterThanOrEqual(7);
     for (const id of ids) {
       const label = (await labelOf(page, id)) ?? '';
@@ -149,7 +162,9 @@ describe('install a model from the catalogue', () => {
     await page.goto(`${env.origin}/fixtures/basic.html`);
     const popup = await ext.context.newPage();
     await popup.goto(`chrome-extension://${ext.extensionId}/src/popup/index.html`);
-    await expect.poll(() => popup.locator('#status').textContent(), { timeout: 30_000 }).toMatch(/^(Toy shapes is not set up yet\.|No model is set up yet\.)$/);
+    await expect
+      .poll(() => popup.locator('#status').textContent(), { timeout: 30_000 })
+      .toMatch(/^(Toy shapes is not set up yet\.|No model is set up yet\.)$/);
     expect(await popup.locator('#setup').isHidden()).toBe(false);
     expect(await popup.locator('#open-setup').getAttribute('href')).toBe('../onboarding/index.html');
     expect(await page.evaluate(() => document.querySelectorAll('[data-alt-text-generated]').length)).toBe(0);

@@ -19,7 +19,10 @@ async function axe(page: Page, rules?: string[]): Promise<AxeViolation[]> {
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
   return page.evaluate(async (only) => {
     const w = window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: AxeViolation[] }> } };
-    const r = await w.axe.run(document, only ? { runOnly: { type: 'rule', values: only }, resultTypes: ['violations'] } : { resultTypes: ['violations'] });
+    const r = await w.axe.run(
+      document,
+      only ? { runOnly: { type: 'rule', values: only }, resultTypes: ['violations'] } : { resultTypes: ['violations'] },
+    );
     return r.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => ({ target: n.target })) }));
   }, rules ?? null);
 }
@@ -109,7 +112,10 @@ describe('labels on the basic fixture page', () => {
   it('"Describe this image" from the context menu puts the caption in the live region, even for a named image', async () => {
     const tabId = await activeTabId(page, sw);
     const src = await page.locator('[data-test="named-alt"]').evaluate((el) => (el as HTMLImageElement).currentSrc);
-    await page.locator('[data-test="named-alt"]').click({ button: 'right' }).catch(() => undefined);
+    await page
+      .locator('[data-test="named-alt"]')
+      .click({ button: 'right' })
+      .catch(() => undefined);
     const opened = await sw.evaluate(
       ([tabId, srcUrl]) =>
         (globalThis as unknown as { altTextTest: { onMenuClick: (i: unknown, t: unknown) => Promise<boolean> } }).altTextTest.onMenuClick(
@@ -132,7 +138,10 @@ describe('labels on the basic fixture page', () => {
     await page.focus('[data-test="input-image"]');
     const opened = await sw.evaluate(
       (tabId) =>
-        (globalThis as unknown as { altTextTest: { onCommand: (c: string, t: unknown) => Promise<boolean> } }).altTextTest.onCommand('describe-image', { id: tabId }),
+        (globalThis as unknown as { altTextTest: { onCommand: (c: string, t: unknown) => Promise<boolean> } }).altTextTest.onCommand(
+          'describe-image',
+          { id: tabId },
+        ),
       tabId,
     );
     expect(opened).toBe(true);

@@ -56,7 +56,13 @@ async function contentWorld(cdp: CDPSession): Promise<(expr: string) => Promise<
   await cdp.send('Runtime.enable');
   const evaluate = async (expr: string): Promise<unknown> => {
     for (const c of contexts.filter((c) => c.auxData?.type === 'isolated')) {
-      const r = await cdp.send('Runtime.evaluate', { contextId: c.id, expression: `globalThis.altTextContentTest ? (${expr}) : undefined`, returnByValue: true }).catch(() => null);
+      const r = await cdp
+        .send('Runtime.evaluate', {
+          contextId: c.id,
+          expression: `globalThis.altTextContentTest ? (${expr}) : undefined`,
+          returnByValue: true,
+        })
+        .catch(() => null);
       if (r?.result?.value !== undefined) return r.result.value;
     }
     return undefined;
@@ -69,21 +75,31 @@ async function contentWorld(cdp: CDPSession): Promise<(expr: string) => Promise<
 const visibleLabels = (page: Page) =>
   page.evaluate(() =>
     [...document.querySelectorAll('#grid img')]
-      .filter((im) => { const r = im.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth; })
+      .filter((im) => {
+        const r = im.getBoundingClientRect();
+        return r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth;
+      })
       .map((im) => ({ k: im.getAttribute('data-k'), file: im.getAttribute('data-file'), label: im.getAttribute('aria-label') })),
   );
 
 /** Wait until every image in the viewport carries our label, then check each is its picture's true caption. */
 async function expectVisibleTrue(page: Page, timeout: number): Promise<number> {
   const t0 = Date.now();
-  await expect.poll(async () => (await visibleLabels(page)).filter((v) => !v.label?.startsWith(MARKER)).length, { timeout, interval: 250 }).toBe(0);
+  await expect
+    .poll(async () => (await visibleLabels(page)).filter((v) => !v.label?.startsWith(MARKER)).length, { timeout, interval: 250 })
+    .toBe(0);
   const vis = await visibleLabels(page);
   expect(vis.length).toBeGreaterThan(40);
   for (const v of vis) expect(sameCaption(v.label!.slice(MARKER.length), truth[v.file!]), `#${v.k} ${v.file}: ${v.label}`).toBe(true);
   return Date.now() - t0;
 }
 
-interface Perf { frames: number; now: number; loafN: number; loafMax: number }
+interface Perf {
+  frames: number;
+  now: number;
+  loafN: number;
+  loafMax: number;
+}
 
 /** From the page's own observers: rAF ticks, and long animation frames since `since` (page time), whoever caused them. */
 const perf = (page: Page, since = 0): Promise<Perf> =>
@@ -98,9 +114,19 @@ const perf = (page: Page, since = 0): Promise<Perf> =>
  * inside each on the same thread (style, layout, garbage collection), to say what a long one spent its time on.
  */
 function tracer(cdp: CDPSession) {
-  const script = (JSON.parse(readFileSync(join(env.extDir, 'manifest.json'), 'utf8')) as { content_scripts: { js: string[] }[] }).content_scripts[0].js[0];
-  type Ev = { name: string; ts: number; dur?: number; tdur?: number; tid: number; pid: number; args?: { data?: { url?: string; functionName?: string } } };
-  const INNER = /^(Layout|UpdateLayoutTree|RecalculateStyles|MajorGC|MinorGC|V8\.GC.*|BlinkGC.*|ParseHTML|IntersectionObserverController::computeIntersections)$/;
+  const script = (JSON.parse(readFileSync(join(env.extDir, 'manifest.json'), 'utf8')) as { content_scripts: { js: string[] }[] })
+    .content_scripts[0].js[0];
+  type Ev = {
+    name: string;
+    ts: number;
+    dur?: number;
+    tdur?: number;
+    tid: number;
+    pid: number;
+    args?: { data?: { url?: string; functionName?: string } };
+  };
+  const INNER =
+    /^(Layout|UpdateLayoutTree|RecalculateStyles|MajorGC|MinorGC|V8\.GC.*|BlinkGC.*|ParseHTML|IntersectionObserverController::computeIntersections)$/;
   let ours: Ev[] = [];
   let inner: Ev[] = [];
   cdp.on('Tracing.dataCollected', (e) => {
@@ -118,17 +144,24 @@ function tracer(cdp: CDPSession) {
    * and ours alike (one heap).
    */
   const cpu = (x: Ev) => x.tdur ?? x.dur!;
-  const own = (c: Ev) => (cpu(c) - inner.filter((x) => (x.name === 'MajorGC' || x.name === 'MinorGC') && within(c, x)).reduce((a, x) => a + cpu(x), 0)) / 1000;
+  const own = (c: Ev) =>
+    (cpu(c) - inner.filter((x) => (x.name === 'MajorGC' || x.name === 'MinorGC') && within(c, x)).reduce((a, x) => a + cpu(x), 0)) / 1000;
   const what = (c: Ev) => {
     const by: Record<string, number> = {};
     for (const x of inner) if (within(c, x) && !/^V8\.GC_/.test(x.name)) by[x.name] = (by[x.name] ?? 0) + x.dur! / 1000;
-    return Object.entries(by).filter(([, ms]) => ms >= 1).map(([n, ms]) => `${n} ${ms.toFixed(0)}`).join(' ');
+    return Object.entries(by)
+      .filter(([, ms]) => ms >= 1)
+      .map(([n, ms]) => `${n} ${ms.toFixed(0)}`)
+      .join(' ');
   };
   return {
     async start() {
       ours = [];
       inner = [];
-      await cdp.send('Tracing.start', { traceConfig: { includedCategories: ['devtools.timeline', 'toplevel'], recordMode: 'recordAsMuchAsPossible' }, transferMode: 'ReportEvents' });
+      await cdp.send('Tracing.start', {
+        traceConfig: { includedCategories: ['devtools.timeline', 'toplevel'], recordMode: 'recordAsMuchAsPossible' },
+        transferMode: 'ReportEvents',
+      });
     },
     /** Stop; our calls: how many, the longest, in all, and the longest three with what they spent time on. */
     async stop() {
@@ -144,8 +177,16 @@ function tracer(cdp: CDPSession) {
         maxAllInMs: Math.max(0, ...ours.map((c) => c.dur! / 1000)),
         totalMs: sorted.reduce((a, x) => a + x.own, 0),
         /** IntersectionObserver work in the renderer that runs our script (ours and the page's alike), ms. */
-        ioMs: inner.filter((x) => x.name.startsWith('IntersectionObserver') && ours.some((c) => c.pid === x.pid)).reduce((a, x) => a + x.dur! / 1000, 0),
-        top: sorted.slice(0, 3).map(({ c, own }) => `${c.name} ${c.args?.data?.functionName ?? ''} ${own.toFixed(1)} ms, ${(c.dur! / 1000).toFixed(1)} all in (${what(c)})`).join(', '),
+        ioMs: inner
+          .filter((x) => x.name.startsWith('IntersectionObserver') && ours.some((c) => c.pid === x.pid))
+          .reduce((a, x) => a + x.dur! / 1000, 0),
+        top: sorted
+          .slice(0, 3)
+          .map(
+            ({ c, own }) =>
+              `${c.name} ${c.args?.data?.functionName ?? ''} ${own.toFixed(1)} ms, ${(c.dur! / 1000).toFixed(1)} all in (${what(c)})`,
+          )
+          .join(', '),
       };
     },
   };
@@ -240,7 +281,12 @@ describe('load', () => {
     expect(s.loop.maxSliceMs).toBeLessThan(LONG_MS);
     expect(heap - off.heapMB).toBeLessThan(HEAP_GROWTH_MB);
     // Requests follow what is loaded (300 eager + what scrolling loaded), never the 15,000 images; each is one picture.
-    const loaded = await page.evaluate(() => [...document.querySelectorAll('#grid img')].filter((im) => (im as HTMLImageElement).complete && (im as HTMLImageElement).naturalWidth > 0).length);
+    const loaded = await page.evaluate(
+      () =>
+        [...document.querySelectorAll('#grid img')].filter(
+          (im) => (im as HTMLImageElement).complete && (im as HTMLImageElement).naturalWidth > 0,
+        ).length,
+    );
     console.info(`load 15k: ${loaded} images loaded by the page, ${s.queue.sent} caption requests`);
     expect(s.queue.sent).toBeLessThanOrEqual(loaded);
     expect(s.queue.sent).toBeLessThan(MAX_REQUESTS);
@@ -253,8 +299,9 @@ describe('load', () => {
     await page.evaluate(() => {
       const w = window as unknown as { __flips: number };
       w.__flips = 0;
-      new MutationObserver((rs) => { for (const r of rs) if (r.oldValue !== null) w.__flips += 1; })
-        .observe(document.getElementById('grid')!, { subtree: true, attributeFilter: ['aria-label'], attributeOldValue: true });
+      new MutationObserver((rs) => {
+        for (const r of rs) if (r.oldValue !== null) w.__flips += 1;
+      }).observe(document.getElementById('grid')!, { subtree: true, attributeFilter: ['aria-label'], attributeOldValue: true });
     });
     const before = await stats();
     // Untraced, to compare with the same storm with auto-alt off (tracing slows the page); then traced, to attribute.
@@ -290,13 +337,21 @@ describe('load', () => {
     const changes = await page.evaluate(() => (window as unknown as { churn(ms: number): Promise<number> }).churn(3000));
     const final = plan.churn[plan.churn.length - 1];
     await expect
-      .poll(() => page.locator('[data-test=churn]').evaluate((im: HTMLImageElement) => (im.currentSrc.endsWith('churn=final') ? im.getAttribute('aria-label') : null)), { timeout: 30_000 })
+      .poll(
+        () =>
+          page
+            .locator('[data-test=churn]')
+            .evaluate((im: HTMLImageElement) => (im.currentSrc.endsWith('churn=final') ? im.getAttribute('aria-label') : null)),
+        { timeout: 30_000 },
+      )
       .toMatch(new RegExp(`^${MARKER}`));
     const t = await trace.stop();
     const label = await page.locator('[data-test=churn]').getAttribute('aria-label');
     expect(sameCaption(label!.slice(MARKER.length), final.caption), `${label} vs ${final.caption}`).toBe(true);
     const sent = ((await world("globalThis.altTextContentTest.sentMatching('churn=')")) as number) - sentBefore;
-    console.info(`churn: ${changes} src changes in 3 s -> ${sent} caption requests for the churning image; our calls ${t.totalMs.toFixed(0)} ms in all, longest [${t.top}]`);
+    console.info(
+      `churn: ${changes} src changes in 3 s -> ${sent} caption requests for the churning image; our calls ${t.totalMs.toFixed(0)} ms in all, longest [${t.top}]`,
+    );
     expect(changes).toBeGreaterThan(MIN_CHURN_CHANGES);
     expect(sent).toBeGreaterThanOrEqual(1);
     expect(sent).toBeLessThanOrEqual(MAX_CHURN_REQUESTS);

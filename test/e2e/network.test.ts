@@ -36,11 +36,16 @@ describe('network audit', () => {
 
   it('lists every request the extension makes: only images the pages show, and the pack', async () => {
     // The offscreen document exists before the audit attaches, so its very first request (pack.json) is seen.
-    await ext.serviceWorker().evaluate(() => (globalThis as unknown as { altTextTest: { ensureOffscreen(): Promise<void> } }).altTextTest.ensureOffscreen());
+    await ext
+      .serviceWorker()
+      .evaluate(() => (globalThis as unknown as { altTextTest: { ensureOffscreen(): Promise<void> } }).altTextTest.ensureOffscreen());
     const audit = await startNetworkAudit(ext.cdpUrl!, ext.extensionId);
     const shown = new Set<string>();
     const page = await ext.context.newPage();
-    for (const [path, labels] of [['/fixtures/basic.html', 7], ['/fixtures/dynamic.html', 7]] as const) {
+    for (const [path, labels] of [
+      ['/fixtures/basic.html', 7],
+      ['/fixtures/dynamic.html', 7],
+    ] as const) {
       await page.goto(`${env.origin}${path}`);
       await waitForLabels(page, labels);
       for (const f of page.frames()) for (const u of await shownImages(f)) shown.add(u);

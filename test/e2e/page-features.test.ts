@@ -10,7 +10,11 @@ async function labelIn(where: Page | Frame, id: string): Promise<string | null> 
     const find = (root: Document | ShadowRoot): Element | null => {
       const hit = root.querySelector(`[data-test="${testId}"]`);
       if (hit) return hit;
-      for (const el of root.querySelectorAll('*')) if (el.shadowRoot) { const h = find(el.shadowRoot); if (h) return h; }
+      for (const el of root.querySelectorAll('*'))
+        if (el.shadowRoot) {
+          const h = find(el.shadowRoot);
+          if (h) return h;
+        }
       return null;
     };
     return find(document)?.getAttribute('aria-label') ?? null;
@@ -21,10 +25,13 @@ async function labelIn(where: Page | Frame, id: string): Promise<string | null> 
 async function expectCaption(where: Page | Frame, id: string, caption = env.expected[id], previous?: string | null): Promise<string> {
   let label: string | null = null;
   await expect
-    .poll(async () => {
-      label = await labelIn(where, id);
-      return !!label && label.startsWith(MARKER) && label !== previous;
-    }, { timeout: 120_000, interval: 200 })
+    .poll(
+      async () => {
+        label = await labelIn(where, id);
+        return !!label && label.startsWith(MARKER) && label !== previous;
+      },
+      { timeout: 120_000, interval: 200 },
+    )
     .toBe(true);
   expect(sameCaption(label!.slice(MARKER.length), caption), `${id}: "${label}" vs true "${caption}"`).toBe(true);
   return label!;
@@ -74,7 +81,7 @@ describe('page features', () => {
     await expectCaption(page, 'inserted');
   });
 
-  it('a changed src gets the new picture\'s caption', async () => {
+  it("a changed src gets the new picture's caption", async () => {
     const before = await expectCaption(page, 'change', env.expected['change-before']);
     await page.evaluate(() => (window as unknown as { changeSrc(): void }).changeSrc());
     if (env.expected['change-before'] === env.expected['change-after']) {

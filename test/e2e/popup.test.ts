@@ -66,9 +66,13 @@ describe('popup', () => {
     // The decoding choice is a radio group: arrow keys move it.
     await popup.locator('input[name=strategy][value=greedy]').focus();
     await popup.keyboard.press('ArrowDown');
-    await expect.poll(() => sw.evaluate(async () => ((await chrome.storage.local.get('settings')).settings as { strategy: string }).strategy)).toBe('beam');
+    await expect
+      .poll(() => sw.evaluate(async () => ((await chrome.storage.local.get('settings')).settings as { strategy: string }).strategy))
+      .toBe('beam');
     await popup.keyboard.press('ArrowUp');
-    await expect.poll(() => sw.evaluate(async () => ((await chrome.storage.local.get('settings')).settings as { strategy: string }).strategy)).toBe('greedy');
+    await expect
+      .poll(() => sw.evaluate(async () => ((await chrome.storage.local.get('settings')).settings as { strategy: string }).strategy))
+      .toBe('greedy');
 
     expect(await axeViolations(popup)).toEqual([]);
   });
@@ -87,11 +91,16 @@ describe('popup', () => {
     const p = await ext.context.newPage();
     await p.goto(`chrome-extension://${ext.extensionId}/src/options/index.html`);
     await p.locator('#folder').setInputFiles(join(ROOT, 'packs/toy'));
-    await expect.poll(() => p.locator('#pack-status').textContent(), { timeout: 120_000 }).toMatch(/^Ready: Toy shapes \(test model\) on WASM\./);
+    await expect
+      .poll(() => p.locator('#pack-status').textContent(), { timeout: 120_000 })
+      .toMatch(/^Ready: Toy shapes \(test model\) on WASM\./);
     // Listed by name under Advanced, and in use as an imported folder (no made-up URL).
     await expect.poll(() => p.locator('#sources').textContent()).toContain('Toy shapes (test model) (imported folder)');
     const sw = ext.serviceWorker();
-    expect(await sw.evaluate(async () => ((await chrome.storage.local.get('settings')).settings as { model: unknown }).model)).toEqual({ kind: 'folder', id: 'toy' });
+    expect(await sw.evaluate(async () => ((await chrome.storage.local.get('settings')).settings as { model: unknown }).model)).toEqual({
+      kind: 'folder',
+      id: 'toy',
+    });
     // Back to the served pack for the other tests.
     await sw.evaluate(async (url) => {
       const got = await chrome.storage.local.get('settings');
@@ -108,7 +117,9 @@ describe('popup', () => {
     const src = /<img data-test="no-alt" src="([^"]+)"/.exec(html)![1];
     const bytes = await (await fetch(`${env.origin}${src}`)).arrayBuffer();
     await p.locator('#file').setInputFiles({ name: 'picture.png', mimeType: 'image/png', buffer: Buffer.from(bytes) });
-    await expect.poll(async () => (await p.locator('#out').textContent())?.toLowerCase().replace(/\.$/, ''), { timeout: 60_000 }).toBe(caption.replace(/\.$/, ''));
+    await expect
+      .poll(async () => (await p.locator('#out').textContent())?.toLowerCase().replace(/\.$/, ''), { timeout: 60_000 })
+      .toBe(caption.replace(/\.$/, ''));
     expect(await p.locator('#copy').isDisabled()).toBe(false);
   });
 });

@@ -28,7 +28,10 @@ const CRAWL_BYTES_PER_SECOND = 80 * 1024;
 
 /** One request as an extension page sends it (src/shared/messages.ts send()): exactly one reply, ok or an error. */
 async function ask<T>(page: Page, msg: { type: string } & Record<string, unknown>): Promise<T> {
-  const r: { ok: boolean; value?: T; error?: { name: string; message: string } } = await page.evaluate((m) => chrome.runtime.sendMessage(m), msg);
+  const r: { ok: boolean; value?: T; error?: { name: string; message: string } } = await page.evaluate(
+    (m) => chrome.runtime.sendMessage(m),
+    msg,
+  );
   if (!r.ok) throw new Error(`${msg.type}: ${r.error?.name}: ${r.error?.message}`);
   return r.value as T;
 }
@@ -44,7 +47,8 @@ interface StoreView {
 /** The pack store (src/captioner/pack-store.ts, IndexedDB `clipcap-packs`) as one read-only transaction sees it. */
 function storeView(page: Page): Promise<StoreView> {
   return page.evaluate(async (model) => {
-    const get = <T,>(r: IDBRequest<T>) => new Promise<T>((res, rej) => ((r.onsuccess = () => res(r.result)), (r.onerror = () => rej(r.error))));
+    const get = <T>(r: IDBRequest<T>) =>
+      new Promise<T>((res, rej) => ((r.onsuccess = () => res(r.result)), (r.onerror = () => rej(r.error))));
     const db = await get(indexedDB.open('clipcap-packs'));
     try {
       const tx = db.transaction(['packs', 'chunks', 'jobs']);
@@ -54,7 +58,9 @@ function storeView(page: Page): Promise<StoreView> {
         get(tx.objectStore('jobs').get(model)) as Promise<StoreView['job'] | undefined>,
       ]);
       return {
-        entries: packs.map((p) => ({ id: p.id, version: p.manifest.version, name: p.manifest.name })).sort((a, b) => a.id.localeCompare(b.id)),
+        entries: packs
+          .map((p) => ({ id: p.id, version: p.manifest.version, name: p.manifest.name }))
+          .sort((a, b) => a.id.localeCompare(b.id)),
         withBytes: [...new Set(keys.map((k) => k[0]))].sort(),
         job: job ? { readyStoreId: job.readyStoreId, targetId: job.targetId, phase: job.phase, running: job.running } : null,
       };
@@ -67,7 +73,10 @@ function storeView(page: Page): Promise<StoreView> {
 /** The contract of the switch: the model's pointer always names a complete entry (the old one until the switch). */
 function expectPointerValid(v: StoreView, what: string): void {
   const ready = v.job?.readyStoreId ?? null;
-  expect(ready !== null && v.entries.some((e) => e.id === ready), `${what}: the model points at ${ready}, and the store holds ${JSON.stringify(v.entries)}`).toBe(true);
+  expect(
+    ready !== null && v.entries.some((e) => e.id === ready),
+    `${what}: the model points at ${ready}, and the store holds ${JSON.stringify(v.entries)}`,
+  ).toBe(true);
 }
 
 /** Open basic.html in a new tab and check its labels against the toy model's true captions. */
@@ -75,7 +84,9 @@ async function expectTrueLabels(ext: Ext, what: string): Promise<void> {
   const page = await ext.context.newPage();
   await page.goto(`${env.origin}/fixtures/basic.html`);
   await waitForLabels(page, 7);
-  const ids = await page.evaluate(() => [...document.querySelectorAll('[data-alt-text-generated][data-test]')].map((e) => e.getAttribute('data-test')!));
+  const ids = await page.evaluate(() =>
+    [...document.querySelectorAll('[data-alt-text-generated][data-test]')].map((e) => e.getAttribute('data-test')!),
+  );
   expect(ids.length, what).toBeGreaterThanOrEqual(7);
   for (const id of ids) {
     const label = (await labelOf(page, id)) ?? '';
@@ -92,12 +103,17 @@ async function expectTrueLabels(ext: Ext, what: string): Promise<void> {
  */
 async function updateInPlace(ext: Ext): Promise<void> {
   const old = ext.serviceWorker();
-  const next = ext.context.waitForEvent('serviceworker', { predicate: (w) => w !== old && w.url().includes(ext.extensionId), timeout: 30_000 });
+  const next = ext.context.waitForEvent('serviceworker', {
+    predicate: (w) => w !== old && w.url().includes(ext.extensionId),
+    timeout: 30_000,
+  });
   // The worker goes away with the reload, so the evaluation may never answer.
   void old.evaluate(() => chrome.runtime.reload()).catch(() => undefined);
   const manager = await ext.context.newPage();
   await manager.goto('chrome://extensions');
-  await manager.waitForFunction((id) => new Promise<boolean>((res) => chrome.management.get(id, (i) => res(!i.enabled))), ext.extensionId, { timeout: 30_000 });
+  await manager.waitForFunction((id) => new Promise<boolean>((res) => chrome.management.get(id, (i) => res(!i.enabled))), ext.extensionId, {
+    timeout: 30_000,
+  });
   await manager.evaluate((id) => chrome.management.setEnabled(id, true), ext.extensionId);
   await next;
   await manager.close();
@@ -119,7 +135,9 @@ describe('update a model in use to a new catalogue version', () => {
     hub = await startHubServer();
     const fx = ensureInstallFixture('toy');
     fileSize = fx.file('clipcap.pt').length;
-    const v1 = testCatalogue(hub, fx, (m) => Object.assign(m, { id: MODEL, description: 'A tiny model of coloured shapes, for tests.' }, V1));
+    const v1 = testCatalogue(hub, fx, (m) =>
+      Object.assign(m, { id: MODEL, description: 'A tiny model of coloured shapes, for tests.' }, V1),
+    );
     // The next extension version ships the next version of the model: same mirrors, a new catalogue entry.
     const v2: Catalogue = structuredClone(v1);
     Object.assign(v2.models[0], V2);
@@ -128,7 +146,10 @@ describe('update a model in use to a new catalogue version', () => {
     extDir = join(TMP, 'ext-update');
     nextDir = join(TMP, 'ext-update-next');
     rmSync(`${extDir}-prev`, { recursive: true, force: true });
-    for (const [dir, catalogue, name] of [[extDir, v1, 'v1'], [nextDir, v2, 'v2']] as const) {
+    for (const [dir, catalogue, name] of [
+      [extDir, v1, 'v1'],
+      [nextDir, v2, 'v2'],
+    ] as const) {
       const file = join(TMP, `update-catalogue-${name}.json`);
       writeFileSync(file, JSON.stringify(catalogue, null, 1));
       await buildExtension({ outDir: dir, testHooks: true, env: { CAPTION_CATALOGUE: file } });
@@ -143,10 +164,15 @@ describe('update a model in use to a new catalogue version', () => {
     // --- v1, installed from the set-up page and in use.
     ext = await launch({ extDir, allow, name: 'update' });
     const setupUrl = `chrome-extension://${ext.extensionId}/src/onboarding/index.html`;
-    const setup = (await waitFor(() => ext!.context.pages().find((p) => p.url() === setupUrl), { timeout: 30_000, what: 'the set-up page opening by itself' }))!;
+    const setup = (await waitFor(() => ext!.context.pages().find((p) => p.url() === setupUrl), {
+      timeout: 30_000,
+      what: 'the set-up page opening by itself',
+    }))!;
     await setup.waitForSelector('input[name=model]');
     await setup.locator('#go').click();
-    await expect.poll(() => setup.locator('#status').textContent(), { timeout: 120_000 }).toBe('Toy shapes is ready. Images without a description are now described as you browse.');
+    await expect
+      .poll(() => setup.locator('#status').textContent(), { timeout: 120_000 })
+      .toBe('Toy shapes is ready. Images without a description are now described as you browse.');
     const v1View = await storeView(setup);
     const oldId = v1View.job!.readyStoreId!;
     expect(v1View.entries).toEqual([{ id: oldId, version: V1.version, name: V1.name }]);
@@ -178,7 +204,10 @@ describe('update a model in use to a new catalogue version', () => {
     expect(midway.entries.map((e) => e.id)).toEqual([oldId]);
 
     // --- Close the offscreen document (as a crash would), then stop the worker (as Chrome does when idle).
-    await waitFor(() => (hub.sent.get(PATHS.clipcapHub) ?? 0) > fileSize / 5, { timeout: 120_000, what: 'a fifth of the checkpoint downloaded' });
+    await waitFor(() => (hub.sent.get(PATHS.clipcapHub) ?? 0) > fileSize / 5, {
+      timeout: 120_000,
+      what: 'a fifth of the checkpoint downloaded',
+    });
     expect((await ask<{ captions: number }>(ctl, { type: 'ui-bg-clear-cache', packs: false })).captions).toBeGreaterThanOrEqual(7);
     await ext.serviceWorker().evaluate(() => chrome.offscreen.closeDocument());
     const killedAt = hub.log.length;
@@ -213,7 +242,10 @@ describe('update a model in use to a new catalogue version', () => {
       { timeout: 180_000, interval: 50, what: 'the switch to the new entry' },
     );
     const newId = switched!.job!.readyStoreId!;
-    expect(seen.some((v) => v.job?.readyStoreId === oldId), 'a look before the switch').toBe(true);
+    expect(
+      seen.some((v) => v.job?.readyStoreId === oldId),
+      'a look before the switch',
+    ).toBe(true);
     const after = await waitFor(
       async () => {
         const v = await storeView(ctl);
@@ -227,11 +259,14 @@ describe('update a model in use to a new catalogue version', () => {
     // --- v2 in use: fresh true captions, and the engine has the new pack (its manifest carries v2's name).
     expect((await ask<{ captions: number }>(ctl, { type: 'ui-bg-clear-cache', packs: false })).captions).toBeGreaterThanOrEqual(7);
     await expectTrueLabels(ext, 'after the switch');
-    await expect.poll(async () => ask<ModelStatus>(ctl, { type: 'ui-bg-status' }), { timeout: 60_000 }).toMatchObject({ state: 'ready', packName: V2.name });
+    await expect
+      .poll(async () => ask<ModelStatus>(ctl, { type: 'ui-bg-status' }), { timeout: 60_000 })
+      .toMatchObject({ state: 'ready', packName: V2.name });
 
     // No stored byte fetched twice: each resumed request starts where the stored bytes end, so only the unflushed
     // tail of the interrupted request (sent, not yet stored) comes again.
-    const resumedAt = (from: number) => Number(/^bytes=(\d+)-/.exec(cdp(from).find((r) => r.range !== 'bytes=0-0')?.range ?? '')?.[1] ?? NaN);
+    const resumedAt = (from: number) =>
+      Number(/^bytes=(\d+)-/.exec(cdp(from).find((r) => r.range !== 'bytes=0-0')?.range ?? '')?.[1] ?? NaN);
     const atKill = resumedAt(killedAt);
     const atPause = resumedAt(pausedAt);
     expect(atKill).toBeGreaterThan(0);

@@ -49,7 +49,13 @@ export interface OffscreenFake {
 
 export function makeChrome(offscreen: OffscreenFake) {
   const onChanged = event();
-  const state = { offscreenOpen: false, creates: 0, sent: [] as unknown[], tabMessages: [] as unknown[], tabsCreated: [] as { url?: string }[] };
+  const state = {
+    offscreenOpen: false,
+    creates: 0,
+    sent: [] as unknown[],
+    tabMessages: [] as unknown[],
+    tabsCreated: [] as { url?: string }[],
+  };
   const chromeFake = {
     state,
     runtime: {

@@ -7,12 +7,40 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { CatalogueModel, InstallState } from '../../src/shared/messages';
 import { dispatch, makeChrome } from './chrome-fake';
 
-const page = { id: 'fake-ext-id', url: 'chrome-extension://fake-ext-id/src/onboarding/index.html', tab: { id: 5 } as chrome.tabs.Tab, frameId: 0 };
-const COCO: CatalogueModel = { id: 'clipcap-coco', name: 'ClipCap COCO', description: 'Everyday scenes.', downloadBytes: 290e6, diskBytes: 480e6, default: true, userFiles: [] };
-const TRANSFORMER: CatalogueModel = { ...COCO, id: 'clipcap-coco-transformer', name: 'ClipCap transformer', default: false, userFiles: [{ role: 'clipcap', hint: 'Google Drive' }] };
+const page = {
+  id: 'fake-ext-id',
+  url: 'chrome-extension://fake-ext-id/src/onboarding/index.html',
+  tab: { id: 5 } as chrome.tabs.Tab,
+  frameId: 0,
+};
+const COCO: CatalogueModel = {
+  id: 'clipcap-coco',
+  name: 'ClipCap COCO',
+  description: 'Everyday scenes.',
+  downloadBytes: 290e6,
+  diskBytes: 480e6,
+  default: true,
+  userFiles: [],
+};
+const TRANSFORMER: CatalogueModel = {
+  ...COCO,
+  id: 'clipcap-coco-transformer',
+  name: 'ClipCap transformer',
+  default: false,
+  userFiles: [{ role: 'clipcap', hint: 'Google Drive' }],
+};
 
 const state = (id: string, phase: InstallState['phase'], extra: Partial<InstallState> = {}): InstallState => ({
-  id, phase, bytes: 0, total: 0, rate: 0, etaSeconds: null, error: null, storeId: phase === 'ready' ? `${id}@1` : null, needsFiles: [], ...extra,
+  id,
+  phase,
+  bytes: 0,
+  total: 0,
+  rate: 0,
+  etaSeconds: null,
+  error: null,
+  storeId: phase === 'ready' ? `${id}@1` : null,
+  needsFiles: [],
+  ...extra,
 });
 
 let fake: ReturnType<typeof makeChrome>;
@@ -30,8 +58,35 @@ async function setup(settings: Record<string, unknown> = {}) {
       calls.push(msg);
       if (msg.type === 'bg-os-model-install' && afterInstall) return { ok: true, value: { catalogue: [COCO], states: afterInstall } };
       if (msg.type.startsWith('bg-os-model') || msg.type === 'bg-os-models') return { ok: true, value: { catalogue: [COCO], states } };
-      if (msg.type === 'bg-os-status') return { ok: true, value: { state: 'ready', packUrl: 'model:clipcap-coco', packId: 'clipcap-coco', packName: '', progress: null, backend: 'wasm', backendReason: '', queued: 0, error: null } };
-      return { ok: true, value: { state: 'loading', packUrl: msg.packUrl, packId: '', packName: '', progress: null, backend: null, backendReason: '', queued: 0, error: null } };
+      if (msg.type === 'bg-os-status')
+        return {
+          ok: true,
+          value: {
+            state: 'ready',
+            packUrl: 'model:clipcap-coco',
+            packId: 'clipcap-coco',
+            packName: '',
+            progress: null,
+            backend: 'wasm',
+            backendReason: '',
+            queued: 0,
+            error: null,
+          },
+        };
+      return {
+        ok: true,
+        value: {
+          state: 'loading',
+          packUrl: msg.packUrl,
+          packId: '',
+          packName: '',
+          progress: null,
+          backend: null,
+          backendReason: '',
+          queued: 0,
+          error: null,
+        },
+      };
     },
   });
   (globalThis as unknown as { chrome: unknown }).chrome = fake;
@@ -52,7 +107,11 @@ describe('worker: model installs', () => {
     const reply = await send({ type: 'ui-bg-model-install', modelId: COCO.id, picked: { clipcap: 'picked-1' } });
     expect(reply).toMatchObject({ ok: true, value: { catalogue: [{ id: COCO.id }] } });
     expect((await stored()).installing).toEqual([COCO.id]);
-    expect(calls.find((c) => c.type === 'bg-os-model-install')).toEqual({ type: 'bg-os-model-install', modelId: COCO.id, picked: { clipcap: 'picked-1' } });
+    expect(calls.find((c) => c.type === 'bg-os-model-install')).toEqual({
+      type: 'bg-os-model-install',
+      modelId: COCO.id,
+      picked: { clipcap: 'picked-1' },
+    });
     await send({ type: 'ui-bg-model-pause', modelId: COCO.id });
     expect((await stored()).installing).toEqual([COCO.id]);
     await send({ type: 'ui-bg-model-cancel', modelId: COCO.id });
@@ -104,7 +163,10 @@ describe('worker: model installs', () => {
     expect(calls).toEqual([]);
     await onInstallStates([state(COCO.id, 'ready', { storeId: 'clipcap-coco@new' })], cache);
     expect((await stored()).installing).toEqual([]);
-    expect(calls).toEqual([{ type: 'bg-os-clear', packs: false }, { type: 'bg-os-load', packUrl: 'model:clipcap-coco', backend: 'auto' }]);
+    expect(calls).toEqual([
+      { type: 'bg-os-clear', packs: false },
+      { type: 'bg-os-load', packUrl: 'model:clipcap-coco', backend: 'auto' },
+    ]);
     expect((await cache.dump()).map((e) => e.value.packId)).toEqual(['other']);
   });
 
@@ -162,7 +224,11 @@ describe('worker: model installs', () => {
     const { registerRouter } = await import('../../src/background/router');
     registerRouter();
     const tab = { id: 'fake-ext-id', tab: { id: 3 } as chrome.tabs.Tab, frameId: 0, url: 'http://example.test/' };
-    const reply = await dispatch(fake.runtime.onMessage.listeners, { type: 'cs-bg-caption', requestId: 'r1', source: { kind: 'url', url: 'http://example.test/a.png' }, priority: 1 }, tab);
+    const reply = await dispatch(
+      fake.runtime.onMessage.listeners,
+      { type: 'cs-bg-caption', requestId: 'r1', source: { kind: 'url', url: 'http://example.test/a.png' }, priority: 1 },
+      tab,
+    );
     expect(reply).toMatchObject({ ok: false, error: { name: 'NoPackError' } });
     expect(calls).toEqual([]);
   });
@@ -193,7 +259,10 @@ describe('offscreen: installer host and pack resolver', () => {
     const f = fakeInstaller([state(COCO.id, 'paused', { bytes: 3, total: 10 })]);
     const host = new InstallerHost({ installer: f.installer, catalogue: [COCO, TRANSFORMER] }, () => undefined);
     const view = await host.view();
-    expect(view.states.map((s) => [s.id, s.phase])).toEqual([[COCO.id, 'paused'], [TRANSFORMER.id, 'not-installed']]);
+    expect(view.states.map((s) => [s.id, s.phase])).toEqual([
+      [COCO.id, 'paused'],
+      [TRANSFORMER.id, 'not-installed'],
+    ]);
     await expect(host.install('nope')).rejects.toMatchObject({ name: 'UnknownModelError' });
     await host.install(TRANSFORMER.id, { clipcap: 'picked-1' });
     await host.act('resume', COCO.id);
@@ -206,7 +275,11 @@ describe('offscreen: installer host and pack resolver', () => {
     const f = fakeInstaller([state(COCO.id, 'queued')]);
     const sent: string[] = [];
     let clock = 1000;
-    const host = new InstallerHost({ installer: f.installer, catalogue: [COCO] }, (s) => sent.push(`${s[0].phase}:${s[0].bytes}`), () => clock);
+    const host = new InstallerHost(
+      { installer: f.installer, catalogue: [COCO] },
+      (s) => sent.push(`${s[0].phase}:${s[0].bytes}`),
+      () => clock,
+    );
     const tick = () => new Promise((r) => setTimeout(r, 0));
     host.changed();
     await tick();
@@ -231,7 +304,10 @@ describe('offscreen: installer host and pack resolver', () => {
   it('pack references: a model not set up is a NoPackError that names it; ready ones and folders come from the store', async () => {
     const { resolvePack, packKey } = await import('../../src/offscreen/pack-resolver');
     const ready = async (id: string) => (id === 'toy' ? 'toy@7' : null);
-    await expect(resolvePack('model:clipcap-coco', ready, [COCO])).rejects.toMatchObject({ name: 'NoPackError', message: expect.stringContaining('ClipCap COCO is not set up yet') });
+    await expect(resolvePack('model:clipcap-coco', ready, [COCO])).rejects.toMatchObject({
+      name: 'NoPackError',
+      message: expect.stringContaining('ClipCap COCO is not set up yet'),
+    });
     expect(await resolvePack('model:toy', ready, [])).toEqual({ kind: 'stored', storeId: 'toy@7' });
     expect(await resolvePack('folder:mine', ready, [])).toEqual({ kind: 'stored', storeId: 'mine' });
     expect(await resolvePack('https://p.test/coco/', ready, [])).toEqual({ kind: 'url', url: 'https://p.test/coco/' });

@@ -24,7 +24,10 @@ type SenderName = keyof typeof senders;
 
 /** Who may send, and a good request, for each type. `optional` keys may be left out. */
 const CASES: { [K in MessageType]: { ok: SenderName[]; valid: Record<string, unknown>; optional?: string[] } } = {
-  'cs-bg-caption': { ok: ['contentScript'], valid: { requestId: 'r1', source: { kind: 'url', url: 'http://example.test/a.png' }, priority: 1 } },
+  'cs-bg-caption': {
+    ok: ['contentScript'],
+    valid: { requestId: 'r1', source: { kind: 'url', url: 'http://example.test/a.png' }, priority: 1 },
+  },
   'cs-bg-cancel': { ok: ['contentScript'], valid: { requestIds: ['r1', 'r2'] } },
   'cs-bg-label-count': { ok: ['contentScript'], valid: { count: 3 } },
   'cs-bg-status': { ok: ['contentScript'], valid: {} },
@@ -32,7 +35,12 @@ const CASES: { [K in MessageType]: { ok: SenderName[]; valid: Record<string, unk
   'ui-bg-tab-info': { ok: ['popup', 'optionsInTab'], valid: { tabId: 3 } },
   'ui-bg-caption': {
     ok: ['popup', 'optionsInTab'],
-    valid: { requestId: 'p1', source: { kind: 'bytes', dataUrl: 'data:image/png;base64,iVBORw0KGgo=' }, packUrl: PACK, decoding: { strategy: 'beam' } },
+    valid: {
+      requestId: 'p1',
+      source: { kind: 'bytes', dataUrl: 'data:image/png;base64,iVBORw0KGgo=' },
+      packUrl: PACK,
+      decoding: { strategy: 'beam' },
+    },
     optional: ['packUrl', 'decoding'],
   },
   'ui-bg-load-pack': { ok: ['popup', 'optionsInTab'], valid: { packUrl: PACK } },
@@ -40,8 +48,13 @@ const CASES: { [K in MessageType]: { ok: SenderName[]; valid: Record<string, unk
   'bg-os-caption': {
     ok: ['worker', 'popup'],
     valid: {
-      requestId: 'r1', key: `${PACK}|greedy-30|http://example.test/a.png`, source: { kind: 'url', url: 'http://example.test/a.png' }, priority: 1, packUrl: PACK,
-      decoding: { strategy: 'greedy', beams: 1, maxTokens: 30 }, backend: 'auto',
+      requestId: 'r1',
+      key: `${PACK}|greedy-30|http://example.test/a.png`,
+      source: { kind: 'url', url: 'http://example.test/a.png' },
+      priority: 1,
+      packUrl: PACK,
+      decoding: { strategy: 'greedy', beams: 1, maxTokens: 30 },
+      backend: 'auto',
     },
   },
   'bg-os-cancel': { ok: ['worker', 'popup'], valid: { requestIds: ['r1'] } },
@@ -50,7 +63,11 @@ const CASES: { [K in MessageType]: { ok: SenderName[]; valid: Record<string, unk
   'bg-os-clear': { ok: ['worker', 'popup'], valid: { packs: false } },
   'bg-cs-describe': { ok: ['worker', 'popup'], valid: { via: 'menu', srcUrl: 'http://example.test/a.png' }, optional: ['srcUrl'] },
   'ui-bg-models': { ok: ['popup', 'optionsInTab'], valid: {} },
-  'ui-bg-model-install': { ok: ['popup', 'optionsInTab'], valid: { modelId: 'clipcap-coco-transformer', picked: { clipcap: 'picked-1' } }, optional: ['picked'] },
+  'ui-bg-model-install': {
+    ok: ['popup', 'optionsInTab'],
+    valid: { modelId: 'clipcap-coco-transformer', picked: { clipcap: 'picked-1' } },
+    optional: ['picked'],
+  },
   'ui-bg-model-pause': { ok: ['popup', 'optionsInTab'], valid: { modelId: 'clipcap-coco' } },
   'ui-bg-model-resume': { ok: ['popup', 'optionsInTab'], valid: { modelId: 'clipcap-coco' } },
   'ui-bg-model-cancel': { ok: ['popup', 'optionsInTab'], valid: { modelId: 'clipcap-coco' } },
@@ -84,7 +101,11 @@ function malformed(type: MessageType): { what: string; msg: Record<string, unkno
       out.push({ what: `no ${k}`, msg: rest });
     }
     for (const w of WRONG_VALUES) {
-      const sameKind = typeof w === typeof v && Array.isArray(w) === Array.isArray(v) && (typeof v !== 'number' || Number.isInteger(w)) && (w === null) === (v === null);
+      const sameKind =
+        typeof w === typeof v &&
+        Array.isArray(w) === Array.isArray(v) &&
+        (typeof v !== 'number' || Number.isInteger(w)) &&
+        (w === null) === (v === null);
       if (sameKind && !(typeof w === 'string' && w === '') && !(typeof w === 'number' && w < 0)) continue;
       out.push({ what: `${k} = ${JSON.stringify(w)}`, msg: { ...base, [k]: w } });
     }
@@ -95,7 +116,10 @@ function malformed(type: MessageType): { what: string; msg: Record<string, unkno
     }
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       out.push({ what: `${k} with an extra key`, msg: { ...base, [k]: { ...v, extra: 1 } } });
-      out.push({ what: `${k} with a __proto__ key`, msg: { ...base, [k]: JSON.parse(JSON.stringify(v).replace(/^\{/, '{"__proto__":{"polluted":true},')) } });
+      out.push({
+        what: `${k} with a __proto__ key`,
+        msg: { ...base, [k]: JSON.parse(JSON.stringify(v).replace(/^\{/, '{"__proto__":{"polluted":true},')) },
+      });
       for (const [kk, vv] of Object.entries(v)) {
         out.push({ what: `${k}.${kk} = 42`, msg: { ...base, [k]: { ...v, [kk]: typeof vv === 'number' ? 'x' : 42 } } });
         if (typeof vv === 'string') out.push({ what: `${k}.${kk} huge`, msg: { ...base, [k]: { ...v, [kk]: HUGE } } });
@@ -115,7 +139,13 @@ function malformed(type: MessageType): { what: string; msg: Record<string, unkno
     ],
     packUrl: ['javascript:alert(1)', 'file:///packs/', 'relative/packs/', 'model:', 'model:../x', 'folder:Has Space', 'model:x/y'],
     modelId: ['Bad Id', '../x', '-x', 'a'.repeat(65), 'model:toy'],
-    picked: [{}, { 'Bad Role': 'k' }, Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`r${i}`, 'k'])), { clipcap: '' }, { clipcap: ['k'] }],
+    picked: [
+      {},
+      { 'Bad Role': 'k' },
+      Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`r${i}`, 'k'])),
+      { clipcap: '' },
+      { clipcap: ['k'] },
+    ],
     priority: [1e9, -5],
     count: [-1, 2.5],
     tabId: [-1, 1.5],
@@ -123,7 +153,8 @@ function malformed(type: MessageType): { what: string; msg: Record<string, unkno
     backend: ['cuda'],
     via: ['page'],
   };
-  for (const k of Object.keys(valid)) for (const w of special[k] ?? []) out.push({ what: `${k} = ${JSON.stringify(w).slice(0, 60)}`, msg: { ...base, [k]: w } });
+  for (const k of Object.keys(valid))
+    for (const w of special[k] ?? []) out.push({ what: `${k} = ${JSON.stringify(w).slice(0, 60)}`, msg: { ...base, [k]: w } });
   return out;
 }
 
@@ -206,14 +237,17 @@ describe('every message is validated by sender and shape', () => {
   });
 
   it.each(TYPES)('%s: wrong senders get ForbiddenSenderError, and nothing changes', async (type) => {
-    const wrong = (Object.keys(senders) as SenderName[]).filter((s) => !CASES[type].ok.includes(s) && !(type.startsWith('cs-bg-') && s === 'optionsInTab'));
+    const wrong = (Object.keys(senders) as SenderName[]).filter(
+      (s) => !CASES[type].ok.includes(s) && !(type.startsWith('cs-bg-') && s === 'optionsInTab'),
+    );
     expect(wrong.length).toBeGreaterThanOrEqual(3);
     for (const s of wrong) {
       const reply = await dispatch(receiverOf(type), { type, ...CASES[type].valid }, senders[s] as unknown as chrome.runtime.MessageSender);
       expect(reply, `${type} from ${s}`).toMatchObject({ ok: false, error: { name: 'ForbiddenSenderError' } });
       expect(senderOf(type, senders[s] as unknown as chrome.runtime.MessageSender), `${type} from ${s}`).toBe(false);
     }
-    for (const s of CASES[type].ok) expect(senderOf(type, senders[s] as unknown as chrome.runtime.MessageSender), `${type} from ${s}`).toBe(true);
+    for (const s of CASES[type].ok)
+      expect(senderOf(type, senders[s] as unknown as chrome.runtime.MessageSender), `${type} from ${s}`).toBe(true);
     expect(await stateNow()).toEqual(before);
   });
 
@@ -231,9 +265,13 @@ describe('every message is validated by sender and shape', () => {
 
   it('unknown types of a known prefix are refused by name; other prefixes are left to their own listener', async () => {
     for (const type of ['cs-bg-nope', 'ui-bg-__proto__', 'bg-os-constructor', 'cs-bg-toString']) {
-      expect(await dispatch(receiverOf(type as MessageType), { type }, senders.worker as unknown as chrome.runtime.MessageSender)).toMatchObject({ ok: false, error: { name: 'BadMessageError' } });
+      expect(
+        await dispatch(receiverOf(type as MessageType), { type }, senders.worker as unknown as chrome.runtime.MessageSender),
+      ).toMatchObject({ ok: false, error: { name: 'BadMessageError' } });
     }
-    expect(await dispatch(bgListeners, { type: 'bg-os-status' }, senders.worker as unknown as chrome.runtime.MessageSender)).toBeUndefined();
+    expect(
+      await dispatch(bgListeners, { type: 'bg-os-status' }, senders.worker as unknown as chrome.runtime.MessageSender),
+    ).toBeUndefined();
     expect(await dispatch(bgListeners, null, senders.worker as unknown as chrome.runtime.MessageSender)).toBeUndefined();
     expect(await dispatch(bgListeners, 'cs-bg-caption', senders.contentScript as unknown as chrome.runtime.MessageSender)).toBeUndefined();
     expect(await dispatch(bgListeners, { type: 42 }, senders.contentScript as unknown as chrome.runtime.MessageSender)).toBeUndefined();

@@ -16,8 +16,23 @@ let offscreenImpl: (msg: { type: string; [k: string]: unknown }) => Promise<unkn
 async function setup(settings: Record<string, unknown> = { packSources: [{ url: PACK, name: 'Toy', builtIn: false }] }) {
   offscreenCalls = [];
   offscreenImpl = async (msg) => {
-    if (msg.type === 'bg-os-caption') return { ok: true, value: { text: 'A red circle on a white background.', packId: 'toy', backend: 'wasm', confidence: -0.1 } };
-    if (msg.type === 'bg-os-status') return { ok: true, value: { state: 'ready', packUrl: PACK, packId: 'toy', packName: 'Toy', progress: null, backend: 'wasm', backendReason: 'no adapter', queued: 0, error: null } };
+    if (msg.type === 'bg-os-caption')
+      return { ok: true, value: { text: 'A red circle on a white background.', packId: 'toy', backend: 'wasm', confidence: -0.1 } };
+    if (msg.type === 'bg-os-status')
+      return {
+        ok: true,
+        value: {
+          state: 'ready',
+          packUrl: PACK,
+          packId: 'toy',
+          packName: 'Toy',
+          progress: null,
+          backend: 'wasm',
+          backendReason: 'no adapter',
+          queued: 0,
+          error: null,
+        },
+      };
     if (msg.type === 'bg-os-clear') return { ok: true, value: { packs: 0 } };
     return { ok: true, value: null };
   };
@@ -36,7 +51,12 @@ async function setup(settings: Record<string, unknown> = { packSources: [{ url: 
   return (msg: unknown, sender: object = tabSender) => dispatch(fake.runtime.onMessage.listeners, msg, sender);
 }
 
-const captionMsg = (id: string, url = 'http://example.test/a.png') => ({ type: 'cs-bg-caption', requestId: id, source: { kind: 'url', url }, priority: 1 });
+const captionMsg = (id: string, url = 'http://example.test/a.png') => ({
+  type: 'cs-bg-caption',
+  requestId: id,
+  source: { kind: 'url', url },
+  priority: 1,
+});
 
 describe('background router', () => {
   let send: Awaited<ReturnType<typeof setup>>;
@@ -68,7 +88,9 @@ describe('background router', () => {
       if (msg.type === 'bg-os-caption' && !closedOnce) {
         closedOnce = true;
         fake.state.offscreenOpen = false;
-        throw new Error('A listener indicated an asynchronous response by returning true, but the message channel closed before a response was received');
+        throw new Error(
+          'A listener indicated an asynchronous response by returning true, but the message channel closed before a response was received',
+        );
       }
       return normal(msg);
     };
@@ -79,8 +101,14 @@ describe('background router', () => {
 
   it('refuses requests from the wrong sender', async () => {
     expect(await send({ type: 'ui-bg-status' }, tabSender)).toMatchObject({ ok: false, error: { name: 'ForbiddenSenderError' } });
-    expect(await send(captionMsg('r1'), { id: 'fake-ext-id', url: 'chrome-extension://fake-ext-id/x.html' })).toMatchObject({ ok: false, error: { name: 'ForbiddenSenderError' } });
-    expect(await send(captionMsg('r1'), { ...tabSender, id: 'other-extension' })).toMatchObject({ ok: false, error: { name: 'ForbiddenSenderError' } });
+    expect(await send(captionMsg('r1'), { id: 'fake-ext-id', url: 'chrome-extension://fake-ext-id/x.html' })).toMatchObject({
+      ok: false,
+      error: { name: 'ForbiddenSenderError' },
+    });
+    expect(await send(captionMsg('r1'), { ...tabSender, id: 'other-extension' })).toMatchObject({
+      ok: false,
+      error: { name: 'ForbiddenSenderError' },
+    });
     expect(offscreenCalls).toHaveLength(0);
   });
 
@@ -96,8 +124,14 @@ describe('background router', () => {
   });
 
   it('carries an error from the offscreen document as a named error', async () => {
-    offscreenImpl = async () => ({ ok: false, error: { name: 'ImageFetchError', message: 'The image could not be downloaded (HTTP 404).' } });
-    expect(await send(captionMsg('r1'))).toEqual({ ok: false, error: { name: 'ImageFetchError', message: 'The image could not be downloaded (HTTP 404).' } });
+    offscreenImpl = async () => ({
+      ok: false,
+      error: { name: 'ImageFetchError', message: 'The image could not be downloaded (HTTP 404).' },
+    });
+    expect(await send(captionMsg('r1'))).toEqual({
+      ok: false,
+      error: { name: 'ImageFetchError', message: 'The image could not be downloaded (HTTP 404).' },
+    });
   });
 
   it('says what to do when no pack is configured', async () => {

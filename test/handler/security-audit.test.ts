@@ -29,7 +29,13 @@ function cspOf(manifest: Record<string, unknown>): Record<string, Record<string,
   return Object.fromEntries(
     Object.entries(csp).map(([k, v]) => [
       k,
-      Object.fromEntries(v.split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([name, ...src]) => [name, src])),
+      Object.fromEntries(
+        v
+          .split(';')
+          .map((d) => d.trim().split(/\s+/))
+          .filter((d) => d[0])
+          .map(([name, ...src]) => [name, src]),
+      ),
     ]),
   );
 }
@@ -78,7 +84,12 @@ describe('security audit', () => {
     const rows = section
       .split('\n')
       .filter((l) => l.startsWith('|') && !/^\|\s*-/.test(l) && !/^\|\s*permission\s*\|/i.test(l))
-      .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+      .map((l) =>
+        l
+          .split('|')
+          .slice(1, -1)
+          .map((c) => c.trim()),
+      );
     const named = new Map<string, string>();
     for (const [perm, why] of rows) for (const p of perm.match(/`([^`]+)`/g) ?? []) named.set(p.slice(1, -1), why);
     for (const p of [...PERMISSIONS, ...HOST_PERMISSIONS]) {
@@ -116,7 +127,10 @@ describe('security audit', () => {
 
   it.runIf(BUILDS.length > 0 || BUILDS_REQUIRED)('the release build leaves the test hooks out; only the e2e build has them', () => {
     for (const b of BUILDS) {
-      const js = files(join(ROOT, b)).filter((p) => p.endsWith('.js')).map((p) => readFileSync(p, 'utf8')).join('\n');
+      const js = files(join(ROOT, b))
+        .filter((p) => p.endsWith('.js'))
+        .map((p) => readFileSync(p, 'utf8'))
+        .join('\n');
       const hooks = js.includes('altTextTest') || js.includes('test-os-');
       expect(hooks, b).toBe(b === '.tmp/ext-e2e');
     }

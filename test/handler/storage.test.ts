@@ -132,8 +132,16 @@ describe('what the worker stores', () => {
 
   it('after captions and label counts, no page URL is stored anywhere, and captions only in the bounded cache', async () => {
     const { fake, idb, send } = await setup();
-    expect(await send({ type: 'cs-bg-caption', requestId: 'r1', source: { kind: 'url', url: URL_A }, priority: 1 })).toMatchObject({ ok: true, value: { text: CAPTION } });
-    await send({ type: 'cs-bg-caption', requestId: 'r2', source: { kind: 'bytes', dataUrl: 'data:image/png;base64,iVBORw0KGgo=' }, priority: 1 });
+    expect(await send({ type: 'cs-bg-caption', requestId: 'r1', source: { kind: 'url', url: URL_A }, priority: 1 })).toMatchObject({
+      ok: true,
+      value: { text: CAPTION },
+    });
+    await send({
+      type: 'cs-bg-caption',
+      requestId: 'r2',
+      source: { kind: 'bytes', dataUrl: 'data:image/png;base64,iVBORw0KGgo=' },
+      priority: 1,
+    });
     await send({ type: 'cs-bg-label-count', count: 2 });
     const storage = JSON.stringify([fake.storage.local.data(), fake.storage.session.data()]);
     const idbText = await dumpIdb(idb);
@@ -148,13 +156,16 @@ describe('what the worker stores', () => {
 
   it('clear removes every cached caption and tells the offscreen document to forget its own', async () => {
     const { fake, cache, send, offscreenCalls } = await setup();
-    for (let i = 0; i < 3; i += 1) await send({ type: 'cs-bg-caption', requestId: `r${i}`, source: { kind: 'url', url: `http://example.test/${i}.png` }, priority: 1 });
+    for (let i = 0; i < 3; i += 1)
+      await send({ type: 'cs-bg-caption', requestId: `r${i}`, source: { kind: 'url', url: `http://example.test/${i}.png` }, priority: 1 });
     expect(await cache.count()).toBe(3);
     expect(await send({ type: 'ui-bg-clear-cache', packs: false }, pageSender)).toEqual({ ok: true, value: { captions: 3, packs: 0 } });
     expect(await cache.count()).toBe(0);
     expect(offscreenCalls.at(-1)).toEqual({ type: 'bg-os-clear', packs: false });
     // Asking again goes to the model, not to a cache.
-    expect(await send({ type: 'cs-bg-caption', requestId: 'again', source: { kind: 'url', url: 'http://example.test/0.png' }, priority: 1 })).toMatchObject({ ok: true, value: { cached: false } });
+    expect(
+      await send({ type: 'cs-bg-caption', requestId: 'again', source: { kind: 'url', url: 'http://example.test/0.png' }, priority: 1 }),
+    ).toMatchObject({ ok: true, value: { cached: false } });
     // With no offscreen document, clearing captions does not start one.
     fake.state.offscreenOpen = false;
     const creates = fake.state.creates;

@@ -6,13 +6,17 @@
  * With no fake installed every namespace reads as undefined, so the guards of code that Node tests run bare
  * (`browser.i18n?.getMessage` in src/shared/i18n.ts, status-text.ts, the content panel) fall back to their defaults.
  */
-const current = () => (globalThis as unknown as { browser?: object; chrome?: object }).browser ?? (globalThis as unknown as { chrome?: object }).chrome;
+const current = () =>
+  (globalThis as unknown as { browser?: object; chrome?: object }).browser ?? (globalThis as unknown as { chrome?: object }).chrome;
 
-const browser = new Proxy({}, {
-  get(_target, key) {
-    const api = current() as Record<string | symbol, unknown> | undefined;
-    return api?.[key];
+const browser = new Proxy(
+  {},
+  {
+    get(_target, key) {
+      const api = current() as Record<string | symbol, unknown> | undefined;
+      return api?.[key];
+    },
   },
-});
+);
 
 export default browser;

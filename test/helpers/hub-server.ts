@@ -111,7 +111,14 @@ export async function startHubServer(): Promise<HubServer> {
   };
 
   /** Serve the bytes of `file` with Range, applying byte-level faults. */
-  const serveBytes = (req: IncomingMessage, res: ServerResponse, file: string, entry: HubFile, extra: Record<string, string>, logged: HubLogEntry) => {
+  const serveBytes = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    file: string,
+    entry: HubFile,
+    extra: Record<string, string>,
+    logged: HubLogEntry,
+  ) => {
     const f = takeFault(file, ['cut', 'slow', 'wrong-bytes', 'truncate', 'ignore-range', 'status']);
     if (f?.kind === 'status') {
       logged.status = f.status;
@@ -201,7 +208,17 @@ export async function startHubServer(): Promise<HubServer> {
         if (logged.status !== 200) return void res.writeHead(logged.status).end();
         const found = (paths as unknown[]).flatMap((p) => {
           const entry = typeof p === 'string' ? files.get(`${api[1]}/${api[2]}/resolve/${api[3]}/${p}`) : undefined;
-          return entry ? [{ type: 'file', path: p, oid: entry.sha256.slice(0, 40), size: entry.size, lfs: { oid: entry.sha256, size: entry.size, pointerSize: 134 } }] : [];
+          return entry
+            ? [
+                {
+                  type: 'file',
+                  path: p,
+                  oid: entry.sha256.slice(0, 40),
+                  size: entry.size,
+                  lfs: { oid: entry.sha256, size: entry.size, pointerSize: 134 },
+                },
+              ]
+            : [];
         });
         res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(found));
       });
@@ -286,7 +303,11 @@ export async function startHubServer(): Promise<HubServer> {
       log.length = 0;
       sent.clear();
     },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -299,6 +320,14 @@ export function browserFetch(): typeof fetch {
     const res = await fetch(input, init);
     if (init?.redirect !== 'manual' || res.status < 300 || res.status >= 400) return res;
     await res.body?.cancel();
-    return { type: 'opaqueredirect', status: 0, ok: false, redirected: false, url: '', headers: new Headers(), body: null } as unknown as Response;
+    return {
+      type: 'opaqueredirect',
+      status: 0,
+      ok: false,
+      redirected: false,
+      url: '',
+      headers: new Headers(),
+      body: null,
+    } as unknown as Response;
   };
 }

@@ -87,7 +87,10 @@ type FileFacts = Record<FileName, { bytes: number; sha256: string }>;
 
 /** Where each file is served, in the catalogue's order (clipcap.pt twice: akhaliq's repo and a mirror). */
 export const SERVED: ReadonlyArray<readonly [string, FileName]> = [
-  [PATHS.clipAzure, 'clip.pt'], [PATHS.clipHub, 'clip.safetensors'], [PATHS.clipcapHub, 'clipcap.pt'], [PATHS.clipcapMirror, 'clipcap.pt'],
+  [PATHS.clipAzure, 'clip.pt'],
+  [PATHS.clipHub, 'clip.safetensors'],
+  [PATHS.clipcapHub, 'clipcap.pt'],
+  [PATHS.clipcapMirror, 'clipcap.pt'],
 ];
 
 /** The catalogue of files already on the hub, by their sizes and hashes (through withMirrorBase, as a
@@ -97,8 +100,16 @@ function catalogueOf(hub: HubServer, templateId: string, facts: FileFacts, edit?
   const clipSt = facts['clip.safetensors'];
   const clipcap = facts['clipcap.pt'];
   const model: CatalogueModel = {
-    id: 'toy-coco', default: true, name: 'Toy COCO', description: 'synthetic weights', template: templateId, precision: 'fp32',
-    version: '1.0.0', downloadBytes: clipPt.bytes + clipcap.bytes, diskBytes: 8_000_000, license: 'test',
+    id: 'toy-coco',
+    default: true,
+    name: 'Toy COCO',
+    description: 'synthetic weights',
+    template: templateId,
+    precision: 'fp32',
+    version: '1.0.0',
+    downloadBytes: clipPt.bytes + clipcap.bytes,
+    diskBytes: 8_000_000,
+    license: 'test',
     inputs: {
       clip: {
         fetch: 'vision-only',
@@ -139,7 +150,12 @@ export function testCatalogue(hub: HubServer, fx: InstallFixture, edit?: (m: Cat
  * The same catalogue for the files in `publishedDir` (clip.pt, clip.safetensors, clipcap.pt), streamed from disk by
  * the hub rather than held in memory: for full-size files (bench/accept-convert.bench.ts).
  */
-export async function diskCatalogue(hub: HubServer, publishedDir: string, templateId: string, edit?: (m: CatalogueModel) => void): Promise<Catalogue> {
+export async function diskCatalogue(
+  hub: HubServer,
+  publishedDir: string,
+  templateId: string,
+  edit?: (m: CatalogueModel) => void,
+): Promise<Catalogue> {
   const facts = {} as FileFacts;
   for (const [path, name] of SERVED) {
     const file = join(publishedDir, name);

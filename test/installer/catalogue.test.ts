@@ -31,7 +31,10 @@ describe('the bundled catalogue', () => {
     const c = loadCatalogue();
     const src = (id: string, role: string) => c.models.find((m) => m.id === id)!.inputs[role].sources;
     // OpenAI's URL carries the SHA-256 that clip.py checks; its size is confirmed by an LFS pointer of a mirror.
-    expect(src('clipcap-coco', 'clip')[0]).toMatchObject({ bytes: 353_976_522, sha256: '40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af' });
+    expect(src('clipcap-coco', 'clip')[0]).toMatchObject({
+      bytes: 353_976_522,
+      sha256: '40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af',
+    });
     // akhaliq's files: no size or hash was seen; COCO's commit is unknown (main), Conceptual's is pinned.
     expect(src('clipcap-coco', 'clipcap')[0]).toMatchObject({ bytes: null, sha256: null });
     expect(src('clipcap-coco', 'clipcap')[0].url).toContain('/resolve/main/');
@@ -46,7 +49,11 @@ describe('the bundled catalogue', () => {
 describe('validation', () => {
   const bad: Array<[string, (c: ReturnType<typeof clone>) => void, RegExp]> = [
     ['two defaults', (c) => void (c.models[1].default = true), /exactly one model must be the default, found 2/],
-    ['an invented-looking hash', (c) => void (c.models[0].inputs.clip.sources[0].sha256 = 'abc'), /"sha256" of .* must be 64 lowercase hex digits or null/],
+    [
+      'an invented-looking hash',
+      (c) => void (c.models[0].inputs.clip.sources[0].sha256 = 'abc'),
+      /"sha256" of .* must be 64 lowercase hex digits or null/,
+    ],
     ['a negative size', (c) => void (c.models[0].inputs.clip.sources[0].bytes = -1), /"bytes" of .* must be a byte count or null/],
     ['an unknown fetch mode', (c) => void ((c.models[0].inputs.clip as { fetch: string }).fetch = 'some'), /"fetch" must be/],
     ['a template path', (c) => void (c.models[0].template = '../x'), /"template" must be a plain folder name/],
@@ -60,10 +67,14 @@ describe('validation', () => {
   });
 
   it('CAPTION_MIRROR_BASE rewrites https://HOST/PATH to BASE/HOST/PATH', () => {
-    expect(rewriteUrl('https://huggingface.co/a/b/resolve/main/x.pt', 'http://127.0.0.1:9/m/')).toBe('http://127.0.0.1:9/m/huggingface.co/a/b/resolve/main/x.pt');
+    expect(rewriteUrl('https://huggingface.co/a/b/resolve/main/x.pt', 'http://127.0.0.1:9/m/')).toBe(
+      'http://127.0.0.1:9/m/huggingface.co/a/b/resolve/main/x.pt',
+    );
     expect(rewriteUrl('https://x.test/y', '')).toBe('https://x.test/y');
     const c = withMirrorBase(parseCatalogue(clone()), 'http://127.0.0.1:9');
-    for (const m of c.models) for (const i of Object.values(m.inputs)) for (const s of i.sources) expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:9\/(huggingface\.co|openaipublic\.azureedge\.net)\//);
+    for (const m of c.models)
+      for (const i of Object.values(m.inputs))
+        for (const s of i.sources) expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:9\/(huggingface\.co|openaipublic\.azureedge\.net)\//);
   });
 });
 
@@ -83,7 +94,10 @@ describe('scripts/pin-catalogue.mjs against the loopback hub', () => {
     const body = new Uint8Array(54_321).fill(7);
     const commit = 'a'.repeat(40);
     const sha = hub.add('huggingface.co/akhaliq/CLIP-prefix-captioning-COCO-weights/resolve/main/coco_weights.pt', body, { commit });
-    hub.add('openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt', new Uint8Array(353_976_522 % 100_000));
+    hub.add(
+      'openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt',
+      new Uint8Array(353_976_522 % 100_000),
+    );
     const c = clone();
     c.models = [c.models[0]];
     c.models[0].inputs.clip.sources = [{ ...c.models[0].inputs.clip.sources[0], bytes: null }];
@@ -95,8 +109,11 @@ describe('scripts/pin-catalogue.mjs against the loopback hub', () => {
     expect(cc).toMatchObject({ bytes: 54_321, sha256: sha });
     expect(cc.url).toBe(`https://huggingface.co/akhaliq/CLIP-prefix-captioning-COCO-weights/resolve/${commit}/coco_weights.pt`);
     // Azure declares the size (Content-Range) but no hash; the pinned one (the URL's own) stays.
-    expect(out.models[0].inputs.clip.sources[0]).toMatchObject({ bytes: 353_976_522 % 100_000, sha256: '40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af' });
-    expect(out.models[0].downloadBytes).toBe(353_976_522 % 100_000 + 54_321);
+    expect(out.models[0].inputs.clip.sources[0]).toMatchObject({
+      bytes: 353_976_522 % 100_000,
+      sha256: '40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af',
+    });
+    expect(out.models[0].downloadBytes).toBe((353_976_522 % 100_000) + 54_321);
     expect(() => parseCatalogue(out)).not.toThrow();
   });
 });

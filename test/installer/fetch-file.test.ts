@@ -67,7 +67,10 @@ describe.each([
 
 describe('fetchFile errors', () => {
   it('a 404 is a MirrorHttpError at once, not retried', async () => {
-    const err = await fetchFile(`${hub.url}/openaipublic.azureedge.net/nothing.bin`, new MemoryPackStore(), 'j', 'f', { ...fast, expectedBytes: 10 }).catch((e) => e);
+    const err = await fetchFile(`${hub.url}/openaipublic.azureedge.net/nothing.bin`, new MemoryPackStore(), 'j', 'f', {
+      ...fast,
+      expectedBytes: 10,
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(MirrorHttpError);
     expect(err.status).toBe(404);
     expect(err.message).toMatch(/HTTP 404.*not there/);
@@ -153,7 +156,19 @@ describe('RateMeter', () => {
 
 describe('HttpRangeSource', () => {
   it('missingParts subtracts stored ranges', () => {
-    expect(missingParts([[10, 20], [30, 40]], [0, 50])).toEqual([[0, 10], [20, 30], [40, 50]]);
+    expect(
+      missingParts(
+        [
+          [10, 20],
+          [30, 40],
+        ],
+        [0, 50],
+      ),
+    ).toEqual([
+      [0, 10],
+      [20, 30],
+      [40, 50],
+    ]);
     expect(missingParts([[0, 50]], [10, 20])).toEqual([]);
   });
 
@@ -211,6 +226,8 @@ describe('HttpRangeSource', () => {
     const path = 'openaipublic.azureedge.net/f/norange.bin';
     hub.add(path, randomBytes(100_000));
     hub.fault(path, { kind: 'ignore-range' });
-    await expect(HttpRangeSource.open(`${hub.url}/${path}`, new MemoryPackStore(), 'j', 'f', fast)).rejects.toBeInstanceOf(RangeNotSupportedError);
+    await expect(HttpRangeSource.open(`${hub.url}/${path}`, new MemoryPackStore(), 'j', 'f', fast)).rejects.toBeInstanceOf(
+      RangeNotSupportedError,
+    );
   });
 });

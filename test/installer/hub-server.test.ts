@@ -65,7 +65,11 @@ it.each<[string, Fault | null, string | undefined]>([
 });
 
 it('serves the file\u2019s bytes from disk, and wrong-bytes changes them', async () => {
-  expect(await get('openaipublic.azureedge.net/disk.bin', 'bytes=1000-20999')).toMatchObject({ status: 206, range: 'bytes 1000-20999/50000', body: data.subarray(1000, 21000) });
+  expect(await get('openaipublic.azureedge.net/disk.bin', 'bytes=1000-20999')).toMatchObject({
+    status: 206,
+    range: 'bytes 1000-20999/50000',
+    body: data.subarray(1000, 21000),
+  });
   hub.fault('openaipublic.azureedge.net/disk.bin', { kind: 'wrong-bytes', at: 1234, times: 1 });
   const r = await get('openaipublic.azureedge.net/disk.bin', 'bytes=1000-1999');
   expect(r.body!.length).toBe(1000);

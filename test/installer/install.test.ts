@@ -31,7 +31,10 @@ describe.each([
     // Which check each input got: clip was range-read from a server that declares no SHA-256 (size only, plus the
     // template's key and shape checks); clipcap has no pinned hash, so the Hub's declared one was checked.
     expect(pack.manifest.provenance).toMatchObject({
-      inputs: { clip: { check: 'size-pinned', mode: 'ranges' }, clipcap: { check: 'sha256-server', mode: 'whole', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } },
+      inputs: {
+        clip: { check: 'size-pinned', mode: 'ranges' },
+        clipcap: { check: 'sha256-server', mode: 'whole', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      },
     });
     expect(new Set(states.map((x) => x.phase))).toEqual(new Set(['queued', 'downloading', 'verifying', 'converting', 'ready']));
     expect(await store.storedRanges('toy-coco~inputs', 'clipcap')).toEqual([]);

@@ -26,7 +26,14 @@ describe.each([
     const s = makeStore();
     const data = randomBytes(10_000);
     for (let o = 0; o < data.length; o += 3000) await s.append('e', 'f', o, data.subarray(o, Math.min(o + 3000, data.length)));
-    for (const [o, n] of [[0, 10_000], [2999, 2], [3000, 3000], [100, 9000], [9999, 1], [5000, 0]]) {
+    for (const [o, n] of [
+      [0, 10_000],
+      [2999, 2],
+      [3000, 3000],
+      [100, 9000],
+      [9999, 1],
+      [5000, 0],
+    ]) {
       expect(Buffer.from(await s.readRange('e', 'f', o, n)).equals(data.subarray(o, o + n))).toBe(true);
     }
     await expect(s.readRange('e', 'f', 9000, 2000)).rejects.toThrow(/not stored/);
@@ -40,7 +47,10 @@ describe.each([
     await s.putRange('e', 'f', 200, data.subarray(200, 300));
     await expect(s.putRange('e', 'f', 550, data.subarray(550, 650))).rejects.toThrow(/overlap/);
     await expect(s.putRange('e', 'f', 50, data.subarray(50, 101))).rejects.toThrow(/overlap/);
-    expect(await s.storedRanges('e', 'f')).toEqual([[100, 300], [500, 600]]);
+    expect(await s.storedRanges('e', 'f')).toEqual([
+      [100, 300],
+      [500, 600],
+    ]);
     expect(Buffer.from(await s.readRange('e', 'f', 150, 100)).equals(data.subarray(150, 250))).toBe(true);
     await expect(s.readRange('e', 'f', 250, 100)).rejects.toThrow(/not stored/);
     await s.clearFile('e', 'f');
@@ -95,7 +105,12 @@ describe('the IndexedDB upgrade from version 1', () => {
         const files: Record<string, { path: string; sha256: string }> = p.manifest.files;
         for (const [key, f] of Object.entries(files)) {
           const b = p.files[f.path];
-          tx.objectStore('chunks').put({ packId: 'old', path: f.path, offset: 0, data: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) });
+          tx.objectStore('chunks').put({
+            packId: 'old',
+            path: f.path,
+            offset: 0,
+            data: b.buffer.slice(b.byteOffset, b.byteOffset + b.length),
+          });
           complete[f.path] = f.sha256;
           void key;
         }

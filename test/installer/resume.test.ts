@@ -56,7 +56,10 @@ describe('an interrupted job', () => {
     void first.inst.install('toy-coco');
     await waitFor(() => kill.state.killed, 'the kill');
     const store = new IndexedDbPackStore(factory, IDBKeyRange, 'restart');
-    await waitFor(async () => (await store.storedBytes('toy-coco~inputs', 'clipcap')) >= 1_000_000 - 64 * 1024, 'the flushes before the kill');
+    await waitFor(
+      async () => (await store.storedBytes('toy-coco~inputs', 'clipcap')) >= 1_000_000 - 64 * 1024,
+      'the flushes before the kill',
+    );
     const stored = await store.storedBytes('toy-coco~inputs', 'clipcap');
     const job = await store.getJob('toy-coco');
     expect(job).toMatchObject({ running: true, phase: 'downloading' });
@@ -73,7 +76,10 @@ describe('an interrupted job', () => {
     expect(s.phase).toBe('ready');
     // clipcap: one request (the Hub's redirect, then the CDN) from the stored end; no probe again (its facts were
     // persisted with the job).
-    expect(t.hub.log.filter((l) => l.file === PATHS.clipcapHub).map((l) => [l.status, l.range])).toEqual([[302, `bytes=${stored}-`], [206, `bytes=${stored}-`]]);
+    expect(t.hub.log.filter((l) => l.file === PATHS.clipcapHub).map((l) => [l.status, l.range])).toEqual([
+      [302, `bytes=${stored}-`],
+      [206, `bytes=${stored}-`],
+    ]);
     expect(t.hub.sent.get(PATHS.clipcapHub)).toBe(size - stored);
     // Only the bytes in flight at the kill (less than one flush) were fetched twice.
     expect(kill.state.received - stored).toBeLessThan(64 * 1024);
@@ -102,7 +108,10 @@ describe('pause, resume, cancel', () => {
 
     t.hub.clearFaults();
     await inst.resume('toy-coco');
-    const ranges = t.hub.log.slice(requests).filter((l) => l.file === PATHS.clipcapHub && l.status === 206).map((l) => l.range);
+    const ranges = t.hub.log
+      .slice(requests)
+      .filter((l) => l.file === PATHS.clipcapHub && l.status === 206)
+      .map((l) => l.range);
     expect(ranges).toEqual([`bytes=${kept}-`]);
     expect((await inst.states())[0]).toMatchObject({ phase: 'ready', error: null });
   });

@@ -29,7 +29,14 @@ export function useInstallHub(): InstallTestContext {
   });
   ctx.installer = (store, catalogue, extra = {}) => {
     const states: ModelState[] = [];
-    const inst = new Installer({ store, catalogue, templateBase: `${ctx.hub.url}/templates/`, onState: (s) => states.push(s), ...fast, ...extra });
+    const inst = new Installer({
+      store,
+      catalogue,
+      templateBase: `${ctx.hub.url}/templates/`,
+      onState: (s) => states.push(s),
+      ...fast,
+      ...extra,
+    });
     return { inst, states };
   };
   return ctx;

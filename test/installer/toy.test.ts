@@ -31,8 +31,13 @@ describe('installing the toy model from its published files', () => {
   it('gives packs/toy\u2019s mapper, decoder and tokenizer, and the locally converted vision graph', async () => {
     const store = new MemoryPackStore();
     const inst = new Installer({
-      store, catalogue: testCatalogue(hub, fx), templateBase: `${hub.url}/templates/`, onState: () => undefined,
-      retries: 2, retryDelayMs: 5, minRequest: 4096,
+      store,
+      catalogue: testCatalogue(hub, fx),
+      templateBase: `${hub.url}/templates/`,
+      onState: () => undefined,
+      retries: 2,
+      retryDelayMs: 5,
+      minRequest: 4096,
     });
     const s = await inst.install('toy-coco');
     expect(s.error).toBeNull();
@@ -48,7 +53,8 @@ describe('installing the toy model from its published files', () => {
     const template = parseTemplate(readFileSync(join(tdir, 'template.json'), 'utf8'));
     const out = new MemoryPackStore();
     const local = await convertPack({
-      template, tokenizer: readFileSync(join(tdir, 'tokenizer.json')),
+      template,
+      tokenizer: readFileSync(join(tdir, 'tokenizer.json')),
       skeleton: async (p) => readFileSync(join(tdir, p)),
       inputs: {
         clip: await openCheckpoint(bytesSource(new Uint8Array(fx.file('clip.pt'))), 'torchscript'),

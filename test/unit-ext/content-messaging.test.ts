@@ -26,7 +26,10 @@ describe('content messaging after the extension context is invalidated', () => {
     expect(sendMessage).toHaveBeenCalledTimes(1);
     // Once orphaned, chrome.runtime.id is gone: nothing is sent at all, and the reason is not logged again.
     g.chrome = { runtime: { sendMessage } };
-    await expect(request({ type: 'cs-bg-status' })).rejects.toMatchObject({ name: 'ContextInvalidatedError', message: expect.stringMatching(/reload this page/) });
+    await expect(request({ type: 'cs-bg-status' })).rejects.toMatchObject({
+      name: 'ContextInvalidatedError',
+      message: expect.stringMatching(/reload this page/),
+    });
     expect(sendMessage).toHaveBeenCalledTimes(1);
     expect(warn).toHaveBeenCalledTimes(1);
     expect(String(warn.mock.calls[0].join(' '))).toMatch(/ContextInvalidatedError: .*reload this page/);

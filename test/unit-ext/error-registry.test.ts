@@ -74,10 +74,32 @@ describe('the error registry', () => {
   });
 
   it('says which failures a retry cannot fix, as the content queue always remembered them', () => {
-    const before = ['ImageFetchError', 'ImageDecodeError', 'ImageDecodeTimeoutError', 'EmptyImageError', 'EmptyCaptionError', 'UnsafeSourceError', 'ContextInvalidatedError'];
+    const before = [
+      'ImageFetchError',
+      'ImageDecodeError',
+      'ImageDecodeTimeoutError',
+      'EmptyImageError',
+      'EmptyCaptionError',
+      'UnsafeSourceError',
+      'ContextInvalidatedError',
+    ];
     for (const name of before) expect(isPermanent({ name, message: '' }), name).toBe(true);
-    const retried = ['NoPackError', 'QueueFullError', 'AbortError', 'OffscreenUnavailableError', 'TransportError', 'BadMessageError', 'ForbiddenSenderError',
-      'BackendUnavailableError', 'PackIntegrityError', 'PackDownloadError', 'StorageQuotaError', 'InvalidOptionError', 'NetworkError', 'Error'];
+    const retried = [
+      'NoPackError',
+      'QueueFullError',
+      'AbortError',
+      'OffscreenUnavailableError',
+      'TransportError',
+      'BadMessageError',
+      'ForbiddenSenderError',
+      'BackendUnavailableError',
+      'PackIntegrityError',
+      'PackDownloadError',
+      'StorageQuotaError',
+      'InvalidOptionError',
+      'NetworkError',
+      'Error',
+    ];
     for (const name of retried) expect(isPermanent({ name, message: '' }), name).toBe(false);
     expect(isPermanent(new registry.CaptionAbortedError())).toBe(false);
     expect(isPermanent(new registry.ContextInvalidatedError())).toBe(true);
@@ -87,13 +109,25 @@ describe('the error registry', () => {
 
 describe('the limits table', () => {
   const request = (decoding: { beams: number; maxTokens: number }) => ({
-    type: 'bg-os-caption', requestId: 'r', key: 'k', source: { kind: 'url', url: 'https://x.test/a.png' }, priority: 0,
-    packUrl: 'model:toy', decoding: { strategy: 'beam', ...decoding }, backend: 'auto',
+    type: 'bg-os-caption',
+    requestId: 'r',
+    key: 'k',
+    source: { kind: 'url', url: 'https://x.test/a.png' },
+    priority: 0,
+    packUrl: 'model:toy',
+    decoding: { strategy: 'beam', ...decoding },
+    backend: 'auto',
   });
 
   it('bounds settings and messages alike', () => {
     const { beams, maxTokens } = LIMITS.decoding;
-    for (const [b, t, ok] of [[beams.max, maxTokens.max, true], [beams.max + 1, maxTokens.max, false], [beams.max, maxTokens.max + 1, false], [beams.min, maxTokens.min, true], [0, 1, false]] as const) {
+    for (const [b, t, ok] of [
+      [beams.max, maxTokens.max, true],
+      [beams.max + 1, maxTokens.max, false],
+      [beams.max, maxTokens.max + 1, false],
+      [beams.min, maxTokens.min, true],
+      [0, 1, false],
+    ] as const) {
       expect(VALIDATORS['bg-os-caption'](request({ beams: b, maxTokens: t })), `beams ${b}, maxTokens ${t}`).toBe(ok);
       const { settings } = validate({ beams: b, maxTokens: t });
       expect(settings.beams === b && settings.maxTokens === t, `settings beams ${b}, maxTokens ${t}`).toBe(ok);

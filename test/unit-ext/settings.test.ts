@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, SCHEMA_VERSION, activeModel, decodingKey, packRef, parsePackRef, isEnabledFor, loadSettings, migrate, saveSettings, validate, type Settings } from '../../src/shared/settings';
+import {
+  DEFAULTS,
+  SCHEMA_VERSION,
+  activeModel,
+  decodingKey,
+  packRef,
+  parsePackRef,
+  isEnabledFor,
+  loadSettings,
+  migrate,
+  saveSettings,
+  validate,
+  type Settings,
+} from '../../src/shared/settings';
 import { rng } from '../helpers/rng';
 
 describe('settings', () => {
@@ -9,7 +22,14 @@ describe('settings', () => {
   });
 
   it('repairs bad values, drops unknown keys, and says what it fixed', () => {
-    const { settings, fixes } = validate({ enabled: 'yes', strategy: 'sampling', beams: 99, marker: 'Maybe: ', extra: 1, disabledSites: [' Example.COM ', 'example.com'] });
+    const { settings, fixes } = validate({
+      enabled: 'yes',
+      strategy: 'sampling',
+      beams: 99,
+      marker: 'Maybe: ',
+      extra: 1,
+      disabledSites: [' Example.COM ', 'example.com'],
+    });
     expect(settings.enabled).toBe(true);
     expect(settings.strategy).toBe('greedy');
     expect(settings.beams).toBe(DEFAULTS.beams);
@@ -32,7 +52,9 @@ describe('settings', () => {
   });
 
   it('keeps user pack sources, normalised, and refuses non-URLs', () => {
-    const { settings, fixes } = validate({ packSources: [{ url: 'http://127.0.0.1:8/packs/toy/pack.json', name: 'Toy' }, { url: 'not a url' }] });
+    const { settings, fixes } = validate({
+      packSources: [{ url: 'http://127.0.0.1:8/packs/toy/pack.json', name: 'Toy' }, { url: 'not a url' }],
+    });
     expect(settings.packSources).toEqual([{ url: 'http://127.0.0.1:8/packs/toy/', name: 'Toy', builtIn: false }]);
     expect(fixes.some((f) => f.includes('not a url'))).toBe(true);
     expect(activeModel(settings)).toEqual({ kind: 'url', url: 'http://127.0.0.1:8/packs/toy/' });
@@ -69,18 +91,63 @@ function checkValid(s: Settings): string[] {
   if (typeof s.marker !== 'string' || s.marker.length > 80) bad.push('marker');
   const m = s.model;
   const idOk = (id: unknown) => typeof id === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(id);
-  if (m !== null && !((m.kind === 'catalogue' || m.kind === 'folder') ? idOk(m.id) && Object.keys(m).length === 2 : m.kind === 'url' && /^https?:\/\/.*\/$/.test(m.url) && Object.keys(m).length === 2)) bad.push('model');
-  if (!Array.isArray(s.folders) || s.folders.some((f) => !idOk(f.id) || typeof f.name !== 'string') || new Set(s.folders.map((f) => f.id)).size !== s.folders.length) bad.push('folders');
-  if (!Array.isArray(s.installing) || s.installing.some((id) => !idOk(id)) || new Set(s.installing).size !== s.installing.length) bad.push('installing');
-  if (!Array.isArray(s.disabledSites) || s.disabledSites.some((h) => typeof h !== 'string' || h !== h.trim().toLowerCase() || !h) || new Set(s.disabledSites).size !== s.disabledSites.length) bad.push('disabledSites');
-  if (!Array.isArray(s.packSources) || s.packSources.some((p) => typeof p.url !== 'string' || !p.url.endsWith('/') || typeof p.name !== 'string' || typeof p.builtIn !== 'boolean') || new Set(s.packSources.map((p) => p.url)).size !== s.packSources.length) bad.push('packSources');
+  if (
+    m !== null &&
+    !(m.kind === 'catalogue' || m.kind === 'folder'
+      ? idOk(m.id) && Object.keys(m).length === 2
+      : m.kind === 'url' && /^https?:\/\/.*\/$/.test(m.url) && Object.keys(m).length === 2)
+  )
+    bad.push('model');
+  if (
+    !Array.isArray(s.folders) ||
+    s.folders.some((f) => !idOk(f.id) || typeof f.name !== 'string') ||
+    new Set(s.folders.map((f) => f.id)).size !== s.folders.length
+  )
+    bad.push('folders');
+  if (!Array.isArray(s.installing) || s.installing.some((id) => !idOk(id)) || new Set(s.installing).size !== s.installing.length)
+    bad.push('installing');
+  if (
+    !Array.isArray(s.disabledSites) ||
+    s.disabledSites.some((h) => typeof h !== 'string' || h !== h.trim().toLowerCase() || !h) ||
+    new Set(s.disabledSites).size !== s.disabledSites.length
+  )
+    bad.push('disabledSites');
+  if (
+    !Array.isArray(s.packSources) ||
+    s.packSources.some(
+      (p) => typeof p.url !== 'string' || !p.url.endsWith('/') || typeof p.name !== 'string' || typeof p.builtIn !== 'boolean',
+    ) ||
+    new Set(s.packSources.map((p) => p.url)).size !== s.packSources.length
+  )
+    bad.push('packSources');
   return bad;
 }
 
 /** Values of every JSON type (and a few worse), none valid for any setting. */
 const JUNK: unknown[] = [
-  null, undefined, NaN, Infinity, -1, 1.5, 1e308, '', 'yes', '   ', 'greedy!', {}, [], [1, 2], { a: 1 }, true, false, 0, '0x10',
-  'x'.repeat(10_000), '<script>alert(1)</script>', Symbol.iterator.toString(), -0.0001,
+  null,
+  undefined,
+  NaN,
+  Infinity,
+  -1,
+  1.5,
+  1e308,
+  '',
+  'yes',
+  '   ',
+  'greedy!',
+  {},
+  [],
+  [1, 2],
+  { a: 1 },
+  true,
+  false,
+  0,
+  '0x10',
+  'x'.repeat(10_000),
+  '<script>alert(1)</script>',
+  Symbol.iterator.toString(),
+  -0.0001,
 ];
 
 describe('settings repair (issue 7)', () => {
@@ -93,7 +160,20 @@ describe('settings repair (issue 7)', () => {
     ['maxTokens', [null, 0, 68, -5, 1.1, 'many', {}, []]],
     ['cacheMaxEntries', [null, -1, 100_001, 0.5, 'lots', {}, []]],
     ['marker', [null, 42, {}, [], true]],
-    ['model', [42, 'not a url', { kind: 'url', url: 'ftp://x.test/p/' }, { kind: 'url', url: 'javascript:alert(1)' }, { kind: 'catalogue', id: 'Bad Id' }, { kind: 'folder' }, { kind: 'disk', id: 'x' }, {}, []]],
+    [
+      'model',
+      [
+        42,
+        'not a url',
+        { kind: 'url', url: 'ftp://x.test/p/' },
+        { kind: 'url', url: 'javascript:alert(1)' },
+        { kind: 'catalogue', id: 'Bad Id' },
+        { kind: 'folder' },
+        { kind: 'disk', id: 'x' },
+        {},
+        [],
+      ],
+    ],
     ['folders', [null, 'toy', 42, { id: 'toy' }]],
     ['installing', [null, 'clipcap-coco', 42, {}]],
     ['disabledSites', [null, 'a.test', 42, { 'a.test': true }]],
@@ -103,16 +183,39 @@ describe('settings repair (issue 7)', () => {
       for (const v of values) {
         const { settings, fixes } = validate({ [key]: v });
         expect(settings[key], `${key}=${String(v)}`).toEqual(DEFAULTS[key]);
-        expect(fixes.some((f) => f.startsWith(`${key}:`)), `${key}=${String(v)}: ${fixes}`).toBe(true);
+        expect(
+          fixes.some((f) => f.startsWith(`${key}:`)),
+          `${key}=${String(v)}: ${fixes}`,
+        ).toBe(true);
         expect(checkValid(settings)).toEqual([]);
       }
     });
   }
 
   it('values stored as the wrong type but meaning a valid one are converted, and reported', () => {
-    const { settings, fixes } = validate({ beams: '5', maxTokens: ' 20 ', cacheMaxEntries: 0, enabled: 'false', weakNamesCountAsMissing: 1, strategy: 'Beam', backend: ' WASM ' });
-    expect(settings).toMatchObject({ beams: 5, maxTokens: 20, cacheMaxEntries: 0, enabled: false, weakNamesCountAsMissing: true, strategy: 'beam', backend: 'wasm' });
-    for (const k of ['beams', 'maxTokens', 'enabled', 'weakNamesCountAsMissing', 'strategy', 'backend']) expect(fixes.some((f) => f.startsWith(`${k}:`)), k).toBe(true);
+    const { settings, fixes } = validate({
+      beams: '5',
+      maxTokens: ' 20 ',
+      cacheMaxEntries: 0,
+      enabled: 'false',
+      weakNamesCountAsMissing: 1,
+      strategy: 'Beam',
+      backend: ' WASM ',
+    });
+    expect(settings).toMatchObject({
+      beams: 5,
+      maxTokens: 20,
+      cacheMaxEntries: 0,
+      enabled: false,
+      weakNamesCountAsMissing: true,
+      strategy: 'beam',
+      backend: 'wasm',
+    });
+    for (const k of ['beams', 'maxTokens', 'enabled', 'weakNamesCountAsMissing', 'strategy', 'backend'])
+      expect(
+        fixes.some((f) => f.startsWith(`${k}:`)),
+        k,
+      ).toBe(true);
     expect(fixes.some((f) => f.startsWith('cacheMaxEntries'))).toBe(false); // 0 is valid as it is
   });
 
@@ -120,7 +223,13 @@ describe('settings repair (issue 7)', () => {
     const { settings, fixes } = validate({
       disabledSites: ['News.test', 42, '', 'a b', null, 'news.test', 'localhost:8080'],
       marker: 'M'.repeat(100),
-      packSources: [{ url: 'https://p.test/a' }, 'https://bad', { url: 'https://p.test/a/', name: 'dup' }, { url: 'https://p.test/b/', name: 7 }, null],
+      packSources: [
+        { url: 'https://p.test/a' },
+        'https://bad',
+        { url: 'https://p.test/a/', name: 'dup' },
+        { url: 'https://p.test/b/', name: 7 },
+        null,
+      ],
     });
     expect(settings.disabledSites).toEqual(['news.test', 'localhost:8080']);
     expect(fixes.filter((f) => f.startsWith('disabledSites:'))).toHaveLength(4);
@@ -133,7 +242,7 @@ describe('settings repair (issue 7)', () => {
     expect(fixes.filter((f) => f.startsWith('packSources:'))).toHaveLength(3); // "https://bad" string, name 7, null
   });
 
-  it('a source an older build had built in is kept as the user\'s own, and reported', () => {
+  it("a source an older build had built in is kept as the user's own, and reported", () => {
     const { settings, fixes } = validate({ packSources: [{ url: 'https://old-build.test/coco/', name: 'COCO', builtIn: true }] });
     expect(settings.packSources).toEqual([{ url: 'https://old-build.test/coco/', name: 'COCO', builtIn: false }]);
     expect(fixes.join()).toMatch(/no longer built in/);
@@ -143,7 +252,12 @@ describe('settings repair (issue 7)', () => {
     const { settings, fixes } = validate({ enabled: false, colour: 'blue', __proto__x: 1 });
     expect(settings.enabled).toBe(false);
     expect('colour' in settings).toBe(false);
-    expect(fixes.filter((f) => /not a setting of this version/.test(f)).map((f) => f.split(':')[0]).sort()).toEqual(['__proto__x', 'colour']);
+    expect(
+      fixes
+        .filter((f) => /not a setting of this version/.test(f))
+        .map((f) => f.split(':')[0])
+        .sort(),
+    ).toEqual(['__proto__x', 'colour']);
   });
 
   it('something that is not an object at all gives the defaults, and says so', () => {
@@ -157,8 +271,18 @@ describe('settings repair (issue 7)', () => {
 
   it('migrations: v1 in every shape; a version written as text; a v1 object without its version; a newer version', () => {
     // v1 with sites as a map, including odd values
-    let r = validate({ schemaVersion: 1, sites: { 'a.test': false, 'b.test': true, 'c.test': 'false', 'D.test': 0 }, markerText: 'Seen: ', beams: 4 });
-    expect(r.settings).toMatchObject({ disabledSites: ['a.test', 'c.test', 'd.test'], marker: 'Seen: ', beams: 4, schemaVersion: SCHEMA_VERSION });
+    let r = validate({
+      schemaVersion: 1,
+      sites: { 'a.test': false, 'b.test': true, 'c.test': 'false', 'D.test': 0 },
+      markerText: 'Seen: ',
+      beams: 4,
+    });
+    expect(r.settings).toMatchObject({
+      disabledSites: ['a.test', 'c.test', 'd.test'],
+      marker: 'Seen: ',
+      beams: 4,
+      schemaVersion: SCHEMA_VERSION,
+    });
     // v1 with sites that is not a map: reported, nothing invented
     r = validate({ schemaVersion: 1, sites: ['a.test'], markerText: 5 });
     expect(r.settings.disabledSites).toEqual([]);
@@ -188,7 +312,7 @@ describe('settings repair (issue 7)', () => {
 
   it('fuzz: 300 random settings objects; output always valid, valid choices kept, every repair reported, idempotent', () => {
     const rand = rng(7);
-    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
     const validChoice: Record<string, () => unknown> = {
       enabled: () => rand() < 0.5,
       weakNamesCountAsMissing: () => rand() < 0.5,
@@ -198,11 +322,32 @@ describe('settings repair (issue 7)', () => {
       maxTokens: () => 1 + Math.floor(rand() * 67),
       cacheMaxEntries: () => Math.floor(rand() * 100_001),
       marker: () => pick(['', 'Maybe: ', 'Looks like — ', 'x'.repeat(80), '🖼 ']),
-      model: () => pick([null, { kind: 'url', url: 'https://a.test/packs/coco/' }, { kind: 'catalogue', id: 'clipcap-coco' }, { kind: 'folder', id: 'toy' }]),
-      folders: () => pick([[], [{ id: 'toy', name: 'Toy' }], [{ id: 'a', name: '' }, { id: 'b', name: 'B' }]]),
+      model: () =>
+        pick([
+          null,
+          { kind: 'url', url: 'https://a.test/packs/coco/' },
+          { kind: 'catalogue', id: 'clipcap-coco' },
+          { kind: 'folder', id: 'toy' },
+        ]),
+      folders: () =>
+        pick([
+          [],
+          [{ id: 'toy', name: 'Toy' }],
+          [
+            { id: 'a', name: '' },
+            { id: 'b', name: 'B' },
+          ],
+        ]),
       installing: () => pick([[], ['clipcap-coco'], ['clipcap-coco', 'toy']]),
-      disabledSites: () => [...new Set(Array.from({ length: Math.floor(rand() * 4) }, () => pick(['a.test', 'b.example', 'localhost:3000', 'news.test'])))],
-      packSources: () => Array.from({ length: Math.floor(rand() * 3) }, (_, i) => ({ url: `https://src${i}.test/p${Math.floor(rand() * 3)}/`, name: pick(['', 'COCO', 'Mine']), builtIn: false })),
+      disabledSites: () => [
+        ...new Set(Array.from({ length: Math.floor(rand() * 4) }, () => pick(['a.test', 'b.example', 'localhost:3000', 'news.test']))),
+      ],
+      packSources: () =>
+        Array.from({ length: Math.floor(rand() * 3) }, (_, i) => ({
+          url: `https://src${i}.test/p${Math.floor(rand() * 3)}/`,
+          name: pick(['', 'COCO', 'Mine']),
+          builtIn: false,
+        })),
     };
     const keys = Object.keys(validChoice);
     let repaired = 0;
@@ -222,7 +367,8 @@ describe('settings repair (issue 7)', () => {
       if (extra) input[extra] = pick(JUNK);
       if (rand() < 0.2) input.schemaVersion = SCHEMA_VERSION;
       // Duplicate pack sources are a normalisation, so compare against the de-duplicated list.
-      if (Array.isArray(chosen.packSources)) chosen.packSources = (chosen.packSources as Array<{ url: string }>).filter((p, i, a) => a.findIndex((q) => q.url === p.url) === i);
+      if (Array.isArray(chosen.packSources))
+        chosen.packSources = (chosen.packSources as Array<{ url: string }>).filter((p, i, a) => a.findIndex((q) => q.url === p.url) === i);
 
       const { settings, fixes } = validate(input);
       const ctx = `case ${n}: ${JSON.stringify(input)?.slice(0, 300)} -> ${fixes.join(' | ')}`;
@@ -233,9 +379,18 @@ describe('settings repair (issue 7)', () => {
         // JUNK that happens to mean a valid value (0 for cacheMaxEntries, false for enabled, '' for marker, ...) is kept.
         const reported = fixes.some((f) => f.startsWith(`${k}:`));
         const kept = JSON.stringify(settings[k as keyof Settings]) === JSON.stringify(v);
-        if (!kept) expect(reported || JSON.stringify(settings[k as keyof Settings]) === JSON.stringify(DEFAULTS[k as keyof Settings]) && v === undefined, `${ctx} (${k} changed without a report)`).toBe(true);
+        if (!kept)
+          expect(
+            reported ||
+              (JSON.stringify(settings[k as keyof Settings]) === JSON.stringify(DEFAULTS[k as keyof Settings]) && v === undefined),
+            `${ctx} (${k} changed without a report)`,
+          ).toBe(true);
       }
-      if (extra) expect(fixes.some((f) => f.startsWith(`${extra}:`)), ctx).toBe(true);
+      if (extra)
+        expect(
+          fixes.some((f) => f.startsWith(`${extra}:`)),
+          ctx,
+        ).toBe(true);
       if (fixes.length) repaired++;
       // Repair is a fixed point: the repaired object needs no further repair.
       expect(validate(settings), ctx).toEqual({ settings, fixes: [] });
@@ -289,7 +444,11 @@ describe('settings repair (issue 7)', () => {
   });
 
   it('pack references round-trip, and a URL pack keeps its URL (so its cached captions stay valid)', () => {
-    for (const ref of [{ kind: 'url', url: 'https://p.test/coco/' }, { kind: 'catalogue', id: 'clipcap-coco' }, { kind: 'folder', id: 'toy' }] as const) {
+    for (const ref of [
+      { kind: 'url', url: 'https://p.test/coco/' },
+      { kind: 'catalogue', id: 'clipcap-coco' },
+      { kind: 'folder', id: 'toy' },
+    ] as const) {
       expect(parsePackRef(packRef(ref))).toEqual(ref);
     }
     expect(packRef({ kind: 'url', url: 'https://p.test/coco/' })).toBe('https://p.test/coco/');
@@ -301,7 +460,10 @@ describe('settings repair (issue 7)', () => {
 
   it('saving a patch keeps every other choice, and repairs a corrupt store on the way', async () => {
     const store: Record<string, unknown> = { settings: { schemaVersion: 1, sites: { 'a.test': false }, markerText: 'Seen: ', beams: 'x' } };
-    const area = { get: async (k: string) => ({ [k]: store[k] }), set: async (items: Record<string, unknown>) => void Object.assign(store, items) };
+    const area = {
+      get: async (k: string) => ({ [k]: store[k] }),
+      set: async (items: Record<string, unknown>) => void Object.assign(store, items),
+    };
     const r = await saveSettings(area, { strategy: 'beam' });
     expect(r.settings).toMatchObject({ strategy: 'beam', disabledSites: ['a.test'], marker: 'Seen: ', beams: DEFAULTS.beams });
     expect((await loadSettings(area)).fixes).toEqual([]);

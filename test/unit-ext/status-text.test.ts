@@ -22,7 +22,15 @@ function i18n(locale: string) {
 }
 
 const st = (phase: InstallState['phase'], bytes: number, total: number, etaSeconds: number | null = null): InstallState => ({
-  id: 'clipcap-coco', phase, bytes, total, rate: 1e6, etaSeconds, error: null, storeId: null, needsFiles: [],
+  id: 'clipcap-coco',
+  phase,
+  bytes,
+  total,
+  rate: 1e6,
+  etaSeconds,
+  error: null,
+  storeId: null,
+  needsFiles: [],
 });
 
 describe('install progress text', () => {
@@ -50,7 +58,17 @@ describe('install progress text', () => {
 
   it('one bar for the whole job: it never goes back when a phase ends, and reaches 100 only when ready', async () => {
     const { installPercent } = await import('../../src/shared/status-text');
-    const run = [st('queued', 0, 0), st('downloading', 0, 100), st('downloading', 50, 100), st('downloading', 100, 100), st('verifying', 0, 100), st('verifying', 100, 100), st('converting', 0, 8), st('converting', 8, 8), st('ready', 8, 8)];
+    const run = [
+      st('queued', 0, 0),
+      st('downloading', 0, 100),
+      st('downloading', 50, 100),
+      st('downloading', 100, 100),
+      st('verifying', 0, 100),
+      st('verifying', 100, 100),
+      st('converting', 0, 8),
+      st('converting', 8, 8),
+      st('ready', 8, 8),
+    ];
     const pcts = run.map(installPercent);
     for (let i = 1; i < pcts.length; i += 1) expect(pcts[i], `${run[i].phase}`).toBeGreaterThanOrEqual(pcts[i - 1]);
     expect(pcts.slice(0, -1).every((p) => p < 100)).toBe(true);
@@ -61,7 +79,9 @@ describe('install progress text', () => {
     const { phaseText } = await import('../../src/shared/status-text');
     expect(phaseText(st('downloading', 0, 1), 'ClipCap COCO')).toBe('Downloading ClipCap COCO…');
     expect(phaseText(st('ready', 1, 1), 'ClipCap COCO')).toMatch(/^ClipCap COCO is ready\./);
-    expect(phaseText({ ...st('failed', 0, 1), error: { name: 'NetworkError', message: 'The mirror did not answer.' } }, 'ClipCap COCO')).toBe('Setting up ClipCap COCO failed: The mirror did not answer.');
+    expect(
+      phaseText({ ...st('failed', 0, 1), error: { name: 'NetworkError', message: 'The mirror did not answer.' } }, 'ClipCap COCO'),
+    ).toBe('Setting up ClipCap COCO failed: The mirror did not answer.');
     for (const phase of ['not-installed', 'queued', 'downloading', 'verifying', 'converting', 'paused', 'ready', 'failed'] as const) {
       expect(phaseText(st(phase, 0, 1), 'X'), phase).not.toMatch(/^phase|\$/);
     }

@@ -18,7 +18,8 @@ export { blobSource, bytesSource } from './random-access';
 function describe(head: Uint8Array, size: number): string {
   if (size === 0) return 'the file is empty';
   const text = new TextDecoder('latin1').decode(head).trimStart().toLowerCase();
-  if (text.startsWith('<!doctype') || text.startsWith('<html') || text.startsWith('<?xml')) return 'it is a web page, probably an error page from the server';
+  if (text.startsWith('<!doctype') || text.startsWith('<html') || text.startsWith('<?xml'))
+    return 'it is a web page, probably an error page from the server';
   if (text.startsWith('{') || text.startsWith('[')) return 'it is a JSON document';
   if (head[0] === 0x1f && head[1] === 0x8b) return 'it is gzip-compressed';
   if (head[0] === 0x80 && head[1] <= 5) return 'it is a bare pickle, the legacy format of torch before 1.6, which is not supported';

@@ -47,7 +47,8 @@ export async function readSafetensors(src: RandomAccess, signal?: AbortSignal, h
   } catch (e) {
     throw new CorruptCheckpointError('the safetensors header is not JSON', { cause: e });
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new CorruptCheckpointError('the safetensors header is not an object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new CorruptCheckpointError('the safetensors header is not an object');
   const dataStart = 8 + n;
   const tensors = new Map<string, TensorInfo>();
   for (const [name, e] of Object.entries(header as Record<string, unknown>)) {
@@ -57,9 +58,11 @@ export async function readSafetensors(src: RandomAccess, signal?: AbortSignal, h
     const dt = DTYPES[dtype];
     if (!dt) throw new UnsupportedCheckpointError(`tensor dtype ${dtype} (of "${name}")`);
     const ints = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isSafeInteger(x) && x >= 0);
-    if (!ints(shape) || !ints(off) || off.length !== 2 || off[0] > off[1]) throw new CorruptCheckpointError(`tensor "${name}" has a bad shape or data_offsets`);
+    if (!ints(shape) || !ints(off) || off.length !== 2 || off[0] > off[1])
+      throw new CorruptCheckpointError(`tensor "${name}" has a bad shape or data_offsets`);
     const numel = shape.reduce((a, b) => a * b, 1);
-    if ((off[1] - off[0]) !== numel * DTYPE_BYTES[dt]) throw new CorruptCheckpointError(`tensor "${name}" spans ${off[1] - off[0]} bytes, not ${numel * DTYPE_BYTES[dt]}`);
+    if (off[1] - off[0] !== numel * DTYPE_BYTES[dt])
+      throw new CorruptCheckpointError(`tensor "${name}" spans ${off[1] - off[0]} bytes, not ${numel * DTYPE_BYTES[dt]}`);
     if (dataStart + off[1] > src.size) throw new TruncatedCheckpointError(dataStart + off[1], src.size);
     const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
     tensors.set(name, { dtype: dt, shape, strides, offset: dataStart + off[0], byteLength: off[1] - off[0] });

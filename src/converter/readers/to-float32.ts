@@ -14,7 +14,7 @@ function widen(info: TensorInfo, bytes: Uint8Array): Float32Array {
   // Typed-array views need an aligned buffer of their own. A read that returned a fresh buffer (Blob, HTTP) is used
   // as it is, so GPT-2's 154 MB table is not held twice; a view into a larger buffer (bytesSource) is copied out.
   const owns = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
-  const buf = owns ? (bytes.buffer) : bytes.slice().buffer;
+  const buf = owns ? bytes.buffer : bytes.slice().buffer;
   const n = bytes.length / DTYPE_BYTES[info.dtype];
   switch (info.dtype) {
     case 'float32':

@@ -28,16 +28,27 @@ export interface TorchFile {
 function findRoot(index: ZipIndex): string {
   const roots = [...index.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n) || n === 'data.pkl');
   if (roots.length !== 1) {
-    throw new NotACheckpointError(roots.length ? 'a zip archive with several data.pkl' : 'a zip archive without data.pkl, not a PyTorch file');
+    throw new NotACheckpointError(
+      roots.length ? 'a zip archive with several data.pkl' : 'a zip archive without data.pkl, not a PyTorch file',
+    );
   }
   return roots[0].slice(0, -'data.pkl'.length);
 }
 
 function persistentLoad(pid: PyValue): PyValue {
-  if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length !== 5) throw new CorruptCheckpointError('a persistent id that is not a storage');
+  if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length !== 5)
+    throw new CorruptCheckpointError('a persistent id that is not a storage');
   const [, type, key, location, numel] = pid;
-  if (!(type instanceof PyGlobal) || type.kind !== 'storage' || !type.storageDtype) throw new CorruptCheckpointError('a storage of no known type');
-  if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(key) || typeof location !== 'string' || typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) {
+  if (!(type instanceof PyGlobal) || type.kind !== 'storage' || !type.storageDtype)
+    throw new CorruptCheckpointError('a storage of no known type');
+  if (
+    typeof key !== 'string' ||
+    !/^[A-Za-z0-9_.-]+$/.test(key) ||
+    typeof location !== 'string' ||
+    typeof numel !== 'number' ||
+    !Number.isSafeInteger(numel) ||
+    numel < 0
+  ) {
     throw new CorruptCheckpointError('a malformed storage id');
   }
   return new StorageRef(type.storageDtype, key, location, numel);
@@ -84,7 +95,13 @@ const MAX_SOURCE_BYTES = 16 * 2 ** 20;
  * blocks hold `attn_mask` as a plain attribute). The class sources say which is which (`__parameters__ = [...]`,
  * `__buffers__ = [...]`); where they cannot be read, every tensor attribute is kept.
  */
-async function readSlots(src: RandomAccess, index: ZipIndex, root: string, classes: Set<string>, signal?: AbortSignal): Promise<Map<string, Slots> | null> {
+async function readSlots(
+  src: RandomAccess,
+  index: ZipIndex,
+  root: string,
+  classes: Set<string>,
+  signal?: AbortSignal,
+): Promise<Map<string, Slots> | null> {
   if (typeof DecompressionStream === 'undefined') return null;
   const files = new Map<string, string[]>(); // source file -> classes defined in it
   for (const q of classes) {

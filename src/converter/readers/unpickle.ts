@@ -14,18 +14,7 @@ import { CorruptCheckpointError, UnsafeCheckpointError, UnsupportedCheckpointErr
 import type { DType } from './types';
 
 export type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PyValue[]
-  | Map<PyValue, PyValue>
-  | PyGlobal
-  | PyObject
-  | StorageRef
-  | TensorRef;
+  null | boolean | number | bigint | string | Uint8Array | PyValue[] | Map<PyValue, PyValue> | PyGlobal | PyObject | StorageRef | TensorRef;
 
 /** An allow-listed global, as the stream named it. Calling it (REDUCE, NEWOBJ) runs only the pure builder here. */
 export class PyGlobal {
@@ -91,7 +80,9 @@ const FUNCTIONS = new Set([
 ]);
 
 // dtype objects (torch.float16 …) may sit in a checkpoint's metadata; they are inert constants.
-const CONSTANTS = new Set(['float32', 'float16', 'bfloat16', 'float64', 'int64', 'int32', 'uint8', 'int8', 'bool'].map((d) => `torch.${d}`));
+const CONSTANTS = new Set(
+  ['float32', 'float16', 'bfloat16', 'float64', 'int64', 'int32', 'uint8', 'int8', 'bool'].map((d) => `torch.${d}`),
+);
 
 /** The allow-list. Everything else is refused by name, before anything could use it. */
 function resolveGlobal(module: string, name: string): PyGlobal {
@@ -100,7 +91,8 @@ function resolveGlobal(module: string, name: string): PyGlobal {
   if (FUNCTIONS.has(qualname)) return new PyGlobal(qualname, 'function');
   if (CONSTANTS.has(qualname)) return new PyGlobal(qualname, 'constant');
   // TorchScript's own classes (modules, and C++-bound __torch__.torch.classes.*): data containers here, never code.
-  if ((module === '__torch__' || module.startsWith('__torch__.')) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return new PyGlobal(qualname, 'class');
+  if ((module === '__torch__' || module.startsWith('__torch__.')) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+    return new PyGlobal(qualname, 'class');
   throw new UnsafeCheckpointError(qualname);
 }
 
@@ -124,7 +116,8 @@ function call(fn: PyValue, args: PyValue, newobj: boolean): PyValue {
     case 'torch._utils._rebuild_tensor':
     case 'torch._utils._rebuild_tensor_v2': {
       const [storage, offset, size, stride] = args;
-      if (!(storage instanceof StorageRef) || !isInt(offset)) throw new CorruptCheckpointError(`${fn.qualname} has a bad storage or offset`);
+      if (!(storage instanceof StorageRef) || !isInt(offset))
+        throw new CorruptCheckpointError(`${fn.qualname} has a bad storage or offset`);
       const shape = intTuple(size, 'size');
       const strides = intTuple(stride, 'stride');
       if (shape.length !== strides.length) throw new CorruptCheckpointError('a tensor has as many strides as dimensions');
@@ -145,14 +138,55 @@ function call(fn: PyValue, args: PyValue, newobj: boolean): PyValue {
 }
 
 const OP = {
-  MARK: 0x28, STOP: 0x2e, POP: 0x30, POP_MARK: 0x31, DUP: 0x32, BINFLOAT: 0x47, BININT: 0x4a, BININT1: 0x4b,
-  BININT2: 0x4d, NONE: 0x4e, BINPERSID: 0x51, REDUCE: 0x52, BINSTRING: 0x54, SHORT_BINSTRING: 0x55,
-  BINUNICODE: 0x58, EMPTY_LIST: 0x5d, APPEND: 0x61, BUILD: 0x62, GLOBAL: 0x63, DICT: 0x64, APPENDS: 0x65,
-  BINGET: 0x68, LONG_BINGET: 0x6a, LIST: 0x6c, BINPUT: 0x71, LONG_BINPUT: 0x72, SETITEM: 0x73, TUPLE: 0x74,
-  SETITEMS: 0x75, EMPTY_DICT: 0x7d, EMPTY_TUPLE: 0x29, BINBYTES: 0x42, SHORT_BINBYTES: 0x43,
-  PROTO: 0x80, NEWOBJ: 0x81, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87, NEWTRUE: 0x88, NEWFALSE: 0x89,
-  LONG1: 0x8a, LONG4: 0x8b, SHORT_BINUNICODE: 0x8c, BINUNICODE8: 0x8d, BINBYTES8: 0x8e, STACK_GLOBAL: 0x93,
-  MEMOIZE: 0x94, FRAME: 0x95, INST: 0x69,
+  MARK: 0x28,
+  STOP: 0x2e,
+  POP: 0x30,
+  POP_MARK: 0x31,
+  DUP: 0x32,
+  BINFLOAT: 0x47,
+  BININT: 0x4a,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  NONE: 0x4e,
+  BINPERSID: 0x51,
+  REDUCE: 0x52,
+  BINSTRING: 0x54,
+  SHORT_BINSTRING: 0x55,
+  BINUNICODE: 0x58,
+  EMPTY_LIST: 0x5d,
+  APPEND: 0x61,
+  BUILD: 0x62,
+  GLOBAL: 0x63,
+  DICT: 0x64,
+  APPENDS: 0x65,
+  BINGET: 0x68,
+  LONG_BINGET: 0x6a,
+  LIST: 0x6c,
+  BINPUT: 0x71,
+  LONG_BINPUT: 0x72,
+  SETITEM: 0x73,
+  TUPLE: 0x74,
+  SETITEMS: 0x75,
+  EMPTY_DICT: 0x7d,
+  EMPTY_TUPLE: 0x29,
+  BINBYTES: 0x42,
+  SHORT_BINBYTES: 0x43,
+  PROTO: 0x80,
+  NEWOBJ: 0x81,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  LONG1: 0x8a,
+  LONG4: 0x8b,
+  SHORT_BINUNICODE: 0x8c,
+  BINUNICODE8: 0x8d,
+  BINBYTES8: 0x8e,
+  STACK_GLOBAL: 0x93,
+  MEMOIZE: 0x94,
+  FRAME: 0x95,
+  INST: 0x69,
 } as const;
 
 export interface UnpickleOptions {

@@ -74,7 +74,8 @@ export async function readZipIndex(src: RandomAccess, signal?: AbortSignal): Pro
   let count = tv.getUint16(at + 10, true);
   let cdSize = tv.getUint32(at + 12, true);
   let cdOffset = tv.getUint32(at + 16, true);
-  if (tv.getUint16(at + 4, true) !== 0 || tv.getUint16(at + 6, true) !== 0) throw new CorruptCheckpointError('multi-disk zip archives are not model files');
+  if (tv.getUint16(at + 4, true) !== 0 || tv.getUint16(at + 6, true) !== 0)
+    throw new CorruptCheckpointError('multi-disk zip archives are not model files');
 
   // ZIP64: a locator sits just before the EOCD and points at the ZIP64 EOCD, whose fields replace any 0xFFFF… ones.
   const loc = at - 20;
@@ -89,7 +90,8 @@ export async function readZipIndex(src: RandomAccess, signal?: AbortSignal): Pro
   } else if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
     throw new CorruptCheckpointError('the zip index needs a ZIP64 record that is missing');
   }
-  if (cdOffset + cdSize > src.size) throw new CorruptCheckpointError(`the central directory [${cdOffset}, +${cdSize}) lies outside the ${src.size}-byte file (cut short?)`);
+  if (cdOffset + cdSize > src.size)
+    throw new CorruptCheckpointError(`the central directory [${cdOffset}, +${cdSize}) lies outside the ${src.size}-byte file (cut short?)`);
 
   // A model file has hundreds of entries (a few tens of KB of directory); a huge directory is not one.
   if (cdSize > MAX_DIRECTORY_BYTES) throw new CorruptCheckpointError(`a ${cdSize}-byte zip directory is not a model file's`);
@@ -99,7 +101,8 @@ export async function readZipIndex(src: RandomAccess, signal?: AbortSignal): Pro
   const utf8 = new TextDecoder('utf-8', { fatal: false });
   let p = 0;
   for (let i = 0; i < count; i++) {
-    if (p + 46 > cd.length || cv.getUint32(p, true) !== CDH_SIG) throw new CorruptCheckpointError(`central directory entry ${i} is damaged`);
+    if (p + 46 > cd.length || cv.getUint32(p, true) !== CDH_SIG)
+      throw new CorruptCheckpointError(`central directory entry ${i} is damaged`);
     const method = cv.getUint16(p + 10, true);
     let compressedSize = cv.getUint32(p + 20, true);
     let size = cv.getUint32(p + 24, true);
@@ -107,7 +110,8 @@ export async function readZipIndex(src: RandomAccess, signal?: AbortSignal): Pro
     const extraLen = cv.getUint16(p + 30, true);
     const commentLen = cv.getUint16(p + 32, true);
     let localHeaderOffset = cv.getUint32(p + 42, true);
-    if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw new CorruptCheckpointError(`central directory entry ${i} runs past the directory`);
+    if (p + 46 + nameLen + extraLen + commentLen > cd.length)
+      throw new CorruptCheckpointError(`central directory entry ${i} runs past the directory`);
     const name = utf8.decode(cd.subarray(p + 46, p + 46 + nameLen));
     // ZIP64 extended information (extra field 0x0001): 8-byte values for exactly the fields that read 0xFFFFFFFF.
     let e = p + 46 + nameLen;
@@ -139,7 +143,8 @@ export async function readZipIndex(src: RandomAccess, signal?: AbortSignal): Pro
 export async function entryDataOffset(src: RandomAccess, entry: ZipEntry, signal?: AbortSignal): Promise<number> {
   if (entry.method !== 0) throw new CompressedEntryError(entry.name, entry.method);
   const head = await src.read(entry.localHeaderOffset, Math.min(30, src.size - entry.localHeaderOffset), signal);
-  if (head.length < 30 || dv(head).getUint32(0, true) !== LFH_SIG) throw new CorruptCheckpointError(`the local header of "${entry.name}" is missing`);
+  if (head.length < 30 || dv(head).getUint32(0, true) !== LFH_SIG)
+    throw new CorruptCheckpointError(`the local header of "${entry.name}" is missing`);
   const start = entry.localHeaderOffset + 30 + dv(head).getUint16(26, true) + dv(head).getUint16(28, true);
   if (start + entry.size > src.size) throw new CorruptCheckpointError(`"${entry.name}" runs past the end of the file`);
   return start;

@@ -71,14 +71,20 @@ export class PackDownloadError extends CaptionerError {
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(`Could not download model file "${file}": ${message}. Check the connection and try again; the download resumes where it stopped.`, options);
+    super(
+      `Could not download model file "${file}": ${message}. Check the connection and try again; the download resumes where it stopped.`,
+      options,
+    );
   }
 }
 
 /** A file that pack.json lists is missing from the files the user picked or from the cache. */
 export class PackFileMissingError extends CaptionerError {
   override name = 'PackFileMissingError';
-  constructor(readonly file: string, where: string) {
+  constructor(
+    readonly file: string,
+    where: string,
+  ) {
     super(`Model file "${file}" is missing from ${where}. Pick the whole pack folder (pack.json and every file it lists).`);
   }
 }
@@ -95,7 +101,10 @@ export class PackNotCachedError extends CaptionerError {
 export class ImageDecodeError extends CaptionerError {
   override name = 'ImageDecodeError';
   constructor(detail: string, options?: { cause?: unknown }) {
-    super(`This image could not be decoded (${detail}). Only JPEG, PNG, GIF, WebP, AVIF, BMP, ICO and SVG images can be described.`, options);
+    super(
+      `This image could not be decoded (${detail}). Only JPEG, PNG, GIF, WebP, AVIF, BMP, ICO and SVG images can be described.`,
+      options,
+    );
   }
 }
 
@@ -129,7 +138,9 @@ export function isQuotaError(e: unknown): boolean {
   if (typeof e !== 'object' || e === null) return false;
   const { name, message } = e as { name?: unknown; message?: unknown };
   if (name === 'QuotaExceededError' || name === 'NS_ERROR_DOM_QUOTA_REACHED') return true;
-  return (name === 'UnknownError' || name === 'AbortError') && typeof message === 'string' && /quota|disk (is )?full|no space/i.test(message);
+  return (
+    (name === 'UnknownError' || name === 'AbortError') && typeof message === 'string' && /quota|disk (is )?full|no space/i.test(message)
+  );
 }
 
 /** The image decodes to zero pixels in some dimension. */
@@ -239,7 +250,9 @@ export class TruncatedCheckpointError extends CheckpointError {
     readonly needed: number,
     readonly size: number,
   ) {
-    super(`The model file is cut short: it has ${size} bytes, but its index refers to byte ${needed}. Download it again; the download resumes where it stopped.`);
+    super(
+      `The model file is cut short: it has ${size} bytes, but its index refers to byte ${needed}. Download it again; the download resumes where it stopped.`,
+    );
   }
 }
 
@@ -250,7 +263,9 @@ export class CompressedEntryError extends CheckpointError {
     readonly entry: string,
     readonly method: number,
   ) {
-    super(`The model file holds "${entry}" compressed (zip method ${method}); only files written by PyTorch, which stores tensors uncompressed, can be read. Use the published file as it is, not a re-zipped copy.`);
+    super(
+      `The model file holds "${entry}" compressed (zip method ${method}); only files written by PyTorch, which stores tensors uncompressed, can be read. Use the published file as it is, not a re-zipped copy.`,
+    );
   }
 }
 
@@ -258,7 +273,9 @@ export class CompressedEntryError extends CheckpointError {
 export class UnsafeCheckpointError extends CheckpointError {
   override name = 'UnsafeCheckpointError';
   constructor(readonly global: string) {
-    super(`The model file was refused: it refers to "${global}", which is not part of a model's weights and could run code. Nothing in it was run. Use the file from the official source.`);
+    super(
+      `The model file was refused: it refers to "${global}", which is not part of a model's weights and could run code. Nothing in it was run. Use the file from the official source.`,
+    );
   }
 }
 
@@ -266,10 +283,11 @@ export class UnsafeCheckpointError extends CheckpointError {
 export class UnsupportedCheckpointError extends CheckpointError {
   override name = 'UnsupportedCheckpointError';
   constructor(detail: string) {
-    super(`The model file uses a feature this version of the extension cannot read (${detail}). Update the extension, or use the file from the official source.`);
+    super(
+      `The model file uses a feature this version of the extension cannot read (${detail}). Update the extension, or use the file from the official source.`,
+    );
   }
 }
-
 
 // -----------------------------------------------------------------------------
 // Converting published checkpoints into a pack on the device (src/converter/)
@@ -281,7 +299,9 @@ export class TemplateFormatError extends CaptionerError {
     readonly templateId: string,
     readonly detail: string,
   ) {
-    super(`The model template "${templateId}" is damaged (${detail}), so no model can be built from it. Reinstall or update the extension.`);
+    super(
+      `The model template "${templateId}" is damaged (${detail}), so no model can be built from it. Reinstall or update the extension.`,
+    );
   }
 }
 
@@ -322,7 +342,6 @@ export class WrongCheckpointError extends CaptionerError {
     );
   }
 }
-
 
 /** A graph op got inputs of the wrong number or shape; the converter reports it as a TemplateFormatError. */
 export class OpArgumentError extends RangeError {

@@ -18,7 +18,9 @@ export class NoPackError extends ExtensionError {
 /** Model installs are not part of this build (no installer): the user can still add a pack address under Advanced. */
 export class InstallerUnavailableError extends ExtensionError {
   override name = 'InstallerUnavailableError';
-  constructor(message = 'This version of the extension cannot download models. Under Advanced in Options, add a pack address or import a pack folder.') {
+  constructor(
+    message = 'This version of the extension cannot download models. Under Advanced in Options, add a pack address or import a pack folder.',
+  ) {
     super(message);
   }
 }

@@ -30,7 +30,8 @@ export interface WireError {
  *   onboardingNoCatalogue  this build cannot download models
  * null: the page says nothing (the user cancelled, or the error never leaves the code that handles it).
  */
-export type ErrorMessageKey = 'panelFailed' | 'statusError' | 'statusNoPack' | 'phaseFailed' | 'onboardingPickNeeded' | 'onboardingNoCatalogue';
+export type ErrorMessageKey =
+  'panelFailed' | 'statusError' | 'statusNoPack' | 'phaseFailed' | 'onboardingPickNeeded' | 'onboardingNoCatalogue';
 
 export interface ErrorInfo {
   /** the class fromWire rebuilds for this name */
@@ -44,7 +45,8 @@ export interface ErrorInfo {
   readonly permanent: boolean;
 }
 
-const entry = (cls: ErrorInfo['cls'], messageKey: ErrorMessageKey | null, permanent: boolean): ErrorInfo => Object.freeze({ cls, messageKey, permanent });
+const entry = (cls: ErrorInfo['cls'], messageKey: ErrorMessageKey | null, permanent: boolean): ErrorInfo =>
+  Object.freeze({ cls, messageKey, permanent });
 
 /**
  * By `name`. Two names are shared on purpose, so one entry serves both classes: 'AbortError' (CancelledError and the
@@ -164,8 +166,7 @@ export function isAbort(err: unknown): boolean {
 export function isTransportError(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : String(err);
   return (
-    /Receiving end does not exist|message port closed|Could not establish connection|message channel closed/i.test(
-      msg,
-    ) || (err instanceof Error && (err.name === 'OffscreenUnavailableError' || err.name === 'TransportError'))
+    /Receiving end does not exist|message port closed|Could not establish connection|message channel closed/i.test(msg) ||
+    (err instanceof Error && (err.name === 'OffscreenUnavailableError' || err.name === 'TransportError'))
   );
 }

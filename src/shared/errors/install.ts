@@ -23,7 +23,10 @@ export class NetworkError extends CaptionerError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super(`Could not reach ${new URL(url).host} (${detail}). Check your connection and try again; the download resumes where it stopped.`, options);
+    super(
+      `Could not reach ${new URL(url).host} (${detail}). Check your connection and try again; the download resumes where it stopped.`,
+      options,
+    );
   }
 }
 
@@ -97,7 +100,9 @@ export class UserFileNeededError extends CaptionerError {
     readonly roles: readonly string[],
     hint: string,
   ) {
-    super(`Installing "${modelId}" needs a file you download yourself (${roles.join(', ')}${hint ? `: ${hint}` : ''}). Pick it, then install again.`);
+    super(
+      `Installing "${modelId}" needs a file you download yourself (${roles.join(', ')}${hint ? `: ${hint}` : ''}). Pick it, then install again.`,
+    );
   }
 }
 
@@ -108,7 +113,6 @@ export class UnknownModelError extends CaptionerError {
     super(`There is no model "${modelId}" in this version of the extension. Pick one of the listed models.`);
   }
 }
-
 
 /** The server answered a Range request with the whole file (200): the caller downloads the file whole instead. */
 export class RangeNotSupportedError extends Error {

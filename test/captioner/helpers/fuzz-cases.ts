@@ -14,8 +14,18 @@ import { rng } from '../../helpers/rng';
 import { PNG_SIG, pngChunk } from './images';
 
 type FuzzCategory =
-  | 'valid' | 'bit-flip' | 'truncated' | 'random-bytes' | 'header-only' | 'zero-size' | 'strip' | 'bomb'
-  | 'animated' | 'svg-hostile' | 'ico' | 'mislabelled';
+  | 'valid'
+  | 'bit-flip'
+  | 'truncated'
+  | 'random-bytes'
+  | 'header-only'
+  | 'zero-size'
+  | 'strip'
+  | 'bomb'
+  | 'animated'
+  | 'svg-hostile'
+  | 'ico'
+  | 'mislabelled';
 
 export interface FuzzCase {
   id: number;
@@ -46,8 +56,11 @@ function palettePng(w: number, h: number, rowFill = 0): Buffer {
   const raw = Buffer.alloc(rowBytes * h, rowFill);
   for (let y = 0; y < h; y++) raw[y * rowBytes] = 0; // filter: none
   return Buffer.concat([
-    PNG_SIG, pngChunk('IHDR', ihdr), pngChunk('PLTE', Buffer.from([200, 30, 60, 20, 120, 220])),
-    pngChunk('IDAT', deflateSync(raw, { level: 9 })), pngChunk('IEND', Buffer.alloc(0)),
+    PNG_SIG,
+    pngChunk('IHDR', ihdr),
+    pngChunk('PLTE', Buffer.from([200, 30, 60, 20, 120, 220])),
+    pngChunk('IDAT', deflateSync(raw, { level: 9 })),
+    pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
 
@@ -162,7 +175,9 @@ async function seeds(): Promise<Array<{ label: string; mime: string; bytes: Buff
   const raw = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set([(x * 5) & 255, (y * 7) & 255, ((x ^ y) * 3) & 255], (y * w + x) * 3);
   const base = () => sharp(raw, { raw: { width: w, height: h, channels: 3 } });
-  const png16 = await sharp({ create: { width: 16, height: 16, channels: 4, background: { r: 200, g: 30, b: 60, alpha: 1 } } }).png().toBuffer();
+  const png16 = await sharp({ create: { width: 16, height: 16, channels: 4, background: { r: 200, g: 30, b: 60, alpha: 1 } } })
+    .png()
+    .toBuffer();
   return [
     { label: 'png', mime: 'image/png', bytes: await base().png().toBuffer() },
     { label: 'png-interlaced', mime: 'image/png', bytes: await base().png({ progressive: true }).toBuffer() },
@@ -176,17 +191,29 @@ async function seeds(): Promise<Array<{ label: string; mime: string; bytes: Buff
     { label: 'ico-png', mime: 'image/x-icon', bytes: ico('png', 16, png16) },
     { label: 'ico-bmp', mime: 'image/vnd.microsoft.icon', bytes: ico('bmp', 16) },
     {
-      label: 'svg', mime: 'image/svg+xml',
-      bytes: Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="48" height="36"><rect width="48" height="36" fill="rgb(200,30,60)"/><circle cx="24" cy="18" r="9" fill="#fff"/></svg>`),
+      label: 'svg',
+      mime: 'image/svg+xml',
+      bytes: Buffer.from(
+        `<svg xmlns="http://www.w3.org/2000/svg" width="48" height="36"><rect width="48" height="36" fill="rgb(200,30,60)"/><circle cx="24" cy="18" r="9" fill="#fff"/></svg>`,
+      ),
     },
   ];
 }
 
 async function animated(format: 'gif' | 'webp'): Promise<Buffer> {
-  const frame = (c: { r: number; g: number; b: number }) => sharp({ create: { width: 32, height: 24, channels: 3, background: c } }).png().toBuffer();
-  const frames = [await frame({ r: COLOUR[0], g: COLOUR[1], b: COLOUR[2] }), await frame({ r: 0, g: 0, b: 255 }), await frame({ r: 0, g: 255, b: 0 })];
+  const frame = (c: { r: number; g: number; b: number }) =>
+    sharp({ create: { width: 32, height: 24, channels: 3, background: c } })
+      .png()
+      .toBuffer();
+  const frames = [
+    await frame({ r: COLOUR[0], g: COLOUR[1], b: COLOUR[2] }),
+    await frame({ r: 0, g: 0, b: 255 }),
+    await frame({ r: 0, g: 255, b: 0 }),
+  ];
   const img = sharp(frames, { join: { animated: true } });
-  return format === 'gif' ? img.gif({ delay: [50, 50, 50], loop: 0 }).toBuffer() : img.webp({ delay: [50, 50, 50], loop: 0, lossless: true }).toBuffer();
+  return format === 'gif'
+    ? img.gif({ delay: [50, 50, 50], loop: 0 }).toBuffer()
+    : img.webp({ delay: [50, 50, 50], loop: 0, lossless: true }).toBuffer();
 }
 
 /** Hostile SVGs. `leak` is a URL prefix nothing may ever request; `mark` is what a script would set on window.top. */
@@ -199,7 +226,11 @@ function hostileSvgs(leak: string): Array<{ label: string; svg: string; expect: 
     s('script', `<script>${pwn('script')}</script>`),
     s('script-cdata', `<script type="text/javascript"><![CDATA[${pwn('cdata')}]]></script>`),
     s('script-src', `<script href="${leak}script-src.js"/><script xlink:href="${leak}script-xlink.js"/>`),
-    { label: 'onload-root', svg: `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30" onload="${pwn('onload')}">${rect}</svg>`, expect: 'ok' },
+    {
+      label: 'onload-root',
+      svg: `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30" onload="${pwn('onload')}">${rect}</svg>`,
+      expect: 'ok',
+    },
     s('onload-element', `<rect width="1" height="1" onload="${pwn('rect-onload')}"/><image href="data:," onerror="${pwn('onerror')}"/>`),
     s('image-external', `<image href="${leak}image.png" width="40" height="30"/>`),
     s('image-xlink-external', `<image xlink:href="${leak}image-xlink.png" width="40" height="30"/>`),
@@ -207,25 +238,50 @@ function hostileSvgs(leak: string): Array<{ label: string; svg: string; expect: 
     s('feimage-external', `<filter id="f"><feImage href="${leak}feimage.png"/></filter><rect width="40" height="30" filter="url(#f)"/>`),
     s('css-import', `<style>@import url("${leak}import.css"); rect { fill: url("${leak}fill.svg#p") }</style>`),
     s('css-background', `<style>svg { background: url("${leak}bg.png") }</style>`),
-    s('font-face', `<style>@font-face { font-family: x; src: url("${leak}font.woff2") } text { font-family: x }</style><text y="20">hi</text>`),
-    s('foreign-object', `<foreignObject width="40" height="30"><div xmlns="http://www.w3.org/1999/xhtml"><img src="${leak}fo-img.png"/><iframe src="${leak}fo-iframe.html"></iframe><script>${pwn('fo-script')}</script></div></foreignObject>`),
-    s('foreign-object-handler', `<foreignObject width="40" height="30"><img xmlns="http://www.w3.org/1999/xhtml" src="x" onerror="${pwn('fo-onerror')}"/></foreignObject>`),
+    s(
+      'font-face',
+      `<style>@font-face { font-family: x; src: url("${leak}font.woff2") } text { font-family: x }</style><text y="20">hi</text>`,
+    ),
+    s(
+      'foreign-object',
+      `<foreignObject width="40" height="30"><div xmlns="http://www.w3.org/1999/xhtml"><img src="${leak}fo-img.png"/><iframe src="${leak}fo-iframe.html"></iframe><script>${pwn('fo-script')}</script></div></foreignObject>`,
+    ),
+    s(
+      'foreign-object-handler',
+      `<foreignObject width="40" height="30"><img xmlns="http://www.w3.org/1999/xhtml" src="x" onerror="${pwn('fo-onerror')}"/></foreignObject>`,
+    ),
     s('anchor-js', `<a href="javascript:${pwn('anchor')}"><rect width="40" height="30"/></a>`),
-    s('set-animate-handler', `<set attributeName="x" to="1" begin="0s" onbegin="${pwn('onbegin')}"/><animate attributeName="opacity" from="1" to="1" dur="1s" onbegin="${pwn('animate')}"/>`),
-    s('iframe-meta-refresh', `<foreignObject width="1" height="1"><meta xmlns="http://www.w3.org/1999/xhtml" http-equiv="refresh" content="0;url=${leak}refresh"/></foreignObject>`),
+    s(
+      'set-animate-handler',
+      `<set attributeName="x" to="1" begin="0s" onbegin="${pwn('onbegin')}"/><animate attributeName="opacity" from="1" to="1" dur="1s" onbegin="${pwn('animate')}"/>`,
+    ),
+    s(
+      'iframe-meta-refresh',
+      `<foreignObject width="1" height="1"><meta xmlns="http://www.w3.org/1999/xhtml" http-equiv="refresh" content="0;url=${leak}refresh"/></foreignObject>`,
+    ),
     {
-      label: 'xml-external-entity', expect: 'any',
+      label: 'xml-external-entity',
+      expect: 'any',
       svg: `<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY ext SYSTEM "${leak}xxe.txt">]>${open}${rect}<text y="20">&ext;</text></svg>`,
     },
     {
-      label: 'billion-laughs', expect: 'any',
+      label: 'billion-laughs',
+      expect: 'any',
       svg: `<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;"><!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;"><!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;">]>${open}${rect}<text y="20">&g;</text></svg>`,
     },
     { label: 'unclosed', svg: `${open}<rect width="40"`, expect: 'error' },
     { label: 'not-svg-xml', svg: '<svg><p>html in svg clothing</svg></svg>', expect: 'any' },
     { label: 'svg-no-size', svg: `<svg xmlns="http://www.w3.org/2000/svg">${rect}</svg>`, expect: 'ok' },
-    { label: 'svg-huge-size', svg: `<svg xmlns="http://www.w3.org/2000/svg" width="20000" height="20000" viewBox="0 0 40 30">${rect}</svg>`, expect: 'ok' },
-    { label: 'svg-giant-size', svg: `<svg xmlns="http://www.w3.org/2000/svg" width="1e9" height="1e9" viewBox="0 0 40 30">${rect}</svg>`, expect: 'any' },
+    {
+      label: 'svg-huge-size',
+      svg: `<svg xmlns="http://www.w3.org/2000/svg" width="20000" height="20000" viewBox="0 0 40 30">${rect}</svg>`,
+      expect: 'ok',
+    },
+    {
+      label: 'svg-giant-size',
+      svg: `<svg xmlns="http://www.w3.org/2000/svg" width="1e9" height="1e9" viewBox="0 0 40 30">${rect}</svg>`,
+      expect: 'any',
+    },
     { label: 'svg-zero-size', svg: `<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0">${rect}</svg>`, expect: 'any' },
     { label: 'svg-negative-size', svg: `<svg xmlns="http://www.w3.org/2000/svg" width="-5" height="30">${rect}</svg>`, expect: 'any' },
   ];
@@ -262,7 +318,13 @@ export async function generateFuzzCases(o: GenerateOptions): Promise<FuzzCase[]>
         const at = headerOnly ? int(Math.min(64, b.length)) : int(b.length);
         b[at] ^= 1 << int(8);
       }
-      add({ category: 'bit-flip', label: `${s.label} ${flips} bit(s)${headerOnly ? ' in header' : ''}`, mime: s.mime, bytes: b, expect: 'any' });
+      add({
+        category: 'bit-flip',
+        label: `${s.label} ${flips} bit(s)${headerOnly ? ' in header' : ''}`,
+        mime: s.mime,
+        bytes: b,
+        expect: 'any',
+      });
     }
   }
 
@@ -273,19 +335,51 @@ export async function generateFuzzCases(o: GenerateOptions): Promise<FuzzCase[]>
     while (offsets.size < n) offsets.add(int(s.bytes.length));
     for (const at of offsets) {
       if (at < 0 || at >= s.bytes.length) continue;
-      add({ category: 'truncated', label: `${s.label} cut at ${at} of ${s.bytes.length}`, mime: s.mime, bytes: s.bytes.subarray(0, at), expect: at === 0 ? 'error' : 'any' });
+      add({
+        category: 'truncated',
+        label: `${s.label} cut at ${at} of ${s.bytes.length}`,
+        mime: s.mime,
+        bytes: s.bytes.subarray(0, at),
+        expect: at === 0 ? 'error' : 'any',
+      });
     }
   }
 
   // Random bytes labelled as images; half of them start with a real signature, so they get past sniffing.
-  const mimes = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp', 'image/x-icon', 'image/svg+xml', 'image/*', ''];
-  const sigs = [PNG_SIG, Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('GIF89a'), Buffer.from('RIFF\0\0\0\0WEBPVP8 '), Buffer.from('BM'), Buffer.from([0, 0, 1, 0]), Buffer.from('\0\0\0\x1cftypavif'), Buffer.from('<svg ')];
+  const mimes = [
+    'image/png',
+    'image/jpeg',
+    'image/gif',
+    'image/webp',
+    'image/avif',
+    'image/bmp',
+    'image/x-icon',
+    'image/svg+xml',
+    'image/*',
+    '',
+  ];
+  const sigs = [
+    PNG_SIG,
+    Buffer.from([0xff, 0xd8, 0xff, 0xe0]),
+    Buffer.from('GIF89a'),
+    Buffer.from('RIFF\0\0\0\0WEBPVP8 '),
+    Buffer.from('BM'),
+    Buffer.from([0, 0, 1, 0]),
+    Buffer.from('\0\0\0\x1cftypavif'),
+    Buffer.from('<svg '),
+  ];
   for (let i = 0; i < (o.randomCases ?? 150); i++) {
     const len = [0, 1, 7, 64, 512, 4096, 65536][int(7)] + int(16);
     const b = new Uint8Array(len);
     for (let k = 0; k < len; k++) b[k] = int(256);
     if (i % 2 === 1) b.set(sigs[int(sigs.length)].subarray(0, len));
-    add({ category: 'random-bytes', label: `${len} random bytes${i % 2 ? ' after a signature' : ''}`, mime: mimes[i % mimes.length], bytes: b, expect: 'any' });
+    add({
+      category: 'random-bytes',
+      label: `${len} random bytes${i % 2 ? ' after a signature' : ''}`,
+      mime: mimes[i % mimes.length],
+      bytes: b,
+      expect: 'any',
+    });
   }
 
   // Header-only files: a signature and a header claiming a size, then nothing.
@@ -332,7 +426,11 @@ export async function generateFuzzCases(o: GenerateOptions): Promise<FuzzCase[]>
     ['webp 16383x1', 'image/webp', await stripPng(16383, 1).webp({ lossless: true }).toBuffer()],
     ['bmp 1x20000', 'image/bmp', bmp(1, 20000, COLOUR)],
     ['bmp 20000x1', 'image/bmp', bmp(20000, 1, COLOUR)],
-    ['svg 1x20000', 'image/svg+xml', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="20000"><rect width="1" height="20000" fill="red"/></svg>')],
+    [
+      'svg 1x20000',
+      'image/svg+xml',
+      Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="20000"><rect width="1" height="20000" fill="red"/></svg>'),
+    ],
   ];
   for (const [label, mime, bytes] of strips) add({ category: 'strip', label, mime, bytes, expect: 'ok' });
 
@@ -354,7 +452,14 @@ export async function generateFuzzCases(o: GenerateOptions): Promise<FuzzCase[]>
     ['bmp claims 20000x20000', 'image/bmp', bmp(48, 36, COLOUR, { w: 20000, h: 20000 }), 'any'],
     ['bmp claims -2^31 height', 'image/bmp', bmp(48, 36, COLOUR, { w: 48, h: -0x80000000 }), 'any'],
     ['webp VP8X claims 16384x16384', 'image/webp', webpVp8xClaim(16384, 16384), 'any'],
-    ['svg 20000x20000', 'image/svg+xml', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="20000" height="20000"><rect width="20000" height="20000" fill="rgb(200,30,60)"/></svg>'), 'ok'],
+    [
+      'svg 20000x20000',
+      'image/svg+xml',
+      Buffer.from(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="20000" height="20000"><rect width="20000" height="20000" fill="rgb(200,30,60)"/></svg>',
+      ),
+      'ok',
+    ],
   ];
   for (const [label, mime, bytes, expect] of bombs) add({ category: 'bomb', label, mime, bytes, expect, maxPixels: 4096 * 4096 });
 
@@ -366,7 +471,13 @@ export async function generateFuzzCases(o: GenerateOptions): Promise<FuzzCase[]>
     for (let i = 0; i < 14; i++) {
       const b = Uint8Array.from(a);
       if (i % 2) b[16 + int(b.length - 16)] ^= 1 << int(8);
-      add({ category: 'animated', label: `${f} 3 frames, ${i % 2 ? 'bit flip' : 'truncated'}`, mime: `image/${f}`, bytes: i % 2 ? b : a.subarray(0, 1 + int(a.length - 1)), expect: 'any' });
+      add({
+        category: 'animated',
+        label: `${f} 3 frames, ${i % 2 ? 'bit flip' : 'truncated'}`,
+        mime: `image/${f}`,
+        bytes: i % 2 ? b : a.subarray(0, 1 + int(a.length - 1)),
+        expect: 'any',
+      });
     }
   }
 

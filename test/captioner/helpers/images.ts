@@ -33,7 +33,12 @@ export function encodePng(w: number, h: number, rgb: Uint8Array): Buffer {
 
 /** A PNG whose header says 0 x 0 pixels. */
 export function zeroByZeroPng(): Buffer {
-  return Buffer.concat([PNG_SIG, pngChunk('IHDR', ihdr(0, 0)), pngChunk('IDAT', deflateSync(Buffer.alloc(0))), pngChunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    PNG_SIG,
+    pngChunk('IHDR', ihdr(0, 0)),
+    pngChunk('IDAT', deflateSync(Buffer.alloc(0))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /**

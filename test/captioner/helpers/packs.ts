@@ -18,7 +18,11 @@ export function packMissingMessage(dir: string): string | null {
   return `${dir} has no pack.json/golden.json: build it first with ${cmd}`;
 }
 
-export interface GoldenTensor { shape: number[]; dtype: 'float32'; b64: string }
+export interface GoldenTensor {
+  shape: number[];
+  dtype: 'float32';
+  b64: string;
+}
 interface GoldenImage {
   file: string;
   caption: string | null;
@@ -28,7 +32,12 @@ interface GoldenImage {
   greedy: { tokenIds: number[]; text: string; logprobs: number[] };
   beam: { tokenIds: number[]; text: string; score: number };
 }
-export interface Golden { packId: string; precision: string; decoding: { beams: number; maxTokens: number }; images: GoldenImage[] }
+export interface Golden {
+  packId: string;
+  precision: string;
+  decoding: { beams: number; maxTokens: number };
+  images: GoldenImage[];
+}
 
 export function readGolden(dir: string): Golden {
   return JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8'));

@@ -18,8 +18,14 @@ export interface StaticServer {
 }
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json',
-  '.wasm': 'application/wasm', '.png': 'image/png', '.onnx': 'application/octet-stream', '.css': 'text/css',
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+  '.onnx': 'application/octet-stream',
+  '.css': 'text/css',
 };
 
 /** Serve `mounts` (URL prefix -> directory) on 127.0.0.1. */
@@ -33,7 +39,9 @@ export async function startStaticServer(mounts: Record<string, string>, headers:
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     const hook = hooks.get(path);
     if (hook && hook(req, res)) return;
-    const prefix = Object.keys(mounts).sort((a, b) => b.length - a.length).find((p) => path.startsWith(p));
+    const prefix = Object.keys(mounts)
+      .sort((a, b) => b.length - a.length)
+      .find((p) => path.startsWith(p));
     if (prefix === undefined) return void res.writeHead(404).end();
     const file = normalize(join(mounts[prefix], path.slice(prefix.length)));
     if (!file.startsWith(normalize(mounts[prefix]))) return void res.writeHead(403).end();
@@ -65,6 +73,10 @@ export async function startStaticServer(mounts: Record<string, string>, headers:
     url: `http://127.0.0.1:${port}`,
     log,
     hooks,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

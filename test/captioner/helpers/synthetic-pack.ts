@@ -14,7 +14,8 @@ export interface SyntheticPack {
 
 /** Write a pack under root/<id>/; `mutate` may change the manifest and the files before they are written. */
 export function writeSyntheticPack(
-  root: string, id: string,
+  root: string,
+  id: string,
   mutate: (m: SyntheticPack['manifest'], files: Record<string, Buffer>) => void = () => {},
   sizes = { vision: 300_000, mapper: 70_000, decoder: 1_000_003 },
 ): SyntheticPack {
@@ -22,20 +23,39 @@ export function writeSyntheticPack(
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const files: Record<string, Buffer> = {
-    'vision.onnx': randomBytes(sizes.vision), 'mapper.onnx': randomBytes(sizes.mapper), 'decoder.onnx': randomBytes(sizes.decoder),
+    'vision.onnx': randomBytes(sizes.vision),
+    'mapper.onnx': randomBytes(sizes.mapper),
+    'decoder.onnx': randomBytes(sizes.decoder),
     'tokenizer.json': Buffer.from('{"model":{}}'),
   };
   const manifest: SyntheticPack['manifest'] = {
-    format: 'clipcap-pack', formatVersion: 1, id, version: '1.0.0', name: `Pack ${id}`, precision: 'fp32',
-    preprocess: { imageSize: 32, resize: 'shortest_edge', interpolation: 'bicubic', crop: 'center', rescale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channelOrder: 'RGB' },
-    embedding: { dim: 16, l2Normalize: false }, mapper: { type: 'mlp', prefixLength: 2, clipLength: null },
+    format: 'clipcap-pack',
+    formatVersion: 1,
+    id,
+    version: '1.0.0',
+    name: `Pack ${id}`,
+    precision: 'fp32',
+    preprocess: {
+      imageSize: 32,
+      resize: 'shortest_edge',
+      interpolation: 'bicubic',
+      crop: 'center',
+      rescale: 1 / 255,
+      mean: [0.5, 0.5, 0.5],
+      std: [0.5, 0.5, 0.5],
+      channelOrder: 'RGB',
+    },
+    embedding: { dim: 16, l2Normalize: false },
+    mapper: { type: 'mlp', prefixLength: 2, clipLength: null },
     decoder: { nLayer: 1, nHead: 2, nEmbd: 8, headDim: 4, vocabSize: 50257, nPositions: 64 },
     tokens: { bos: 50256, eos: 50256, stop: [13, 50256] },
     generation: { strategy: 'beam', beams: 5, maxTokens: 67, lengthNormalize: true },
-    files: Object.fromEntries(['vision', 'mapper', 'decoder', 'tokenizer'].map((k) => {
-      const path = k === 'tokenizer' ? 'tokenizer.json' : `${k}.onnx`;
-      return [k, { path, bytes: files[path].length, sha256: sha256(files[path]) }];
-    })),
+    files: Object.fromEntries(
+      ['vision', 'mapper', 'decoder', 'tokenizer'].map((k) => {
+        const path = k === 'tokenizer' ? 'tokenizer.json' : `${k}.onnx`;
+        return [k, { path, bytes: files[path].length, sha256: sha256(files[path]) }];
+      }),
+    ),
   };
   mutate(manifest, files);
   for (const [p, b] of Object.entries(files)) writeFileSync(join(dir, p), b);

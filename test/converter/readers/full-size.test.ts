@@ -37,15 +37,25 @@ describe.skipIf(!DIR)('full-size published files', () => {
     if (!existsSync(join(DIR, 'reference.json'))) {
       execFileSync('/usr/bin/python3', ['test/converter/readers/fixtures.py', '--reference', DIR], { stdio: 'inherit', timeout: 600_000 });
     }
-    const ref = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8')) as Record<string, Record<string, { dtype: string; shape: number[]; sha256: string }>>;
+    const ref = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8')) as Record<
+      string,
+      Record<string, { dtype: string; shape: number[]; sha256: string }>
+    >;
     for (const name of ['clip.pt', 'clip.safetensors', 'clipcap.pt']) {
       const counter = { bytes: 0 };
       const ck = await openCheckpoint(fileSource(join(DIR, name), counter));
       expect([...ck.tensors.keys()]).toEqual(Object.keys(ref[name]));
       for (const [k, want] of Object.entries(ref[name])) {
         const f = await ck.readFloat32(k);
-        const sha = createHash('sha256').update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength)).digest('hex');
-        expect({ k, dtype: ck.tensors.get(k)!.dtype, shape: ck.tensors.get(k)!.shape, sha }).toEqual({ k, dtype: want.dtype, shape: want.shape, sha: want.sha256 });
+        const sha = createHash('sha256')
+          .update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength))
+          .digest('hex');
+        expect({ k, dtype: ck.tensors.get(k)!.dtype, shape: ck.tensors.get(k)!.shape, sha }).toEqual({
+          k,
+          dtype: want.dtype,
+          shape: want.shape,
+          sha: want.sha256,
+        });
       }
     }
     const counter = { bytes: 0 };

@@ -33,11 +33,17 @@ let ref: Reference;
 
 const file = (name: string) => new Uint8Array(readFileSync(join(OUT, name)));
 const open = (name: string) => openCheckpoint(bytesSource(file(name)));
-const sha = (f: Float32Array) => createHash('sha256').update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength)).digest('hex');
+const sha = (f: Float32Array) =>
+  createHash('sha256')
+    .update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength))
+    .digest('hex');
 
 beforeAll(() => {
   mkdirSync(OUT, { recursive: true });
-  execFileSync('/usr/bin/python3', ['test/converter/readers/fixtures.py', OUT], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 110_000 });
+  execFileSync('/usr/bin/python3', ['test/converter/readers/fixtures.py', OUT], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    timeout: 110_000,
+  });
   ref = JSON.parse(readFileSync(join(OUT, 'reference.json'), 'utf8')) as Reference;
 });
 
@@ -102,7 +108,7 @@ describe('published containers, read as torch reads them', () => {
     await expectMatchesTorch(await openCheckpoint(bytesSource(z)), ref['odd.pt']);
   });
 
-  it('storages saved on a GPU (location cuda:0, as in OpenAI\'s archives)', async () => {
+  it("storages saved on a GPU (location cuda:0, as in OpenAI's archives)", async () => {
     await expectMatchesTorch(await open('cuda.pt'), ref['odd.pt']);
   });
 
@@ -205,37 +211,40 @@ describe('vision-only reads', () => {
     return { src, reads, total: () => reads.reduce((a, [s, e]) => a + e - s, 0) };
   }
 
-  it.each([['published/clip.pt'], ['published/clip.safetensors']])('%s: the index plus the visual tensors, nothing of the text tower', async (name) => {
-    const bytes = file(name);
-    const { src, reads, total } = counting(bytes);
-    const ck = await openCheckpoint(src);
-    const visual = [...ck.tensors.keys()].filter((k) => k.startsWith('visual.'));
-    const other = [...ck.tensors].filter(([k]) => !k.startsWith('visual.'));
-    const indexBytes = total();
-    for (const n of visual) await ck.readFloat32(n);
-    const visualBytes = visual.reduce((a, n) => a + ck.tensors.get(n)!.byteLength, 0);
+  it.each([['published/clip.pt'], ['published/clip.safetensors']])(
+    '%s: the index plus the visual tensors, nothing of the text tower',
+    async (name) => {
+      const bytes = file(name);
+      const { src, reads, total } = counting(bytes);
+      const ck = await openCheckpoint(src);
+      const visual = [...ck.tensors.keys()].filter((k) => k.startsWith('visual.'));
+      const other = [...ck.tensors].filter(([k]) => !k.startsWith('visual.'));
+      const indexBytes = total();
+      for (const n of visual) await ck.readFloat32(n);
+      const visualBytes = visual.reduce((a, n) => a + ck.tensors.get(n)!.byteLength, 0);
 
-    expect(total()).toBeLessThan(bytes.length);
-    expect(total() - indexBytes).toBe(visualBytes); // each visual tensor's bytes, once
-    // the index: everything in the file that is not tensor bytes (zip records, pickle, class sources; JSON header)
-    const tensorBytes = name.endsWith('.pt') ? ref._storage_bytes[name] : [...ck.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
-    expect(indexBytes).toBeLessThanOrEqual(bytes.length - tensorBytes);
-    for (const [k, t] of other) {
-      if (t.byteLength === 0) continue;
-      const overlap = reads.some(([s, e]) => s < t.offset + t.byteLength && t.offset < e);
-      expect({ k, overlap }).toEqual({ k, overlap: false });
-    }
-    // ranges() covers exactly the visual bytes, merged into fewer requests when gaps are allowed
-    const exact = ck.ranges(visual);
-    expect(exact.reduce((a, [s, e]) => a + e - s, 0)).toBe(visualBytes);
-    const merged = ck.ranges(visual, 4096);
-    expect(merged.length).toBeLessThanOrEqual(exact.length);
-    if (name.endsWith('.pt')) expect(merged.length).toBeLessThan(exact.length); // fp16/fp32 tensors alternate there
-    for (const [k, t] of other) {
-      if (t.byteLength === 0) continue;
-      expect({ k, inExact: exact.some(([s, e]) => s < t.offset + t.byteLength && t.offset < e) }).toEqual({ k, inExact: false });
-    }
-  });
+      expect(total()).toBeLessThan(bytes.length);
+      expect(total() - indexBytes).toBe(visualBytes); // each visual tensor's bytes, once
+      // the index: everything in the file that is not tensor bytes (zip records, pickle, class sources; JSON header)
+      const tensorBytes = name.endsWith('.pt') ? ref._storage_bytes[name] : [...ck.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
+      expect(indexBytes).toBeLessThanOrEqual(bytes.length - tensorBytes);
+      for (const [k, t] of other) {
+        if (t.byteLength === 0) continue;
+        const overlap = reads.some(([s, e]) => s < t.offset + t.byteLength && t.offset < e);
+        expect({ k, overlap }).toEqual({ k, overlap: false });
+      }
+      // ranges() covers exactly the visual bytes, merged into fewer requests when gaps are allowed
+      const exact = ck.ranges(visual);
+      expect(exact.reduce((a, [s, e]) => a + e - s, 0)).toBe(visualBytes);
+      const merged = ck.ranges(visual, 4096);
+      expect(merged.length).toBeLessThanOrEqual(exact.length);
+      if (name.endsWith('.pt')) expect(merged.length).toBeLessThan(exact.length); // fp16/fp32 tensors alternate there
+      for (const [k, t] of other) {
+        if (t.byteLength === 0) continue;
+        expect({ k, inExact: exact.some(([s, e]) => s < t.offset + t.byteLength && t.offset < e) }).toEqual({ k, inExact: false });
+      }
+    },
+  );
 
   it('ranges() merges only gaps under `gap`, and refuses unknown names', async () => {
     const ck = await open('odd.safetensors');

@@ -14,7 +14,11 @@ function plain(v: PyValue): unknown {
   return v;
 }
 
-const noPersistent = { persistentLoad: () => { throw new Error('no persistent ids here'); } };
+const noPersistent = {
+  persistentLoad: () => {
+    throw new Error('no persistent ids here');
+  },
+};
 const bytes = (...parts: Array<string | number[]>) =>
   new Uint8Array(parts.flatMap((p) => (typeof p === 'string' ? [...p].map((c) => c.charCodeAt(0)) : p)));
 
@@ -27,7 +31,10 @@ value = {"ints": [0, 1, 255, 256, 65535, 65536, -1, -129, 2 ** 31, -(2 ** 31) - 
          "bools": [True, False], "tuples": [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)], "nested": {"a": {"b": [[]]}},
          "shared": [[7, 8]] * 2, "many": list(range(300)), "big": [2 ** 70, -(2 ** 70), 2 ** 63 - 1]}
 print(json.dumps({"hex": pickle.dumps(value, protocol=${protocol}).hex(), "value": {**value, "big": [str(b) for b in value["big"]]}}))`;
-    const { hex, value } = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8' })) as { hex: string; value: Record<string, unknown> };
+    const { hex, value } = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8' })) as {
+      hex: string;
+      value: Record<string, unknown>;
+    };
     const got = plain(unpickle(Uint8Array.from(Buffer.from(hex, 'hex')), noPersistent)) as Record<string, unknown>;
     expect((got.big as bigint[]).map(String)).toEqual(value.big);
     expect({ ...got, big: null }).toEqual({ ...value, big: null });
@@ -49,6 +56,8 @@ print(json.dumps({"hex": pickle.dumps(value, protocol=${protocol}).hex(), "value
   it('refuses what it does not implement, by name', () => {
     expect(() => unpickle(bytes([0x80, 0x02, 0xff]), noPersistent)).toThrow(UnsupportedCheckpointError);
     expect(() => unpickle(bytes([0x80, 0x02], 'ctorch._utils\n_rebuild_qtensor\n.'), noPersistent)).toThrow(UnsafeCheckpointError);
-    expect(() => unpickle(bytes([0x80, 0x02], 'ctorch.jit._pickle\nbuild_tensor_from_id\n', 'K', [1, 0x85], 'R.'), noPersistent)).toThrow(UnsupportedCheckpointError);
+    expect(() => unpickle(bytes([0x80, 0x02], 'ctorch.jit._pickle\nbuild_tensor_from_id\n', 'K', [1, 0x85], 'R.'), noPersistent)).toThrow(
+      UnsupportedCheckpointError,
+    );
   });
 });
