@@ -95,7 +95,7 @@ export default defineConfig({
       // The content script is built as one self-contained classic script, not an ES-module loader that imports its
       // chunks from chrome-extension:// URLs: then nothing has to be web-accessible, and no page can fetch (or
       // fingerprint the extension by) any of our files. test/e2e/hostile.test.ts (exposure) and
-      // test/handler/security-audit.test.ts check that it stays so; dynamicWarUrls() below covers any entry that comes back.
+      // test/audit/security-audit.test.ts check that it stays so; dynamicWarUrls() below covers any entry that comes back.
       contentScripts: { standaloneFiles: ['src/content/index.ts'] },
     }),
     copyOrtRuntime(),

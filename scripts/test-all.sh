@@ -18,4 +18,4 @@ echo "== the built extension in Chromium (vitest + playwright)"
 npx vitest run --project e2e
 echo "== security audit of the release build and the e2e build"
 npx vite build --logLevel warn
-AUDIT_BUILDS=1 npx vitest run --project unit test/handler/security-audit.test.ts
+AUDIT_BUILDS=1 npx vitest run --project unit test/audit/security-audit.test.ts

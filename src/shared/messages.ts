@@ -359,7 +359,7 @@ export function senderOf(
 /**
  * A runtime.onMessage listener in the sendResponse form: it returns true when it will reply (now or later), false when
  * the message is not its to answer. Chrome, Firefox and the polyfill's wrapper (which also takes a returned Promise)
- * all accept that; the test fakes (test/handler/chrome-fake.ts dispatch) call listeners the same way.
+ * all accept that; the test fakes (test/helpers/chrome-fake.ts dispatch) call listeners the same way.
  */
 export type MessageListener = (msg: unknown, sender: Runtime.MessageSender, sendResponse: (r: unknown) => void) => boolean;
 

@@ -6,7 +6,7 @@
  * Each stored file is one file under `dir` (sparse where only ranges were put), with its stored ranges kept in
  * memory. Records, jobs and blobs are small and stay in memory, so nothing survives the process: this is a store
  * for one run, not a persistent one. Checked against the same contract as the other stores in
- * test/installer/pack-store.test.ts.
+ * test/captioner/pack-store.test.ts.
  */
 import { constants, mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';

@@ -5,7 +5,7 @@ import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CatalogueModel, InstallState } from '../../src/shared/messages';
-import { dispatch, makeChrome } from './chrome-fake';
+import { dispatch, makeChrome } from '../helpers/chrome-fake';
 
 const page = {
   id: 'fake-ext-id',

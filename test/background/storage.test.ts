@@ -6,7 +6,7 @@ import { IDBFactory } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CACHE_MAX_AGE_MS, CaptionCache } from '../../src/background/caption-cache';
 import { InferenceQueue } from '../../src/offscreen/inference-queue';
-import { dispatch, makeChrome } from './chrome-fake';
+import { dispatch, makeChrome } from '../helpers/chrome-fake';
 
 const PACK = 'http://127.0.0.1:9/packs/toy/';
 const URL_A = 'http://example.test/private/holiday-photo.png?token=secret123';

@@ -3,7 +3,7 @@ import type { Menus, Tabs } from 'webextension-polyfill';
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { dispatch, makeChrome } from './chrome-fake';
+import { dispatch, makeChrome } from '../helpers/chrome-fake';
 
 const PACK = 'http://127.0.0.1:9/packs/toy/';
 const tabSender = { id: 'fake-ext-id', tab: { id: 3 } as chrome.tabs.Tab, frameId: 0, url: 'http://example.test/page' };

@@ -10,7 +10,7 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listCachedPacks, loadCachedPack } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, MemoryPackStore, type InstallStore } from '../../src/captioner/pack-store';
-import { writeSyntheticPack } from '../captioner/helpers/synthetic-pack';
+import { writeSyntheticPack } from './helpers/synthetic-pack';
 import { DiskPackStore } from '../helpers/disk-pack-store';
 
 const tmp = mkdtempSync(`${tmpdir()}/store-`);

@@ -6,7 +6,7 @@ import { IDBFactory } from 'fake-indexeddb';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/shared/limits';
 import { KEYS, SENDER_OF, VALIDATORS, makeListener, senderOf, type MessageType } from '../../src/shared/messages';
-import { dispatch, event, makeChrome } from './chrome-fake';
+import { dispatch, event, makeChrome } from '../helpers/chrome-fake';
 
 const PACK = 'http://127.0.0.1:9/packs/toy/';
 const EXT = 'chrome-extension://fake-ext-id/';
