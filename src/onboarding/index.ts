@@ -1,6 +1,6 @@
 // The set-up page only wires: the model choice, the one button, and the progress of the install it starts.
 import browser from 'webextension-polyfill';
-import { stashPicked } from '../captioner/picked-files';
+import { stashPicked } from '../installer/picked-files';
 import { localize, msg } from '../shared/i18n';
 import { addMessageListener, isEvent, send, type CatalogueModel, type InstallState, type ModelsView } from '../shared/messages';
 import { activeModel, loadSettings, saveSettings } from '../shared/settings';

@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     const bar = $<HTMLProgressElement>('pack-progress');
     bar.hidden = false;
     // Loaded on demand: the pack loader is only needed here.
-    import('../captioner/picked-files')
+    import('../installer/picked-files')
       .then(({ importPackFolder }) => importPackFolder(files, (pct) => (bar.value = pct)))
       .then(async (folder) => {
         await save({ folders: [...settings.folders.filter((f) => f.id !== folder.id), folder] });

@@ -5,9 +5,9 @@
  * which the pages and that document share. A picked pack folder is therefore verified and stored here, once, rather
  * than stashed whole for the offscreen document to copy again; a picked checkpoint is stashed for the installer.
  */
-import { stashPickedFile } from '../installer/installer';
-import { loadPack, type PickedFile } from './pack-loader';
-import { defaultPackStore } from './pack-store';
+import { stashPickedFile } from './installer';
+import { loadPack, type PickedFile } from '../captioner/pack-loader';
+import { defaultPackStore } from '../captioner/pack-store';
 
 /** Verify a picked pack folder and put it in the pack store under its id, where a `folder:<id>` reference finds it. */
 export async function importPackFolder(
