@@ -153,6 +153,98 @@ ${img('empty-title', b.emptyTitle, 'title=""')}
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Frame</title></head><body><img data-test="${id}" src="/heldout/${esc(file)}"></body></html>`;
   };
 
+  // names: every way HTML names or hides an image (test/e2e/ax-names.test.ts judges it by Chrome's accessibility tree).
+  // Each element shows its own held-out picture; `label` ones must get its caption, the rest must stay as they are.
+  const names = [];
+  const nm = (id, label, html) => {
+    const h = take();
+    truth[id] = h.caption;
+    if (label) expected[id] = h.caption;
+    const src = `/heldout/${h.file}?names=${id}`;
+    names.push(
+      html
+        .replaceAll('@', `data-test="${id}" data-file="${h.file}"`)
+        .replaceAll('SRC', src)
+        .replaceAll('BG', `width:64px;height:64px;background:url('${src}') center/cover`),
+    );
+  };
+  // labelled: Chrome exposes an image (or an image button) with no name, a default name or a weak one
+  nm('n-plain', true, '<img @ src="SRC">');
+  nm('n-alt-space', true, '<img @ src="SRC" alt="  ">');
+  nm('n-alt-file', true, '<img @ src="SRC" alt="DSC_0042.JPG">');
+  nm('n-title-weak', true, '<img @ src="SRC" title="photo">');
+  nm('n-aria-blank', true, '<img @ src="SRC" aria-label="  ">');
+  nm('n-labelledby-empty', true, '<span id="n-empty"></span><img @ src="SRC" aria-labelledby="n-empty">');
+  nm('n-labelledby-missing', true, '<img @ src="SRC" aria-labelledby="nowhere">');
+  nm('n-pres-focusable', true, '<img @ src="SRC" role="presentation" tabindex="0">');
+  nm('n-none-tabindex-neg', true, '<img @ src="SRC" role="none" tabindex="-1">');
+  nm('n-pres-live', true, '<img @ src="SRC" role="presentation" aria-live="polite">');
+  nm('n-alt-empty-focusable', true, '<img @ src="SRC" alt="" tabindex="0">');
+  nm('n-alt-empty-describedby', true, '<span id="n-desc">More words</span><img @ src="SRC" alt="" aria-describedby="n-desc">');
+  nm('n-picture', true, '<picture><source srcset="SRC&amp;p" type="image/png"><img @ src="SRC"></picture>');
+  nm('n-input', true, '<input @ type="image" src="SRC">');
+  nm('n-input-alt-empty', true, '<input @ type="image" src="SRC" alt="">');
+  nm('n-input-weak', true, '<input @ type="image" src="SRC" alt="image">');
+  nm('n-input-pres', true, '<input @ type="image" src="SRC" role="presentation">');
+  nm(
+    'n-usemap',
+    true,
+    '<img @ src="SRC" usemap="#n-map1"><map name="n-map1"><area shape="rect" coords="0,0,30,30" href="#a" alt="Corner"></map>',
+  );
+  nm('n-bg', true, '<div @ role="img" style="BG"></div>');
+  nm('n-container', true, '<div @ role="img"><img data-test="n-inside-role-img" src="SRC"></div>');
+  truth['n-inside-role-img'] = truth['n-container'];
+  nm('n-svg-raster', true, '<svg @ role="img" width="64" height="64"><image href="SRC" width="64" height="64"/></svg>');
+  nm('n-role-image', true, '<img @ src="SRC" role="image">');
+  nm('n-in-link', true, '<a href="#x"><img @ src="SRC"></a>');
+  nm('n-figure', true, '<figure><img @ src="SRC"><figcaption>A figure caption</figcaption></figure>');
+  nm('n-shadow', true, '<div><template shadowrootmode="open"><img @ src="SRC"></template></div>');
+  // left alone: named by the author, decorative, hidden, not an image, or a documented non-name rule
+  nm('n-alt', false, '<img @ src="SRC" alt="A shape I drew">');
+  nm('n-alt-empty', false, '<img @ src="SRC" alt="">');
+  nm('n-alt-empty-title', false, '<img @ src="SRC" alt="" title="A tooltip">');
+  nm('n-title', false, '<img @ src="SRC" title="Sunset over the bay">');
+  nm('n-aria', false, '<img @ src="SRC" aria-label="Company logo">');
+  nm('n-aria-weak', false, '<img @ src="SRC" aria-label="image">');
+  nm('n-labelledby', false, '<span id="n-l1">A chart of sales</span><img @ src="SRC" aria-labelledby="n-l1">');
+  nm('n-labelledby-weak', false, '<span id="n-l2">picture</span><img @ src="SRC" aria-labelledby="n-l2">');
+  nm('n-labelledby-hidden', false, '<span id="n-l3" hidden>Words nobody sees</span><img @ src="SRC" aria-labelledby="n-l3">');
+  nm('n-labelledby-empty-alt', false, '<span id="n-l4"></span><img @ src="SRC" aria-labelledby="n-l4" alt="Floor plan">');
+  nm('n-pres', false, '<img @ src="SRC" role="presentation">');
+  nm('n-none', false, '<img @ src="SRC" role="none">');
+  nm('n-pres-alt', false, '<img @ src="SRC" role="presentation" alt="Words">');
+  nm('n-none-tabindex-bad', false, '<img @ src="SRC" role="none" tabindex="x">');
+  nm('n-hidden-self', false, '<img @ src="SRC" aria-hidden="true">');
+  nm('n-hidden-parent', false, '<span aria-hidden="true"><img @ src="SRC"></span>');
+  nm('n-hidden-attr-parent', false, '<div hidden><img @ src="SRC"></div>');
+  nm('n-visibility-hidden', false, '<img @ src="SRC" style="visibility:hidden">');
+  nm('n-input-label-for', false, '<label for="n-in1">Search</label><input id="n-in1" @ type="image" src="SRC">');
+  nm('n-input-label-wrap', false, '<label>Search <input @ type="image" src="SRC"></label>');
+  nm('n-input-alt', false, '<input @ type="image" src="SRC" alt="Search">');
+  nm('n-input-aria', false, '<input @ type="image" src="SRC" aria-label="Search">');
+  nm('n-input-value', false, '<input @ type="image" src="SRC" value="Search">');
+  nm(
+    'n-usemap-alt',
+    false,
+    '<img @ src="SRC" usemap="#n-map2" alt="Floor plan"><map name="n-map2"><area shape="rect" coords="0,0,30,30" href="#b" alt="Hall"></map>',
+  );
+  nm('n-bg-aria', false, '<div @ role="img" aria-label="A shape" style="BG"></div>');
+  nm('n-bg-title', false, '<div @ role="img" title="A shape" style="BG"></div>');
+  nm('n-svg-vector', false, '<svg @ role="img" width="64" height="64"><circle cx="32" cy="32" r="28"/></svg>');
+  nm(
+    'n-svg-title',
+    false,
+    '<svg @ role="img" width="64" height="64"><title>A shape</title><image href="SRC" width="64" height="64"/></svg>',
+  );
+  nm('n-role-separator', false, '<img @ src="SRC" role="separator">');
+  nm('n-role-button', false, '<img @ src="SRC" role="button">');
+  nm('n-tiny', false, '<img @ src="SRC" width="12" height="12">');
+  const namesPage = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Names fixture</title>
+<style>main{display:flex;flex-wrap:wrap;gap:4px;align-items:flex-start} main>div{display:flex} img:not([width]),input{width:56px;height:56px} figure{margin:0}</style></head><body>
+<main><h1 style="width:100%;margin:0;font-size:16px">Names fixture</h1>
+${names.map((h) => `<div>${h}</div>`).join('\n')}
+</main></body></html>`;
+
   // Demo / bench page: n images, some missing alt, some decorative, some named.
   const gallery = (n, { mix = true, salt = '' } = {}) => {
     const rows = [];
@@ -190,6 +282,7 @@ figure img{display:block;width:160px;height:120px;object-fit:contain;background:
     routes: {
       '/fixtures/basic.html': () => ({ body: basic }),
       '/fixtures/dynamic.html': () => ({ body: dynamic }),
+      '/fixtures/names.html': () => ({ body: namesPage }),
       '/fixtures/frame.html': (req, url) => ({ body: frame(new URL(url.pathname + url.search, `http://${req.headers.host}`)) }),
       '/fixtures/gallery.html': (_req, url) => ({
         body: gallery(Number(url.searchParams.get('n') ?? 24), {
