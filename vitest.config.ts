@@ -3,7 +3,9 @@ import { defineConfig } from 'vitest/config';
 // Projects, so each tier can run alone:
 //   unit    - everything under test/ that runs in Node (vitest run --project unit): unit and handler tests
 //   browser - tests under test/browser/ that drive Chromium through playwright-core (vitest run --project browser)
-//   e2e     - the built extension in Debian Chromium on loopback fixture pages (vitest run --project e2e)
+//   e2e     - the built extension in Debian Chromium on loopback fixture pages (vitest run --project e2e); headless,
+//             except test/e2e/real-ui.test.ts, which needs an X display and xdotool and skips without them (npm test
+//             runs this project under xvfb-run)
 //   bench   - bench/*.bench.ts: engine timings, printed and written to bench/results/ (npm run bench); not tests
 export default defineConfig({
   test: {

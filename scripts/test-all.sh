@@ -14,8 +14,11 @@ echo "== unit and handler tests (vitest, Node)"
 npx vitest run --project unit
 echo "== engine in Chromium, WASM and WebGPU (vitest + playwright)"
 npx vitest run --project browser
-echo "== the built extension in Chromium (vitest + playwright)"
-npx vitest run --project e2e
+echo "== the built extension in Chromium (vitest + playwright), on a virtual X display (Xvfb)"
+# Headless Chromium ignores the display; test/e2e/real-ui.test.ts needs it to drive the browser's own context menu and
+# shortcut with xdotool (without a display it skips, so `npm run test:e2e` alone stays headless).
+command -v xvfb-run >/dev/null && command -v xdotool >/dev/null || { echo "xvfb-run and xdotool are missing: run scripts/setup.sh" >&2; exit 1; }
+xvfb-run -a -s "-screen 0 1280x800x24" npx vitest run --project e2e
 echo "== security audit of the release build and the e2e build"
 npx vite build --logLevel warn
 AUDIT_BUILDS=1 npx vitest run --project unit test/audit/security-audit.test.ts

@@ -1,5 +1,6 @@
 /**
- * The "Describe this image" panel: in a shadow root (the page's styles can't reach it, ours don't leak), with an
+ * The "Describe this image" panel: in a closed shadow root (the page's styles can't reach it, ours don't leak, and the
+ * page's scripts get `host.shadowRoot === null`, so they can neither read the caption nor reach in to change it), with an
  * aria-live region that announces progress and then the caption, a Copy button and a Close button. It takes focus
  * when it opens, Esc closes it, and focus goes back where it was. Text only ever goes in through textContent.
  */
@@ -37,7 +38,7 @@ export function openPanel(signal: AbortSignal): Panel {
   const previous = deepActiveElement();
   const host = document.createElement('div');
   host.setAttribute(OWN_UI_ATTR, '');
-  const shadow = host.attachShadow({ mode: 'open' });
+  const shadow = host.attachShadow({ mode: 'closed' });
   const style = document.createElement('style');
   style.textContent = CSS;
 

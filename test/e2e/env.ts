@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page, Worker } from 'playwright-core';
 import { TMP, launchWithExtension } from './harness.mjs';
+import { axLiveText, axTree } from './ax';
 import { parseHubUrl } from '../../src/installer/hub-api';
 
 export interface E2eEnv {
@@ -28,7 +29,16 @@ export type Ext = Awaited<ReturnType<typeof launchWithExtension>>;
  * `close()` throws otherwise, failing the test that launched it.
  */
 export function launch(
-  opts: { webgpu?: boolean; debugPort?: boolean; args?: string[]; name?: string; extDir?: string; allow?: string[]; profile?: string } = {},
+  opts: {
+    headless?: boolean;
+    webgpu?: boolean;
+    debugPort?: boolean;
+    args?: string[];
+    name?: string;
+    extDir?: string;
+    allow?: string[];
+    profile?: string;
+  } = {},
 ): Promise<Ext> {
   const { name, extDir, allow, ...rest } = opts;
   return launchWithExtension(extDir ?? env.extDir, {
@@ -119,3 +129,27 @@ export function snapshot(page: Page): Promise<Record<string, string>> {
 }
 
 export const MARKER = 'Appears to be: ';
+
+/**
+ * The "Describe this image" panel as a screen reader meets it (its shadow root is closed to the page, and to
+ * playwright's locators): the text of its dialog in the accessibility tree, or null when no panel is open.
+ */
+export async function panelText(page: Page): Promise<string | null> {
+  const dialogs = await axTree(page, { frames: [page.mainFrame()], where: (n) => n.role === 'dialog' && !n.ignored });
+  return dialogs.length > 0 ? dialogs.map((d) => d.text).join(' ') : null;
+}
+
+/**
+ * Wait until a live region (role=status) of the page announces a text that `match` accepts, and return it. On timeout
+ * the error says what the live regions announced instead.
+ */
+export async function waitForAnnouncement(page: Page, match: (text: string) => boolean, what: string, timeout = 60_000): Promise<string> {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const heard = await axLiveText(page);
+    const hit = heard.find(match);
+    if (hit !== undefined) return hit;
+    if (Date.now() > end) throw new Error(`no live region announced ${what} within ${timeout} ms; they say ${JSON.stringify(heard)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

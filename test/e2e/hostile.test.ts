@@ -8,7 +8,7 @@ import type { Page, Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sameCaption, startNetworkAudit, toyHeldout } from './harness.mjs';
 import { INJECT_CAPTION, hostilePlan } from './fixtures-hostile.mjs';
-import { MARKER, activeTabId, env, launch, setSettings, type Ext } from './env';
+import { MARKER, activeTabId, env, launch, panelText, setSettings, waitForAnnouncement, type Ext } from './env';
 
 const plan = hostilePlan(toyHeldout());
 
@@ -32,6 +32,26 @@ const menuClick = (sw: Worker, tabId: number, srcUrl: string) =>
       ),
     [tabId, srcUrl] as const,
   );
+
+/** The describe panel's shadow root, over CDP: its mode, and the local names of every element in it, sorted. */
+async function panelElements(page: Page): Promise<{ mode: string | undefined; elements: string[] } | null> {
+  const s = await page.context().newCDPSession(page);
+  try {
+    const { root } = await s.send('DOM.getDocument', { depth: -1, pierce: true });
+    type DomNode = typeof root;
+    const all = (n: DomNode): DomNode[] => [n, ...[...(n.children ?? []), ...(n.shadowRoots ?? [])].flatMap(all)];
+    const host = all(root).find((n) => n.attributes?.includes('data-alt-text-ui'));
+    const shadow = host?.shadowRoots?.[0];
+    if (!shadow) return null;
+    const elements = all(shadow)
+      .filter((n) => n.nodeType === 1)
+      .map((n) => n.localName)
+      .sort();
+    return { mode: shadow.shadowRootType, elements };
+  } finally {
+    await s.detach();
+  }
+}
 
 describe('hostile pages', () => {
   let ext: Ext;
@@ -98,12 +118,12 @@ describe('hostile pages', () => {
     // The page's timer keeps dispatching fake contextmenu/pointerover events on the secret image meanwhile.
     await page.waitForTimeout(300);
     expect(await menuClick(sw, tabId, src)).toBe(true);
-    const live = page.locator('[data-alt-text-ui] [aria-live].caption');
-    await expect.poll(async () => sameCaption((await live.textContent()) ?? '', plan.plain.caption), { timeout: 60_000 }).toBe(true);
+    await waitForAnnouncement(page, (t) => sameCaption(t, plan.plain.caption), `"${plan.plain.caption}"`);
     await page.keyboard.press('Escape');
+    await expect.poll(() => panelText(page)).toBeNull();
     // Asked for a URL the page shows only as a broken image: refused, not fetched.
     expect(await menuClick(sw, tabId, `${env.origin}/hostile/secret.json`)).toBe(true);
-    await expect.poll(async () => (await live.textContent()) ?? '').toMatch(/could not be described/i);
+    await waitForAnnouncement(page, (t) => /could not be described/i.test(t), 'a refusal');
     await page.keyboard.press('Escape');
   });
 
@@ -142,15 +162,18 @@ describe('hostile pages', () => {
     await expect.poll(() => attr(p2, 'inject', 'aria-label'), { timeout: 60_000 }).toBe(`${MARKER}${INJECT_CAPTION}`);
     const tabId = await activeTabId(p2, sw);
     expect(await menuClick(sw, tabId, url)).toBe(true);
-    const live = p2.locator('[data-alt-text-ui] [aria-live].caption');
-    await expect.poll(() => live.textContent(), { timeout: 30_000 }).toBe(INJECT_CAPTION);
+    // What a screen reader hears: the markup, as text.
+    expect(await waitForAnnouncement(p2, (t) => t === INJECT_CAPTION, 'the caption, markup as text', 30_000)).toBe(INJECT_CAPTION);
     const dom = await p2.evaluate(() => ({
       pwned: (window as unknown as { __pwned?: number }).__pwned ?? null,
       imgs: document.querySelectorAll('img').length,
       scripts: document.querySelectorAll('script').length,
-      panelElements: [...document.querySelector('[data-alt-text-ui]')!.shadowRoot!.querySelectorAll('*')].map((e) => e.localName).sort(),
+      // The page's own scripts cannot reach into the panel: its shadow root is closed.
+      shadowRoot: document.querySelector('[data-alt-text-ui]')?.shadowRoot,
     }));
-    expect(dom).toEqual({ pwned: null, imgs: 1, scripts: 0, panelElements: ['button', 'button', 'div', 'div', 'h2', 'p', 'p', 'style'] });
+    expect(dom).toEqual({ pwned: null, imgs: 1, scripts: 0, shadowRoot: null });
+    // What the panel holds, read over CDP (which pierces closed roots): our elements, nothing the caption brought.
+    expect(await panelElements(p2)).toEqual({ mode: 'closed', elements: ['button', 'button', 'div', 'div', 'h2', 'p', 'p', 'style'] });
     await p2.close();
   });
 

@@ -1,11 +1,25 @@
 // Labels on the basic fixture page: the toy model's captions, the never-touch list, axe, switching off and on,
-// and "Describe this image" from the context menu and the keyboard command.
+// and "Describe this image" from the context menu and the keyboard command (through the service worker's test hooks;
+// test/e2e/real-ui.test.ts drives the real menu and shortcut).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page, Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, sameCaption } from './harness.mjs';
-import { MARKER, activeTabId, env, labelOf, launch, setSettings, snapshot, waitForLabels, type Ext } from './env';
+import { axFocused } from './ax';
+import {
+  MARKER,
+  activeTabId,
+  env,
+  labelOf,
+  launch,
+  panelText,
+  setSettings,
+  snapshot,
+  waitForAnnouncement,
+  waitForLabels,
+  type Ext,
+} from './env';
 
 const ELIGIBLE = ['no-alt', 'space-alt', 'file-alt', 'stop-alt', 'empty-title', 'input-image', 'role-img'];
 
@@ -125,12 +139,12 @@ describe('labels on the basic fixture page', () => {
       [tabId, src] as const,
     );
     expect(opened).toBe(true);
-    const live = page.locator('[data-alt-text-ui] [aria-live].caption');
-    await expect.poll(async () => sameCaption(await live.textContent(), env.truth['named-alt']), { timeout: 60_000 }).toBe(true);
+    // Read as a screen reader gets it: the panel's shadow root is closed to the page.
+    await waitForAnnouncement(page, (t) => sameCaption(t, env.truth['named-alt']), `"${env.truth['named-alt']}"`);
     // Focus is in the panel; Esc closes it.
-    expect(await page.evaluate(() => document.activeElement?.hasAttribute('data-alt-text-ui'))).toBe(true);
+    expect(await axFocused(page)).toMatchObject({ role: 'dialog' });
     await page.keyboard.press('Escape');
-    await expect.poll(() => page.locator('[data-alt-text-ui]').count()).toBe(0);
+    await expect.poll(() => panelText(page)).toBeNull();
   });
 
   it('the keyboard command describes the focused image; Copy works; focus returns on Esc', async () => {
@@ -145,12 +159,14 @@ describe('labels on the basic fixture page', () => {
       tabId,
     );
     expect(opened).toBe(true);
-    const live = page.locator('[data-alt-text-ui] [aria-live].caption');
-    await expect.poll(async () => sameCaption(await live.textContent(), env.truth['input-image']), { timeout: 60_000 }).toBe(true);
-    await page.locator('[data-alt-text-ui] button.copy').click();
-    await expect.poll(() => page.locator('[data-alt-text-ui] .note').textContent()).not.toBe('');
+    await waitForAnnouncement(page, (t) => sameCaption(t, env.truth['input-image']), `"${env.truth['input-image']}"`);
+    // Copy with the keyboard, as a screen-reader user would: Tab from the panel to Copy, then Enter.
+    await page.keyboard.press('Tab');
+    expect(await axFocused(page)).toEqual({ role: 'button', name: 'Copy' });
+    await page.keyboard.press('Enter');
+    await expect.poll(() => panelText(page)).toMatch(/Copied\.|Could not copy/);
     await page.keyboard.press('Escape');
-    await expect.poll(() => page.locator('[data-alt-text-ui]').count()).toBe(0);
+    await expect.poll(() => panelText(page)).toBeNull();
     expect(await page.evaluate(() => document.activeElement?.getAttribute('data-test'))).toBe('input-image');
   });
 });
