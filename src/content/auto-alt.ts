@@ -32,7 +32,7 @@ export function init(signal: AbortSignal, opts: AutoAltOptions): void {
   const changes = new Changes(loop, signal, (el, flags) => decide.handle(el, flags));
   const visibility = new Visibility((el, visible) => feed.visibilityChanged(el, visible));
   const labels = new AutoLabels(opts, signal);
-  const feed = new QueueFeed(changes, visibility, labels, signal);
+  const feed = new QueueFeed(loop, changes, visibility, labels, signal);
   const page: PageWatch = new PageWatch(
     changes,
     { onRoot: (root) => decide.scan(root), isTracked: (el) => decide.isTracked(el), onBroken: (img) => decide.broken(img) },
@@ -63,6 +63,8 @@ export function init(signal: AbortSignal, opts: AutoAltOptions): void {
         ...feed.stats(),
         loop: { ...loop.stats },
         tracked: decide.trackedCount,
+        judged: decide.judged,
+        judgedForLooks: decide.judgedForLooks,
         observed: visibility.watching,
         dirty: changes.size,
         labelled: labelCount(),

@@ -18,7 +18,8 @@ interface Entry {
   src: string;
   elements: Set<Element>;
   priority: number;
-  seq: number;
+  /** Where it is among equal priorities: its place on the page (px from the top) when known, else its arrival. */
+  order: number;
   requestId: string | null;
   /** Some element showed this URL as a loaded <img>; otherwise it is loaded as an image before it is sent. */
   verified: boolean;
@@ -27,8 +28,8 @@ interface Entry {
 export interface QueueCallbacks {
   onResult(el: Element, src: string, result: CaptionResult): void;
   onError(el: Element, src: string, err: Error): void;
-  /** The element was turned away (the queue was full); offer it again after onRoom. */
-  onDrop?(el: Element): void;
+  /** The element was turned away (the queue was full), with the `order` it came with; offer it again after onRoom. */
+  onDrop?(el: Element, order: number): void;
   /** The queue has room again. */
   onRoom?(): void;
   /** A caption request for this URL went out (test builds count them). */
@@ -59,6 +60,8 @@ export class CaptionRequests {
     private readonly signal: AbortSignal,
     private readonly maxInFlight = LIMITS.queue.frameInFlight,
     readonly maxQueued = LIMITS.queue.frameQueued,
+    /** Where the user reads now, on the same scale as `order`: the nearest waiting image goes first. */
+    private readonly readingAt: () => number = () => 0,
   ) {
     signal.addEventListener('abort', () => this.cancelAll(), { once: true });
   }
@@ -72,8 +75,11 @@ export class CaptionRequests {
     return this.byElement.has(el);
   }
 
-  /** Queue the element's picture. False when it was turned away (full) and onDrop was called. */
-  add(el: Element, src: string, priority: number, verified = false): boolean {
+  /**
+   * Queue the element's picture. `order` ranks it among equal priorities, nearest to `readingAt()` first (the feed
+   * passes its place on the page); by default, arrival. False when it was turned away (full) and onDrop was called.
+   */
+  add(el: Element, src: string, priority: number, verified = false, order?: number): boolean {
     if (this.signal.aborted) return false;
     if (this.byElement.get(el) === src) {
       this.setPriority(el, priority);
@@ -95,11 +101,11 @@ export class CaptionRequests {
       if (this.entries.size >= this.maxQueued && !this.makeRoom(priority)) {
         this.full = true;
         this.stats.dropped += 1;
-        this.cb.onDrop?.(el);
+        this.cb.onDrop?.(el, order ?? this.seq);
         return false;
       }
       this.seq += 1;
-      e = { src, elements: new Set(), priority, seq: this.seq, requestId: null, verified };
+      e = { src, elements: new Set(), priority, order: order ?? this.seq, requestId: null, verified };
       this.entries.set(src, e);
       this.note();
     }
@@ -111,20 +117,21 @@ export class CaptionRequests {
     return true;
   }
 
-  /** A visible image may take the place of the oldest waiting image off screen (not one already asked for). */
+  /** A visible image may take the place of the waiting image off screen that is last in order (not one asked for). */
   private makeRoom(priority: number): boolean {
     if (priority > PRIORITY.visible) return false;
     let victim: Entry | undefined;
+    const at = this.readingAt();
     for (const e of this.entries.values()) {
       if (e.requestId || e.priority <= PRIORITY.visible) continue;
-      if (!victim || e.seq < victim.seq) victim = e;
+      if (!victim || Math.abs(e.order - at) > Math.abs(victim.order - at)) victim = e;
     }
     if (!victim) return false;
     this.entries.delete(victim.src);
     for (const el of victim.elements) {
       this.byElement.delete(el);
       this.stats.dropped += 1;
-      this.cb.onDrop?.(el);
+      this.cb.onDrop?.(el, victim.order);
     }
     return true;
   }
@@ -154,6 +161,12 @@ export class CaptionRequests {
     }
   }
 
+  /** Call onRoom once the queue is down to half, even if it turns nobody away before then. */
+  callOnRoom(): void {
+    this.full = true;
+    this.note();
+  }
+
   cancelAll(): void {
     const ids = [...this.entries.values()].map((e) => e.requestId).filter((x): x is string => !!x);
     this.entries.clear();
@@ -174,9 +187,11 @@ export class CaptionRequests {
 
   private next(): Entry | undefined {
     let best: Entry | undefined;
+    const at = this.readingAt();
     for (const e of this.entries.values()) {
       if (e.requestId) continue;
-      if (!best || e.priority < best.priority || (e.priority === best.priority && e.seq < best.seq)) best = e;
+      if (!best || e.priority < best.priority || (e.priority === best.priority && Math.abs(e.order - at) < Math.abs(best.order - at)))
+        best = e;
     }
     return best;
   }

@@ -12,6 +12,7 @@ export const F_LABEL = 4; // its aria-label changed
 export const F_TREE = 8; // an ancestor-style change: what is inside may have changed
 export const F_ADDED = 16; // inserted: scan it
 export const F_REMOVED = 32; // removed: forget it (unless it came back)
+export const F_STYLE = 64; // its own class, style or hidden changed: only its box or visibility can have changed
 
 export class Changes {
   private readonly dirty = new Map<Element, number>();

@@ -4,7 +4,7 @@
  * src keeps changing waits until it settles; an element that left the page is forgotten.
  */
 import type { AutoLabels } from './auto-labels';
-import { F_ADDED, F_LABEL, F_NAME, F_REMOVED, F_SRC, F_TREE, type Changes } from './changes';
+import { F_ADDED, F_LABEL, F_NAME, F_REMOVED, F_SRC, F_STYLE, F_TREE, type Changes } from './changes';
 import { CANDIDATE_SELECTOR, judge } from './eligibility';
 import { adopt, authorTookOver, hasOurLabel, isRefused, labelledSrc, release } from './labeller';
 import { logSkip } from './log';
@@ -15,6 +15,8 @@ import type { WorkLoop } from './work-loop';
 
 /** An image whose picture changed is asked about once its src has stayed the same this long. */
 const SETTLE_MS = 300;
+/** Skip reasons that depend on how the page looks now (styles, boxes, aria-hidden), so a style change can undo them. */
+const LOOKS_REASON = /hidden|rendered/;
 
 interface DeciderParts {
   loop: WorkLoop;
@@ -28,13 +30,18 @@ interface DeciderParts {
 export class Decider {
   /** Elements we track (candidates), so that mutations outside them are cheap to ignore. */
   private readonly tracked = new Set<Element>();
+  /**
+   * Candidates skipped for how they look now (hidden, rendered too small, aria-hidden): the only ones a class or style
+   * change can make eligible. A page that restyles its images in a storm costs us no layout work for the others.
+   */
+  private readonly unseen = new Set<Element>();
   /** Images whose picture changed a moment ago, looked at again when the settle timer fires. */
   private readonly settling = new Set<Element>();
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
   /**
-   * Ancestors whose insides are being judged again. One walk per ancestor at a time, however often it changes (a page
-   * that flips a class on a container of 10,000 images every few ms): a change during a walk makes it run once more
-   * when it ends, so the work a storm makes is bounded and what changed last is still seen.
+   * Ancestors whose unseen candidates are being judged again. One walk per ancestor at a time, however often it
+   * changes (a page that flips a class on a container of 10,000 images every few ms): a change during a walk makes it
+   * run once more when it ends, so the work a storm makes is bounded and what changed last is still seen.
    */
   private readonly treeWalks = new Map<Element, { again: boolean }>();
 
@@ -43,6 +50,10 @@ export class Decider {
     private readonly weakNamesCountAsMissing: boolean,
     private readonly signal: AbortSignal,
   ) {}
+
+  /** Verdicts reached so far, and those for a change of looks only (test builds report them: each may force layout). */
+  judged = 0;
+  judgedForLooks = 0;
 
   /** Elements tracked now (test builds report it). */
   get trackedCount(): number {
@@ -81,7 +92,13 @@ export class Decider {
     const isCandidate = el.matches(CANDIDATE_SELECTOR);
     // A style or aria-hidden change on an ancestor can change what is inside it.
     if (f & F_TREE && !isCandidate) this.rejudgeInside(el);
-    if (isCandidate) this.onCandidate(el, f);
+    if (!isCandidate) return;
+    // Only its looks changed: that matters to a candidate skipped for how it looked, or to a role=img element whose
+    // picture is a CSS background; an image queued or labelled stays as it is (no layout read in a restyle storm).
+    const looksOnly = (f & ~(F_TREE | F_STYLE)) === 0;
+    if (looksOnly && this.tracked.has(el) && !this.unseen.has(el) && el.matches('img, input')) return;
+    if (looksOnly) this.judgedForLooks += 1;
+    this.onCandidate(el, f);
   }
 
   /** A trusted error event: the image did not load. */
@@ -94,6 +111,7 @@ export class Decider {
   clear(): void {
     clearTimeout(this.settleTimer);
     this.tracked.clear();
+    this.unseen.clear();
     this.settling.clear();
     this.treeWalks.clear();
   }
@@ -106,7 +124,9 @@ export class Decider {
       visibility.watch(el, false);
       return;
     }
-    const v = judge(el, this.weakNamesCountAsMissing);
+    const v = this.judge(el);
+    if (v.kind === 'skip' && LOOKS_REASON.test(v.reason)) this.unseen.add(el);
+    else this.unseen.delete(el);
     if (hasOurLabel(el)) {
       adopt(el);
       // Still the picture we described, still unnamed: nothing to do. Otherwise our label no longer applies.
@@ -145,7 +165,7 @@ export class Decider {
     }
     if (hasOurLabel(el) && !(f & F_SRC)) {
       // The author may have named it since: then ours goes.
-      const v = judge(el, this.weakNamesCountAsMissing);
+      const v = this.judge(el);
       if (v.kind !== 'label' || v.src !== labelledSrc(el)) {
         labels.remove(el);
         this.consider(el);
@@ -155,10 +175,16 @@ export class Decider {
     this.consider(el);
   }
 
+  private judge(el: Element): ReturnType<typeof judge> {
+    this.judged += 1;
+    return judge(el, this.weakNamesCountAsMissing);
+  }
+
   private forget(el: Element): void {
     this.parts.feed.forget(el);
     this.parts.visibility.forget(el);
     this.tracked.delete(el);
+    this.unseen.delete(el);
     this.settling.delete(el);
     release(el);
   }
@@ -179,7 +205,7 @@ export class Decider {
       return;
     }
     const state = { again: false };
-    let list: NodeListOf<Element> | null = null;
+    let list: Element[] | null = null;
     let i = 0;
     this.treeWalks.set(el, state);
     this.parts.loop.add(() => {
@@ -187,10 +213,10 @@ export class Decider {
         this.treeWalks.delete(el);
         return false;
       }
-      list ??= el.querySelectorAll(CANDIDATE_SELECTOR);
+      list ??= [...this.unseen];
       if (i < list.length) {
         const c = list[i++];
-        if (!hasOurLabel(c)) this.parts.changes.mark(c, F_NAME);
+        if (containsComposed(el, c)) this.parts.changes.mark(c, F_NAME);
         return true;
       }
       if (state.again) {
@@ -203,4 +229,10 @@ export class Decider {
       return false;
     });
   }
+}
+
+/** `el` is `root` or inside it, across shadow boundaries. */
+function containsComposed(root: Element, el: Element): boolean {
+  for (let n: Node | null = el; n; n = n.parentNode instanceof ShadowRoot ? n.parentNode.host : n.parentNode) if (n === root) return true;
+  return false;
 }

@@ -3,7 +3,7 @@
  * listeners. Mutation records are only noted (changes.ts); nothing here touches the DOM. Only trusted (browser-made)
  * load and error events count: events the page makes itself (dispatchEvent) do not.
  */
-import { F_ADDED, F_LABEL, F_NAME, F_REMOVED, F_SRC, F_TREE, type Changes } from './changes';
+import { F_ADDED, F_LABEL, F_NAME, F_REMOVED, F_SRC, F_STYLE, F_TREE, type Changes } from './changes';
 import { CANDIDATE_SELECTOR } from './eligibility';
 
 const WATCHED = [
@@ -15,6 +15,11 @@ const WATCHED = [
   'aria-labelledby',
   'title',
   'role',
+  // Make role=presentation or alt="" not presentational (ARIA's conflict rules), or name an <input type=image>.
+  'tabindex',
+  'aria-describedby',
+  'aria-live',
+  'value',
   'aria-hidden',
   'hidden',
   'style',
@@ -22,7 +27,8 @@ const WATCHED = [
   'type',
 ];
 const SRC_ATTRS = new Set(['src', 'srcset', 'sizes']);
-const TREE_ATTRS = new Set(['aria-hidden', 'hidden', 'style', 'class']);
+/** Attributes that change only how things look (boxes, visibility): pages change these in storms. */
+const STYLE_ATTRS = new Set(['hidden', 'style', 'class']);
 
 interface PageWatchHooks {
   /** A root is newly watched: look at what is already in it. */
@@ -77,7 +83,8 @@ export class PageWatch {
           this.srcChangedAt.set(el, performance.now());
           this.changes.mark(el, F_SRC);
         } else if (a === 'aria-label') this.changes.mark(el, F_LABEL);
-        else this.changes.mark(el, TREE_ATTRS.has(a) ? F_TREE | F_NAME : F_NAME);
+        else if (STYLE_ATTRS.has(a)) this.changes.mark(el, F_TREE | F_STYLE);
+        else this.changes.mark(el, a === 'aria-hidden' ? F_TREE | F_NAME : F_NAME);
       } else if (r.type === 'childList') {
         for (const n of r.removedNodes) if (n instanceof Element) this.changes.mark(n, F_REMOVED);
         for (const n of r.addedNodes) if (n instanceof Element) this.changes.mark(n, F_ADDED);

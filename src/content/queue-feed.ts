@@ -1,7 +1,9 @@
 /**
- * What goes into the frame's caption requests (caption-requests.ts), and in which order: images on screen first. The queue
- * is bounded; an image it turns away is kept here and offered again, visible ones first, when it has room. Results go
- * to the labels; failures are logged (each distinct one once).
+ * What goes into the frame's caption requests (caption-requests.ts), and in which order: images on screen first, then
+ * the rest of the page nearest to the reading position first, so a screen-reader user reading ahead of the viewport
+ * finds labels there too. The queue is bounded; an image it turns away is kept here (an element reference, nothing
+ * more) and offered again, nearest first, when it has room. Results go to the labels; failures are logged (each
+ * distinct one once).
  */
 import { PRIORITY } from '../shared/messages';
 import type { AutoLabels } from './auto-labels';
@@ -9,19 +11,30 @@ import { CaptionRequests, type QueueStats } from './caption-requests';
 import { F_NAME, type Changes } from './changes';
 import { hasOurLabel } from './labeller';
 import { logOnce, logSkip } from './log';
-import type { Visibility } from './visibility';
+import { pagePosition, readingPosition, type Visibility } from './visibility';
+import type { WorkLoop } from './work-loop';
 
 /** Test builds remember this many URLs asked about. */
 const SENT_LOG_MAX = 5000;
+/** After scrolling stops for this long, turned-away images now on screen are offered at once. */
+const SCROLL_SETTLE_MS = 250;
+/** How far beyond the viewport's edges "on screen" reaches, px (as the visibility observer's margin). */
+const NEAR_VIEW_PX = 200;
 
 export class QueueFeed {
   private readonly queue: CaptionRequests;
-  /** Turned away by a full queue; offered again when it has room. */
-  private readonly dropped = new Set<Element>();
+  /** Turned away by a full queue, with their place on the page then; offered again when it has room. */
+  private readonly dropped = new Map<Element, number>();
   /** Test builds: the URLs asked about, oldest first (bounded). */
   private readonly sentLog: string[] = [];
+  /** A pass over the turned-away images is under way (one at a time). */
+  private offering = false;
+  /** The reader moved during a pass: one more pass for what is on screen now. */
+  private moved = false;
+  private scrollTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
+    private readonly loop: WorkLoop,
     private readonly changes: Changes,
     private readonly visibility: Visibility,
     labels: AutoLabels,
@@ -45,21 +58,38 @@ export class QueueFeed {
           if (err.name === 'NoPackError') logOnce('warn', 'no-pack', err.message);
           else logSkip(src, `${err.name}: ${err.message}`);
         },
-        onDrop: (el) => {
-          this.dropped.add(el);
+        onDrop: (el, place) => {
+          // Not watched while turned away: an intersection observer with thousands of targets costs the page frames
+          // whenever its layout changes. Where it is matters again when it is offered (nearest first, or on screen).
+          visibility.watch(el, false);
+          this.dropped.set(el, place);
           logOnce('info', 'queue-full', 'many images on this page: those on screen are described first');
         },
         onRoom: () => this.offerDropped(),
       },
       signal,
+      undefined,
+      undefined,
+      readingPosition,
     );
+    // The reader moved: turned-away images now on screen go ahead of the rest without waiting for room.
+    document.addEventListener(
+      'scroll',
+      () => {
+        clearTimeout(this.scrollTimer);
+        this.scrollTimer = setTimeout(() => this.offerDropped(true), SCROLL_SETTLE_MS);
+      },
+      { capture: true, passive: true, signal },
+    );
+    signal.addEventListener('abort', () => clearTimeout(this.scrollTimer), { once: true });
   }
 
   /** Ask about the element's picture; visible images (now, or by their box) go first. */
   add(el: Element, src: string, verified: boolean): void {
     this.dropped.delete(el);
     this.visibility.watch(el, true);
-    this.queue.add(el, src, this.visibility.onScreen(el) ? PRIORITY.visible : PRIORITY.rest, verified);
+    // The box was just read to judge the element, so its place costs no layout.
+    this.queue.add(el, src, this.visibility.onScreen(el) ? PRIORITY.visible : PRIORITY.rest, verified, pagePosition(el));
   }
 
   /** The element no longer waits (changed, named, broken); the request is cancelled if nobody else waits for it. */
@@ -99,17 +129,37 @@ export class QueueFeed {
     return this.sentLog.filter((u) => u.includes(part)).length;
   }
 
-  /** The queue has room again: visible ones first, then in document order, as many as there is room for. */
-  private offerDropped(): void {
-    let room = this.queue.maxQueued - this.queue.pending;
-    for (const pass of [true, false]) {
-      for (const el of this.dropped) {
-        if (room <= 0) return;
-        if (this.visibility.isVisible(el) !== pass) continue;
-        this.dropped.delete(el);
-        this.changes.mark(el, F_NAME);
-        room -= 1;
-      }
+  /**
+   * The queue has room again (or the reader moved): offer the turned-away images nearest the reading position, as many
+   * as there is room for, and after a scroll every one now on screen (each takes the place of a waiting image farther
+   * away). Their distances are read one per step of the work loop (a page may have turned away thousands).
+   */
+  private offerDropped(onScreenToo = false): void {
+    if (this.offering) {
+      this.moved ||= onScreenToo;
+      return;
     }
+    if (this.dropped.size === 0) return;
+    this.offering = true;
+    // In a step of the work loop, after the changes already noted; no layout read (places were noted when turned away).
+    this.loop.add(() => {
+      const at = readingPosition();
+      const near = [...this.dropped].map(([el, place]) => ({ el, d: Math.abs(place - at) })).sort((a, b) => a.d - b.d);
+      let room = this.queue.maxQueued - this.queue.pending;
+      const onScreen = innerHeight / 2 + NEAR_VIEW_PX;
+      for (const { el, d } of near) {
+        if (room-- <= 0 && !(onScreenToo && d <= onScreen)) break;
+        this.dropped.delete(el);
+        if (el.isConnected) this.changes.mark(el, F_NAME);
+      }
+      this.offering = false;
+      if (this.moved) {
+        this.moved = false;
+        this.offerDropped(true);
+      }
+      // More than there was room for: offer the rest when the queue has room again, whether or not it turns any away.
+      if (this.dropped.size > 0) this.queue.callOnRoom();
+      return false;
+    });
   }
 }

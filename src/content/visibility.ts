@@ -64,6 +64,20 @@ export class Visibility {
   }
 }
 
+/** The element's place on the page: px from the document's top to the middle of its box. */
+export function pagePosition(el: Element): number {
+  const r = el.getBoundingClientRect();
+  return r.top + r.height / 2 + scrollY;
+}
+
+/**
+ * Where the user reads now, on the pagePosition scale: the middle of the viewport. Screen readers scroll what they
+ * read into view, so the viewport follows their reading position.
+ */
+export function readingPosition(): number {
+  return scrollY + innerHeight / 2;
+}
+
 function inViewport(el: Element): boolean {
   const r = el.getBoundingClientRect();
   return r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth;

@@ -11,6 +11,12 @@ const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
 const PERMISSIONS = ['offscreen', 'storage', 'unlimitedStorage', 'contextMenus'];
 const HOST_PERMISSIONS = ['<all_urls>'];
 
+/**
+ * Every test-only name: the globals test builds define (background, content script) and the message types only the
+ * test hooks answer. Release builds must contain none of them. The source scan below keeps this list complete.
+ */
+const TEST_ONLY = ['altTextTest', 'altTextContentTest', 'test-os-lose-device', 'test-os-engine-bench'];
+
 /** Builds that exist on this machine (the e2e build, and a release build in dist/). */
 const BUILDS = ['dist', '.tmp/ext-e2e'].filter((d) => existsSync(join(ROOT, d, 'manifest.json')));
 /** npm test sets this after building both, so that the build checks can't be skipped there. */
@@ -125,14 +131,24 @@ describe('security audit', () => {
     expect(found).toEqual([]);
   });
 
-  it.runIf(BUILDS.length > 0 || BUILDS_REQUIRED)('the release build leaves the test hooks out; only the e2e build has them', () => {
+  it('the list of test-only names covers every test-only global and message type in the source', () => {
+    const found = new Set<string>();
+    for (const f of files(join(ROOT, 'src')).filter((p) => p.endsWith('.ts'))) {
+      const text = readFileSync(f, 'utf8');
+      for (const m of text.matchAll(/\(globalThis as [^)]*\)\.(\w+)\s*=/g)) found.add(m[1]);
+      for (const m of text.matchAll(/['"`](test-[a-z0-9-]+)['"`]/g)) found.add(m[1]);
+    }
+    expect([...found].sort()).toEqual([...TEST_ONLY].sort());
+  });
+
+  it.runIf(BUILDS.length > 0 || BUILDS_REQUIRED)('the release build leaves every test-only name out; the e2e build has each one', () => {
     for (const b of BUILDS) {
       const js = files(join(ROOT, b))
         .filter((p) => p.endsWith('.js'))
         .map((p) => readFileSync(p, 'utf8'))
         .join('\n');
-      const hooks = js.includes('altTextTest') || js.includes('test-os-');
-      expect(hooks, b).toBe(b === '.tmp/ext-e2e');
+      const present = TEST_ONLY.filter((name) => js.includes(name));
+      expect(present, b).toEqual(b === '.tmp/ext-e2e' ? TEST_ONLY : []);
     }
   });
 });

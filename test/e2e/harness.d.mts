@@ -22,6 +22,13 @@ export interface AuditVerdict {
   counts: { own: number; inline: number; pack: number; pageImage: number };
   unexpected: AuditRequest[];
 }
+/** The audit's verdict on a list of requests: allowed by kind, and the ones nothing allows. */
+export function auditVerdict(
+  requests: AuditRequest[],
+  pageImages: Set<string>,
+  extensionId: string,
+  audit?: { allow?: string[] },
+): AuditVerdict;
 export interface LaunchOptions {
   headless?: boolean;
   webgpu?: boolean;

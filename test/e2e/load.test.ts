@@ -26,10 +26,14 @@ const LONG_MS = 50;
 // Bounds from measured runs (2-core shared machine, Debian Chromium headless), with margin; each says what it was.
 /** V8 heap growth vs the same page with auto-alt off: measured 1.0-1.2 MB. */
 const HEAP_GROWTH_MB = 16;
-/** Caption requests for the 15,000-image page: measured 313-363 (300 eager images + what scrolling loaded). */
-const MAX_REQUESTS = 1000;
-/** Frames per second during the storm (untraced): measured 10-15 with us (the page alone: 40-50; see the report). */
+/** Frames per second during the storm (untraced): a floor only; the ratio to the page alone is printed (goal 0.9). */
 const MIN_STORM_FPS = 5;
+/**
+ * Verdicts for restyles during both storms: a restyle of an image already queued or labelled needs none (6,000
+ * restyles a second over 400 images; judging each forced a style and layout pass, and the page fell from 40-50 to
+ * 10-15 frames/s). Other verdicts go on meanwhile: the rest of the page is being described in the background.
+ */
+const MAX_STORM_VERDICTS = 50;
 /** Attribute changes per second the page still manages with us on: measured 490-800 (alone: 1,200-2,500). */
 const MIN_STORM_RATE = 250;
 /** src changes the churn timer manages in 3 s on this busy page: measured 8-22. */
@@ -41,6 +45,9 @@ interface Stats {
   queue: { pending: number; maxPending: number; sent: number; cancelled: number; dropped: number };
   loop: { slices: number; maxSliceMs: number; units: number };
   tracked: number;
+  /** Verdicts reached (each may read styles and layout), and those for a change of an image's looks only. */
+  judged: number;
+  judgedForLooks: number;
   /** Images watched for visibility: only those waiting for a caption. */
   observed: number;
   dropped: number;
@@ -252,8 +259,8 @@ describe('load', () => {
 
   it('10,000 images, then 5,000 more by infinite scroll: true captions on screen; queue, tasks, heap and requests bounded', async () => {
     const firstScreen = await expectVisibleTrue(page, 90_000);
-    const s0 = await stats();
-    expect(s0.tracked).toBeGreaterThanOrEqual(10_000); // every image was found and is watched
+    // Every image is found and tracked (the scan goes on in idle slices after the first screen is labelled).
+    await expect.poll(async () => (await stats()).tracked, { timeout: 60_000 }).toBeGreaterThanOrEqual(10_000);
     // Infinite scroll: append 1,000 more and jump to the end, five times; then the images now on screen.
     for (let i = 0; i < 5; i += 1) {
       await page.evaluate(() => (window as unknown as { more(n: number): void }).more(1000));
@@ -275,6 +282,8 @@ describe('load', () => {
         `heap ${heap.toFixed(1)} MB vs off ${off.heapMB.toFixed(1)} MB`,
     );
     expect(s.queue.maxPending).toBeGreaterThan(QUEUE_BOUND / 2); // the bound was really tested (300 eager images)
+    // Only images waiting in the queue are watched for visibility, never the thousands it turned away.
+    expect(s.observed).toBeLessThanOrEqual(2 * QUEUE_BOUND);
     expect(s.queue.maxPending).toBeLessThanOrEqual(QUEUE_BOUND);
     expect(t.calls).toBeGreaterThan(100);
     expect(t.maxMs).toBeLessThan(LONG_MS);
@@ -283,7 +292,8 @@ describe('load', () => {
     // is printed, not asserted; what is asserted is that the 15,000 images were worked through in many slices.
     expect(s.loop.slices).toBeGreaterThan(20);
     expect(heap - off.heapMB).toBeLessThan(HEAP_GROWTH_MB);
-    // Requests follow what is loaded (300 eager + what scrolling loaded), never the 15,000 images; each is one picture.
+    // The page's images are described in the background too (whole-page.test.ts), a few requests at a time through the
+    // bounded queue: never more requests than images, each picture asked about once.
     const loaded = await page.evaluate(
       () =>
         [...document.querySelectorAll('#grid img')].filter(
@@ -291,8 +301,7 @@ describe('load', () => {
         ).length,
     );
     console.info(`load 15k: ${loaded} images loaded by the page, ${s.queue.sent} caption requests`);
-    expect(s.queue.sent).toBeLessThanOrEqual(loaded);
-    expect(s.queue.sent).toBeLessThan(MAX_REQUESTS);
+    expect(s.queue.sent).toBeLessThanOrEqual(s.tracked);
   });
 
   it('a mutation storm: no long task of ours, the page keeps painting, labels stay right', async () => {
@@ -316,7 +325,7 @@ describe('load', () => {
     const s = await stats();
     const flips = await page.evaluate(() => (window as unknown as { __flips: number }).__flips);
     console.info(
-      `storm: ${Math.round(m.perSec)} attribute changes/s (off: ${Math.round(off.storm.perSec)}); ${m.fps.toFixed(1)} frames/s (off: ${off.storm.fps.toFixed(1)}); ` +
+      `storm: ${Math.round(m.perSec)} attribute changes/s (off: ${Math.round(off.storm.perSec)}); ${m.fps.toFixed(1)} frames/s (off: ${off.storm.fps.toFixed(1)}, ratio ${(m.fps / off.storm.fps).toFixed(2)}); verdicts for restyles ${s.judgedForLooks - before.judgedForLooks} (all verdicts ${s.judged - before.judged}); ` +
         `page long frames ${m.loafN}, max ${m.loafMax.toFixed(0)} ms (off: ${off.storm.loafN}, max ${off.storm.loafMax.toFixed(0)} ms); ` +
         `traced storm ${Math.round(mt.perSec)}/s, ${mt.fps.toFixed(1)} frames/s, intersection observers ${t.ioMs.toFixed(0)} ms; our calls ${t.calls}, ${t.totalMs.toFixed(0)} ms in all, longest ${t.maxMs.toFixed(1)} ms (${t.maxAllInMs.toFixed(1)} with GC) [${t.top}]; our longest slice ${s.loop.maxSliceMs.toFixed(1)} ms; ${s.loop.units - before.loop.units} units of work; ` +
         `queue max ${s.queue.maxPending}; requests +${s.queue.sent - before.queue.sent}; labels changed or removed ${flips}`,
@@ -327,6 +336,7 @@ describe('load', () => {
     expect(t.maxMs).toBeLessThan(LONG_MS); // thread time; the loop's wall-clock slice is printed only (see above)
     // The page keeps painting (a long task of ours would stop it).
     expect(m.fps).toBeGreaterThan(MIN_STORM_FPS);
+    expect(s.judgedForLooks - before.judgedForLooks).toBeLessThan(MAX_STORM_VERDICTS);
     expect(s.queue.maxPending).toBeLessThanOrEqual(QUEUE_BOUND);
     expect(flips).toBe(0);
     const after = await visibleLabels(page);

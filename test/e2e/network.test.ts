@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Frame } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TMP, startNetworkAudit, type AuditVerdict } from './harness.mjs';
+import { TMP, auditVerdict, startNetworkAudit, type AuditVerdict } from './harness.mjs';
 import { env, launch, waitForLabels, type Ext } from './env';
 
 /** Every image URL a frame shows (img currentSrc, input[type=image] src, CSS background images), shadow roots too. */
@@ -25,10 +25,12 @@ function shownImages(frame: Frame): Promise<string[]> {
   });
 }
 
+const AUDIT_NAME = 'network-audit';
+
 describe('network audit', () => {
-  let ext: Ext;
+  let ext: Ext | null;
   beforeAll(async () => {
-    ext = await launch({ debugPort: true });
+    ext = await launch({ debugPort: true, name: AUDIT_NAME });
   });
   afterAll(async () => {
     await ext?.close();
@@ -36,12 +38,12 @@ describe('network audit', () => {
 
   it('lists every request the extension makes: only images the pages show, and the pack', async () => {
     // The offscreen document exists before the audit attaches, so its very first request (pack.json) is seen.
-    await ext
+    await ext!
       .serviceWorker()
       .evaluate(() => (globalThis as unknown as { altTextTest: { ensureOffscreen(): Promise<void> } }).altTextTest.ensureOffscreen());
-    const audit = await startNetworkAudit(ext.cdpUrl!, ext.extensionId);
+    const audit = await startNetworkAudit(ext!.cdpUrl!, ext!.extensionId);
     const shown = new Set<string>();
-    const page = await ext.context.newPage();
+    const page = await ext!.context.newPage();
     for (const [path, labels] of [
       ['/fixtures/basic.html', 7],
       ['/fixtures/dynamic.html', 7],
@@ -53,7 +55,7 @@ describe('network audit', () => {
     await audit.stop();
 
     const packFiles = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((f) => `${env.packUrl}${f}`);
-    const network = audit.requests.filter((r) => !r.url.startsWith(`chrome-extension://${ext.extensionId}/`));
+    const network = audit.requests.filter((r) => !r.url.startsWith(`chrome-extension://${ext!.extensionId}/`));
     const unexpected = network.filter((r) => !shown.has(r.url) && !packFiles.includes(r.url) && !r.url.startsWith('data:'));
     // The audit saw real traffic: the pack download and image fetches, from the offscreen document.
     expect(network.some((r) => r.url === `${env.packUrl}pack.json`)).toBe(true);
@@ -62,19 +64,48 @@ describe('network audit', () => {
     console.info(`network audit: ${network.length} requests from the extension, all pack files or page images`);
   });
 
-  it('every launch of this run was audited too, and none made an unexpected request', () => {
+  it("every launch of this run was audited, this file's too, and the audit flags what it must", async () => {
+    // Closing writes this file's own launch record (launch() in env.ts), so the sum below is never empty.
+    await ext!.close();
+    ext = null;
     // launch() (env.ts) records each browser's extension requests under .tmp/net-audit/ and fails the test that
     // launched it on any unexpected one; this sums up the launches of this run so far (files after global setup).
     const dir = join(TMP, 'net-audit');
     const since = statSync(join(TMP, 'e2e-env.json')).mtimeMs;
     const runs = existsSync(dir)
       ? readdirSync(dir)
-          .map((f) => join(dir, f))
-          .filter((f) => statSync(f).mtimeMs >= since)
-          .map((f) => JSON.parse(readFileSync(f, 'utf8')) as AuditVerdict)
+          .filter((f) => statSync(join(dir, f)).mtimeMs >= since)
+          .map((f) => ({ file: f, ...(JSON.parse(readFileSync(join(dir, f), 'utf8')) as AuditVerdict) }))
       : [];
-    const total = runs.reduce((a, r) => a + r.total, 0);
+    const mine = runs.filter((r) => r.file.endsWith(`-${AUDIT_NAME}.json`));
+    expect(mine.length).toBeGreaterThanOrEqual(1);
+    // The record saw real traffic of both allowed kinds: a record of nothing would also have nothing unexpected.
+    expect(mine.at(-1)!.counts.pack).toBeGreaterThan(0);
+    expect(mine.at(-1)!.counts.pageImage).toBeGreaterThan(5);
     expect(runs.flatMap((r) => r.unexpected)).toEqual([]);
-    console.info(`network audit: ${runs.length} earlier launches in this run, ${total} extension requests, none unexpected`);
+    // The verdict itself: a beacon, a page image fetched again with a query, and a pack file outside the allowed
+    // prefix are unexpected; an image the page showed, a redirect hop that started at one, and the pack are not.
+    const img = `${env.origin}/heldout/a.png`;
+    const verdict = auditVerdict(
+      [
+        { context: 'offscreen', url: img, method: 'GET' },
+        { context: 'offscreen', url: `${env.otherOrigin}/hop.png`, method: 'GET', chainStart: img },
+        { context: 'offscreen', url: `${env.packUrl}pack.json`, method: 'GET' },
+        { context: 'service_worker', url: `${env.otherOrigin}/beacon?caption=a%20cat`, method: 'POST' },
+        { context: 'offscreen', url: `${img}?copy`, method: 'GET' },
+        { context: 'offscreen', url: `${env.origin}/packs-elsewhere/pack.json`, method: 'GET' },
+      ],
+      new Set([img]),
+      'x',
+      { allow: [new URL('/packs/', env.packUrl).href] },
+    );
+    expect(verdict.unexpected.map((r) => r.url)).toEqual([
+      `${env.otherOrigin}/beacon?caption=a%20cat`,
+      `${img}?copy`,
+      `${env.origin}/packs-elsewhere/pack.json`,
+    ]);
+    expect(verdict.counts).toMatchObject({ pack: 1, pageImage: 2 });
+    const total = runs.reduce((a, r) => a + r.total, 0);
+    console.info(`network audit: ${runs.length} launches in this run, ${total} extension requests, none unexpected`);
   });
 });
