@@ -15,8 +15,6 @@ import type { WorkLoop } from './work-loop';
 
 /** An image whose picture changed is asked about once its src has stayed the same this long. */
 const SETTLE_MS = 300;
-/** Skip reasons that depend on how the page looks now (styles, boxes, aria-hidden), so a style change can undo them. */
-const LOOKS_REASON = /hidden|rendered/;
 
 interface DeciderParts {
   loop: WorkLoop;
@@ -125,7 +123,7 @@ export class Decider {
       return;
     }
     const v = this.judge(el);
-    if (v.kind === 'skip' && LOOKS_REASON.test(v.reason)) this.unseen.add(el);
+    if (v.kind === 'skip' && v.looks) this.unseen.add(el);
     else this.unseen.delete(el);
     if (hasOurLabel(el)) {
       adopt(el);

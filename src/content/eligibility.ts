@@ -17,7 +17,8 @@ export type Verdict =
   | { kind: 'label'; src: string; verified: boolean }
   /** Not loaded yet: ask again on `load`. */
   | { kind: 'wait' }
-  | { kind: 'skip'; reason: string }
+  /** `looks`: skipped for how the page shows it now (hidden, too small on screen), which a style change can undo. */
+  | { kind: 'skip'; reason: string; looks?: true }
   /** Has an author name (or is decorative): never touched. */
   | { kind: 'named' };
 
@@ -77,7 +78,7 @@ export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
   // <input type=image> is a button whose picture is its only content; anything else must be exposed as an image.
   if (!IMAGE_ROLES.has(role) && !(isInputImage(el) && role === 'button'))
     return { kind: 'skip', reason: `role=${role || 'none'}, not an image` };
-  if (isAriaHidden(el)) return { kind: 'skip', reason: 'aria-hidden' };
+  if (isAriaHidden(el)) return { kind: 'skip', reason: 'aria-hidden', looks: true };
 
   let src: string | null;
   let verified = false;
@@ -107,8 +108,8 @@ export function judge(el: Element, weakCountsAsMissing: boolean): Verdict {
   // Mostly attribute reads: cheaper than the style and layout checks below, and most images on a page are named.
   if (authorName(el, seen, weakCountsAsMissing)) return { kind: 'named' };
   const visible = (el as HTMLElement).checkVisibility?.({ visibilityProperty: true, contentVisibilityAuto: true }) ?? true;
-  if (!visible) return { kind: 'skip', reason: 'hidden' };
+  if (!visible) return { kind: 'skip', reason: 'hidden', looks: true };
   const r = el.getBoundingClientRect();
-  if (r.width < MIN_SIDE || r.height < MIN_SIDE) return { kind: 'skip', reason: 'rendered smaller than 16×16' };
+  if (r.width < MIN_SIDE || r.height < MIN_SIDE) return { kind: 'skip', reason: 'rendered smaller than 16×16', looks: true };
   return { kind: 'label', src, verified };
 }
