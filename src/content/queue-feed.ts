@@ -1,8 +1,8 @@
 /**
  * What goes into the frame's caption requests (caption-requests.ts), and in which order: images on screen first, then
  * the rest of the page nearest to the reading position first, so a screen-reader user reading ahead of the viewport
- * finds labels there too. The queue is bounded; an image it turns away is kept here (an element reference, nothing
- * more) and offered again, nearest first, when it has room. Results go to the labels; failures are logged (each
+ * finds labels there too. The queue is bounded; an image it turns away is kept here (the element and its place on
+ * the page then) and offered again, nearest first, when it has room. Results go to the labels; failures are logged (each
  * distinct one once).
  */
 import { PRIORITY } from '../shared/messages';
@@ -132,7 +132,7 @@ export class QueueFeed {
   /**
    * The queue has room again (or the reader moved): offer the turned-away images nearest the reading position, as many
    * as there is room for, and after a scroll every one now on screen (each takes the place of a waiting image farther
-   * away). Their distances are read one per step of the work loop (a page may have turned away thousands).
+   * away). One step of the work loop, with no layout read: the places were noted when the images were turned away.
    */
   private offerDropped(onScreenToo = false): void {
     if (this.offering) {
