@@ -10,10 +10,11 @@
  *   BENCH_RUNS=7  BENCH_THREADS=2
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { it } from 'vitest';
+import { loadNow, loadVerdict } from './lib/machine.mjs';
 import { fmt, stat, type Stat } from './lib/stats';
 
 // transformers.js must run on the same onnxruntime-web (wasm) as the engine, not onnxruntime-node: it honours this
@@ -40,7 +41,7 @@ it('engine benchmark', async () => {
   const { decodeImageWithSharp } = await import('../src/captioner/node-decode');
   const sharp = (await import('sharp')).default;
 
-  const loadBefore = loadavg()[0];
+  const loadBefore = loadNow();
   const pack = await loadPackDir(PACK);
   const m = pack.manifest;
   const tLoad = performance.now();
@@ -165,11 +166,12 @@ it('engine benchmark', async () => {
   }
   await cap.dispose();
 
+  const load = loadVerdict(loadBefore, loadNow());
   const ratio = peer.available ? ourTokPerSec.median / (peer.tokensPerSec as Stat).median : null;
   const results = {
     date: new Date().toISOString(),
-    // 1-minute load average before and after: on a shared machine, figures scale with it
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavg1: [loadBefore, loadavg()[0]] },
+    // 1-minute load average before and after, and whether the figures may be quoted (bench/lib/machine.mjs)
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, load },
     runtime: { ort: 'onnxruntime-web (wasm, Node build)', threads: THREADS, allowSpinning: SPIN },
     pack: { dir: PACK.slice(REPO.length + 1), id: m.id, precision: m.precision, sessionCreateMs: sessionMs },
     stages,
@@ -189,7 +191,7 @@ it('engine benchmark', async () => {
   writeFileSync(OUT, JSON.stringify(results, null, 2));
 
   const lines = [
-    `pack ${results.pack.dir} (${m.precision}), onnxruntime-web wasm, ${THREADS} threads (spinning ${SPIN ? 'on' : 'off'}), ${cpus().length} cores, load ${loadBefore.toFixed(1)} -> ${loadavg()[0].toFixed(1)}; sessions ${sessionMs.toFixed(0)} ms`,
+    `pack ${results.pack.dir} (${m.precision}), onnxruntime-web wasm, ${THREADS} threads (spinning ${SPIN ? 'on' : 'off'}), ${load.line}; sessions ${sessionMs.toFixed(0)} ms`,
     `preprocess  ${fmt(stages.preprocess)}`,
     `vision      ${fmt(stages.vision)}`,
     `mapper      ${fmt(stages.mapper)}`,

@@ -10,7 +10,7 @@
  * Writes .tmp/bench/peers-<precision>.json; bench/peers-report.mjs joins the files into bench/results/peers.json.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -18,6 +18,7 @@ import * as ort from 'onnxruntime-web';
 import { createCaptioner } from '../../src/captioner/captioner';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { preprocessRgba } from '../../src/captioner/preprocess';
+import { loadNow, loadVerdict } from './machine.mjs';
 import { downloadBytes, loadPackDir, photoPng, withoutStops } from './pack';
 import { loadPeer, peerAvailable } from './peer';
 import { agreement, profiledCaption, readGolden } from './ours';
@@ -46,7 +47,7 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
   if (!existsSync(join(dir, 'pack.json'))) throw new Error(`No pack at ${dir}. Build it first: npm run pack:random`);
   mkdirSync(TMP, { recursive: true });
   ort.env.wasm.numThreads = THREADS;
-  const load0 = loadavg()[0];
+  const load0 = loadNow();
 
   // Images: a 640x480 photo-like PNG and two of the golden set, written to disk so both pipelines read files.
   const images: string[] = [];
@@ -115,10 +116,12 @@ export async function runPrecision(precision: 'fp32' | 'fp16' | 'int8'): Promise
   const peak = await measurePeaks(ort, TMP, precision === 'int8' ? 'int8' : 'fp32');
   log(`${precision}: peak MatMul ${peak.matmul.gflops.toFixed(1)} GFLOP/s, one-row ${peak.gemv.gflops.toFixed(1)} GFLOP/s`);
 
+  const load = loadVerdict(load0, loadNow());
+  log(`${precision}: ${load.line}`);
   const result = {
     precision,
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavg1: [load0, loadavg()[0]] },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, load },
     runtime: { ort: 'onnxruntime-web (wasm, Node build)', threads: THREADS },
     tokens: TOKENS,
     pack: {

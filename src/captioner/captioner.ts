@@ -41,7 +41,7 @@ export interface CaptionerOptions {
   pack: LoadedPack | string;
   /** 'auto' (default): WebGPU when an adapter exists, else WASM */
   backend?: 'auto' | Backend;
-  /** WASM threads; default min(4, hardwareConcurrency) */
+  /** WASM threads; default: hardwareConcurrency - 1, from 1 to 4 (sessions.ts defaultThreads) */
   threads?: number;
   /** let ORT's WASM worker threads busy-wait between operators (default false) */
   allowSpinning?: boolean;
@@ -75,6 +75,8 @@ export interface CaptionOptions {
   beams?: number;
   /** default: the pack's generation.maxTokens */
   maxTokens?: number;
+  /** greedy: also compute the confidence and each token's log-probability (default false; beam search always does) */
+  scores?: boolean;
   signal?: AbortSignal;
 }
 
@@ -97,9 +99,9 @@ export interface EngineCaption {
   /** the tokenizer's decode of tokenIds, before post-processing */
   rawText: string;
   tokenIds: number[];
-  /** mean log-probability per generated token (<= 0; closer to 0 is surer) */
-  confidence: number;
-  /** log-probability of each generated token (the final <|endoftext|> included when it ended the caption) */
+  /** mean log-probability per generated token (<= 0; closer to 0 is surer); absent for greedy without `scores` */
+  confidence?: number;
+  /** log-probability of each generated token (the final <|endoftext|> included when it ended the caption); empty when not computed */
   tokenLogprobs: number[];
   backend: Backend;
   backendReason: string;
@@ -248,7 +250,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     if (!inRange(maxTokens, { min: tokenRange.min, max: limit })) {
       throw new InvalidOptionError(`maxTokens must be an integer from ${tokenRange.min} to ${limit}, got ${maxTokens}.`);
     }
-    return { strategy, beams, maxTokens, signal: opts.signal };
+    return { strategy, beams, maxTokens, scores: opts.scores === true, signal: opts.signal };
   }
 
   async function runBatch(images: ImageInput[], opts: CaptionOptions): Promise<BatchItem[]> {
@@ -296,6 +298,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
         stop: m.tokens.stop,
         eos: m.tokens.eos,
         maxTokens: o.maxTokens,
+        scores: o.scores,
         signal,
         onStep: (generated: number) => emit({ type: 'token', generated }),
       };
@@ -348,7 +351,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
             text,
             rawText,
             tokenIds: d.tokenIds,
-            confidence: d.logprobs.length ? d.score / d.length : -Infinity,
+            confidence: d.logprobs.length ? d.score / d.length : undefined,
             tokenLogprobs: d.logprobs,
             backend: sessions.backend,
             backendReason: reason,

@@ -1,7 +1,8 @@
 /**
  * Loading a model pack: from a base URL (http(s) or the extension's own files) or from files the user picked.
  *
- * Every file is checked against pack.json (byte size, then SHA-256) before use. Downloads go into a PackStore in
+ * Every file is checked against pack.json (byte size, then SHA-256) when it is downloaded or picked; a stored file,
+ * verified when it was stored, is checked by size at every start. Downloads go into a PackStore in
  * chunks, so an interrupted download resumes with an HTTP Range request; failed attempts are retried with back-off.
  */
 import {
@@ -62,9 +63,18 @@ export async function sha256Hex(data: Uint8Array): Promise<string> {
 
 /** Check one file's size and hash against its manifest entry; throw the named error that says which is wrong. */
 export async function verifyFile(path: string, data: Uint8Array, entry: { bytes: number; sha256: string }): Promise<void> {
-  if (data.byteLength !== entry.bytes) throw new PackSizeError(path, entry.bytes, data.byteLength);
+  checkSize(path, data, entry);
   const got = await sha256Hex(data);
   if (got !== entry.sha256) throw new PackIntegrityError(path, entry.sha256, got);
+}
+
+/**
+ * A stored file whose hash was verified when it was stored (the record's `complete` names that hash): its size is
+ * checked at every start, its hash is not. Hashing the full-size pack again at every browser start cost seconds before
+ * the first label; the store only marks a file complete after verifying it.
+ */
+function checkSize(path: string, data: Uint8Array, entry: { bytes: number }): void {
+  if (data.byteLength !== entry.bytes) throw new PackSizeError(path, entry.bytes, data.byteLength);
 }
 
 const joinUrl = (base: string, path: string) => new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
@@ -181,7 +191,7 @@ async function reconcileRecord(store: PackStore, manifest: PackManifest): Promis
 
 /**
  * Load a pack from `baseUrl` (the folder holding pack.json), using and filling the store.
- * Files already in the store are re-verified, not downloaded again.
+ * Files already in the store are not downloaded again (their size is checked; their hash was when they were stored).
  */
 export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {}): Promise<LoadedPack> {
   const store = opts.store ?? defaultPackStore();
@@ -209,7 +219,8 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
       const data = (await store.read(manifest.id, f.path)) ?? new Uint8Array(0);
       emit(f.path, 'verify', data.byteLength, f.bytes);
       try {
-        await verifyFile(f.path, data, f);
+        if (cached) checkSize(f.path, data, f);
+        else await verifyFile(f.path, data, f);
       } catch (e) {
         // Never keep a bad file: the next attempt downloads it afresh.
         await store.clearFile(manifest.id, f.path);
@@ -248,7 +259,7 @@ export async function loadCachedPack(
     if (rec.complete[f.path] !== f.sha256) throw new PackNotCachedError(packId);
     const data = await store.read(packId, f.path);
     if (!data) throw new PackNotCachedError(packId);
-    await verifyFile(f.path, data, f);
+    checkSize(f.path, data, f);
     out[f.key] = data;
     bytes += f.bytes;
     opts.onProgress?.({ packId, file: f.path, phase: 'cached', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });

@@ -70,9 +70,15 @@ export async function watchDeviceLoss(ort: Ort, onLost: (reason: string) => void
   }
 }
 
-export function defaultThreads(): number {
-  const hc = (globalThis.navigator as Navigator | undefined)?.hardwareConcurrency ?? 1;
-  return Math.max(1, Math.min(4, hc));
+/**
+ * WASM threads when the caller does not say: one core is left for the page, the browser and the screen reader, and
+ * at most 4 (ORT's own default is half the cores, capped at 4). On a 2-core machine that is 1 thread: measured for
+ * issue 13 with the full-size pack, 1 thread took 33 ms a step against 71-76 ms for 2 when the machine was busy, and
+ * 26 against 17 ms when it was idle. A user's machine is rarely idle while they browse, and speech that stutters
+ * because captions took both cores is worse than a slower caption.
+ */
+export function defaultThreads(cores = (globalThis.navigator as Navigator | undefined)?.hardwareConcurrency ?? 1): number {
+  return Math.max(1, Math.min(4, cores - 1));
 }
 
 let wasmConfigured: string | null = null;

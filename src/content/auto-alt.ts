@@ -7,7 +7,8 @@
  *   note     changes.ts keeps element -> what changed, so a storm of changes to one element is one unit of work
  *   decide   decide.ts looks at each changed element in short idle slices (work-loop.ts); a src that keeps changing
  *            waits until it settles
- *   queue    queue-feed.ts feeds the bounded caption requests (caption-requests.ts), visible first
+ *   queue    queue-feed.ts feeds the bounded caption requests (caption-requests.ts), visible first; images off
+ *            screen wait while the page is busy (page-activity.ts)
  *   label    auto-labels.ts puts labels on and off, and reports their count
  * This file only wires them together.
  */
@@ -15,6 +16,7 @@ import { AutoLabels } from './auto-labels';
 import { Changes } from './changes';
 import { Decider } from './decide';
 import { labelCount } from './labeller';
+import { PageActivity } from './page-activity';
 import { PageWatch } from './page-watch';
 import { QueueFeed } from './queue-feed';
 import { Visibility } from './visibility';
@@ -32,10 +34,12 @@ export function init(signal: AbortSignal, opts: AutoAltOptions): void {
   const changes = new Changes(loop, signal, (el, flags) => decide.handle(el, flags));
   const visibility = new Visibility((el, visible) => feed.visibilityChanged(el, visible));
   const labels = new AutoLabels(opts, signal);
-  const feed = new QueueFeed(loop, changes, visibility, labels, signal);
+  const activity = new PageActivity();
+  const feed = new QueueFeed(loop, changes, visibility, labels, activity, signal);
   const page: PageWatch = new PageWatch(
     changes,
     { onRoot: (root) => decide.scan(root), isTracked: (el) => decide.isTracked(el), onBroken: (img) => decide.broken(img) },
+    activity,
     signal,
   );
   const decide: Decider = new Decider({ loop, changes, page, visibility, feed, labels }, opts.weakNamesCountAsMissing, signal);
@@ -68,6 +72,7 @@ export function init(signal: AbortSignal, opts: AutoAltOptions): void {
         observed: visibility.watching,
         dirty: changes.size,
         labelled: labelCount(),
+        busy: { ...activity.stats, now: activity.busy },
       }),
       sentMatching: (part: string) => feed.sentMatching(part),
       // A positive control for the e2e long-task attribution: a task of `ms` run from this script's own code.

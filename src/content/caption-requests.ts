@@ -6,6 +6,7 @@
  * Bounded, whatever the page does: at most `maxQueued` distinct images wait. When it is full, an image off screen is
  * turned away, and a visible one takes the place of the oldest waiting image off screen; whoever is turned away is
  * handed back (onDrop) and offered again when there is room (onRoom). Remembered results and failures are bounded too.
+ * Images off screen may be held while the page is busy (backgroundTurn); a visible one is asked about at once.
  */
 import { BoundedMap } from '../shared/bounded-map';
 import { isPermanent, toWire } from '../shared/errors';
@@ -36,11 +37,22 @@ export interface QueueCallbacks {
   onSent?(src: string): void;
 }
 
+export interface QueueOptions {
+  maxInFlight?: number;
+  maxQueued?: number;
+  /** Where the user reads now, on the same scale as `order`: the nearest waiting image goes first. */
+  readingAt?: () => number;
+  /** May an image off screen be asked about now? 0: yes; else ms to wait (the page is busy: page-activity.ts). */
+  backgroundTurn?: () => number;
+}
+
 /** What a test build reads (through the content script's test hook). */
 export interface QueueStats {
   pending: number;
   maxPending: number;
   sent: number;
+  /** Of those sent, for images off screen (the rest of the page, described in the background). */
+  sentBackground: number;
   cancelled: number;
   dropped: number;
 }
@@ -53,17 +65,32 @@ export class CaptionRequests {
   private answeredBySrc = new BoundedMap<string, CaptionResult>(LIMITS.queue.frameRemembered);
   private failedBySrc = new BoundedMap<string, Error>(LIMITS.queue.frameRemembered);
   private full = false;
-  readonly stats: QueueStats = { pending: 0, maxPending: 0, sent: 0, cancelled: 0, dropped: 0 };
+  readonly stats: QueueStats = { pending: 0, maxPending: 0, sent: 0, sentBackground: 0, cancelled: 0, dropped: 0 };
+
+  private readonly maxInFlight: number;
+  readonly maxQueued: number;
+  private readonly readingAt: () => number;
+  private readonly backgroundTurn: () => number;
+  /** Background captions are held (the page is busy): the pump looks again then. */
+  private wake: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly cb: QueueCallbacks,
     private readonly signal: AbortSignal,
-    private readonly maxInFlight = LIMITS.queue.frameInFlight,
-    readonly maxQueued = LIMITS.queue.frameQueued,
-    /** Where the user reads now, on the same scale as `order`: the nearest waiting image goes first. */
-    private readonly readingAt: () => number = () => 0,
+    opts: QueueOptions = {},
   ) {
-    signal.addEventListener('abort', () => this.cancelAll(), { once: true });
+    this.maxInFlight = opts.maxInFlight ?? LIMITS.queue.frameInFlight;
+    this.maxQueued = opts.maxQueued ?? LIMITS.queue.frameQueued;
+    this.readingAt = opts.readingAt ?? (() => 0);
+    this.backgroundTurn = opts.backgroundTurn ?? (() => 0);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(this.wake);
+        this.cancelAll();
+      },
+      { once: true },
+    );
   }
 
   /** Number of distinct images waiting or in flight. */
@@ -200,6 +227,8 @@ export class CaptionRequests {
     while (!this.signal.aborted && this.inFlight < this.maxInFlight) {
       const e = this.next();
       if (!e) return;
+      // The best waiting image is off screen, so all are: they may have to wait for the page to calm down.
+      if (e.priority > PRIORITY.visible && !this.mayGoInBackground()) return;
       e.requestId = newRequestId('cs');
       this.inFlight += 1;
       void this.run(e).finally(() => {
@@ -209,12 +238,24 @@ export class CaptionRequests {
     }
   }
 
+  private mayGoInBackground(): boolean {
+    if (this.wake !== undefined) return false;
+    const wait = this.backgroundTurn();
+    if (wait <= 0) return true;
+    this.wake = setTimeout(() => {
+      this.wake = undefined;
+      this.pump();
+    }, wait);
+    return false;
+  }
+
   private async run(e: Entry): Promise<void> {
     const requestId = e.requestId!;
     try {
       const source = await toImageSource(e.src, e.verified);
       if (this.signal.aborted || this.entries.get(e.src) !== e) return;
       this.stats.sent += 1;
+      if (e.priority > PRIORITY.visible) this.stats.sentBackground += 1;
       this.cb.onSent?.(e.src);
       const result = await request({ type: 'cs-bg-caption', requestId, source, priority: e.priority }, this.signal);
       if (this.signal.aborted || this.entries.get(e.src) !== e) return;

@@ -1,10 +1,12 @@
 /**
  * Watching the page: the document and each open shadow root get a MutationObserver and capturing load/error
- * listeners. Mutation records are only noted (changes.ts); nothing here touches the DOM. Only trusted (browser-made)
+ * listeners. Mutation records are only noted (changes.ts) and counted (page-activity.ts); nothing here touches the DOM. Only trusted (browser-made)
  * load and error events count: events the page makes itself (dispatchEvent) do not.
  */
 import { F_ADDED, F_LABEL, F_NAME, F_REMOVED, F_SRC, F_STYLE, F_TREE, type Changes } from './changes';
 import { CANDIDATE_SELECTOR } from './eligibility';
+import { hasOurLabel } from './labeller';
+import type { PageActivity } from './page-activity';
 
 const WATCHED = [
   'src',
@@ -48,6 +50,7 @@ export class PageWatch {
   constructor(
     private readonly changes: Changes,
     private readonly hooks: PageWatchHooks,
+    private readonly activity: PageActivity,
     private readonly signal: AbortSignal,
   ) {
     this.mo = new MutationObserver((records) => this.note(records));
@@ -75,6 +78,7 @@ export class PageWatch {
   }
 
   private note(records: MutationRecord[]): void {
+    let byPage = 0;
     for (const r of records) {
       if (r.type === 'attributes') {
         const el = r.target as Element;
@@ -82,14 +86,19 @@ export class PageWatch {
         if (SRC_ATTRS.has(a)) {
           this.srcChangedAt.set(el, performance.now());
           this.changes.mark(el, F_SRC);
-        } else if (a === 'aria-label') this.changes.mark(el, F_LABEL);
-        else if (STYLE_ATTRS.has(a)) this.changes.mark(el, F_TREE | F_STYLE);
+        } else if (a === 'aria-label') {
+          this.changes.mark(el, F_LABEL);
+          // Our own labels going on do not make the page busy (a burst of cached captions would hold the rest).
+          if (hasOurLabel(el)) continue;
+        } else if (STYLE_ATTRS.has(a)) this.changes.mark(el, F_TREE | F_STYLE);
         else this.changes.mark(el, a === 'aria-hidden' ? F_TREE | F_NAME : F_NAME);
       } else if (r.type === 'childList') {
         for (const n of r.removedNodes) if (n instanceof Element) this.changes.mark(n, F_REMOVED);
         for (const n of r.addedNodes) if (n instanceof Element) this.changes.mark(n, F_ADDED);
       }
+      byPage += 1;
     }
+    this.activity.note(byPage);
   }
 
   private readonly onLoad = (e: Event): void => {

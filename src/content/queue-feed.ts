@@ -11,6 +11,7 @@ import { CaptionRequests, type QueueStats } from './caption-requests';
 import { F_NAME, type Changes } from './changes';
 import { hasOurLabel } from './labeller';
 import { logOnce, logSkip } from './log';
+import type { PageActivity } from './page-activity';
 import { pagePosition, readingPosition, type Visibility } from './visibility';
 import type { WorkLoop } from './work-loop';
 
@@ -38,6 +39,7 @@ export class QueueFeed {
     private readonly changes: Changes,
     private readonly visibility: Visibility,
     labels: AutoLabels,
+    activity: PageActivity,
     signal: AbortSignal,
   ) {
     this.queue = new CaptionRequests(
@@ -68,9 +70,7 @@ export class QueueFeed {
         onRoom: () => this.offerDropped(),
       },
       signal,
-      undefined,
-      undefined,
-      readingPosition,
+      { readingAt: readingPosition, backgroundTurn: () => activity.backgroundTurn() },
     );
     // The reader moved: turned-away images now on screen go ahead of the rest without waiting for room.
     document.addEventListener(

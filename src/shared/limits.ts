@@ -101,5 +101,13 @@ export const LIMITS = deepFreeze({
     inference: 512,
     /** Results of just-finished jobs it keeps, for requests that were on their way while their job ended. */
     inferenceRemembered: 256,
+    /**
+     * A busy page (content/page-activity.ts): at least `changes` watched mutation records within `windowMs`. The
+     * storm in test/e2e/load.test makes 1,200-6,000 a second; an ordinary page makes a few a second, and an infinite
+     * scroll appends in bursts that end within the window. Background (off-screen) captions wait until `quietMs` after
+     * the last busy window, and while it lasts one goes out every `trickleMs`, so a page that never calms down is still
+     * described, slowly.
+     */
+    busyPage: { windowMs: 1000, changes: 200, quietMs: 1000, trickleMs: 5000 },
   },
 });

@@ -30,7 +30,8 @@ export interface Caption {
   text: string;
   packId: string;
   backend: string;
-  confidence: number;
+  /** mean log-probability per token, from beam search; greedy decoding leaves it out (decoding.ts: scores) */
+  confidence?: number;
 }
 
 /** A caption as the worker answers it: with whether its caption cache served it. */

@@ -101,7 +101,13 @@ describe('greedy decoding', () => {
     const seeds = [1, 2, 3, 4, 5, 6];
     for (const seed of seeds) {
       const dec = new FakeDecoder([[]], seed);
-      const [got] = await greedyDecode(dec.prefill(), 1, dec, { vocabSize: V, stop: [STOP, EOS], eos: EOS, maxTokens: 9 });
+      const [got] = await greedyDecode(dec.prefill(), 1, dec, { vocabSize: V, stop: [STOP, EOS], eos: EOS, maxTokens: 9, scores: true });
+      // Without scores (the extension's greedy path): the same tokens, no softmax, no log-probabilities.
+      const plain = new FakeDecoder([[]], seed);
+      const [fast] = await greedyDecode(plain.prefill(), 1, plain, { vocabSize: V, stop: [STOP, EOS], eos: EOS, maxTokens: 9 });
+      expect(fast.tokenIds).toEqual(got.tokenIds);
+      expect(fast.logprobs).toEqual([]);
+      expect(fast.length).toBe(got.length);
       // reference: plain loop
       const ids: number[] = [];
       const all: number[] = [];

@@ -69,7 +69,7 @@ for (const dir of goldenPackDirs()) {
           expect(dp.max).toBeLessThan(1e-3 * Math.max(1, Math.max(...tensor(img.prefixEmbeds).map(Math.abs))));
           // decode from the golden prefix: tokens must match exactly
           const m = pack.manifest;
-          const dopts = { vocabSize: m.decoder.vocabSize, stop: m.tokens.stop, eos: m.tokens.eos, maxTokens: golden.decoding.maxTokens };
+          const dopts = { vocabSize: m.decoder.vocabSize, stop: m.tokens.stop, eos: m.tokens.eos, maxTokens: golden.decoding.maxTokens, scores: true };
           const d1 = new KvDecoder(ORT, s.decoder, m);
           const [g] = await greedyDecode(await d1.prefill(tensor(img.prefixEmbeds), 1), 1, d1, dopts);
           expect(g.tokenIds).toEqual(img.greedy.tokenIds);
@@ -91,7 +91,7 @@ for (const dir of goldenPackDirs()) {
     it('captions each golden image from its file: greedy and beam token ids identical to PyTorch', async () => {
       for (const img of golden.images) {
         const bytes = readFileSync(join(dir, img.file));
-        const g = await cap.caption(bytes, { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });
+        const g = await cap.caption(bytes, { strategy: 'greedy', maxTokens: golden.decoding.maxTokens, scores: true });
         const b = await cap.caption(bytes, { strategy: 'beam', beams: golden.decoding.beams, maxTokens: golden.decoding.maxTokens });
         console.log(
           `[parity] ${rel} ${img.file} greedy "${g.text}" (${g.tokenIds.length} tokens, ${g.timings.perToken.toFixed(1)} ms/token), beam "${b.text}"`,
@@ -102,7 +102,8 @@ for (const dir of goldenPackDirs()) {
         expect(b.rawText).toBe(img.beam.text);
         expect(g.backend).toBe('wasm');
         expect(g.confidence).toBeLessThanOrEqual(0);
-        expect(Math.abs(b.confidence - img.beam.score)).toBeLessThan(1e-3);
+        expect(g.tokenLogprobs.length).toBe(g.timings.tokens);
+        expect(Math.abs(b.confidence! - img.beam.score)).toBeLessThan(1e-3);
       }
     });
 

@@ -23,7 +23,7 @@ const url = (name: string) => `https://example.test/${name}.png`;
 const caption = (text: string): CaptionResult => ({ text, rawText: text, cached: false }) as unknown as CaptionResult;
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
-function queue(maxQueued: number, readingAt?: () => number) {
+function queue(maxQueued: number, readingAt?: () => number, backgroundTurn?: () => number) {
   const results: string[] = [];
   const dropped: string[] = [];
   let rooms = 0;
@@ -35,9 +35,7 @@ function queue(maxQueued: number, readingAt?: () => number) {
       onRoom: () => (rooms += 1),
     },
     new AbortController().signal,
-    1,
-    maxQueued,
-    readingAt,
+    { maxInFlight: 1, maxQueued, readingAt, backgroundTurn },
   );
   return { q, results, dropped, rooms: () => rooms };
 }
@@ -107,5 +105,30 @@ describe('caption requests', () => {
     q.callOnRoom();
     await tick();
     expect(rooms()).toBe(2);
+  });
+
+  it('while the page is busy, images off screen wait and visible ones go at once; then the rest go', async () => {
+    vi.useFakeTimers();
+    try {
+      let wait = 1000; // the page is busy for 1 s
+      const { q, results } = queue(10, undefined, () => wait);
+      q.add(el('off'), url('off'), PRIORITY.rest, true, 0);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(sent).toHaveLength(0); // held
+      q.add(el('seen'), url('seen'), PRIORITY.visible, true, 500);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(sent.map((x) => x.src)).toEqual([url('seen')]);
+      sent.shift()!.resolve(caption('seen'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(sent).toHaveLength(0); // still busy: the image off screen still waits
+      wait = 0; // calm again
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(sent.map((x) => x.src)).toEqual([url('off')]);
+      sent.shift()!.resolve(caption('off'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(results).toEqual(['seen', 'off']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

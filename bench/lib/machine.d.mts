@@ -1,0 +1,13 @@
+export interface LoadSample {
+  load1: number;
+  cores: number;
+}
+export interface LoadVerdict {
+  before: number;
+  after: number;
+  cores: number;
+  quiet: boolean;
+  line: string;
+}
+export declare function loadNow(): LoadSample;
+export declare function loadVerdict(before: LoadSample, after: LoadSample): LoadVerdict;
