@@ -236,7 +236,7 @@ async function kvCheck() {
   try {
     const px = preprocessRgba(IMAGES[0], m.preprocess);
     const prefix = await runMapper(ort, s, await runVision(ort, s, px, 1, m), 1, m);
-    const dec = new KvDecoder(ort, s.decoder, m, 'webgpu');
+    const dec = new KvDecoder(ort, s.decoder, m);
     const V = m.decoder.vocabSize;
     let logits = await dec.prefill(prefix, 1);
     const onGpu = dec.gpuPast.length > 0;

@@ -51,7 +51,7 @@ export async function agreement(ort: Ort, pack: LoadedPack, golden: Golden): Pro
     for (const img of golden.images) {
       const ref = img.greedy.tokenIds;
       const prefix = await runMapper(ort, s, await runVision(ort, s, tensor(img.pixelValues), 1, m), 1, m);
-      const dec = new KvDecoder(ort, s.decoder, m, 'wasm');
+      const dec = new KvDecoder(ort, s.decoder, m);
       // Free-running greedy tokens too: identical to the reference as long as every forced step agreed.
       let free = true;
       try {
@@ -92,7 +92,7 @@ export async function profiledCaption(ort: Ort, pack: LoadedPack, pixels: Float3
   const V = m.decoder.vocabSize;
   try {
     const prefix = await runMapper(ort, s, await runVision(ort, s, pixels, 1, m), 1, m);
-    const dec = new KvDecoder(ort, s.decoder, m, 'wasm');
+    const dec = new KvDecoder(ort, s.decoder, m);
     let logits = await dec.prefill(prefix, 1);
     for (let i = 1; i < tokens; i++) logits = await dec.step([0], [argmax(logits, 0, V)]);
     dec.release();

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.preprocess import ImageDecodeError, load_image, preprocess, resized_size
+from model.preprocess import ImageDecodeError, load_image, preprocess, resized_size, to_rgb
 
 MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
 
@@ -25,10 +25,24 @@ def test_centre_crop_and_normalisation():
     assert np.allclose(x[0], (1.0 - 0.5) / 0.25) and np.allclose(x[1], (0.0 - 0.5) / 0.25)
 
 
-def test_alpha_is_dropped_not_composited():
-    img = Image.new("RGBA", (40, 40), (200, 100, 50, 0))
-    x = preprocess(img, 16, MEAN, STD)
+def test_transparency_is_laid_over_white():
+    # Fully transparent: white, whatever colour the pixels store.
+    x = preprocess(Image.new("RGBA", (40, 40), (200, 100, 50, 0)), 16, MEAN, STD)
+    assert np.allclose(x, (1.0 - 0.5) / 0.25, atol=1e-6)
+    # Opaque: unchanged.
+    x = preprocess(Image.new("RGBA", (40, 40), (200, 100, 50, 255)), 16, MEAN, STD)
     assert np.allclose(x[0], (200 / 255 - 0.5) / 0.25, atol=1e-6)
+    # Half transparent: halfway to white, by the integer rule.
+    assert to_rgb(Image.new("RGBA", (2, 2), (0, 100, 255, 128))).getpixel((0, 0)) == (127, 177, 255)
+    # Grey with alpha, and a palette with a transparent index, the same way.
+    assert to_rgb(Image.new("LA", (2, 2), (10, 0))).getpixel((0, 0)) == (255, 255, 255)
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    pal.putpixel((1, 0), 1)
+    pal.info["transparency"] = 0
+    assert [to_rgb(pal).getpixel((i, 0)) for i in range(2)] == [(255, 255, 255), (255, 0, 0)]
+    # No transparency: PIL's own conversion, as before.
+    assert to_rgb(Image.new("CMYK", (1, 1), (0, 0, 0, 0))).getpixel((0, 0)) == Image.new("CMYK", (1, 1), (0, 0, 0, 0)).convert("RGB").getpixel((0, 0))
 
 
 def test_bad_images_are_named(tmp_path):

@@ -307,7 +307,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       let decodeMs = 0;
       emit({ type: 'stage', stage: 'prefill', images: n });
       if (o.strategy === 'greedy') {
-        const dec = new KvDecoder(ort, sessions.decoder, m, sessions.backend);
+        const dec = new KvDecoder(ort, sessions.decoder, m);
         try {
           const tp = now();
           const first = await dec.prefill(prefix, n);
@@ -322,7 +322,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       } else {
         decoded = [];
         for (let i = 0; i < n; i++) {
-          const dec = new KvDecoder(ort, sessions.decoder, m, sessions.backend);
+          const dec = new KvDecoder(ort, sessions.decoder, m);
           try {
             const tp = now();
             const first = await dec.prefill(prefix.subarray(i * P * E, (i + 1) * P * E), 1);

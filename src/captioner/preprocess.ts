@@ -206,18 +206,28 @@ function roundHalfEvenHalf(a: number): number {
 }
 
 /**
- * RGBA -> RGB as PIL's convert('RGB') does it (model/preprocess.py): alpha is dropped, colour kept as stored.
- * (Browsers hand back canvas pixels un-premultiplied, so fully transparent pixels come out black there.)
+ * RGBA -> RGB as a reader sees the picture: transparency laid over white, each channel
+ * floor((c * a + 255 * (255 - a) + 127) / 255), the integer rule of model/preprocess.py's to_rgb, so both match byte
+ * for byte. Upstream CLIP drops alpha instead; that would show a transparent logo over whatever colour its transparent
+ * pixels store, and browsers hand canvas pixels back un-premultiplied, so there that colour is black.
  */
-function rgbaToRgb(img: RgbaImage): Uint8Array {
+export function rgbaToRgb(img: RgbaImage): Uint8Array {
   const { data, width, height } = img;
   const n = width * height;
   if (data.length < n * 4) throw new RangeError(`RGBA buffer has ${data.length} bytes, expected ${n * 4}`);
   const out = new Uint8Array(n * 3);
   for (let i = 0, j = 0, k = 0; i < n; i++, j += 3, k += 4) {
-    out[j] = data[k];
-    out[j + 1] = data[k + 1];
-    out[j + 2] = data[k + 2];
+    const a = data[k + 3];
+    if (a === 255) {
+      out[j] = data[k];
+      out[j + 1] = data[k + 1];
+      out[j + 2] = data[k + 2];
+    } else {
+      const white = 255 * (255 - a) + 127;
+      out[j] = ((data[k] * a + white) / 255) | 0;
+      out[j + 1] = ((data[k + 1] * a + white) / 255) | 0;
+      out[j + 2] = ((data[k + 2] * a + white) / 255) | 0;
+    }
   }
   return out;
 }

@@ -49,7 +49,7 @@ export async function warmUp(ort: Ort, s: PackSessions, m: PackManifest): Promis
     1,
     m,
   );
-  const dec = new KvDecoder(ort, s.decoder, m, s.backend);
+  const dec = new KvDecoder(ort, s.decoder, m);
   try {
     await dec.prefill(prefix, 1);
     await dec.step([0], [m.tokens.bos]);
@@ -182,16 +182,13 @@ export class KvDecoder implements DecoderSteps {
   private gpuPast: Tensor[] = []; // WebGPU: the same, as GPU-buffer tensors
   private rows = 0;
   private pastLen = 0;
-  private readonly onGpu: boolean;
 
+  /** Where the cache lives follows where the session puts its outputs (createSessions' preferredOutputLocation). */
   constructor(
     private readonly ort: Ort,
     private readonly session: Session,
     private readonly m: PackManifest,
-    backend: Backend = 'wasm',
-  ) {
-    this.onGpu = backend === 'webgpu';
-  }
+  ) {}
 
   private feeds(ids: number[], idsPerRow: number, embeds: Float32Array | null, nEmbeds: number, rows: number): Record<string, Tensor> {
     const { nLayer, nHead, headDim, nEmbd } = this.m.decoder;

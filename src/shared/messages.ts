@@ -9,7 +9,7 @@
  * never written again at call sites.
  */
 import browser, { type Runtime } from 'webextension-polyfill';
-import { fromWire, toWire, type WireError } from './errors';
+import { TransportError, fromWire, toWire, type WireError } from './errors';
 import { LIMITS, inRange } from './limits';
 import { MODEL_ID, type BackendChoice, type Strategy } from './settings';
 
@@ -422,9 +422,7 @@ export function makeListener<P extends string>(
 /** Turn a raw reply into a value or a thrown named error. An absent reply is a transport failure. */
 export function unwrap<K extends MessageType>(type: K, raw: unknown): ReplyValue<K> {
   if (raw === undefined || raw === null || typeof raw !== 'object' || !('ok' in raw)) {
-    const e = new Error(`No reply to ${type}: message port closed`);
-    e.name = 'TransportError';
-    throw e;
+    throw new TransportError(`No reply to ${type}: message port closed`);
   }
   const r = raw as Reply<K>;
   if (r.ok) return r.value;

@@ -69,7 +69,13 @@ for (const dir of goldenPackDirs()) {
           expect(dp.max).toBeLessThan(1e-3 * Math.max(1, Math.max(...tensor(img.prefixEmbeds).map(Math.abs))));
           // decode from the golden prefix: tokens must match exactly
           const m = pack.manifest;
-          const dopts = { vocabSize: m.decoder.vocabSize, stop: m.tokens.stop, eos: m.tokens.eos, maxTokens: golden.decoding.maxTokens, scores: true };
+          const dopts = {
+            vocabSize: m.decoder.vocabSize,
+            stop: m.tokens.stop,
+            eos: m.tokens.eos,
+            maxTokens: golden.decoding.maxTokens,
+            scores: true,
+          };
           const d1 = new KvDecoder(ORT, s.decoder, m);
           const [g] = await greedyDecode(await d1.prefill(tensor(img.prefixEmbeds), 1), 1, d1, dopts);
           expect(g.tokenIds).toEqual(img.greedy.tokenIds);

@@ -2,10 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { EmptyImageError } from '../../src/shared/errors';
-import { preprocessRgba, resizeBicubicPil, shortestEdgeSize } from '../../src/captioner/preprocess';
+import { preprocessRgba, resizeBicubicPil, rgbaToRgb, shortestEdgeSize } from '../../src/captioner/preprocess';
 
 const PY = '/usr/bin/python3';
 const HELPER = fileURLToPath(new URL('./helpers/pil_resize.py', import.meta.url));
+const TO_RGB = fileURLToPath(new URL('./helpers/pil_to_rgb.py', import.meta.url));
 
 /** Deterministic pseudo-random bytes with some smooth structure (so both flat and busy regions are covered). */
 function testImage(w: number, h: number, seed: number): Uint8Array {
@@ -104,5 +105,37 @@ describe('PIL-compatible bicubic resize', () => {
     expect(out[0]).toBeCloseTo(((px(1, 0) * 10) / 255 - 0.5) / 0.5, 5);
     expect(out[4 + 3]).toBeCloseTo(((255 - px(2, 1) * 10) / 255 - 0.5) / 0.25, 5);
     expect(out[8 + 1]).toBeCloseTo((100 / 255 - 0.5) / 2, 5);
+  });
+});
+
+describe('transparency', () => {
+  it('is laid over white exactly as model/preprocess.py does, for every alpha', () => {
+    // Every alpha 0..255 against colours at the ends and the middle of the range, and random ones.
+    const w = 256;
+    const colours = [
+      [0, 0, 0],
+      [255, 255, 255],
+      [200, 100, 50],
+      [1, 128, 254],
+    ];
+    const h = colours.length + 4;
+    const data = new Uint8Array(w * h * 4);
+    let s = 7;
+    const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24;
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const k = (y * w + x) * 4;
+        const c = colours[y] ?? [rnd(), rnd(), rnd()];
+        data.set([...c, x], k);
+      }
+    const input = JSON.stringify([{ w, h, b64: Buffer.from(data).toString('base64') }]);
+    const r = spawnSync(PY, [TO_RGB], { input, maxBuffer: 1 << 26, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`PIL reference failed (needs ${PY} with PIL and numpy): ${r.stderr}`);
+    const expected = new Uint8Array(Buffer.from((JSON.parse(r.stdout) as string[])[0], 'base64'));
+    const got = rgbaToRgb({ data, width: w, height: h });
+    expect(Buffer.from(got).equals(Buffer.from(expected))).toBe(true);
+    // A fully transparent pixel is white whatever it stores; an opaque one keeps its colour.
+    expect([...got.subarray(0, 3)]).toEqual([255, 255, 255]);
+    expect([...got.subarray(2 * w * 3 + 255 * 3, 2 * w * 3 + 256 * 3)]).toEqual([200, 100, 50]);
   });
 });

@@ -66,6 +66,11 @@ export class OffscreenUnavailableError extends ExtensionError {
   override name = 'OffscreenUnavailableError';
 }
 
+/** A message got no reply: the receiver went away (a worker restarting, a document closing). Sending again may work. */
+export class TransportError extends ExtensionError {
+  override name = 'TransportError';
+}
+
 /** The content script was orphaned: the extension was reloaded, updated or removed since the page loaded. */
 export class ContextInvalidatedError extends Error {
   override name = 'ContextInvalidatedError';
