@@ -3,8 +3,11 @@
  * mounts, for test/browser/eligibility.test.ts: layout, checkVisibility and the accessible-name computation need a
  * real browser.
  */
+import type { Changes } from '../../src/content/changes';
 import { judge, type Verdict } from '../../src/content/eligibility';
 import { applyLabel } from '../../src/content/labeller';
+import { PageActivity } from '../../src/content/page-activity';
+import { PageWatch } from '../../src/content/page-watch';
 
 const cases = document.getElementById('cases')!;
 
@@ -65,6 +68,26 @@ function timeJudge(rounds: number): { images: number; usPerImage: number } {
   return { images: els.length, usPerImage: ((performance.now() - t0) * 1000) / (rounds * els.length) };
 }
 
+/**
+ * Whether the page counts as busy (page-activity.ts) after `n` of the mounted images get an aria-label: ours (as
+ * auto-alt puts them on) or the page's own. The page watch counts what the observer delivers.
+ */
+async function busyAfterLabels(whose: 'ours' | 'page', n: number): Promise<boolean> {
+  const activity = new PageActivity();
+  const stop = new AbortController();
+  const noChanges = { mark() {} } as unknown as Changes;
+  const watch = new PageWatch(noChanges, { onRoot() {}, isTracked: () => false, onBroken() {} }, activity, stop.signal);
+  watch.watch(document);
+  [...cases.querySelectorAll('img')].slice(0, n).forEach((el, i) => {
+    if (whose === 'ours') applyLabel(el, `Appears to be: caption ${i}`, 'toy', '');
+    else el.setAttribute('aria-label', `Author words ${i}`);
+  });
+  await new Promise((r) => setTimeout(r, 0)); // the observer's records are delivered
+  watch.disconnect();
+  stop.abort();
+  return activity.busy;
+}
+
 declare global {
   interface Window {
     eligibilityTest: {
@@ -73,9 +96,10 @@ declare global {
       labelOurs: typeof labelOurs;
       judgeOne: typeof judgeOne;
       timeJudge: typeof timeJudge;
+      busyAfterLabels: typeof busyAfterLabels;
     };
   }
 }
 
-window.eligibilityTest = { mount, judgeAll, labelOurs, judgeOne, timeJudge };
+window.eligibilityTest = { mount, judgeAll, labelOurs, judgeOne, timeJudge, busyAfterLabels };
 document.getElementById('status')!.textContent = 'ready';

@@ -218,6 +218,14 @@ describe('eligibility in Chromium', () => {
     for (const [op, want] of steps) expect(await t(op), op).toBe(want);
   });
 
+  it('our own labels going on do not make the page count as busy; the page labelling as many images does', async () => {
+    const grid = (k: string) => Array.from({ length: 300 }, (_, i) => `<img src="${IMG}?${k}=${i}" width="32" height="32">`).join('');
+    await mount(`<div data-test="grid">${grid('ours')}</div>`);
+    expect(await page.evaluate(() => window.eligibilityTest.busyAfterLabels('ours', 300))).toBe(false);
+    await mount(`<div data-test="grid">${grid('page')}</div>`);
+    expect(await page.evaluate(() => window.eligibilityTest.busyAfterLabels('page', 300))).toBe(true);
+  });
+
   it('judge() cost per image on a page of 2000 images', async () => {
     const kinds = ['', 'alt="A red circle"', 'alt=""', 'title="Sunset"', 'aria-label="Logo"', 'alt="IMG_1.jpg"'];
     const html = Array.from({ length: 2000 }, (_, k) => `<img src="${IMG}?k=${k % 50}" width="32" height="32" ${kinds[k % kinds.length]}>`);
