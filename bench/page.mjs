@@ -72,38 +72,34 @@ function extensionRssMb() {
   return Math.round(kb / 1024);
 }
 
-try {
-  const coldPage = await ext.context.newPage();
-  // 1. Cold: the first visit downloads, verifies and starts the model.
-  let t0 = Date.now();
-  await coldPage.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=cold`);
-  await coldPage.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, {
-    timeout: 600_000,
-    polling: 50,
-  });
-  results.firstLabelColdMs = Date.now() - t0;
-  await coldPage.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, {
-    timeout: 1_800_000,
-    polling: 250,
-  });
-  results.coldAllMs = Date.now() - t0;
-
-  // 1b. A browser restart: the pack is stored, the caption cache is not asked (new URLs); time to the first label.
-  await ext.close({ keepProfile: true });
-  ext = await ext.relaunch();
-  const page = await ext.context.newPage();
-  t0 = Date.now();
-  await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=restart`);
+/** Open the N-image gallery (`tag` makes its URLs new); ms to the first label above the fold, and to all N labels. */
+async function gallery(page, tag) {
+  const t0 = Date.now();
+  await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=${tag}`);
   await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, {
     timeout: 600_000,
     polling: 50,
   });
-  results.firstLabelAfterRestartMs = Date.now() - t0;
-  // The rest of its images, so that nothing else is captioning while the engine is timed alone.
+  const first = Date.now() - t0;
   await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, {
     timeout: 1_800_000,
     polling: 250,
   });
+  return { first, all: Date.now() - t0 };
+}
+
+try {
+  // 1. Cold: the first visit downloads, verifies and starts the model.
+  const cold = await gallery(await ext.context.newPage(), 'cold');
+  results.firstLabelColdMs = cold.first;
+  results.coldAllMs = cold.all;
+
+  // 1b. A browser restart: the pack is stored, the caption cache is not asked (new URLs); time to the first label.
+  // All its labels are awaited too, so that nothing else is captioning while the engine is timed alone.
+  await ext.close({ keepProfile: true });
+  ext = await ext.relaunch();
+  const page = await ext.context.newPage();
+  results.firstLabelAfterRestartMs = (await gallery(page, 'restart')).first;
 
   // 2. The engine's own throughput, same images, straight through the engine in the offscreen document.
   const urls = Array.from({ length: N }, (_, k) => `${server.origin}/heldout/${heldout[k % heldout.length].file}?n=${k}&s=engine`);
@@ -114,18 +110,9 @@ try {
 
   // 3. Warm page: model ready, caption cache cleared, new URLs.
   await hook('clearCaptionCache');
-  t0 = Date.now();
-  await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=warm`);
-  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, {
-    timeout: 600_000,
-    polling: 50,
-  });
-  results.firstLabelWarmMs = Date.now() - t0;
-  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, {
-    timeout: 1_800_000,
-    polling: 250,
-  });
-  results.pageMs = Date.now() - t0;
+  const warm = await gallery(page, 'warm');
+  results.firstLabelWarmMs = warm.first;
+  results.pageMs = warm.all;
   results.pageImagesPerS = +((N * 1000) / results.pageMs).toFixed(3);
   results.throughputRatio = +(results.engineMs / results.pageMs).toFixed(3);
   // After the first label: the page's fixed start-up (navigation, injection, first round trip) left out.
