@@ -11,6 +11,8 @@ export default defineConfig({
   test: {
     projects: [
       {
+        // What test builds define (vite.config.ts): the code under test answers its test-only requests.
+        define: { __TEST__: 'true' },
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],

@@ -5,7 +5,7 @@
 //   - the machine's load average before and after, and whether the figures may be quoted (bench/lib/machine.mjs)
 //   - 50-image page throughput ÷ the engine's own throughput in the offscreen document, same run (target ≥ 0.9)
 //   - main-thread long tasks over 50 ms on a 1,000-image page while the content script scans and labels (target: none)
-//   - memory of the extension's renderer processes (offscreen document + worker) (target ≤ 1 GB)
+//   - memory of the extension's processes (offscreen document + worker, and the engine's sandboxed frame) (target ≤ 1 GB)
 // Pack: the full-size random pack (npm run pack:random) at the default precision (bench/results/peers.json) when it
 // was built, else packs/toy; BENCH_PACK=<dir under packs/> to choose. It prints which pack it measured.
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -58,17 +58,48 @@ const results = {
   cpus: (await import('node:os')).cpus().length,
 };
 
-function extensionRssMb() {
-  let kb = 0;
+/** Chromium's renderer processes now: pid, whether it is an extension process, CPU ticks so far, resident kB. */
+function renderers() {
+  const out = [];
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes('chromium') || !cmd.includes('--extension-process')) continue;
-      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+      if (!cmd.includes('chromium') || !cmd.includes('--type=renderer')) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      out.push({
+        pid,
+        extension: cmd.includes('--extension-process'),
+        ticks: Number(stat[11]) + Number(stat[12]),
+        kb: Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0),
+      });
     } catch {
       // the process ended while we looked
     }
   }
+  return out;
+}
+
+/**
+ * The engine runs in a sandboxed frame, a renderer process that Chromium does not mark as the extension's. It is found
+ * as the renderer (other than the extension's own) that did most of the work while the engine alone captioned.
+ */
+let enginePid = null;
+async function findEngineProcess(work) {
+  const before = new Map(renderers().map((r) => [r.pid, r.ticks]));
+  const result = await work();
+  const busiest = renderers()
+    .filter((r) => !r.extension)
+    .map((r) => ({ pid: r.pid, ticks: r.ticks - (before.get(r.pid) ?? 0) }))
+    .sort((a, b) => b.ticks - a.ticks)[0];
+  enginePid = busiest?.pid ?? null;
+  return result;
+}
+
+/** Resident memory of the extension's processes: its own renderer (offscreen document, worker) and the engine's. */
+function extensionRssMb() {
+  const kb = renderers()
+    .filter((r) => r.extension || r.pid === enginePid)
+    .reduce((sum, r) => sum + r.kb, 0);
   return Math.round(kb / 1024);
 }
 
@@ -103,7 +134,7 @@ try {
 
   // 2. The engine's own throughput, same images, straight through the engine in the offscreen document.
   const urls = Array.from({ length: N }, (_, k) => `${server.origin}/heldout/${heldout[k % heldout.length].file}?n=${k}&s=engine`);
-  const engine = await hook('engineBench', urls, packUrl);
+  const engine = await findEngineProcess(() => hook('engineBench', urls, packUrl));
   if (!engine?.ok) throw new Error(`engine bench failed: ${JSON.stringify(engine?.error)}`);
   results.engineMs = Math.round(engine.value.ms);
   results.engineImagesPerS = +((N * 1000) / engine.value.ms).toFixed(3);
@@ -159,7 +190,7 @@ try {
     `  ${BIG}-image page: ${results.bigPage.longTasksAfterLoad.length} long tasks > 50 ms after load (target: none) ${JSON.stringify(results.bigPage.longTasksAfterLoad)}; ${results.bigPage.longTasksBeforeLoad} during the page's own load`,
   );
   console.log(
-    `  extension renderer memory (offscreen + worker): ${results.memoryMb} MB, ${results.memoryMbAfterBigPage} MB after the big page (target ≤ 1024)`,
+    `  extension memory (offscreen + worker + engine frame): ${results.memoryMb} MB, ${results.memoryMbAfterBigPage} MB after the big page (target ≤ 1024)`,
   );
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/page.json'), JSON.stringify({ ...results, at: new Date().toISOString() }, null, 2) + '\n');

@@ -77,6 +77,11 @@ export interface CaptionOptions {
   maxTokens?: number;
   /** greedy: also compute the confidence and each token's log-probability (default false; beam search always does) */
   scores?: boolean;
+  /**
+   * Run between two decoder steps of the call now running (a batch, say) instead of after it: for a caption a person
+   * asked for, which must not wait for a whole page's batch. Without a running call it runs at once, as any other.
+   */
+  urgent?: boolean;
   signal?: AbortSignal;
 }
 
@@ -200,28 +205,60 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   emit({ type: 'backend', backend: sessions.backend, reason });
 
   let queue: Promise<unknown> = Promise.resolve();
+  /** A call is running (between its start and its end, urgent ones run inside it). */
+  let running = false;
+  /** Urgent captions waiting for the running call's next decoder step, or for its end. */
+  const urgent: (() => Promise<void>)[] = [];
 
-  /** Run fn behind every earlier call; reject at once if aborted while waiting. */
-  function enqueue<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    const run = queue.then(
-      () => {
-        if (disposed) throw new CaptionerDisposedError();
-        throwIfAborted(signal);
-        return fn();
-      },
-      () => {
-        if (disposed) throw new CaptionerDisposedError();
-        throwIfAborted(signal);
-        return fn();
-      },
-    );
-    queue = run.catch(() => undefined);
+  /** Run the urgent captions that are waiting, one after another (awaited between decoder steps, and after each call). */
+  async function runUrgent(): Promise<void> {
+    while (urgent.length) await urgent.shift()!();
+  }
+
+  /** Settle like `run`, or reject at once when `signal` aborts first. */
+  function abortable<T>(signal: AbortSignal | undefined, run: Promise<T>): Promise<T> {
     if (!signal) return run;
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => reject(new CaptionAbortedError(signal.reason));
       signal.addEventListener('abort', onAbort, { once: true });
       run.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
+  }
+
+  /** Run fn behind every earlier call; reject at once if aborted while waiting. */
+  function enqueue<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    const start = async () => {
+      if (disposed) throw new CaptionerDisposedError();
+      throwIfAborted(signal);
+      running = true;
+      try {
+        return await fn();
+      } finally {
+        // An urgent caption that came after this call's last decoder step runs before the next call.
+        await runUrgent();
+        running = false;
+      }
+    };
+    const run = queue.then(start, start);
+    queue = run.catch(() => undefined);
+    return abortable(signal, run);
+  }
+
+  /** Run fn between the running call's decoder steps (or at its end); as enqueue when no call is running. */
+  function jumpQueue<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    if (!running) return enqueue(signal, fn);
+    const run = new Promise<T>((resolve, reject) => {
+      urgent.push(async () => {
+        const started = (async () => {
+          if (disposed) throw new CaptionerDisposedError();
+          throwIfAborted(signal);
+          return fn();
+        })();
+        // Settled here, never thrown: the call it runs inside goes on whatever this caption's fate.
+        await started.then(resolve, reject);
+      });
+    });
+    return abortable(signal, run);
   }
 
   /** Run a model stage; on a WebGPU run-time failure, switch to WASM once and retry the whole call. */
@@ -301,6 +338,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
         scores: o.scores,
         signal,
         onStep: (generated: number) => emit({ type: 'token', generated }),
+        between: runUrgent,
       };
       let decoded: DecodeResult[];
       let prefillMs = 0;
@@ -385,7 +423,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     },
     caption(image, opts = {}) {
       if (disposed) return Promise.reject(new CaptionerDisposedError());
-      return enqueue(opts.signal, async () => {
+      return (opts.urgent ? jumpQueue : enqueue)(opts.signal, async () => {
         const [item] = await runBatch([image], opts);
         if (!item.ok) throw item.error;
         return item.value;

@@ -33,6 +33,12 @@ export interface DecodeOptions {
   /** called after each step with the number of tokens generated so far (for progress and tests) */
   onStep?: (generated: number) => void;
   /**
+   * Awaited between two decoder steps: other work on the same sessions may run there (captioner.ts runs an urgent
+   * caption, so that one asked for by the user never waits for a whole batch). The decoder's cache rows are this
+   * caption's own, so nothing it needs is touched.
+   */
+  between?: () => Promise<void>;
+  /**
    * Greedy: also compute each token's log-probability (logprobs, score). Off by default: the argmax needs no softmax,
    * and the float64 log-softmax over the vocabulary cost 1.3-1.9 ms a token (7-11% of a step). Beam search always
    * computes them: it ranks by them.
@@ -141,6 +147,8 @@ export async function greedyDecode(first: Float32Array, rows: number, model: Dec
     opts.onStep?.(generated + 1);
     live = nextLive;
     if (live.length === 0 || generated + 1 >= opts.maxTokens) break;
+    await opts.between?.();
+    throwIfAborted(opts.signal);
     logits = await model.step(parents, tokens);
   }
   return results;
@@ -192,6 +200,7 @@ export async function beamDecode(
   for (let generated = 1; generated < opts.maxTokens; generated++) {
     const live = beams.filter((b) => !b.stopped);
     if (live.length === 0) break;
+    await opts.between?.();
     throwIfAborted(opts.signal);
     const logits = await model.step(
       live.map((b) => b.row),

@@ -5,17 +5,23 @@
  *
  * `EngineHost` is what the message handlers need of it. Each browser has one implementation, in the context that
  * outlives its service worker: Chrome's is OffscreenEngineHost, below, in the offscreen document; Firefox's will run
- * in its background page. This module is also the one place that knows the engine's API (src/captioner/index.ts),
- * which it imports lazily, so the document answers messages at once and the runtime loads only when a caption is
- * first needed.
+ * in its background page.
+ *
+ * The captioner itself runs in a sandboxed frame (sandbox-engine.ts, src/sandbox/), a process of its own: when that
+ * process dies, the frame is replaced and the caption it was making is asked once more, while a crash here would take
+ * the whole extension down. This module reads the pack (the pack store is this document's IndexedDB, which the frame
+ * cannot open) with the engine's loader, imported lazily so that the document answers messages at once.
  */
 import browser from 'webextension-polyfill';
-import type { EngineCaption, PackLocation, PackProgress } from '../captioner/index';
-import { toWire } from '../shared/errors';
+import type { PackLocation, PackProgress } from '../captioner/index';
+import { EngineCrashedError, fromWire, toWire } from '../shared/errors';
+import { LIMITS } from '../shared/limits';
 import { emit, type Caption, type Decoding, type ImageSource, type ModelStatus } from '../shared/messages';
 import type { BackendChoice } from '../shared/settings';
 import { fetchImage } from './fetch-image';
+import type { Settled } from './inference-queue';
 import { packKey, type ResolvedPack } from './pack-resolver';
+import { startSandboxEngine, type Engine, type EngineEvents } from './sandbox-engine';
 
 export interface EngineHost {
   /** The model's status right now. */
@@ -25,91 +31,71 @@ export interface EngineHost {
    * resolves once it is ready. Progress and failure are in the status too.
    */
   load(packRef: string, backend: BackendChoice): Promise<void>;
-  /** Caption one image; `image` may already be fetched (a prefetch started while earlier images were captioned). */
+  /**
+   * Caption one image; `image` may already be fetched (a prefetch started while earlier images were captioned).
+   * `urgent` ("Describe this image"): run between the decoder steps of a batch already running, not after it.
+   */
   caption(
     packRef: string,
     backend: BackendChoice,
     image: ImageSource | Promise<Blob>,
     decoding: Decoding,
     signal: AbortSignal,
+    urgent?: boolean,
   ): Promise<Caption>;
+  /** Caption several images as rows of one batch; each gets its caption or its error. */
+  captionBatch(
+    packRef: string,
+    backend: BackendChoice,
+    images: (ImageSource | Promise<Blob>)[],
+    decoding: Decoding,
+    signal: AbortSignal,
+  ): Promise<Settled<Caption>[]>;
   /** Delete every pack in the pack store; returns how many there were. */
   deletePacks(): Promise<number>;
+  /** Test builds: destroy the WebGPU device under the running engine. */
+  loseWebGpuDevice(): Promise<{ destroyed: boolean; reason?: string; backend: string | null }>;
   /** Something the status counts moved (the queue): broadcast the status again. */
   statusChanged(): void;
 }
 
-/** A running captioner, as the host uses it. */
-interface Engine {
-  packId: string;
-  packName: string;
-  backend: string;
-  backendReason: string;
-  caption(image: Blob, decoding: Decoding, signal: AbortSignal): Promise<Caption>;
-  dispose(): Promise<void>;
-}
-
-interface OpenHooks {
-  onProgress(done: number, total: number): void;
-  onManifest(id: string, name: string): void;
-  /** The engine switched backend at run time (e.g. the WebGPU device was lost): the status must say so. */
-  onFallback(backend: string, reason: string): void;
-}
-
 const captioner = () => import('../captioner/index');
 
-/** Open the captioner on a pack from the web, or from the pack store (installed models and imported folders). */
-async function openEngine(from: PackLocation, backend: BackendChoice, hooks: OpenHooks): Promise<Engine> {
-  const { createCaptioner, loadPack } = await captioner();
-  let named = false;
-  const onProgress = (p: PackProgress) => {
-    if (!named) {
-      named = true;
-      hooks.onManifest(p.packId, '');
-    }
-    hooks.onProgress(p.bytes, p.total);
-  };
-  const c = await createCaptioner({
-    // Not kept in a variable: the pack's bytes (hundreds of MB) must not outlive the sessions made from them.
-    pack: await loadPack(from, { onProgress }),
-    backend,
-    // Bundled runtime files (dist/ort/), never a CDN; without wasmPaths, threads > 1 hangs in an extension.
-    wasmPaths: browser.runtime.getURL('ort/'),
-    onEvent: (e) => {
-      if (e.type === 'fallback') {
-        console.warn(`[alt-text] ${e.from} failed, using ${e.to}: ${e.reason}`);
-        hooks.onFallback(e.to, e.reason);
-      }
-    },
-  });
-  const { id, name } = c.manifest;
-  return {
-    packId: id,
-    packName: name,
-    get backend() {
-      return c.backend;
-    },
-    get backendReason() {
-      return c.backendReason;
-    },
-    async caption(image, decoding, signal) {
-      const r: EngineCaption = await c.caption(image, {
-        strategy: decoding.strategy,
-        beams: decoding.beams,
-        maxTokens: decoding.maxTokens,
-        signal,
-      });
-      return { text: r.text, confidence: r.confidence, backend: r.backend, packId: id };
-    },
-    dispose: () => c.dispose(),
-  };
-}
+/**
+ * Open the captioner on a pack from the web, or from the pack store (installed models and imported folders). The
+ * pack is read here (the store is this document's IndexedDB) and handed to the engine's frame.
+ */
+type OpenEngine = (
+  from: PackLocation,
+  backend: BackendChoice,
+  onProgress: (done: number, total: number, packId: string) => void,
+  events: EngineEvents,
+) => Promise<Engine>;
+
+const openEngine: OpenEngine = async (from, backend, onProgress, events) => {
+  // The frame and ORT's runtime start while the pack is read: they overlap.
+  const t0 = performance.now();
+  const starting = startSandboxEngine(events, (path) => browser.runtime.getURL(path));
+  try {
+    const { loadPack } = await captioner();
+    const pack = await loadPack(from, { onProgress: (p: PackProgress) => onProgress(p.bytes, p.total, p.packId) });
+    const read = performance.now() - t0;
+    const engine = await starting.open(pack, backend);
+    console.info(`[alt-text] model ready in ${Math.round(performance.now() - t0)} ms (pack read in ${Math.round(read)} ms)`);
+    return engine;
+  } catch (err) {
+    await starting.dispose();
+    throw err;
+  }
+};
 
 /** The engine host of Chrome's offscreen document. */
 export class OffscreenEngineHost implements EngineHost {
   private engine: Engine | null = null;
   private opening: Promise<Engine> | null = null;
   private key = '';
+  /** When the engine's frame died, recently (performance.now()). */
+  private crashes: number[] = [];
   status: ModelStatus = {
     state: 'idle',
     packUrl: '',
@@ -126,6 +112,8 @@ export class OffscreenEngineHost implements EngineHost {
     private readonly queued: () => number = () => 0,
     /** Where a pack reference's files are read from (pack-resolver.ts); throws NoPackError when none is ready. */
     private readonly resolve: (packRef: string) => Promise<ResolvedPack> = async (url) => ({ kind: 'url', url }),
+    /** How an engine is opened: in a sandboxed frame (tests give a fake). */
+    private readonly open: OpenEngine = openEngine,
   ) {}
 
   private update(patch: Partial<ModelStatus>): void {
@@ -151,9 +139,10 @@ export class OffscreenEngineHost implements EngineHost {
     const pack = await this.resolve(packRef);
     const key = `${backend}|${packRef}|${packKey(pack)}`;
     if (this.key === key) {
-      if (this.engine) return this.engine;
+      if (this.engine && !this.engine.crashed) return this.engine;
       if (this.opening) return this.opening;
     }
+    this.refuseAfterCrashes();
     const old = this.engine;
     this.engine = null;
     this.key = key;
@@ -168,18 +157,30 @@ export class OffscreenEngineHost implements EngineHost {
       backendReason: '',
       error: null,
     });
-    const opening = openEngine(pack, backend, {
-      onProgress: (done, total) => {
-        if (this.key === key) this.update({ state: done >= total ? 'loading' : 'downloading', progress: { done, total } });
+    let named = false;
+    const opening = this.open(
+      pack,
+      backend,
+      (done, total, packId) => {
+        if (this.key !== key) return;
+        // The pack's id is known from its first progress report; its name once the engine is open.
+        if (!named) {
+          named = true;
+          this.update({ packId, packName: '' });
+        }
+        this.update({ state: done >= total ? 'loading' : 'downloading', progress: { done, total } });
       },
-      onManifest: (id, name) => {
-        if (this.key === key) this.update({ packId: id, packName: name });
+      {
+        onFallback: (backend, reason) => {
+          // Only once the engine is up: a fallback while opening is reported by the 'ready' update.
+          if (this.key === key && this.engine) this.update({ backend, backendReason: reason });
+        },
+        onCrash: (err) => {
+          this.crashes.push(performance.now());
+          console.warn(`[alt-text] ${err.message} A new engine will be started for the next image.`);
+        },
       },
-      onFallback: (backend, reason) => {
-        // Only once the engine is up: a fallback while opening is reported by the 'ready' update.
-        if (this.key === key && this.engine) this.update({ backend, backendReason: reason });
-      },
-    });
+    );
     this.opening = opening;
     try {
       const engine = await opening;
@@ -208,15 +209,94 @@ export class OffscreenEngineHost implements EngineHost {
     }
   }
 
+  /**
+   * An engine that keeps dying (a model too large for this machine's memory, say) is not started again for every
+   * image: after LIMITS.sandbox.crashes crashes within the window, requests fail at once until the window has passed.
+   */
+  private refuseAfterCrashes(): void {
+    const { crashes, crashWindowMs } = LIMITS.sandbox;
+    const since = performance.now() - crashWindowMs;
+    this.crashes = this.crashes.filter((t) => t > since);
+    if (this.crashes.length < crashes) return;
+    const minutes = Math.round(crashWindowMs / 60_000);
+    const err = new EngineCrashedError(
+      `The captioning engine stopped ${this.crashes.length} times in ${minutes} minutes, so it is not started again for now. ` +
+        'This machine may not have the memory for this model: a smaller one (Options) may work. It is tried again later.',
+    );
+    this.update({ state: 'error', error: toWire(err), progress: null });
+    throw err;
+  }
+
   async caption(
     packRef: string,
     backend: BackendChoice,
     image: ImageSource | Promise<Blob>,
     decoding: Decoding,
     signal: AbortSignal,
+    urgent = false,
   ): Promise<Caption> {
-    const [engine, blob] = await Promise.all([this.get(packRef, backend), image instanceof Promise ? image : fetchImage(image, signal)]);
-    return engine.caption(blob, decoding, signal);
+    const bytes = image instanceof Promise ? image : fetchImage(image, signal);
+    const attempt = async () => {
+      const [engine, blob] = await Promise.all([this.get(packRef, backend), bytes]);
+      return engine.caption(blob, decoding, signal, urgent);
+    };
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof EngineCrashedError) || signal.aborted) throw err;
+      // The engine's process died under this caption (or while it opened): a new one is started, and asked once more.
+      // An image that kills it twice fails with the error, and the queue goes on with the next.
+      return attempt();
+    }
+  }
+
+  async captionBatch(
+    packRef: string,
+    backend: BackendChoice,
+    images: (ImageSource | Promise<Blob>)[],
+    decoding: Decoding,
+    signal: AbortSignal,
+  ): Promise<Settled<Caption>[]> {
+    const engineReady = this.get(packRef, backend);
+    engineReady.catch(() => {
+      // Awaited below.
+    });
+    // An image that cannot be fetched fails alone; the others go on as a batch.
+    const fetched = await Promise.allSettled(images.map((im) => (im instanceof Promise ? im : fetchImage(im, signal))));
+    const out: Settled<Caption>[] = fetched.map((f) =>
+      f.status === 'rejected' ? { ok: false, error: f.reason as unknown } : { ok: false, error: null },
+    );
+    const rows = fetched.flatMap((f, i) => (f.status === 'fulfilled' ? [{ i, blob: f.value }] : []));
+    if (rows.length === 0) return out;
+    try {
+      const engine = await engineReady;
+      const answers = await engine.captionBatch(
+        rows.map((r) => r.blob),
+        decoding,
+        signal,
+      );
+      answers.forEach((a, j) => (out[rows[j].i] = a.ok ? a : { ok: false, error: fromWire(a.error) }));
+    } catch (err) {
+      if (!(err instanceof EngineCrashedError) || signal.aborted) throw err;
+      // The engine's process died under the batch: a new one is started, and each image is asked again alone, so an
+      // image that kills the engine fails alone (and kills it once more, not once per image of its batch).
+      for (const r of rows) {
+        try {
+          const engine = await this.get(packRef, backend);
+          out[r.i] = { ok: true, value: await engine.caption(r.blob, decoding, signal) };
+        } catch (e) {
+          if (signal.aborted) throw e;
+          out[r.i] = { ok: false, error: e };
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Test builds: destroy the WebGPU device under the running engine. */
+  async loseWebGpuDevice(): Promise<{ destroyed: boolean; reason?: string; backend: string | null }> {
+    const r = this.engine ? await this.engine.loseDevice() : { destroyed: false };
+    return { ...r, backend: this.status.backend };
   }
 
   async deletePacks(): Promise<number> {

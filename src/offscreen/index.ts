@@ -1,5 +1,17 @@
 // The offscreen document only wires: the queue, the engine host, the installer, and the bg-os- handlers.
-import { addMessageListener, emit, makeListener, senderOf, type Caption, type Handlers } from '../shared/messages';
+import { LIMITS } from '../shared/limits';
+import {
+  PRIORITY,
+  addMessageListener,
+  emit,
+  makeListener,
+  senderOf,
+  type Caption,
+  type Decoding,
+  type Handlers,
+  type ImageSource,
+} from '../shared/messages';
+import { decodingKey, type BackendChoice } from '../shared/settings';
 import { OffscreenEngineHost } from './engine-host';
 import { fetchImage } from './fetch-image';
 import { InferenceQueue } from './inference-queue';
@@ -19,8 +31,35 @@ const installer = openInstaller(() => installs?.changed()).then((bundle) => {
   return installs;
 });
 
+/** One caption request as the queue holds it: the image (or its bytes, already on their way) and how to caption it. */
+interface CaptionJob {
+  packUrl: string;
+  backend: BackendChoice;
+  decoding: Decoding;
+  image: ImageSource | Promise<Blob>;
+}
+
 // The queue reports its size to the host's status, and the host reads the queue's size: the queue comes first.
-const queue: InferenceQueue<Caption> = new InferenceQueue<Caption>(undefined, undefined, () => host.statusChanged());
+const queue: InferenceQueue<Caption, CaptionJob> = new InferenceQueue<Caption, CaptionJob>({
+  runner: {
+    one: (j, signal, urgent) => host.caption(j.packUrl, j.backend, j.image, j.decoding, signal, urgent),
+    many: (jobs, signal) =>
+      host.captionBatch(
+        jobs[0].packUrl,
+        jobs[0].backend,
+        jobs.map((j) => j.image),
+        jobs[0].decoding,
+        signal,
+      ),
+    // Greedy captions of one model share batches; beam search decodes its beams as the rows already.
+    group: (j) => (j.decoding.strategy === 'greedy' ? `${j.backend}|${j.packUrl}|${decodingKey(j.decoding)}` : null),
+  },
+  maxBatch: LIMITS.queue.batchRows,
+  gatherMs: LIMITS.queue.batchGatherMs,
+  idleMs: LIMITS.queue.batchIdleMs,
+  urgentBelow: PRIORITY.visible,
+  onChange: () => host.statusChanged(),
+});
 const host = new OffscreenEngineHost(
   () => queue.size,
   async (ref) => {
@@ -36,9 +75,12 @@ const handlers: Handlers<'bg-os-'> = {
     bytes?.catch(() => {
       // Reported by the job that awaits it.
     });
-    return queue.submit(m.requestId, m.key, m.priority, (signal) =>
-      host.caption(m.packUrl, m.backend, bytes ?? m.source, m.decoding, signal),
-    );
+    return queue.submit(m.requestId, m.key, m.priority, {
+      packUrl: m.packUrl,
+      backend: m.backend,
+      decoding: m.decoding,
+      image: bytes ?? m.source,
+    });
   },
   'bg-os-cancel': (m) => {
     queue.cancel(m.requestIds);

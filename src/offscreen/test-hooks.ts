@@ -15,14 +15,7 @@ export function registerOffscreenTestHooks(host: EngineHost): void {
   addMessageListener((raw, sender, reply) => {
     const msg = raw as { type?: string } | undefined;
     if (msg?.type !== 'test-os-lose-device' || sender.id !== browser.runtime.id) return false;
-    (async () => {
-      const ort = (await import('onnxruntime-web/webgpu')) as unknown as { env: { webgpu: { device?: unknown } } };
-      const device = (await Promise.resolve(ort.env.webgpu.device)) as { destroy(): void; lost: Promise<{ reason: string }> } | undefined;
-      if (!device) return { destroyed: false, backend: host.status.backend };
-      device.destroy();
-      const info = await device.lost;
-      return { destroyed: true, reason: info.reason, backend: host.status.backend };
-    })().then(
+    host.loseWebGpuDevice().then(
       (value) => reply({ ok: true, value }),
       (err: unknown) => reply({ ok: false, error: toWire(err) }),
     );

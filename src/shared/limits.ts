@@ -102,6 +102,24 @@ export const LIMITS = deepFreeze({
     /** Results of just-finished jobs it keeps, for requests that were on their way while their job ended. */
     inferenceRemembered: 256,
     /**
+     * Images decoded together as rows of one decoder step (offscreen/inference-queue.ts). Each step reads the weights
+     * once for all rows: measured on the full-size pack, the time per image and step fell 39% at 2 rows and 54% at 8.
+     * 4: most of that gain, while the first label of a batch waits for at most 3 others, and one frame's in-flight
+     * requests (frameInFlight) plus another frame's can fill it.
+     */
+    batchRows: 4,
+    /**
+     * Milliseconds the idle queue waits for a batch to fill before it starts with fewer rows. A batch's answers go back
+     * together and the next requests arrive a few milliseconds apart (content script -> worker -> offscreen document);
+     * 25 ms is a few percent of one caption on a full-size model, and nothing next to the seconds a page takes.
+     */
+    batchGatherMs: 25,
+    /**
+     * Milliseconds without a finished job after which the queue is idle, and its next job runs alone (no batch, no
+     * wait): the first label on a page, or after scrolling to new images, comes as fast as one caption can.
+     */
+    batchIdleMs: 1000,
+    /**
      * A busy page (content/page-activity.ts): at least `changes` watched mutation records within `windowMs`. The
      * storm in test/e2e/load.test makes 1,200-6,000 a second; an ordinary page makes a few a second, and an infinite
      * scroll appends in bursts that end within the window. Background (off-screen) captions wait until `quietMs` after
@@ -109,5 +127,22 @@ export const LIMITS = deepFreeze({
      * described, slowly.
      */
     busyPage: { windowMs: 1000, changes: 200, quietMs: 1000, trickleMs: 5000 },
+  },
+  /**
+   * The engine's sandboxed frame (offscreen/engine-link-client.ts). While a call is out, the offscreen document pings
+   * the frame every `pingEveryMs`; a frame that leaves a ping unanswered for longer than its limit has died (its process
+   * crashed or was killed). Its thread is busy, not dead, while ORT runs one graph (up to a few seconds for a full-size
+   * vision tower on a slow machine) or creates a session (up to tens of seconds: the full-size decoder took 4-10 s on
+   * 2 loaded cores), so the limits sit well above those. A slow check only delays the verdict: an answer that came late
+   * still counts. `crashes` within `crashWindowMs` stop the engine from being restarted (a model that cannot fit in
+   * memory would otherwise be loaded again for every image) until the window has passed or the user loads it again.
+   */
+  sandbox: {
+    pingEveryMs: 1000,
+    silentWhileOpeningMs: 120_000,
+    silentMs: 20_000,
+    connectMs: 30_000,
+    crashes: 3,
+    crashWindowMs: 10 * 60_000,
   },
 });

@@ -15,7 +15,7 @@ const HOST_PERMISSIONS = ['<all_urls>'];
  * Every test-only name: the globals test builds define (background, content script) and the message types only the
  * test hooks answer. Release builds must contain none of them. The source scan below keeps this list complete.
  */
-const TEST_ONLY = ['altTextTest', 'altTextContentTest', 'test-os-lose-device', 'test-os-engine-bench'];
+const TEST_ONLY = ['altTextTest', 'altTextContentTest', 'test-os-lose-device', 'test-os-engine-bench', 'test-sb-lose-device'];
 
 /** Builds that exist on this machine (the e2e build, and a release build in dist/). */
 const BUILDS = ['dist', '.tmp/ext-e2e'].filter((d) => existsSync(join(ROOT, d, 'manifest.json')));
@@ -49,11 +49,17 @@ function cspOf(manifest: Record<string, unknown>): Record<string, Record<string,
 function auditManifest(m: Record<string, unknown>, where: string) {
   expect(m.manifest_version, where).toBe(3);
   const csp = cspOf(m);
-  expect(Object.keys(csp), `${where}: only extension pages have a CSP (no sandbox pages)`).toEqual(['extension_pages']);
+  expect(Object.keys(csp), `${where}: extension pages, and the engine's sandbox page`).toEqual(['extension_pages', 'sandbox']);
+  // The engine's frame (src/sandbox/, src/shared/engine-link.ts): scripts, and nothing else a sandbox can allow. Above
+  // all not allow-same-origin, which would give it the extension's origin (and its storage) back.
+  expect(csp.sandbox.sandbox, `${where}: sandbox flags`).toEqual(['allow-scripts']);
+  expect(csp.sandbox['script-src'], `${where}: sandbox script-src`).toEqual(["'self'", "'wasm-unsafe-eval'"]);
+  expect(csp.sandbox['object-src'], `${where}: sandbox object-src`).toEqual(["'none'"]);
+  expect(m.sandbox, `${where}: the one sandbox page`).toEqual({ pages: ['src/sandbox/index.html'] });
   const pages = csp.extension_pages;
   // script-src: our own files, and WebAssembly compilation; nothing looser.
   expect(pages['script-src'], where).toEqual(["'self'", "'wasm-unsafe-eval'"]);
-  for (const [directive, sources] of Object.entries(pages)) {
+  for (const [directive, sources] of [...Object.entries(pages), ...Object.entries(csp.sandbox)]) {
     for (const s of sources) {
       expect(s, `${where}: ${directive}`).not.toMatch(/^'unsafe-eval'|unsafe-inline|unsafe-hashes|^\*|^https?:|^data:|^blob:|^wss?:|\*\./);
     }
@@ -64,7 +70,6 @@ function auditManifest(m: Record<string, unknown>, where: string) {
   expect(m.optional_host_permissions ?? [], where).toEqual([]);
   // No web page or other extension may message us; nothing of ours is readable by pages.
   expect(m.externally_connectable, where).toBeUndefined();
-  expect(m.sandbox, where).toBeUndefined();
   const war = (m.web_accessible_resources ?? []) as { resources: string[] }[];
   for (const w of war) for (const r of w.resources) expect(r, `${where}: web-accessible`).not.toMatch(/\.html$|\*/);
 }

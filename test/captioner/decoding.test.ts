@@ -204,4 +204,28 @@ describe('beam search (ClipCap semantics)', () => {
     await expect(p).rejects.toBeInstanceOf(CaptionAbortedError);
     expect(dec.runs.length).toBeLessThan(10);
   });
+
+  it('awaits `between` before every decoder step after the prefill (greedy and beam), and nowhere else', async () => {
+    for (const beams of [0, 3]) {
+      const dec = new FakeDecoder([[]], 5);
+      const log: string[] = [];
+      const step = dec.step.bind(dec);
+      dec.step = async (parents, tokens) => (log.push('step'), step(parents, tokens));
+      const opts = {
+        vocabSize: V,
+        stop: [],
+        eos: -1,
+        maxTokens: 6,
+        between: async () => void log.push('between'),
+      };
+      if (beams) await beamDecode(dec.prefill(), dec, { ...opts, beams, lengthNormalize: true });
+      else await greedyDecode(dec.prefill(), 1, dec, opts);
+      expect(log.length, `beams ${beams}`).toBeGreaterThan(2);
+      expect(log.join(' '), `beams ${beams}`).toBe(
+        Array(log.length / 2)
+          .fill('between step')
+          .join(' '),
+      );
+    }
+  });
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCaptioner, type Captioner } from '../../src/captioner/captioner';
+import { createCaptioner, type Captioner, type EngineCaption } from '../../src/captioner/captioner';
 import { beamDecode, greedyDecode } from '../../src/captioner/decoding';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromUrl, type LoadedPack } from '../../src/captioner/pack-loader';
@@ -127,6 +127,42 @@ for (const dir of goldenPackDirs()) {
       const bad = items[golden.images.length];
       expect(bad.ok).toBe(false);
       if (!bad.ok) expect(bad.error.name).toBe('ImageDecodeError');
+    });
+
+    it('an urgent caption runs between the decoder steps of a running batch; both keep the golden tokens', async () => {
+      const files = golden.images.map((img) => readFileSync(join(dir, img.file)));
+      const opts = { strategy: 'greedy' as const, maxTokens: golden.decoding.maxTokens };
+      const order: string[] = [];
+      const urgent: { caption?: Promise<EngineCaption> } = {};
+      const urgentCap: Captioner = await createCaptioner({
+        pack,
+        ort: ORT,
+        backend: 'wasm',
+        threads: 1,
+        decodeImage: decodeImageWithSharp,
+        onEvent: (e) => {
+          if (e.type === 'stage' || e.type === 'token') order.push(e.type === 'stage' ? `${e.stage}:${e.images}` : 'token');
+          // Asked for while the batch decodes its first step: it must not wait for the batch's other steps.
+          if (e.type === 'token' && !urgent.caption) urgent.caption = urgentCap.caption(files[0], { ...opts, urgent: true });
+        },
+      });
+      try {
+        const items = await urgentCap.captionBatch(files, opts);
+        const one = await urgent.caption!;
+        const n = files.length;
+        const urgentStart = order.indexOf('preprocess:1');
+        const batchDecode = order.indexOf(`decode:${n}`);
+        // The urgent caption started after the batch's first step and before its last: between two of its steps.
+        expect(urgentStart).toBeGreaterThan(batchDecode + 1);
+        expect(order.slice(urgentStart).filter((x) => x === 'token').length).toBeGreaterThan(one.tokenIds.length + 1);
+        expect(one.tokenIds).toEqual(golden.images[0].greedy.tokenIds);
+        golden.images.forEach((img, i) => {
+          const it = items[i];
+          expect(it.ok && it.value.tokenIds).toEqual(img.greedy.tokenIds);
+        });
+      } finally {
+        await urgentCap.dispose();
+      }
     });
   });
 }

@@ -66,6 +66,11 @@ export class OffscreenUnavailableError extends ExtensionError {
   override name = 'OffscreenUnavailableError';
 }
 
+/** The engine's sandboxed frame stopped answering (its process crashed or was killed); a new one can be started. */
+export class EngineCrashedError extends ExtensionError {
+  override name = 'EngineCrashedError';
+}
+
 /** A message got no reply: the receiver went away (a worker restarting, a document closing). Sending again may work. */
 export class TransportError extends ExtensionError {
   override name = 'TransportError';

@@ -1,0 +1,136 @@
+/**
+ * The offscreen document's end of the link to the engine's frame (src/shared/engine-link.ts): calls with one reply
+ * each, cancellation, the frame's events, and the watch that tells a busy frame from a dead one.
+ *
+ * A crashed frame sends nothing, and nothing in the parent page says so (a MessagePort's close event did not fire for
+ * a crashed frame in Chromium 156). So while any call is out, the client pings; a ping left unanswered for longer than
+ * the frame can be busy (LIMITS.sandbox) means its process is gone: every call out fails with EngineCrashedError, and
+ * `onDead` lets the owner start a new frame. Any message from the frame counts as an answer.
+ */
+import { CaptionAbortedError, CaptionerDisposedError, EngineCrashedError, fromWire } from '../shared/errors';
+import type { LinkDown, LinkProtocol, LinkRequest, LinkType, LinkUp } from '../shared/engine-link';
+import { LIMITS } from '../shared/limits';
+
+interface Pending {
+  type: LinkType;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+export interface LinkEvents {
+  onFallback(backend: string, reason: string): void;
+  /** The frame stopped answering; every call out has failed with `err`. */
+  onDead(err: EngineCrashedError): void;
+}
+
+export class EngineLinkClient {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** When the ping now unanswered was sent (null: none is). */
+  private pingSentAt: number | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private ended: Error | null = null;
+
+  constructor(
+    private readonly port: MessagePort,
+    private readonly events: LinkEvents,
+    private readonly limits: typeof LIMITS.sandbox = LIMITS.sandbox,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    port.onmessage = (e: MessageEvent) => this.receive(e.data as LinkUp);
+  }
+
+  /** Send one request; `transfer` moves buffers instead of copying them; an aborted `signal` cancels it at once. */
+  call<K extends LinkType>(
+    type: K,
+    req: LinkProtocol[K]['req'],
+    opts: { transfer?: Transferable[]; signal?: AbortSignal } = {},
+  ): Promise<LinkProtocol[K]['res']> {
+    if (this.ended) return Promise.reject(this.ended);
+    if (opts.signal?.aborted) return Promise.reject(new CaptionAbortedError(opts.signal.reason));
+    const callId = this.nextId++;
+    return new Promise<LinkProtocol[K]['res']>((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.pending.delete(callId)) return;
+        this.send({ type: 'os-sb-abort', callId });
+        this.watch();
+        reject(new CaptionAbortedError(opts.signal?.reason));
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(callId, {
+        type,
+        resolve: (v) => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          resolve(v as LinkProtocol[K]['res']);
+        },
+        reject: (e) => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      });
+      this.send({ type, callId, ...req } as LinkRequest, opts.transfer ?? []);
+      this.watch();
+    });
+  }
+
+  /** Stop using the link (the engine is disposed): calls out fail with CaptionerDisposedError. */
+  close(): void {
+    this.end(new CaptionerDisposedError());
+    this.port.close();
+  }
+
+  private send(msg: LinkDown, transfer: Transferable[] = []): void {
+    this.port.postMessage(msg, transfer);
+  }
+
+  private receive(msg: LinkUp): void {
+    if (this.ended) return;
+    this.pingSentAt = null;
+    if (msg.type === 'sb-os-fallback') this.events.onFallback(msg.backend, msg.reason);
+    else if (msg.type === 'sb-os-reply') {
+      const p = this.pending.get(msg.callId);
+      if (!p) return;
+      this.pending.delete(msg.callId);
+      if (msg.reply.ok) p.resolve(msg.reply.value);
+      else p.reject(fromWire(msg.reply.error));
+    }
+    this.watch();
+  }
+
+  /** Ping while calls are out, and judge the frame dead when one ping stays unanswered past the limit. */
+  private watch(): void {
+    if (this.pending.size === 0) {
+      if (this.timer !== null) clearInterval(this.timer);
+      this.timer = null;
+      this.pingSentAt = null;
+      return;
+    }
+    this.timer ??= setInterval(() => this.check(), this.limits.pingEveryMs);
+  }
+
+  private check(): void {
+    if (this.pingSentAt === null) {
+      this.pingSentAt = this.now();
+      this.send({ type: 'os-sb-ping' });
+      return;
+    }
+    const opening = [...this.pending.values()].some((p) => p.type === 'os-sb-open');
+    const limit = opening ? this.limits.silentWhileOpeningMs : this.limits.silentMs;
+    const silent = this.now() - this.pingSentAt;
+    if (silent <= limit) return;
+    const err = new EngineCrashedError(
+      `The captioning engine stopped answering for ${Math.round(silent / 1000)} s (its process crashed or ran out of memory).`,
+    );
+    this.end(err);
+    this.events.onDead(err);
+  }
+
+  private end(err: Error): void {
+    if (this.ended) return;
+    this.ended = err;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

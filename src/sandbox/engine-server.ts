@@ -1,0 +1,121 @@
+/**
+ * The engine's end of the link (src/shared/engine-link.ts): one captioner per frame, created by 'os-sb-open' from the
+ * pack's transferred bytes, and captions on request. A new pack gets a new frame, so a disposed engine's memory goes
+ * back with its process. Pings are answered whenever the frame's thread is free; a process that stopped answers none.
+ */
+import { createCaptioner, type Captioner } from '../captioner/captioner';
+import { configureWasm, defaultThreads } from '../captioner/sessions';
+import { CaptionAbortedError, CaptionerDisposedError, CaptionerError, toWire } from '../shared/errors';
+import type { LinkDown, LinkProtocol, LinkRequest, LinkUp } from '../shared/engine-link';
+
+type Create = typeof createCaptioner;
+
+export class EngineServer {
+  private captioner: Promise<Captioner> | null = null;
+  private readonly aborts = new Map<number, AbortController>();
+
+  constructor(
+    private readonly port: MessagePort,
+    private readonly create: Create = createCaptioner,
+  ) {}
+
+  start(): void {
+    this.port.onmessage = (e: MessageEvent) => this.receive(e.data as LinkDown);
+  }
+
+  private post(msg: LinkUp): void {
+    this.port.postMessage(msg);
+  }
+
+  private receive(msg: LinkDown): void {
+    if (msg.type === 'os-sb-ping') this.post({ type: 'sb-os-pong' });
+    else if (msg.type === 'os-sb-abort') this.aborts.get(msg.callId)?.abort(new CaptionAbortedError());
+    else this.call(msg);
+  }
+
+  private call(msg: LinkRequest): void {
+    const controller = new AbortController();
+    this.aborts.set(msg.callId, controller);
+    this.handle(msg, controller.signal)
+      .then(
+        (value) => this.post({ type: 'sb-os-reply', callId: msg.callId, reply: { ok: true, value } }),
+        (err: unknown) => this.post({ type: 'sb-os-reply', callId: msg.callId, reply: { ok: false, error: toWire(err) } }),
+      )
+      .finally(() => this.aborts.delete(msg.callId));
+  }
+
+  /** The open captioner; a caption asked for before 'os-sb-open' has none. */
+  private open(): Promise<Captioner> {
+    return this.captioner ?? Promise.reject(new CaptionerDisposedError());
+  }
+
+  private async handle(msg: LinkRequest, signal: AbortSignal): Promise<LinkProtocol[LinkRequest['type']]['res']> {
+    // Test builds only; in a release build the condition is false at build time, and the name is left out.
+    if (__TEST__ && msg.type === 'test-sb-lose-device') return loseDevice();
+    switch (msg.type) {
+      case 'os-sb-prepare': {
+        const t0 = performance.now();
+        const ort = await import('onnxruntime-web/webgpu');
+        configureWasm(ort, threads(), msg.wasmPaths);
+        // Creating a session starts the runtime first; these bytes are no model, so it stops there, and the real
+        // sessions find the runtime ready.
+        await ort.InferenceSession.create(new Uint8Array([0]), { executionProviders: ['wasm'] }).catch(() => undefined);
+        console.info(`[alt-text] engine runtime started in ${Math.round(performance.now() - t0)} ms`);
+        return null;
+      }
+      case 'os-sb-open': {
+        if (this.captioner) throw new CaptionerError('This engine frame already has a model open; a new model gets a new frame.');
+        const t0 = performance.now();
+        this.captioner = this.create({
+          pack: msg.pack,
+          backend: msg.backend,
+          wasmPaths: msg.wasmPaths,
+          threads: threads(),
+          onEvent: (e) => {
+            if (e.type !== 'fallback') return;
+            console.warn(`[alt-text] ${e.from} failed, using ${e.to}: ${e.reason}`);
+            this.post({ type: 'sb-os-fallback', backend: e.to, reason: e.reason });
+          },
+        });
+        const c = await this.captioner;
+        console.info(`[alt-text] engine opened ${c.manifest.id} on ${c.backend} in ${Math.round(performance.now() - t0)} ms`);
+        return { packId: c.manifest.id, packName: c.manifest.name, backend: c.backend, backendReason: c.backendReason };
+      }
+      case 'os-sb-caption': {
+        const c = await this.open();
+        const { strategy, beams, maxTokens } = msg.decoding;
+        const r = await c.caption(msg.image, { strategy, beams, maxTokens, urgent: msg.urgent, signal });
+        return { text: r.text, confidence: r.confidence, backend: r.backend, packId: c.manifest.id };
+      }
+      case 'os-sb-caption-batch': {
+        const c = await this.open();
+        const { strategy, beams, maxTokens } = msg.decoding;
+        const items = await c.captionBatch(msg.images, { strategy, beams, maxTokens, signal });
+        return items.map((it) =>
+          it.ok
+            ? {
+                ok: true as const,
+                value: { text: it.value.text, confidence: it.value.confidence, backend: it.value.backend, packId: c.manifest.id },
+              }
+            : { ok: false as const, error: toWire(it.error) },
+        );
+      }
+      default:
+        throw new CaptionerError(`The engine does not answer "${msg.type}" in this build.`);
+    }
+  }
+}
+
+/** Without cross-origin isolation a sandboxed page has no SharedArrayBuffer, so ORT's wasm runs one thread. */
+function threads(): number {
+  return typeof SharedArrayBuffer === 'undefined' ? 1 : defaultThreads();
+}
+
+/** Test builds: destroy the WebGPU device ORT uses, the way a GPU reset or a driver crash does. */
+async function loseDevice(): Promise<{ destroyed: boolean; reason?: string }> {
+  const ort = (await import('onnxruntime-web/webgpu')) as unknown as { env: { webgpu: { device?: unknown } } };
+  const device = (await Promise.resolve(ort.env.webgpu.device)) as { destroy(): void; lost: Promise<{ reason: string }> } | undefined;
+  if (!device) return { destroyed: false };
+  device.destroy();
+  return { destroyed: true, reason: (await device.lost).reason };
+}

@@ -1,0 +1,61 @@
+// The offscreen document's end of the engine link (src/offscreen/engine-link-client.ts): telling a busy frame from a
+// dead one. The frame is a real EngineServer over a MessageChannel (test/helpers/fake-engine-frame.ts); a crash is a
+// frame that goes silent. The limits are the test's own (TEST_LIMITS: 120 ms silent, 400 ms while opening).
+import { describe, expect, it } from 'vitest';
+import { EngineCrashedError } from '../../src/shared/errors';
+import { EngineLinkClient } from '../../src/offscreen/engine-link-client';
+import { TEST_LIMITS, fakeCreate, fakePack, linkPair, type FakeCaptioner } from '../helpers/fake-engine-frame';
+
+const decoding = { strategy: 'greedy' as const, beams: 1, maxTokens: 20 };
+
+describe('engine link client', () => {
+  it('a frame busy for longer than the silence limit, but answering pings, is not taken for dead', async () => {
+    const engine: FakeCaptioner = { calls: [], answer: () => new Promise((r) => setTimeout(() => r('slow but fine'), 500)) };
+    const { client, dead } = linkPair(fakeCreate(engine));
+    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    expect((await client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).text).toBe('slow but fine');
+    expect(dead).toEqual([]);
+    client.close();
+  });
+
+  it('a crashed frame fails the call out with EngineCrashedError, once, and every later call at once', async () => {
+    const engine: FakeCaptioner = { calls: [], answer: () => new Promise(() => {}) };
+    const { client, dead, crash } = linkPair(fakeCreate(engine));
+    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    const t0 = performance.now();
+    const p = client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false });
+    crash();
+    await expect(p).rejects.toBeInstanceOf(EngineCrashedError);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(120);
+    expect(dead).toHaveLength(1);
+    await expect(client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).rejects.toBeInstanceOf(EngineCrashedError);
+    expect(dead).toHaveLength(1);
+  });
+
+  it('while a model opens (its thread blocked for seconds), the longer limit applies; a caption gets the short one', async () => {
+    // A frame that answers no ping at all, and replies to its calls late: like ORT creating a session.
+    const channel = new MessageChannel();
+    channel.port2.onmessage = (e: MessageEvent) => {
+      const msg = e.data as { type: string; callId: number };
+      if (msg.type === 'os-sb-ping') return;
+      const value = msg.type === 'os-sb-open' ? { packId: 'p', packName: 'P', backend: 'wasm', backendReason: '' } : { text: 'late' };
+      setTimeout(() => channel.port2.postMessage({ type: 'sb-os-reply', callId: msg.callId, reply: { ok: true, value } }), 250);
+    };
+    const dead: Error[] = [];
+    const client = new EngineLinkClient(channel.port1, { onFallback: () => {}, onDead: (e) => dead.push(e) }, TEST_LIMITS);
+    expect(await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' })).toMatchObject({ packId: 'p' });
+    await expect(client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).rejects.toBeInstanceOf(EngineCrashedError);
+    expect(dead).toHaveLength(1);
+    channel.port2.close();
+  });
+
+  it('a fallback event from the frame reaches the owner', async () => {
+    const seen: string[] = [];
+    const engine: FakeCaptioner = { calls: [], answer: async () => 'ok' };
+    const { client } = linkPair(fakeCreate(engine), { onFallback: (b, r) => seen.push(`${b}: ${r}`) });
+    const channel = (client as unknown as { port: MessagePort }).port;
+    channel.onmessage?.(new MessageEvent('message', { data: { type: 'sb-os-fallback', backend: 'wasm', reason: 'device lost' } }));
+    expect(seen).toEqual(['wasm: device lost']);
+    client.close();
+  });
+});

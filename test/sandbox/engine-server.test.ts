@@ -1,0 +1,70 @@
+// The engine's frame (src/sandbox/engine-server.ts) as its offscreen document uses it, over a real MessageChannel:
+// open, caption, errors by name, cancellation, pings. The link's watch for a dead frame is in
+// test/offscreen/engine-link-client.test.ts.
+import { describe, expect, it } from 'vitest';
+import { ImageDecodeError } from '../../src/shared/errors';
+import { fakeCreate, fakePack, linkPair, type FakeCaptioner } from '../helpers/fake-engine-frame';
+
+const decoding = { strategy: 'greedy' as const, beams: 1, maxTokens: 20 };
+
+describe('engine frame server', () => {
+  it('opens one captioner on the transferred pack and captions with it', async () => {
+    const engine: FakeCaptioner = { calls: [], answer: async (c) => `a caption of ${c.bytes} bytes` };
+    const { client } = linkPair(fakeCreate(engine));
+    const pack = fakePack();
+    const opened = await client.call(
+      'os-sb-open',
+      { pack, backend: 'wasm', wasmPaths: 'x/' },
+      { transfer: [pack.files.vision.buffer as ArrayBuffer] },
+    );
+    expect(opened).toEqual({ packId: 'fake-pack', packName: 'Fake pack', backend: 'wasm', backendReason: 'fake' });
+    // Moved, not copied: the offscreen document keeps no second copy of the pack.
+    expect(pack.files.vision.byteLength).toBe(0);
+    const r = await client.call('os-sb-caption', { image: new Blob([new Uint8Array(5)]), decoding, urgent: false });
+    expect(r).toEqual({ text: 'a caption of 5 bytes', backend: 'wasm', confidence: undefined, packId: 'fake-pack' });
+    expect(engine.calls.map((c) => c.strategy)).toEqual(['greedy']);
+    await expect(client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' })).rejects.toThrow(/new frame/);
+    client.close();
+  });
+
+  it("an engine error crosses as its registered class; a caption before open fails with the captioner's error", async () => {
+    const thrown = new ImageDecodeError('not an image');
+    const engine: FakeCaptioner = {
+      calls: [],
+      answer: async () => {
+        throw thrown;
+      },
+    };
+    const { client } = linkPair(fakeCreate(engine));
+    await expect(client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).rejects.toMatchObject({
+      name: 'CaptionerDisposedError',
+    });
+    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    const err = await client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDecodeError);
+    expect((err as Error).message).toBe(thrown.message);
+    client.close();
+  });
+
+  it("cancelling a caption answers at once and aborts the engine's signal", async () => {
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const engine: FakeCaptioner = {
+      calls: [],
+      answer: (c) =>
+        new Promise((_, reject) => {
+          started();
+          c.signal?.addEventListener('abort', () => reject(c.signal?.reason as Error));
+        }),
+    };
+    const { client } = linkPair(fakeCreate(engine));
+    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    const ac = new AbortController();
+    const p = client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false }, { signal: ac.signal });
+    await running;
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    await expect.poll(() => engine.calls[0].signal?.aborted).toBe(true);
+    client.close();
+  });
+});
