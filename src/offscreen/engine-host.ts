@@ -236,10 +236,7 @@ export class OffscreenEngineHost implements EngineHost {
     urgent = false,
   ): Promise<Caption> {
     const bytes = image instanceof Promise ? image : fetchImage(image, signal);
-    const attempt = async () => {
-      const [engine, blob] = await Promise.all([this.get(packRef, backend), bytes]);
-      return engine.caption(blob, decoding, signal, urgent);
-    };
+    const attempt = () => this.captionOnce(packRef, backend, bytes, decoding, signal, urgent);
     try {
       return await attempt();
     } catch (err) {
@@ -248,6 +245,19 @@ export class OffscreenEngineHost implements EngineHost {
       // An image that kills it twice fails with the error, and the queue goes on with the next.
       return attempt();
     }
+  }
+
+  /** One try: the engine for this pack (opened if need be) and the image's bytes, then its caption. */
+  private async captionOnce(
+    packRef: string,
+    backend: BackendChoice,
+    bytes: Blob | Promise<Blob>,
+    decoding: Decoding,
+    signal: AbortSignal,
+    urgent = false,
+  ): Promise<Caption> {
+    const [engine, blob] = await Promise.all([this.get(packRef, backend), bytes]);
+    return engine.caption(blob, decoding, signal, urgent);
   }
 
   async captionBatch(
@@ -282,8 +292,7 @@ export class OffscreenEngineHost implements EngineHost {
       // image that kills the engine fails alone (and kills it once more, not once per image of its batch).
       for (const r of rows) {
         try {
-          const engine = await this.get(packRef, backend);
-          out[r.i] = { ok: true, value: await engine.caption(r.blob, decoding, signal) };
+          out[r.i] = { ok: true, value: await this.captionOnce(packRef, backend, r.blob, decoding, signal) };
         } catch (e) {
           if (signal.aborted) throw e;
           out[r.i] = { ok: false, error: e };

@@ -3,10 +3,11 @@
  * pack's transferred bytes, and captions on request. A new pack gets a new frame, so a disposed engine's memory goes
  * back with its process. Pings are answered whenever the frame's thread is free; a process that stopped answers none.
  */
-import { createCaptioner, type Captioner } from '../captioner/captioner';
+import { createCaptioner, type Captioner, type EngineCaption } from '../captioner/captioner';
 import { configureWasm, defaultThreads } from '../captioner/sessions';
 import { CaptionAbortedError, CaptionerDisposedError, CaptionerError, toWire } from '../shared/errors';
 import type { LinkDown, LinkProtocol, LinkRequest, LinkUp } from '../shared/engine-link';
+import type { Caption } from '../shared/messages';
 
 type Create = typeof createCaptioner;
 
@@ -84,26 +85,25 @@ export class EngineServer {
       case 'os-sb-caption': {
         const c = await this.open();
         const { strategy, beams, maxTokens } = msg.decoding;
-        const r = await c.caption(msg.image, { strategy, beams, maxTokens, urgent: msg.urgent, signal });
-        return { text: r.text, confidence: r.confidence, backend: r.backend, packId: c.manifest.id };
+        return toCaption(await c.caption(msg.image, { strategy, beams, maxTokens, urgent: msg.urgent, signal }), c);
       }
       case 'os-sb-caption-batch': {
         const c = await this.open();
         const { strategy, beams, maxTokens } = msg.decoding;
         const items = await c.captionBatch(msg.images, { strategy, beams, maxTokens, signal });
         return items.map((it) =>
-          it.ok
-            ? {
-                ok: true as const,
-                value: { text: it.value.text, confidence: it.value.confidence, backend: it.value.backend, packId: c.manifest.id },
-              }
-            : { ok: false as const, error: toWire(it.error) },
+          it.ok ? { ok: true as const, value: toCaption(it.value, c) } : { ok: false as const, error: toWire(it.error) },
         );
       }
       default:
         throw new CaptionerError(`The engine does not answer "${msg.type}" in this build.`);
     }
   }
+}
+
+/** The engine's fuller answer, as the extension's Caption. */
+function toCaption(r: EngineCaption, c: Captioner): Caption {
+  return { text: r.text, confidence: r.confidence, backend: r.backend, packId: c.manifest.id };
 }
 
 /** Without cross-origin isolation a sandboxed page has no SharedArrayBuffer, so ORT's wasm runs one thread. */
