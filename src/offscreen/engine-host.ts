@@ -14,7 +14,7 @@
  */
 import browser from 'webextension-polyfill';
 import type { PackLocation, PackProgress } from '../captioner/index';
-import { EngineCrashedError, fromWire, toWire } from '../shared/errors';
+import { EngineCrashedError, ModelChangedError, fromWire, toWire } from '../shared/errors';
 import { LIMITS } from '../shared/limits';
 import { emit, type Caption, type Decoding, type ImageSource, type ModelStatus } from '../shared/messages';
 import type { BackendChoice } from '../shared/settings';
@@ -89,24 +89,19 @@ const openEngine: OpenEngine = async (from, backend, onProgress, events) => {
   }
 };
 
+/** The status's fields about an open engine, as they are while none is. */
+const NOTHING_OPEN = { packId: '', packName: '', progress: null, backend: null, backendReason: '', error: null } as const;
+
 /** The engine host of Chrome's offscreen document. */
 export class OffscreenEngineHost implements EngineHost {
   private engine: Engine | null = null;
   private opening: Promise<Engine> | null = null;
   private key = '';
+  /** Counts the engines asked for: an opening that is no longer the newest was replaced. */
+  private generation = 0;
   /** When the engine's frame died, recently (performance.now()). */
   private crashes: number[] = [];
-  status: ModelStatus = {
-    state: 'idle',
-    packUrl: '',
-    packId: '',
-    packName: '',
-    progress: null,
-    backend: null,
-    backendReason: '',
-    queued: 0,
-    error: null,
-  };
+  status: ModelStatus = { ...NOTHING_OPEN, state: 'idle', packUrl: '', queued: 0 };
 
   constructor(
     private readonly queued: () => number = () => 0,
@@ -135,59 +130,65 @@ export class OffscreenEngineHost implements EngineHost {
    * until then.
    */
   private async get(packRef: string, backend: BackendChoice): Promise<Engine> {
-    // A model not set up yet throws NoPackError here; the worker's status derives "not set up" from the install states.
-    const pack = await this.resolve(packRef);
+    // Say at once which model is coming: the reply to a load, and the status until it opens, are about it, not about
+    // the one before (which may well have the same name).
+    if (this.status.packUrl !== packRef) this.update({ ...NOTHING_OPEN, state: 'loading', packUrl: packRef });
+    let pack: ResolvedPack;
+    try {
+      pack = await this.resolve(packRef);
+    } catch (err) {
+      // A model not set up yet throws NoPackError; the worker's status derives "not set up" from the install states.
+      if (this.status.packUrl === packRef && this.status.state === 'loading') this.update({ state: 'idle' });
+      throw err;
+    }
     const key = `${backend}|${packRef}|${packKey(pack)}`;
     if (this.key === key) {
       if (this.engine && !this.engine.crashed) return this.engine;
       if (this.opening) return this.opening;
     }
     this.refuseAfterCrashes();
-    const old = this.engine;
+    // One engine at a time (a full-size pack's frame holds about 2 GB): the one in use, and one still opening for the
+    // pack this request replaces, are disposed before the new one starts. The request that was waiting for the
+    // replaced one fails with ModelChangedError; it does not open its pack again, or two packs asked for in turn would
+    // reopen each other for ever.
+    const generation = ++this.generation;
+    const retired = Promise.allSettled([this.engine?.dispose(), this.opening?.then((e) => e.dispose())]);
     this.engine = null;
+    this.opening = null;
     this.key = key;
-    if (old) await old.dispose();
-    this.update({
-      state: 'downloading',
-      packUrl: packRef,
-      packId: '',
-      packName: '',
-      progress: null,
-      backend: null,
-      backendReason: '',
-      error: null,
-    });
+    this.update({ ...NOTHING_OPEN, state: 'downloading', packUrl: packRef });
+    const current = () => this.generation === generation;
     let named = false;
-    const opening = this.open(
-      pack,
-      backend,
-      (done, total, packId) => {
-        if (this.key !== key) return;
-        // The pack's id is known from its first progress report; its name once the engine is open.
-        if (!named) {
-          named = true;
-          this.update({ packId, packName: '' });
-        }
-        this.update({ state: done >= total ? 'loading' : 'downloading', progress: { done, total } });
-      },
-      {
-        onFallback: (backend, reason) => {
-          // Only once the engine is up: a fallback while opening is reported by the 'ready' update.
-          if (this.key === key && this.engine) this.update({ backend, backendReason: reason });
+    const opening = retired.then(() =>
+      this.open(
+        pack,
+        backend,
+        (done, total, packId) => {
+          if (!current()) return;
+          // The pack's id is known from its first progress report; its name once the engine is open.
+          if (!named) {
+            named = true;
+            this.update({ packId, packName: '' });
+          }
+          this.update({ state: done >= total ? 'loading' : 'downloading', progress: { done, total } });
         },
-        onCrash: (err) => {
-          this.crashes.push(performance.now());
-          console.warn(`[alt-text] ${err.message} A new engine will be started for the next image.`);
+        {
+          onFallback: (backend, reason) => {
+            // Only once the engine is up: a fallback while opening is reported by the 'ready' update.
+            if (current() && this.engine) this.update({ backend, backendReason: reason });
+          },
+          onCrash: (err) => {
+            this.crashes.push(performance.now());
+            console.warn(`[alt-text] ${err.message} A new engine will be started for the next image.`);
+          },
         },
-      },
+      ),
     );
     this.opening = opening;
     try {
       const engine = await opening;
-      if (this.key !== key) {
-        await engine.dispose();
-        return this.get(packRef, backend);
-      }
+      // Replaced while it opened: the request that replaced it disposes of it.
+      if (!current()) throw new ModelChangedError('Another model was chosen while this one was loading.');
       this.engine = engine;
       this.update({
         state: 'ready',
@@ -199,7 +200,7 @@ export class OffscreenEngineHost implements EngineHost {
       });
       return engine;
     } catch (err) {
-      if (this.key === key) {
+      if (current()) {
         this.key = '';
         this.update({ state: 'error', error: toWire(err), progress: null });
       }

@@ -4,7 +4,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OffscreenEngineHost } from '../../src/offscreen/engine-host';
 import type { Engine, EngineEvents } from '../../src/offscreen/sandbox-engine';
-import { EngineCrashedError } from '../../src/shared/errors';
+import type { PackLocation } from '../../src/captioner/index';
+import { EngineCrashedError, ModelChangedError, NoPackError } from '../../src/shared/errors';
 import { LIMITS } from '../../src/shared/limits';
 
 const decoding = { strategy: 'greedy' as const, beams: 1, maxTokens: 20 };
@@ -112,5 +113,94 @@ describe('engine host: a crashed engine', () => {
     expect(opened).toHaveLength(LIMITS.sandbox.crashes);
     expect(host.status.state).toBe('error');
     expect(host.status.error?.message).toMatch(/stopped 3 times/);
+  });
+});
+
+describe('engine host: the model changed while one was opening', () => {
+  beforeEach(() => {
+    (globalThis as { chrome?: unknown }).chrome = { runtime: { sendMessage: async () => undefined } };
+  });
+  afterEach(() => {
+    delete (globalThis as { chrome?: unknown }).chrome;
+  });
+
+  /** Engines that take `ms` to open, named by their pack's URL; counts how many are alive at once. */
+  function slowOpener(ms: number) {
+    const log: string[] = [];
+    let alive = 0;
+    let mostAlive = 0;
+    const open = async (from: PackLocation): Promise<Engine> => {
+      const url = from.kind === 'url' ? from.url : String(from.kind);
+      alive += 1;
+      mostAlive = Math.max(mostAlive, alive);
+      log.push(`open ${url}`);
+      await new Promise((r) => setTimeout(r, ms));
+      let disposed = false;
+      return {
+        packId: url,
+        packName: url,
+        backend: 'wasm',
+        backendReason: '',
+        crashed: false,
+        caption: async () => ({ text: `from ${url}`, packId: url, backend: 'wasm' }),
+        captionBatch: async (blobs) => blobs.map(() => ({ ok: true as const, value: { text: `from ${url}`, packId: url, backend: 'wasm' } })),
+        loseDevice: async () => ({ destroyed: false }),
+        dispose: async () => {
+          if (disposed) return;
+          disposed = true;
+          alive -= 1;
+          log.push(`dispose ${url}`);
+        },
+      };
+    };
+    return { open, log, mostAlive: () => mostAlive };
+  }
+
+  it('the newest pack wins, the superseded request fails with ModelChangedError, and one engine lives at a time', async () => {
+    const { open, log, mostAlive } = slowOpener(30);
+    const host = new OffscreenEngineHost(() => 0, undefined, open);
+    const first = host.load('https://packs.test/a/', 'wasm');
+    const caption = host.caption('https://packs.test/b/', 'wasm', image(), decoding, new AbortController().signal);
+    await expect(first).rejects.toBeInstanceOf(ModelChangedError);
+    expect((await caption).text).toBe('from https://packs.test/b/');
+    expect(host.status).toMatchObject({ state: 'ready', packId: 'https://packs.test/b/' });
+    // A was not opened again after B (the two used to reopen each other for ever), and B's frame started after A's
+    // was gone.
+    expect(log).toEqual(['open https://packs.test/a/', 'dispose https://packs.test/a/', 'open https://packs.test/b/']);
+    expect(mostAlive()).toBe(1);
+  }, 5_000);
+
+  it('the status names the model asked for at once, not the one before it (which may have the same name)', async () => {
+    const { open } = slowOpener(30);
+    let resolved = () => {};
+    const resolving = new Promise<void>((r) => (resolved = r));
+    const host = new OffscreenEngineHost(
+      () => 0,
+      async (url) => {
+        if (url.includes('/b/')) await resolving;
+        return { kind: 'url', url };
+      },
+      open,
+    );
+    await host.load('https://packs.test/a/', 'wasm');
+    expect(host.status).toMatchObject({ state: 'ready', packUrl: 'https://packs.test/a/' });
+    const loading = host.load('https://packs.test/b/', 'wasm');
+    // Before the pack is even found: what a load's reply reports.
+    expect(host.status).toMatchObject({ state: 'loading', packUrl: 'https://packs.test/b/', packName: '', backend: null });
+    resolved();
+    await loading;
+    expect(host.status).toMatchObject({ state: 'ready', packUrl: 'https://packs.test/b/', packName: 'https://packs.test/b/' });
+  });
+
+  it('a model that cannot be found leaves the status idle, not loading for ever', async () => {
+    const host = new OffscreenEngineHost(
+      () => 0,
+      async () => {
+        throw new NoPackError();
+      },
+      slowOpener(1).open,
+    );
+    await expect(host.load('folder:gone', 'wasm')).rejects.toBeInstanceOf(NoPackError);
+    expect(host.status).toMatchObject({ state: 'idle', packUrl: 'folder:gone' });
   });
 });

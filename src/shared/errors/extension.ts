@@ -71,6 +71,14 @@ export class EngineCrashedError extends ExtensionError {
   override name = 'EngineCrashedError';
 }
 
+/**
+ * Another model was asked for while this one was opening, and only one runs at a time: this request lost. Asking again
+ * gets the model in use.
+ */
+export class ModelChangedError extends ExtensionError {
+  override name = 'ModelChangedError';
+}
+
 /** A message got no reply: the receiver went away (a worker restarting, a document closing). Sending again may work. */
 export class TransportError extends ExtensionError {
   override name = 'TransportError';

@@ -119,6 +119,8 @@ export const ERRORS: Readonly<Record<string, ErrorInfo>> = Object.freeze({
   OffscreenUnavailableError: entry(extension.OffscreenUnavailableError, 'statusError', false),
   // A new engine frame is started and the caption asked once more; only an image that crashes it twice gets this.
   EngineCrashedError: entry(extension.EngineCrashedError, 'statusError', false),
+  // Only the newest model asked for is opened; a request for the one it replaced may simply be asked again.
+  ModelChangedError: entry(extension.ModelChangedError, 'panelFailed', false),
   // The receiver went away mid-request; messaging retries it, and only a request that keeps failing reaches the user.
   TransportError: entry(extension.TransportError, 'panelFailed', false),
   // An orphaned content script stays orphaned until the page is reloaded.
