@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'release/**', 'node_modules/**', 'packs/**', '.tmp/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'dist-firefox/**', 'release/**', 'node_modules/**', 'packs/**', '.tmp/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

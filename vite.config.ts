@@ -6,6 +6,7 @@
  *   CAPTION_MIRROR_BASE  when set, every catalogue URL https://HOST/PATH becomes ${CAPTION_MIRROR_BASE}/HOST/PATH
  *   TEST_HOOKS=1      compile in the test-only hooks (__TEST__); release builds leave them out
  *   EXT_OUT_DIR       output folder (default dist)
+ *   TARGET_BROWSER    'chrome' (default) or 'firefox': the manifest and the engine page's host (src/background/engine-page.ts)
  */
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -15,7 +16,37 @@ import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import manifest from './manifest.json' with { type: 'json' };
 
 const root = dirname(fileURLToPath(import.meta.url));
-const outDir = process.env.EXT_OUT_DIR ?? 'dist';
+const target = process.env.TARGET_BROWSER === 'firefox' ? 'firefox' : 'chrome';
+const outDir = process.env.EXT_OUT_DIR ?? (target === 'firefox' ? 'dist-firefox' : 'dist');
+
+/**
+ * Firefox's manifest, from the one source (manifest.json is Chrome's):
+ * - the background is an event page (`scripts`), which hosts the engine's page in a frame: no offscreen document;
+ * - no `sandbox` key (Firefox has none): the engine's page is framed there as an ordinary extension page, in the same
+ *   process, so an engine crash is not contained as it is in Chrome;
+ * - `options_ui` instead of Chrome's `options_page`; no `minimum_chrome_version`;
+ * - what Firefox requires of a new extension: its id, and the data-collection declaration (this collects nothing).
+ * Host permissions are the same key, but Firefox treats them as optional in MV3: the user grants them (the first-run
+ * page and the popup ask, src/shared/site-access.ts).
+ */
+type Manifest = typeof manifest & Record<string, unknown>;
+function firefoxManifest(m: typeof manifest): Manifest {
+  const { minimum_chrome_version: _chrome, sandbox: _sandbox, options_page, content_security_policy, ...rest } = m;
+  return {
+    ...rest,
+    permissions: m.permissions.filter((p) => p !== 'offscreen'),
+    background: { scripts: [m.background.service_worker], type: 'module' },
+    options_ui: { page: options_page, open_in_tab: true },
+    content_security_policy: { extension_pages: content_security_policy.extension_pages },
+    browser_specific_settings: {
+      gecko: {
+        id: 'clipcap-alt-text@alt-text.local',
+        strict_min_version: '142.0',
+        data_collection_permissions: { required: ['none'] },
+      },
+    },
+  } as unknown as Manifest;
+}
 
 // The ORT runtime files the engine loads (wasmPaths points at /ort/); bundled, never fetched from a CDN.
 const ORT_FILES = ['ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm'];
@@ -91,7 +122,8 @@ function dynamicWarUrls(): Plugin {
 export default defineConfig({
   plugins: [
     crx({
-      manifest: manifest,
+      manifest: target === 'firefox' ? firefoxManifest(manifest) : manifest,
+      browser: target,
       // The content script is built as one self-contained classic script, not an ES-module loader that imports its
       // chunks from chrome-extension:// URLs: then nothing has to be web-accessible, and no page can fetch (or
       // fingerprint the extension by) any of our files. test/e2e/hostile.test.ts (exposure) and
@@ -104,6 +136,7 @@ export default defineConfig({
   ],
   define: {
     __TEST__: JSON.stringify(process.env.TEST_HOOKS === '1'),
+    __BROWSER__: JSON.stringify(target),
     __PACK_URLS__: JSON.stringify(process.env.CAPTION_PACK_URL ?? ''),
     // Read by src/installer/catalogue.ts: the replacement catalogue object (null: the bundled one), and the mirror base.
     __CAPTION_CATALOGUE__: cataloguePath ? JSON.stringify(catalogue) : 'null',
@@ -125,6 +158,8 @@ export default defineConfig({
         offscreen: 'src/offscreen/index.html',
         caption: 'src/caption-page/index.html',
         onboarding: 'src/onboarding/index.html',
+        // Chrome's manifest names it (`sandbox`); Firefox's does not.
+        sandbox: 'src/sandbox/index.html',
       },
     },
   },

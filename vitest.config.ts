@@ -12,7 +12,7 @@ export default defineConfig({
     projects: [
       {
         // What test builds define (vite.config.ts): the code under test answers its test-only requests.
-        define: { __TEST__: 'true' },
+        define: { __TEST__: 'true', __BROWSER__: JSON.stringify('chrome') },
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],

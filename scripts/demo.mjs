@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 // npm run demo: build the extension with the toy pack, serve a page of toy images (some missing alt, some
 // decorative, some named), open it in Chromium with the extension, wait for the labels, print each image with its
-// label, and save a screenshot. Headless by default; `npm run demo -- --headed` where a display exists.
+// label, and save a screenshot. Headless by default; `npm run demo -- --headed` where a display exists;
+// `npm run demo -- --browser firefox` builds the Firefox version and runs it in firefox-esr.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout, toyTemplateCatalogueEnv } from '../test/e2e/harness.mjs';
 import { buildFixtures } from '../test/e2e/fixtures.mjs';
+import { launchFirefox } from '../test/e2e/firefox.mjs';
 
 const headed = process.argv.includes('--headed');
+const at = process.argv.indexOf('--browser');
+const target = at > 0 ? process.argv[at + 1] : 'chrome';
+if (target !== 'chrome' && target !== 'firefox') {
+  console.error(`--browser ${target}: chrome or firefox`);
+  process.exit(1);
+}
 const count = Number(process.env.DEMO_IMAGES ?? 18);
 const packDir = join(ROOT, 'packs/toy');
 if (!existsSync(join(packDir, 'pack.json'))) {
@@ -21,19 +29,29 @@ let browser;
 try {
   Object.assign(server.routes, buildFixtures(heldout, { packDir, otherOrigin: server.otherOrigin }).routes);
   const packUrl = `${server.origin}/packs/toy/`;
-  console.log(`building the extension into dist/ with the toy pack at ${packUrl} …`);
+  const outDir = join(ROOT, target === 'firefox' ? 'dist-firefox' : 'dist');
+  console.log(`building the ${target} extension into ${outDir} with the toy pack at ${packUrl} …`);
   // Its model catalogue is on the toy template: the full-size templates come with `npm run pack:templates`.
-  const extDir = await buildExtension({ outDir: join(ROOT, 'dist'), packUrl, env: toyTemplateCatalogueEnv() });
-  browser = await launchWithExtension(extDir, { headless: !headed });
-  const page = await browser.context.newPage();
+  const env = { ...toyTemplateCatalogueEnv(), TARGET_BROWSER: target };
+  const extDir = await buildExtension({ outDir, packUrl, env });
+  let page;
+  if (target === 'firefox') {
+    browser = await launchFirefox(extDir, { headless: !headed });
+    page = await browser.browser.newPage();
+  } else {
+    browser = await launchWithExtension(extDir, { headless: !headed });
+    page = await browser.context.newPage();
+  }
   const t0 = Date.now();
   await page.goto(`${server.origin}/fixtures/gallery.html?n=${count}`);
-  const eligible = await page.locator('figure[data-kind=missing] img, figure[data-kind=file-name] img').count();
+  const eligible = await page.$$eval('figure[data-kind=missing] img, figure[data-kind=file-name] img', (els) => els.length);
   console.log(`waiting for ${eligible} labels (the model downloads, verifies and starts on first use) …`);
-  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, eligible, {
-    timeout: 180_000,
-    polling: 250,
-  });
+  // Polled here (playwright and puppeteer order waitForFunction's arguments differently).
+  const labelled = () => page.evaluate(() => document.querySelectorAll('img[data-alt-text-generated]').length);
+  while ((await labelled()) < eligible) {
+    if (Date.now() - t0 > 180_000) throw new Error(`only ${await labelled()} of ${eligible} labels after 180 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
   const rows = await page.$$eval('figure', (figs) =>
     figs.map((f) => {
       const im = f.querySelector('img');

@@ -1,6 +1,8 @@
 // npm run package: build the release extension (no test hooks, no preconfigured pack) and write a store-ready zip of
 // dist/ to release/alt-text-<version>.zip. The zip is written here (stored or deflated entries, CRC-32) so packaging
 // needs no extra dependency.
+// npm run build:firefox (--browser firefox): the Firefox release build in dist-firefox/, checked by `web-ext lint`
+// (any error fails) and packed by `web-ext build` into release/alt-text-firefox-<version>.zip, ready for AMO signing.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
@@ -8,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { deflateRawSync } from 'node:zlib';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
-const DIST = join(ROOT, 'dist');
+const FIREFOX = process.argv.includes('--browser') && process.argv[process.argv.indexOf('--browser') + 1] === 'firefox';
+const DIST = join(ROOT, FIREFOX ? 'dist-firefox' : 'dist');
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -83,7 +86,15 @@ export function zip(base, paths) {
 
 function main() {
   // A release build: no test hooks, no pack address, the bundled catalogue and its real mirrors.
-  const env = { ...process.env, TEST_HOOKS: '', CAPTION_PACK_URL: '', CAPTION_CATALOGUE: '', CAPTION_MIRROR_BASE: '', EXT_OUT_DIR: DIST };
+  const env = {
+    ...process.env,
+    TEST_HOOKS: '',
+    CAPTION_PACK_URL: '',
+    CAPTION_CATALOGUE: '',
+    CAPTION_MIRROR_BASE: '',
+    EXT_OUT_DIR: DIST,
+    TARGET_BROWSER: FIREFOX ? 'firefox' : 'chrome',
+  };
   const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], {
     cwd: ROOT,
     env,
@@ -92,11 +103,35 @@ function main() {
   if (built.status !== 0) throw new Error(`vite build failed (${built.status})`);
   const { version } = JSON.parse(readFileSync(join(DIST, 'manifest.json'), 'utf8'));
   const paths = files(DIST);
-  if (!paths.some((p) => relative(DIST, p) === 'manifest.json')) throw new Error('dist/ has no manifest.json');
+  if (!paths.some((p) => relative(DIST, p) === 'manifest.json')) throw new Error(`${DIST} has no manifest.json`);
+  if (FIREFOX) return webExt(version);
   const out = join(ROOT, 'release', `alt-text-${version}.zip`);
   mkdirSync(join(ROOT, 'release'), { recursive: true });
   writeFileSync(out, zip(DIST, paths));
   console.log(`${relative(ROOT, out)}: ${paths.length} files, ${(statSync(out).size / 1e6).toFixed(1)} MB`);
+}
+
+/** web-ext lint (errors fail; warnings are printed), then web-ext build into release/. */
+function webExt(version) {
+  const bin = join(ROOT, 'node_modules/.bin/web-ext');
+  const lint = spawnSync(bin, ['lint', '--source-dir', DIST, '--output', 'json'], { cwd: ROOT, encoding: 'utf8' });
+  const report = JSON.parse(lint.stdout);
+  for (const w of report.warnings) console.warn(`web-ext lint warning ${w.code}: ${w.message} (${w.file ?? 'manifest'})`);
+  if (report.errors.length > 0 || lint.status !== 0) {
+    for (const e of report.errors) console.error(`web-ext lint error ${e.code}: ${e.message} (${e.file ?? 'manifest'})`);
+    throw new Error(`web-ext lint found ${report.errors.length} error(s) in ${relative(ROOT, DIST)}`);
+  }
+  const name = `alt-text-firefox-${version}.zip`;
+  const built = spawnSync(
+    bin,
+    ['build', '--source-dir', DIST, '--artifacts-dir', join(ROOT, 'release'), '--filename', name, '--overwrite-dest'],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  if (built.status !== 0) throw new Error(`web-ext build failed (${built.status})`);
+  const out = join(ROOT, 'release', name);
+  console.log(
+    `web-ext lint: 0 errors, ${report.warnings.length} warning(s); ${relative(ROOT, out)}: ${(statSync(out).size / 1e6).toFixed(1)} MB`,
+  );
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
-for pkg in chromium xvfb xdotool python3-torch python3-onnx python3-numpy python3-pil python3-pytest libopenblas0-pthread; do
+for pkg in chromium firefox-esr xvfb xdotool python3-torch python3-onnx python3-numpy python3-pil python3-pytest libopenblas0-pthread; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

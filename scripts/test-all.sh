@@ -19,6 +19,7 @@ echo "== the built extension in Chromium (vitest + playwright), on a virtual X d
 # shortcut with xdotool (without a display it skips, so `npm run test:e2e` alone stays headless).
 command -v xvfb-run >/dev/null && command -v xdotool >/dev/null || { echo "xvfb-run and xdotool are missing: run scripts/setup.sh" >&2; exit 1; }
 xvfb-run -a -s "-screen 0 1280x800x24" npx vitest run --project e2e
-echo "== security audit of the release build and the e2e build"
+echo "== security audit of the release builds (Chrome; Firefox, with web-ext lint) and the e2e builds"
 npx vite build --logLevel warn
+npm run --silent build:firefox
 AUDIT_BUILDS=1 npx vitest run --project unit test/audit/security-audit.test.ts

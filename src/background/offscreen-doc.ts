@@ -1,13 +1,13 @@
 /**
- * Lifecycle of the offscreen document that hosts the model: created on demand, creation serialised (two racing
- * creates throw "Only a single offscreen document may be created"), and recreated when it was closed. Requests to
- * it are retried once it is back, so closing it mid-queue loses nothing.
+ * Lifecycle of the offscreen document that hosts the model (engine-page.ts; in Firefox, a frame of the event page):
+ * created on demand, creation serialised (two racing creates throw "Only a single offscreen document may be
+ * created"), and recreated when it was closed. Requests to it are retried once it is back, so closing it mid-queue
+ * loses nothing.
  */
 import browser from 'webextension-polyfill';
 import { OffscreenUnavailableError, isTransportError } from '../shared/errors';
 import { unwrap, type MessageType, type ReplyValue, type Request } from '../shared/messages';
-
-const OFFSCREEN_PATH = 'src/offscreen/index.html';
+import { enginePage } from './engine-page';
 
 let creating: Promise<void> | null = null;
 let created = 0;
@@ -17,24 +17,14 @@ export function offscreenCreations(): number {
   return created;
 }
 
-// chrome.offscreen and chrome.runtime.getContexts are Chrome-only (no polyfill, no typing there); they stay in this
-// module. Firefox has no offscreen document: its build hosts the engine in the event page instead of this module.
-async function exists(): Promise<boolean> {
-  // No documentUrls filter: it matches exactly, query string included.
-  const contexts = await chrome.runtime.getContexts({ contextTypes: ['OFFSCREEN_DOCUMENT'] });
-  return contexts.length > 0;
-}
+const exists = () => enginePage.exists();
 
 export async function ensureOffscreen(): Promise<void> {
   while (creating) await creating;
   if (await exists()) return;
   if (creating) return ensureOffscreen();
-  creating = chrome.offscreen
-    .createDocument({
-      url: OFFSCREEN_PATH,
-      reasons: ['WORKERS'],
-      justification: 'Runs the on-device image captioning model (WebAssembly/WebGPU workers) outside the service worker.',
-    })
+  creating = enginePage
+    .create()
     .then(() => {
       created += 1;
     })
@@ -50,7 +40,7 @@ export async function ensureOffscreen(): Promise<void> {
 
 export async function closeOffscreen(): Promise<void> {
   while (creating) await creating;
-  if (await exists()) await chrome.offscreen.closeDocument();
+  if (await exists()) await enginePage.close();
 }
 
 /**
@@ -59,12 +49,7 @@ export async function closeOffscreen(): Promise<void> {
  */
 async function forceCloseOffscreen(): Promise<void> {
   while (creating) await creating;
-  try {
-    await chrome.offscreen.closeDocument();
-  } catch (err) {
-    // None open: nothing to close.
-    console.debug('[alt-text] offscreen close:', err instanceof Error ? err.message : String(err));
-  }
+  await enginePage.close();
 }
 
 export async function offscreenExists(): Promise<boolean> {

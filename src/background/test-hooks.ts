@@ -16,6 +16,11 @@ export function registerTestHooks(cache: CaptionCache): void {
     currentStatus,
     cacheCount: () => cache.count(),
     clearCaptionCache: () => cache.clear(),
+    /** What the "Describe this image" panel open in this tab announces (null: none open). */
+    async panelText(tabId: number): Promise<string | null> {
+      const r = (await browser.tabs.sendMessage(tabId, { type: 'test-cs-panel' }).catch(() => null)) as { value?: string } | null;
+      return r?.value ?? null;
+    },
     async loseWebGpuDevice() {
       return browser.runtime.sendMessage({ type: 'test-os-lose-device' });
     },

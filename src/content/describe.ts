@@ -6,7 +6,7 @@ import browser, { type Runtime } from 'webextension-polyfill';
 import { PRIORITY, addMessageListener, makeListener, newRequestId, type ModelStatus } from '../shared/messages';
 import { CANDIDATE_SELECTOR, OWN_UI_ATTR, backgroundUrl } from './eligibility';
 import { request } from './messaging';
-import { deepActiveElement, openPanel } from './panel';
+import { deepActiveElement, openPanel, openPanelSays } from './panel';
 import { loadedImageSrc, toImageSource } from './safe-source';
 
 // `?.`: unit tests run this with no fake i18n.
@@ -117,6 +117,16 @@ export function init(signal: AbortSignal): void {
     return listener(msg, sender, sendResponse);
   };
   addMessageListener(gated, signal);
+  if (__TEST__) {
+    // Test builds only: what the open panel announces, for browsers whose tests cannot read its closed shadow root or
+    // the accessibility tree (Firefox over WebDriver BiDi). Only a frame with a panel answers.
+    addMessageListener((raw, sender, reply) => {
+      const says = openPanelSays();
+      if ((raw as { type?: string } | null)?.type !== 'test-cs-panel' || sender.id !== browser.runtime.id || says === null) return false;
+      reply({ ok: true, value: says });
+      return true;
+    }, signal);
+  }
 }
 
 function hasFocusedChildFrame(): boolean {

@@ -29,6 +29,8 @@ export interface Panel {
   setCaption(text: string): void;
   close(): void;
   readonly host: HTMLElement;
+  /** What its live region says now. */
+  readonly says: string;
 }
 
 let current: Panel | null = null;
@@ -99,6 +101,9 @@ export function openPanel(signal: AbortSignal): Panel {
 
   const api: Panel = {
     host,
+    get says() {
+      return live.textContent ?? '';
+    },
     setStatus(text) {
       if (!caption) live.textContent = text;
     },
@@ -111,6 +116,11 @@ export function openPanel(signal: AbortSignal): Panel {
   };
   current = api;
   return api;
+}
+
+/** What the open panel's live region says; null when no panel is open in this frame. */
+export function openPanelSays(): string | null {
+  return current ? current.says : null;
 }
 
 async function copyText(text: string, shadow: ShadowRoot): Promise<boolean> {

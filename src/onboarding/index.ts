@@ -1,4 +1,5 @@
-// The set-up page only wires: the model choice, the one button, and the progress of the install it starts.
+// The set-up page only wires: the model choice, the one button, the progress of the install it starts, and the request
+// for access to websites where the browser withholds it.
 import browser from 'webextension-polyfill';
 import { stashPicked } from '../installer/picked-files';
 import { localize, msg } from '../shared/i18n';
@@ -7,6 +8,7 @@ import { activeModel, loadSettings, saveSettings } from '../shared/settings';
 import { isBusy, modelLabel } from '../shared/status-text';
 import { chosenModel, renderModelRadios } from './model-radios';
 import { ProgressView } from './progress-view';
+import { showSiteAccess } from './site-access-view';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -124,6 +126,7 @@ async function start(): Promise<void> {
 
 async function main(): Promise<void> {
   localize();
+  void showSiteAccess({ section: $('access'), button: $('allow'), status: $('access-status') });
   addMessageListener((m) => {
     if (isEvent(m, 'os-bg-models')) {
       lastEvent = Date.now();

@@ -1,5 +1,5 @@
-// Popup: status (and why nothing is labelled yet), switches (everywhere / this site), the models, decoding, and the
-// number of labels on this page.
+// Popup: access to websites (only while the browser withholds it), status (and why nothing is labelled yet), switches
+// (everywhere / this site), the models, decoding, and the number of labels on this page.
 import browser from 'webextension-polyfill';
 import { localize, msg } from '../shared/i18n';
 import { addMessageListener, isEvent, send, type InstallState, type ModelStatus, type ModelsView } from '../shared/messages';
@@ -7,6 +7,7 @@ import { fillModelSelect } from '../shared/model-choice';
 import { loadSettings, parsePackRef, saveSettings, type Settings, type Strategy } from '../shared/settings';
 import { describeStatus, installPercent, isBusy, modelLabel, phaseText } from '../shared/status-text';
 import { ModelManager } from '../options/model-manager';
+import { showSiteAccess } from '../onboarding/site-access-view';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -71,6 +72,8 @@ function renderSettings(s: Settings, host: string): void {
 
 async function main(): Promise<void> {
   localize();
+  // First in the popup, and not waiting on the worker: without access to websites nothing else here matters yet.
+  void showSiteAccess({ section: $('access'), button: $('allow'), status: $('access-status') });
   const tab = await targetTab();
   let { settings } = await loadSettings(browser.storage.local);
   renderSettings(settings, tab.host);

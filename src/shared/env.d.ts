@@ -4,3 +4,5 @@
 declare const __TEST__: boolean;
 /** Pack base URL(s) the build preconfigures (CAPTION_PACK_URL, comma separated); '' when none. */
 declare const __PACK_URLS__: string;
+/** The browser this build is for (TARGET_BROWSER): 'chrome' (the default) or 'firefox'. */
+declare const __BROWSER__: 'chrome' | 'firefox';

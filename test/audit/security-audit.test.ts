@@ -15,10 +15,19 @@ const HOST_PERMISSIONS = ['<all_urls>'];
  * Every test-only name: the globals test builds define (background, content script) and the message types only the
  * test hooks answer. Release builds must contain none of them. The source scan below keeps this list complete.
  */
-const TEST_ONLY = ['altTextTest', 'altTextContentTest', 'test-os-lose-device', 'test-os-engine-bench', 'test-sb-lose-device'];
+const TEST_ONLY = [
+  'altTextTest',
+  'altTextContentTest',
+  'test-os-lose-device',
+  'test-os-engine-bench',
+  'test-sb-lose-device',
+  'test-cs-panel',
+];
 
-/** Builds that exist on this machine (the e2e build, and a release build in dist/). */
-const BUILDS = ['dist', '.tmp/ext-e2e'].filter((d) => existsSync(join(ROOT, d, 'manifest.json')));
+/** Builds that exist on this machine: the release builds (dist/, dist-firefox/) and the e2e builds (.tmp/). */
+const ALL_BUILDS = ['dist', 'dist-firefox', '.tmp/ext-e2e', '.tmp/ext-firefox-e2e'];
+const BUILDS = ALL_BUILDS.filter((d) => existsSync(join(ROOT, d, 'manifest.json')));
+const isTestBuild = (b: string) => b.startsWith('.tmp/');
 /** npm test sets this after building both, so that the build checks can't be skipped there. */
 const BUILDS_REQUIRED = process.env.AUDIT_BUILDS === '1';
 
@@ -46,25 +55,36 @@ function cspOf(manifest: Record<string, unknown>): Record<string, Record<string,
   );
 }
 
+/** Chrome's manifest, or Firefox's (vite.config.ts firefoxManifest: no offscreen document, no sandbox key). */
 function auditManifest(m: Record<string, unknown>, where: string) {
   expect(m.manifest_version, where).toBe(3);
   const csp = cspOf(m);
-  expect(Object.keys(csp), `${where}: extension pages, and the engine's sandbox page`).toEqual(['extension_pages', 'sandbox']);
-  // The engine's frame (src/sandbox/, src/shared/engine-link.ts): scripts, and nothing else a sandbox can allow. Above
-  // all not allow-same-origin, which would give it the extension's origin (and its storage) back.
-  expect(csp.sandbox.sandbox, `${where}: sandbox flags`).toEqual(['allow-scripts']);
-  expect(csp.sandbox['script-src'], `${where}: sandbox script-src`).toEqual(["'self'", "'wasm-unsafe-eval'"]);
-  expect(csp.sandbox['object-src'], `${where}: sandbox object-src`).toEqual(["'none'"]);
-  expect(m.sandbox, `${where}: the one sandbox page`).toEqual({ pages: ['src/sandbox/index.html'] });
+  const gecko = (m.browser_specific_settings as { gecko?: Record<string, unknown> } | undefined)?.gecko;
+  if (gecko) {
+    expect(Object.keys(csp), `${where}: extension pages only (Firefox has no sandbox key)`).toEqual(['extension_pages']);
+    expect(m.sandbox, where).toBeUndefined();
+    expect(gecko.id, `${where}: the add-on id Firefox requires`).toMatch(/^[\w.-]+@[\w.-]+$/);
+    // Firefox's built-in consent: this extension collects no data at all.
+    expect(gecko.data_collection_permissions, where).toEqual({ required: ['none'] });
+    expect(m.permissions, where).toEqual(PERMISSIONS.filter((p) => p !== 'offscreen'));
+  } else {
+    expect(Object.keys(csp), `${where}: extension pages, and the engine's sandbox page`).toEqual(['extension_pages', 'sandbox']);
+    // The engine's frame (src/sandbox/, src/shared/engine-link.ts): scripts, and nothing else a sandbox can allow.
+    // Above all not allow-same-origin, which would give it the extension's origin (and its storage) back.
+    expect(csp.sandbox.sandbox, `${where}: sandbox flags`).toEqual(['allow-scripts']);
+    expect(csp.sandbox['script-src'], `${where}: sandbox script-src`).toEqual(["'self'", "'wasm-unsafe-eval'"]);
+    expect(csp.sandbox['object-src'], `${where}: sandbox object-src`).toEqual(["'none'"]);
+    expect(m.sandbox, `${where}: the one sandbox page`).toEqual({ pages: ['src/sandbox/index.html'] });
+    expect(m.permissions, where).toEqual(PERMISSIONS);
+  }
   const pages = csp.extension_pages;
   // script-src: our own files, and WebAssembly compilation; nothing looser.
   expect(pages['script-src'], where).toEqual(["'self'", "'wasm-unsafe-eval'"]);
-  for (const [directive, sources] of [...Object.entries(pages), ...Object.entries(csp.sandbox)]) {
+  for (const [directive, sources] of [...Object.entries(pages), ...Object.entries(csp.sandbox ?? {})]) {
     for (const s of sources) {
       expect(s, `${where}: ${directive}`).not.toMatch(/^'unsafe-eval'|unsafe-inline|unsafe-hashes|^\*|^https?:|^data:|^blob:|^wss?:|\*\./);
     }
   }
-  expect(m.permissions, where).toEqual(PERMISSIONS);
   expect(m.host_permissions, where).toEqual(HOST_PERMISSIONS);
   expect(m.optional_permissions ?? [], where).toEqual([]);
   expect(m.optional_host_permissions ?? [], where).toEqual([]);
@@ -75,8 +95,8 @@ function auditManifest(m: Record<string, unknown>, where: string) {
 }
 
 describe('security audit', () => {
-  it.runIf(BUILDS_REQUIRED)('both builds exist to be audited (release dist/ and the e2e build)', () => {
-    expect(BUILDS).toEqual(['dist', '.tmp/ext-e2e']);
+  it.runIf(BUILDS_REQUIRED)('every build exists to be audited (release and e2e, Chrome and Firefox)', () => {
+    expect(BUILDS).toEqual(ALL_BUILDS);
   });
 
   it('manifest.json: CSP with no unsafe-eval or remote sources, and exactly the justified permissions', () => {
@@ -153,7 +173,7 @@ describe('security audit', () => {
         .map((p) => readFileSync(p, 'utf8'))
         .join('\n');
       const present = TEST_ONLY.filter((name) => js.includes(name));
-      expect(present, b).toEqual(b === '.tmp/ext-e2e' ? TEST_ONLY : []);
+      expect(present, b).toEqual(isTestBuild(b) ? TEST_ONLY : []);
     }
   });
 });

@@ -143,7 +143,8 @@ describe('engine host: the model changed while one was opening', () => {
         backendReason: '',
         crashed: false,
         caption: async () => ({ text: `from ${url}`, packId: url, backend: 'wasm' }),
-        captionBatch: async (blobs) => blobs.map(() => ({ ok: true as const, value: { text: `from ${url}`, packId: url, backend: 'wasm' } })),
+        captionBatch: async (blobs) =>
+          blobs.map(() => ({ ok: true as const, value: { text: `from ${url}`, packId: url, backend: 'wasm' } })),
         loseDevice: async () => ({ destroyed: false }),
         dispose: async () => {
           if (disposed) return;
