@@ -16,6 +16,7 @@ import { OffscreenEngineHost } from './engine-host';
 import { fetchImage } from './fetch-image';
 import { InferenceQueue } from './inference-queue';
 import { InstallerHost } from './installer-host';
+import { keepBackgroundAwake } from './keep-alive';
 import { openInstaller } from './installer-factory';
 import { resolvePack } from './pack-resolver';
 import { registerOffscreenTestHooks } from './test-hooks';
@@ -111,6 +112,13 @@ const handlers: Handlers<'bg-os-'> = {
 
 // Only the service worker (or one of our pages) may drive the model: same extension, not a tab.
 addMessageListener(makeListener(['bg-os-'], handlers, senderOf));
+
+// Firefox unloads an idle event page, and this page with it: keep it while there is work (keep-alive.ts). Chrome's
+// offscreen document outlives its service worker.
+if (__BROWSER__ === 'firefox') {
+  const loading = () => host.status.state === 'downloading' || host.status.state === 'loading';
+  keepBackgroundAwake(() => queue.size + (loading() ? 1 : 0) + (installs?.busy ? 1 : 0));
+}
 
 // Compiled out of release builds.
 if (__TEST__) registerOffscreenTestHooks(host);

@@ -93,6 +93,11 @@ export class InstallerHost {
     return this.view();
   }
 
+  /** Whether an install is on its way (queued, downloading, verifying or converting), as last broadcast. */
+  get busy(): boolean {
+    return /:(queued|downloading|verifying|converting)\b/.test(this.lastPhases);
+  }
+
   /** The installer says something moved: broadcast now on a phase change, else at most every PROGRESS_INTERVAL_MS. */
   changed(): void {
     void this.bundle.installer.states().then(

@@ -127,6 +127,13 @@ export const LIMITS = deepFreeze({
      * described, slowly.
      */
     busyPage: { windowMs: 1000, changes: 200, quietMs: 1000, trickleMs: 5000 },
+    /**
+     * Milliseconds between the engine page's beats to the background while it has work (offscreen/keep-alive.ts).
+     * Firefox unloads an event page after 30 s with no event coming in (a reply still owed does not count), and the
+     * engine page framed in it goes too, mid-load or mid-caption. 1000: far inside that window, and inside the short
+     * one the Firefox e2e test sets, for one small message a second while busy.
+     */
+    keepAliveMs: 1000,
   },
   /**
    * The engine's sandboxed frame (offscreen/engine-link-client.ts). While a call is out, the offscreen document pings

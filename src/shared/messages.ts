@@ -161,6 +161,8 @@ export interface Events {
   'os-bg-status': { status: ModelStatus };
   /** Install progress: sent on every phase change, and at most a few times a second while bytes move. */
   'os-bg-models': { states: InstallState[] };
+  /** The engine page has work (Firefox): an event keeps the event page that frames it loaded (offscreen/keep-alive.ts). */
+  'os-bg-alive': { queued: number };
 }
 export type EventMessage<K extends keyof Events = keyof Events> = K extends keyof Events ? { type: K } & Events[K] : never;
 

@@ -10,6 +10,10 @@ export interface FirefoxWithExtension {
   track(page: Page): Page;
   close(): Promise<void>;
 }
-export function launchFirefox(extDir: string, o?: { proxyPort?: number; headless?: boolean }): Promise<FirefoxWithExtension>;
+export function launchFirefox(
+  extDir: string,
+  o?: { proxyPort?: number; headless?: boolean; grantSites?: boolean; prefs?: Record<string, unknown> },
+): Promise<FirefoxWithExtension>;
 export function firstRunPage(ff: FirefoxWithExtension, timeout?: number): Promise<Page>;
 export function goToOwnPage(page: Page, url: string, timeout?: number): Promise<void>;
+export function waitForPage(page: Page, url: string, timeout?: number): Promise<void>;

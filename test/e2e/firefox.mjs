@@ -35,7 +35,8 @@ export const FIREFOX_OWN = /^CONNECT firefox\.settings\.services\.mozilla\.com:4
 
 /**
  * Launch firefox-esr (headless unless `headless: false`), install the built extension at `extDir` temporarily, and
- * grant it its host permissions. With `proxyPort`, every non-loopback request goes to that (recording) proxy.
+ * grant it its host permissions (unless `grantSites: false`). With `proxyPort`, every non-loopback request goes to
+ * that (recording) proxy; `prefs` adds Firefox preferences.
  */
 export async function launchFirefox(extDir, o = {}) {
   if (!existsSync(FIREFOX)) throw new Error(`${FIREFOX} is missing: run scripts/setup.sh (it installs firefox-esr)`);
@@ -48,8 +49,9 @@ export async function launchFirefox(extDir, o = {}) {
     extraPrefsFirefox: {
       // A known moz-extension:// origin for the extension's pages.
       'extensions.webextensions.uuids': JSON.stringify({ [manifest.browser_specific_settings.gecko.id]: uuid }),
-      // MV3 host permissions are the user's to grant (the first-run page asks); a test grants them as the user would.
-      'extensions.originControls.grantByDefault': true,
+      // MV3 host permissions are the user's to grant (the first-run page asks); a test grants them as the user would,
+      // unless it checks what happens without them.
+      'extensions.originControls.grantByDefault': o.grantSites ?? true,
       ...(o.proxyPort
         ? {
             'network.proxy.type': 1,
@@ -60,6 +62,7 @@ export async function launchFirefox(extDir, o = {}) {
             'network.proxy.no_proxies_on': '',
           }
         : {}),
+      ...(o.prefs ?? {}),
     },
   });
   const errors = [];
@@ -95,6 +98,11 @@ export async function firstRunPage(ff, timeout = 30_000) {
 /** Go, from one of the extension's pages, to another of them, and wait until it has loaded. */
 export async function goToOwnPage(page, url, timeout = 30_000) {
   await page.evaluate((u) => void (location.href = u), url);
+  await waitForPage(page, url, timeout);
+}
+
+/** Wait until `page` shows `url`, loaded. */
+export async function waitForPage(page, url, timeout = 30_000) {
   const end = Date.now() + timeout;
   while ((await whereIs(page)) !== `${url} complete`) {
     if (Date.now() > end) throw new Error(`${url} did not load within ${timeout} ms`);

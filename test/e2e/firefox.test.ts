@@ -2,9 +2,10 @@
 // model as the Chrome suite. Every eligible image gets its true caption and the never-touch list stays untouched;
 // "Describe this image" through the menu API; the popup and options pages load without errors; switching off reverts
 // every label; nothing is fetched beyond the page's images and the pack.
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildFixtures } from './fixtures.mjs';
 import { ROOT, TMP, buildExtension, sameCaption, startServer, toyHeldout, toyTemplateCatalogueEnv } from './harness.mjs';
 import { MARKER } from './env';
@@ -32,47 +33,59 @@ const labelCount = (page: Page) => page.evaluate(() => document.querySelectorAll
 type Api = {
   storage: { local: { get(k: string): Promise<Record<string, unknown>>; set(v: object): Promise<void> } };
   tabs: { query(q: object): Promise<{ id: number; url: string }[]> };
-  runtime: { getBackgroundPage(): Promise<Window & { altTextTest: Record<string, (...a: unknown[]) => Promise<unknown>> }> };
+  runtime: {
+    getBackgroundPage(): Promise<Window & { altTextTest: Record<string, (...a: unknown[]) => Promise<unknown>> }>;
+  };
 };
 
+/** Settings changed from one of the extension's pages, as the options page would. */
+const setSettings = (ui: Page, patch: Record<string, unknown>) =>
+  ui.evaluate(async (p) => {
+    const api = (globalThis as unknown as { browser: Api }).browser;
+    const got = await api.storage.local.get('settings');
+    await api.storage.local.set({ settings: { ...((got.settings as object) ?? {}), ...p } });
+  }, patch);
+
+let server: Awaited<ReturnType<typeof startServer>>;
+let fx: ReturnType<typeof buildFixtures>;
+let packUrl: string;
+let extDir: string;
+
+beforeAll(async () => {
+  server = await startServer({ staticDirs: { '/packs/': join(ROOT, 'packs'), '/heldout/': join(packDir, 'heldout') } });
+  fx = buildFixtures(toyHeldout(packDir), { packDir, otherOrigin: server.otherOrigin });
+  Object.assign(server.routes, fx.routes);
+  packUrl = `${server.origin}/packs/toy/`;
+  // No preconfigured pack: the extension opens its first-run page, which the tests then drive (see firstRunPage).
+  extDir = await buildExtension({
+    outDir: join(TMP, 'ext-firefox-e2e'),
+    packUrl: '',
+    testHooks: true,
+    env: { ...toyTemplateCatalogueEnv(), TARGET_BROWSER: 'firefox' },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+});
+
 describe('Firefox: the same extension in firefox-esr', () => {
-  let server: Awaited<ReturnType<typeof startServer>>;
   let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
   let ff: FirefoxWithExtension;
   let ui: Page;
   let page: Page;
-  let fx: ReturnType<typeof buildFixtures>;
   let before: Record<string, string>;
-  let packUrl: string;
-
-  const setSettings = (patch: Record<string, unknown>) =>
-    ui.evaluate(async (p) => {
-      const api = (globalThis as unknown as { browser: Api }).browser;
-      const got = await api.storage.local.get('settings');
-      await api.storage.local.set({ settings: { ...((got.settings as object) ?? {}), ...p } });
-    }, patch);
 
   beforeAll(async () => {
-    server = await startServer({ staticDirs: { '/packs/': join(ROOT, 'packs'), '/heldout/': join(packDir, 'heldout') } });
-    fx = buildFixtures(toyHeldout(packDir), { packDir, otherOrigin: server.otherOrigin });
-    Object.assign(server.routes, fx.routes);
-    packUrl = `${server.origin}/packs/toy/`;
-    // No preconfigured pack: the extension opens its first-run page, which the test then drives (see firstRunPage).
-    const extDir = await buildExtension({
-      outDir: join(TMP, 'ext-firefox-e2e'),
-      packUrl: '',
-      testHooks: true,
-      env: { ...toyTemplateCatalogueEnv(), TARGET_BROWSER: 'firefox' },
-    });
     proxy = await startRecordingProxy();
     ff = await launchFirefox(extDir, { proxyPort: proxy.port });
     ui = await firstRunPage(ff);
     page = ff.track(await ff.browser.newPage());
     // The page as its author wrote it, then the model chosen as the options page would.
-    await setSettings({ enabled: false });
+    await setSettings(ui, { enabled: false });
     await page.goto(`${server.origin}/fixtures/basic.html`, { waitUntil: 'load' });
     before = await snapshot(page);
-    await setSettings({ enabled: true, model: { kind: 'url', url: packUrl } });
+    await setSettings(ui, { enabled: true, model: { kind: 'url', url: packUrl } });
     await page.waitForFunction(
       (n) => document.querySelectorAll('[data-alt-text-generated]').length >= n,
       { timeout: 120_000 },
@@ -83,7 +96,6 @@ describe('Firefox: the same extension in firefox-esr', () => {
   afterAll(async () => {
     await ff?.close();
     await proxy?.close();
-    await server?.close();
   });
 
   it('every eligible image gets the toy caption, marked as generated', async () => {
@@ -136,10 +148,10 @@ describe('Firefox: the same extension in firefox-esr', () => {
   });
 
   it('switching off removes every label; switching back on restores them', async () => {
-    await setSettings({ enabled: false });
+    await setSettings(ui, { enabled: false });
     await page.waitForFunction(() => document.querySelectorAll('[data-alt-text-generated]').length === 0);
     expect(await snapshot(page)).toEqual(before);
-    await setSettings({ enabled: true });
+    await setSettings(ui, { enabled: true });
     await page.waitForFunction(
       (n) => document.querySelectorAll('[data-alt-text-generated]').length >= n,
       { timeout: 60_000 },
@@ -157,5 +169,91 @@ describe('Firefox: the same extension in firefox-esr', () => {
     const pack = server.log.filter((r) => r.path.startsWith('/packs/')).map((r) => r.path);
     expect(pack.length).toBeGreaterThan(0);
     expect(pack.filter((p) => !p.startsWith('/packs/toy/'))).toEqual([]);
+  });
+});
+
+describe("Firefox: site access not granted yet (MV3 host permissions are the user's to give)", () => {
+  let ff: FirefoxWithExtension;
+  afterAll(async () => {
+    await ff?.close();
+  });
+
+  it('the first-run page and the popup say so and offer to ask; no page is touched', async () => {
+    ff = await launchFirefox(extDir, { grantSites: false });
+    const ui = await firstRunPage(ff);
+    await ui.waitForFunction(() => !(document.querySelector('#access') as HTMLElement).hidden, { timeout: 10_000 });
+    expect(await ui.$eval('#access button', (b) => b.textContent)).toMatch(/Allow on all websites/);
+    await setSettings(ui, { model: { kind: 'url', url: packUrl } });
+    await goToOwnPage(ui, `${ff.base}src/popup/index.html`);
+    await ui.waitForFunction(() => !(document.querySelector('#access') as HTMLElement).hidden, { timeout: 10_000 });
+    expect(await ui.$eval('#access', (el) => (el as HTMLElement).innerText)).toMatch(
+      /Not allowed to read websites yet: nothing is labelled/,
+    );
+    // The content script cannot run: the page stays as its author wrote it. (Nor can the model be downloaded from a
+    // site without the permission: the loopback server sends no CORS headers.)
+    const page = ff.track(await ff.browser.newPage());
+    await page.goto(`${server.origin}/fixtures/basic.html`, { waitUntil: 'load' });
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await labelCount(page)).toBe(0);
+    expect(ff.errors).toEqual([]);
+  });
+});
+
+describe('Firefox: the event page unloads when idle, and the engine with it', () => {
+  let ff: FirefoxWithExtension;
+  afterAll(async () => {
+    await ff?.close();
+  });
+
+  it('with a 2.5 s idle timeout and a pack that takes 6 s to answer, a page is labelled in full, and again after the engine went away', async () => {
+    // Firefox's timeout is 30 s, and a full-size model takes longer than that to download and open. Here the pack's
+    // first file answers after 6 s, with no progress meanwhile: only the engine page's beats (offscreen/keep-alive.ts)
+    // keep the event page, and the engine framed in it, while it waits.
+    const slow = createServer((req, res) => {
+      setTimeout(
+        () => {
+          void fetch(`${server.origin}${req.url}`).then(async (r) => {
+            res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/octet-stream' });
+            res.end(Buffer.from(await r.arrayBuffer()));
+          });
+        },
+        req.url!.endsWith('/pack.json') ? 6000 : 0,
+      );
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    onTestFinished(() => new Promise<void>((r) => slow.close(() => r())));
+    const slowPack = `http://127.0.0.1:${(slow.address() as { port: number }).port}/packs/toy/`;
+    ff = await launchFirefox(extDir, { prefs: { 'extensions.background.idle.timeout': 2500 } });
+    const ui = await firstRunPage(ff);
+    await setSettings(ui, { model: { kind: 'url', url: slowPack } });
+    /**
+     * When the event page now running started (asking wakes it, if it was unloaded); and its stored captions are
+     * forgotten, so that the next round's labels come from the engine, not from the cache.
+     */
+    const eventPageStarted = () =>
+      ui.evaluate(async () => {
+        const bg = await (globalThis as unknown as { browser: Api }).browser.runtime.getBackgroundPage();
+        await bg.altTextTest.clearCaptionCache();
+        return bg.performance.timeOrigin;
+      });
+    const gallery = `${server.origin}/fixtures/gallery.html?n=24`;
+    const started: number[] = [];
+    for (const round of [1, 2]) {
+      const page = ff.track(await ff.browser.newPage());
+      await page.goto(gallery, { waitUntil: 'load' });
+      const want = await page.$$eval('figure[data-kind=missing] img, figure[data-kind=file-name] img', (els) => els.length);
+      await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, { timeout: 120_000 }, want);
+      const wrong = await page.$$eval('img[data-alt-text-generated]', (els) =>
+        els.filter((e) => !e.getAttribute('aria-label')!.startsWith('Appears to be: ')).map((e) => e.outerHTML),
+      );
+      expect(wrong, `round ${round}`).toEqual([]);
+      await page.close();
+      started.push(await eventPageStarted());
+      // Idle long enough for the event page to be unloaded before the next round.
+      await new Promise((r) => setTimeout(r, 6000));
+    }
+    // Round 2 ran on an event page (and an engine) started afresh: the first had been unloaded, with its engine.
+    expect(started[1]).toBeGreaterThan(started[0]);
+    expect(ff.errors).toEqual([]);
   });
 });
