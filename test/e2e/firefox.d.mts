@@ -16,4 +16,3 @@ export function launchFirefox(
 ): Promise<FirefoxWithExtension>;
 export function firstRunPage(ff: FirefoxWithExtension, timeout?: number): Promise<Page>;
 export function goToOwnPage(page: Page, url: string, timeout?: number): Promise<void>;
-export function waitForPage(page: Page, url: string, timeout?: number): Promise<void>;

@@ -102,7 +102,7 @@ export async function goToOwnPage(page, url, timeout = 30_000) {
 }
 
 /** Wait until `page` shows `url`, loaded. */
-export async function waitForPage(page, url, timeout = 30_000) {
+async function waitForPage(page, url, timeout = 30_000) {
   const end = Date.now() + timeout;
   while ((await whereIs(page)) !== `${url} complete`) {
     if (Date.now() > end) throw new Error(`${url} did not load within ${timeout} ms`);
