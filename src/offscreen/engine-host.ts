@@ -3,13 +3,14 @@
  * (downloading with progress, loading, ready on which backend, or an error that says what to do). A status change is
  * broadcast as an os-bg-status event, and can also be asked for.
  *
- * `EngineHost` is what the message handlers need of it. Each browser has one implementation, in the context that
- * outlives its service worker: Chrome's is OffscreenEngineHost, below, in the offscreen document; Firefox's will run
- * in its background page.
+ * `EngineHost` is what the message handlers need of it. OffscreenEngineHost, below, serves both browsers from the
+ * engine page (src/offscreen/index.html); where that page lives is what differs (src/background/engine-page.ts):
+ * Chrome's offscreen document, or a frame of Firefox's event page.
  *
- * The captioner itself runs in a sandboxed frame (sandbox-engine.ts, src/sandbox/), a process of its own: when that
- * process dies, the frame is replaced and the caption it was making is asked once more, while a crash here would take
- * the whole extension down. This module reads the pack (the pack store is this document's IndexedDB, which the frame
+ * The captioner itself runs in a frame of its own (sandbox-engine.ts, src/sandbox/). In Chrome it is a sandboxed
+ * page, a process of its own: when that process dies, the frame is replaced and the caption it was making is asked
+ * once more, while a crash here would take the whole extension down. (Firefox has no manifest sandbox: there the frame
+ * is an ordinary extension page in the extension's process, and the same code runs it.) This module reads the pack (the pack store is this document's IndexedDB, which the frame
  * cannot open) with the engine's loader, imported lazily so that the document answers messages at once.
  */
 import browser from 'webextension-polyfill';
@@ -92,7 +93,7 @@ const openEngine: OpenEngine = async (from, backend, onProgress, events) => {
 /** The status's fields about an open engine, as they are while none is. */
 const NOTHING_OPEN = { packId: '', packName: '', progress: null, backend: null, backendReason: '', error: null } as const;
 
-/** The engine host of Chrome's offscreen document. */
+/** The engine host of the engine page (Chrome's offscreen document, or the frame in Firefox's event page). */
 export class OffscreenEngineHost implements EngineHost {
   private engine: Engine | null = null;
   private opening: Promise<Engine> | null = null;
