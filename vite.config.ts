@@ -7,6 +7,8 @@
  *   TEST_HOOKS=1      compile in the test-only hooks (__TEST__); release builds leave them out
  *   EXT_OUT_DIR       output folder (default dist)
  *   TARGET_BROWSER    'chrome' (default) or 'firefox': the manifest and the engine page's host (src/background/engine-page.ts)
+ *   KEEP_ALIVE_GRACE_MS  test builds only: Firefox's keep-alive grace (src/offscreen/keep-alive.ts), to see the event
+ *                     page unload within a test
  */
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -137,6 +139,8 @@ export default defineConfig({
   define: {
     __TEST__: JSON.stringify(process.env.TEST_HOOKS === '1'),
     __BROWSER__: JSON.stringify(target),
+    __KEEP_ALIVE_GRACE_MS__:
+      process.env.TEST_HOOKS === '1' && process.env.KEEP_ALIVE_GRACE_MS ? String(Number(process.env.KEEP_ALIVE_GRACE_MS)) : 'null',
     __PACK_URLS__: JSON.stringify(process.env.CAPTION_PACK_URL ?? ''),
     // Read by src/installer/catalogue.ts: the replacement catalogue object (null: the bundled one), and the mirror base.
     __CAPTION_CATALOGUE__: cataloguePath ? JSON.stringify(catalogue) : 'null',

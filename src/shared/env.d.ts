@@ -6,3 +6,5 @@ declare const __TEST__: boolean;
 declare const __PACK_URLS__: string;
 /** The browser this build is for (TARGET_BROWSER): 'chrome' (the default) or 'firefox'. */
 declare const __BROWSER__: 'chrome' | 'firefox';
+/** Test builds only (KEEP_ALIVE_GRACE_MS): the keep-alive grace in ms instead of LIMITS.queue.keepAliveGraceMs; else null. */
+declare const __KEEP_ALIVE_GRACE_MS__: number | null;

@@ -134,6 +134,13 @@ export const LIMITS = deepFreeze({
      * one the Firefox e2e test sets, for one small message a second while busy.
      */
     keepAliveMs: 1000,
+    /**
+     * Milliseconds the engine page goes on beating after its last work. Without it Firefox unloads the model 30 s after
+     * a page is labelled, and the next page waits for it to load again (a full-size pack: tens of seconds, issue 13's
+     * restart). 5 minutes covers reading one page and opening the next; after that the memory (about 2 GB at full
+     * size) is given back. Chrome's offscreen document keeps its model until the browser closes.
+     */
+    keepAliveGraceMs: 300_000,
   },
   /**
    * The engine's sandboxed frame (offscreen/engine-link-client.ts). While a call is out, the offscreen document pings

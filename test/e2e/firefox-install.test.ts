@@ -46,8 +46,9 @@ describe('Firefox: install a model from the catalogue with one click', () => {
     await hub?.close();
   });
 
-  it('the set-up page opens, Download sets the model up, and a page is labelled with its true captions', async () => {
-    // A short idle timeout: the install's quiet stretches (checking, converting) must not let the event page go.
+  it('the set-up page opens, Download sets the model up, a page is labelled with its true captions, and the model stays through a pause', async () => {
+    // A short idle timeout: the install's quiet stretches (checking, converting) must not let the event page go, nor
+    // may a pause after the labels.
     ff = await launchFirefox(extDir, { prefs: { 'extensions.background.idle.timeout': 2500 } });
     const setup = await firstRunPage(ff);
     await setup.waitForSelector(`#m-${MODEL}`);
@@ -74,6 +75,21 @@ describe('Firefox: install a model from the catalogue with one click', () => {
       const label = (await page.$eval(`[data-test="${id}"]`, (el) => el.getAttribute('aria-label'))) ?? '';
       expect(sameCaption(label.slice(MARKER.length), env.expected[id]), `${id}: ${label} vs ${env.expected[id]}`).toBe(true);
     }
+
+    // The model stays loaded for a while after the last label (LIMITS.queue.keepAliveGraceMs): a pause longer than
+    // the idle timeout does not unload the event page, so the next page does not wait for the model again.
+    const eventPageStarted = () =>
+      setup.evaluate(
+        async () =>
+          (
+            await (
+              globalThis as unknown as { browser: { runtime: { getBackgroundPage(): Promise<Window> } } }
+            ).browser.runtime.getBackgroundPage()
+          ).performance.timeOrigin,
+      );
+    const before = await eventPageStarted();
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(await eventPageStarted()).toBe(before);
     expect(ff.errors).toEqual([]);
   });
 });

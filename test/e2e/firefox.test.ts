@@ -61,7 +61,9 @@ beforeAll(async () => {
     outDir: join(TMP, 'ext-firefox-e2e'),
     packUrl: '',
     testHooks: true,
-    env: { ...toyTemplateCatalogueEnv(), TARGET_BROWSER: 'firefox' },
+    // No keep-alive grace (release builds keep the model 5 minutes after the last work): the event page's unloading,
+    // and the engine coming back after it, are seen within a test.
+    env: { ...toyTemplateCatalogueEnv(), TARGET_BROWSER: 'firefox', KEEP_ALIVE_GRACE_MS: '0' },
   });
 }, 120_000);
 
