@@ -8,6 +8,7 @@ import { activeModel, loadSettings, saveSettings } from '../shared/settings';
 import { isBusy, modelLabel } from '../shared/status-text';
 import { chosenModel, renderModelRadios } from './model-radios';
 import { ProgressView } from './progress-view';
+import { requestSiteAccess } from '../shared/site-access';
 import { showSiteAccess } from './site-access-view';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -42,6 +43,8 @@ const nameOf = (id: string | null) => {
 
 /** Set when the install started while another model captioned: the choice is saved once this one is ready. */
 let switchWhenReady = false;
+/** Whether the browser grants access to websites, as last asked (null: not known yet). */
+let siteAccess: boolean | null = null;
 
 /** Whether the model in use captions today: a pack address or folder, or a catalogue model with a ready pack. */
 async function hasWorkingModel(): Promise<boolean> {
@@ -126,7 +129,7 @@ async function start(): Promise<void> {
 
 async function main(): Promise<void> {
   localize();
-  void showSiteAccess({ section: $('access'), button: $('allow'), status: $('access-status') });
+  void showSiteAccess({ section: $('access'), button: $('allow'), status: $('access-status'), onKnown: (g) => (siteAccess = g) });
   addMessageListener((m) => {
     if (isEvent(m, 'os-bg-models')) {
       lastEvent = Date.now();
@@ -153,6 +156,9 @@ async function main(): Promise<void> {
   }
   $('setup').addEventListener('submit', (e) => {
     e.preventDefault();
+    // One click for both (Firefox): the model is of no use without access to websites, and the browser asks only
+    // inside the user's gesture, so before any await. The install does not wait for the answer.
+    if (siteAccess === false) requestSiteAccess().catch((err: unknown) => console.warn('[alt-text] site access:', errorText(err)));
     start().catch((err: unknown) => progress.fail(errorText(err), nameOf(current)));
   });
   const act = (type: 'ui-bg-model-pause' | 'ui-bg-model-resume' | 'ui-bg-model-cancel') => () => {

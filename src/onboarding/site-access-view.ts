@@ -13,6 +13,8 @@ export interface SiteAccessParts {
   button: { addEventListener(type: 'click', listener: () => void): void };
   /** role=status, outside `section` (a hidden live region says nothing), tabindex=-1 to take the focus. */
   status: { textContent: string | null; focus(): void };
+  /** Told what the browser says each time it is asked: a page may act on it in its own click handlers. */
+  onKnown?(granted: boolean): void;
 }
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -37,6 +39,7 @@ export async function showSiteAccess(parts: SiteAccessParts): Promise<void> {
         asking = false;
         latest += 1;
         granted = ok;
+        parts.onKnown?.(ok);
         parts.section.hidden = ok;
         say(ok ? 'siteAccessGranted' : 'siteAccessDenied');
         // The focused button just hid with its section: keep keyboard and screen-reader users at the outcome.
@@ -61,6 +64,7 @@ export async function showSiteAccess(parts: SiteAccessParts): Promise<void> {
     if (mine !== latest) return;
     const changed = granted !== null && granted !== now;
     granted = now;
+    parts.onKnown?.(now);
     parts.section.hidden = now;
     // Granted or withdrawn elsewhere (another page, the browser's settings for the extension): say so.
     if (changed && !asking) say(now ? 'siteAccessGranted' : 'siteAccessDenied');

@@ -48,12 +48,18 @@ describe('Firefox: install a model from the catalogue with one click', () => {
 
   it('the set-up page opens, Download sets the model up, a page is labelled with its true captions, and the model stays through a pause', async () => {
     // A short idle timeout: the install's quiet stretches (checking, converting) must not let the event page go, nor
-    // may a pause after the labels.
-    ff = await launchFirefox(extDir, { prefs: { 'extensions.background.idle.timeout': 2500 } });
+    // may a pause after the labels. Access to websites not granted yet, as after a real install: the one click asks
+    // for it too (Firefox's prompt answered yes by a pref), or nothing would be labelled.
+    ff = await launchFirefox(extDir, {
+      grantSites: false,
+      prefs: { 'extensions.background.idle.timeout': 2500, 'extensions.webextOptionalPermissionPrompts': false },
+    });
     const setup = await firstRunPage(ff);
+    await setup.waitForFunction(() => !(document.querySelector('#access') as HTMLElement).hidden, { timeout: 10_000 });
     await setup.waitForSelector(`#m-${MODEL}`);
     expect(await setup.$eval(`#m-${MODEL}`, (el) => (el as HTMLInputElement).checked)).toBe(true);
     await setup.click('#go');
+    await setup.waitForFunction(() => (document.querySelector('#access') as HTMLElement).hidden, { timeout: 10_000 });
     await setup.waitForFunction(() => document.querySelector('#bar')?.getAttribute('aria-valuenow') === '100', { timeout: 180_000 });
     await setup.waitForFunction(
       () =>

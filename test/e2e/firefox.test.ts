@@ -180,8 +180,8 @@ describe("Firefox: site access not granted yet (MV3 host permissions are the use
     await ff?.close();
   });
 
-  it('the first-run page and the popup say so and offer to ask; no page is touched', async () => {
-    ff = await launchFirefox(extDir, { grantSites: false });
+  it('the first-run page and the popup say so and offer to ask; no page is touched until the user allows it', async () => {
+    ff = await launchFirefox(extDir, { grantSites: false, prefs: { 'extensions.webextOptionalPermissionPrompts': false } });
     const ui = await firstRunPage(ff);
     await ui.waitForFunction(() => !(document.querySelector('#access') as HTMLElement).hidden, { timeout: 10_000 });
     expect(await ui.$eval('#access button', (b) => b.textContent)).toMatch(/Allow on all websites/);
@@ -197,6 +197,20 @@ describe("Firefox: site access not granted yet (MV3 host permissions are the use
     await page.goto(`${server.origin}/fixtures/basic.html`, { waitUntil: 'load' });
     await new Promise((r) => setTimeout(r, 3000));
     expect(await labelCount(page)).toBe(0);
+
+    // The user presses Allow (Firefox's prompt answered yes by a pref): the part hides and the outcome is announced.
+    // Pages load the content script from then on (Firefox does not add it to pages already open: this one reloads).
+    await ui.bringToFront();
+    await ui.click('#allow');
+    await ui.waitForFunction(() => (document.querySelector('#access') as HTMLElement).hidden, { timeout: 10_000 });
+    expect(await ui.$eval('#access-status', (el) => el.textContent)).toMatch(/^Allowed on all websites/);
+    await page.bringToFront();
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-alt-text-generated]').length >= n,
+      { timeout: 60_000 },
+      ELIGIBLE.length,
+    );
     expect(ff.errors).toEqual([]);
   });
 });

@@ -141,6 +141,22 @@ describe('site access part', () => {
     expect(b.permissions.request).not.toHaveBeenCalled();
   });
 
+  it('tells the page each answer (the set-up page asks again from its Download click while access is missing)', async () => {
+    const b = fakeBrowser(false);
+    const { parts, click } = fakeParts();
+    const known: boolean[] = [];
+    await showSiteAccess({ ...parts, onKnown: (g) => known.push(g) });
+    expect(known).toEqual([false]);
+    click();
+    b.state.granted = true;
+    b.state.requests[0].answer.resolve(true);
+    await settle();
+    b.state.granted = false;
+    b.onRemoved.fire({ origins: ['<all_urls>'] });
+    await settle();
+    expect(known).toEqual([false, true, false]);
+  });
+
   it('announces a grant once when the browser reports it (onAdded) before the request answers, as it may', async () => {
     const b = fakeBrowser(false);
     const { parts, said, click } = fakeParts();
