@@ -115,17 +115,20 @@ export function labelOf(page: Page, testId: string): Promise<string | null> {
   return page.locator(`[data-test="${testId}"]`).getAttribute('aria-label');
 }
 
+/** Run in a page (Playwright's or puppeteer's evaluate): outerHTML per data-test id, open shadow roots included. */
+export function outerHtmlByTestId(): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (root: Document | ShadowRoot) => {
+    for (const el of root.querySelectorAll('[data-test]')) out[el.getAttribute('data-test')!] = el.outerHTML;
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+  };
+  walk(document);
+  return out;
+}
+
 /** Snapshot of outerHTML per data-test id (open shadow roots included). */
 export function snapshot(page: Page): Promise<Record<string, string>> {
-  return page.evaluate(() => {
-    const out: Record<string, string> = {};
-    const walk = (root: Document | ShadowRoot) => {
-      for (const el of root.querySelectorAll('[data-test]')) out[el.getAttribute('data-test')!] = el.outerHTML;
-      for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
-    };
-    walk(document);
-    return out;
-  });
+  return page.evaluate(outerHtmlByTestId);
 }
 
 export const MARKER = 'Appears to be: ';

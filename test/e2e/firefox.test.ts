@@ -8,24 +8,13 @@ import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildFixtures } from './fixtures.mjs';
 import { ROOT, TMP, buildExtension, sameCaption, startServer, toyHeldout, toyTemplateCatalogueEnv } from './harness.mjs';
-import { MARKER } from './env';
+import { MARKER, outerHtmlByTestId } from './env';
 import { FIREFOX_OWN, firstRunPage, goToOwnPage, launchFirefox, startRecordingProxy, type FirefoxWithExtension } from './firefox.mjs';
 
 const ELIGIBLE = ['no-alt', 'space-alt', 'file-alt', 'stop-alt', 'empty-title', 'input-image', 'role-img'];
 const packDir = join(ROOT, 'packs/toy');
 
-/** outerHTML per data-test id (open shadow roots included). */
-function snapshot(page: Page): Promise<Record<string, string>> {
-  return page.evaluate(() => {
-    const out: Record<string, string> = {};
-    const walk = (root: Document | ShadowRoot) => {
-      for (const el of root.querySelectorAll('[data-test]')) out[el.getAttribute('data-test')!] = el.outerHTML;
-      for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
-    };
-    walk(document);
-    return out;
-  });
-}
+const snapshot = (page: Page) => page.evaluate(outerHtmlByTestId);
 
 const labelCount = (page: Page) => page.evaluate(() => document.querySelectorAll('[data-alt-text-generated]').length);
 
