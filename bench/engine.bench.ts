@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { it } from 'vitest';
-import { loadNow, loadVerdict } from './lib/machine.mjs';
+import { loadNow, loadVerdict, readBandwidth } from './lib/machine.mjs';
 import { fmt, stat, type Stat } from './lib/stats';
 
 // transformers.js must run on the same onnxruntime-web (wasm) as the engine, not onnxruntime-node: it honours this
@@ -42,6 +42,8 @@ it('engine benchmark', async () => {
   const sharp = (await import('sharp')).default;
 
   const loadBefore = loadNow();
+  // This process's one-core read bandwidth, measured before ORT starts: the one-row ceiling below divides by it.
+  const bandwidth = readBandwidth();
   const pack = await loadPackDir(PACK);
   const m = pack.manifest;
   const tLoad = performance.now();
@@ -167,6 +169,16 @@ it('engine benchmark', async () => {
   await cap.dispose();
 
   const load = loadVerdict(loadBefore, loadNow());
+  // The one-row ceiling: a decode step for one row reads every decoder weight once, and the wasm kernels compute in
+  // fp32, so fp16-stored weights are read at twice their stored size (int8 ones at their own size, roughly).
+  const decoderBytes = m.files.decoder.bytes * (m.precision === 'fp16' ? 2 : 1);
+  const floorMs = decoderBytes / (bandwidth.gbPerSec * 1e6);
+  const ceiling = {
+    decoderBytesPerStep: decoderBytes,
+    bandwidthGBps: bandwidth.gbPerSec,
+    floorMsPerToken: floorMs,
+    shareOfFloor: floorMs / stages.perToken.median,
+  };
   const ratio = peer.available ? ourTokPerSec.median / (peer.tokensPerSec as Stat).median : null;
   const results = {
     date: new Date().toISOString(),
@@ -179,6 +191,8 @@ it('engine benchmark', async () => {
     beam5: { totalMs: beamTotal, tokens: beamTokens, ratioToGreedy: beamTotal.median / greedyTotal.median },
     batching: { batch: B, batchMs: batchStat, imagesPerSec: imagesPerSecBatched, imagesPerSecOneAtATime: imagesPerSecSingle },
     decodeTokensPerSec: ourTokPerSec,
+    // bytes read per step ÷ this process's read bandwidth (bench/lib/machine.mjs readBandwidth), and how close to it we are
+    ceiling,
     peer,
     ratioToPeer: ratio,
     targets: {
@@ -201,6 +215,7 @@ it('engine benchmark', async () => {
     `beam-5      ${fmt(beamTotal)} for ${beamTokens} tokens; ${results.beam5.ratioToGreedy.toFixed(2)}× greedy (target ≤ 2)`,
     `batching    ${imagesPerSecBatched.toFixed(2)} images/s in batches of ${B} vs ${imagesPerSecSingle.toFixed(2)} one at a time`,
     `decode      ${ourTokPerSec.median.toFixed(1)} tokens/s (prefill + steps)`,
+    `ceiling     ${(decoderBytes / 1e6).toFixed(0)} MB read per step at ${bandwidth.gbPerSec} GB/s (one core, this process) ≥ ${floorMs.toFixed(1)} ms per token; our step takes ${(1 / ceiling.shareOfFloor).toFixed(2)}× that floor`,
     peer.available
       ? `peer        transformers.js generate() ${(peer.tokensPerSec as Stat).median.toFixed(1)} tokens/s (${peer.dtype}); ours ÷ peer = ${ratio!.toFixed(2)} (target ≥ 1.2)`
       : `peer        not run: no transformers.js export of these GPT-2 weights at ${PEER.slice(REPO.length + 1)} (config.json + onnx/model[_quantized].onnx)`,

@@ -20,6 +20,11 @@ every pack builder calls:
   3. golden.write_golden: PyTorch's fp32 reference outputs on a few reference images (plus any --images);
   4. unless --no-check: golden.check_parity runs the pack through onnxruntime-node against them and writes
      report.json (size, max diffs, whether greedy and beam token ids are identical).
+
+--text adds CLIP's text tower from the same CLIP file (text.onnx, text-tokenizer.json), so the engine can score
+its captions (CLIPScore), flag the uncertain ones and re-rank beams. Its gate and re-ranking weight are
+export.ASSUMED_TEXT_MANIFEST's, calibration method "assumed": CLIPScore's published definition for ViT-B/32
+(Hessel et al. 2021), not a measurement on the pack (see that constant's note).
 """
 
 import argparse
@@ -31,7 +36,7 @@ from typing import List, Optional
 import torch
 
 from . import hub
-from .export import PRECISIONS
+from .export import ASSUMED_TEXT_MANIFEST, PRECISIONS
 from .official import build_official
 from .pack import build_pack, write_report
 from .random_pack import golden_images
@@ -80,9 +85,10 @@ def file_digest(path: str) -> dict:
 def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Optional[str] = None,
           preset: Optional[str] = None, pack_id: Optional[str] = None, name: Optional[str] = None,
           normalize: Optional[bool] = None, images: Optional[List[str]] = None, beams: int = 5, max_tokens: int = 67,
-          check: bool = True, description: Optional[str] = None, provenance: Optional[dict] = None) -> dict:
+          check: bool = True, description: Optional[str] = None, provenance: Optional[dict] = None,
+          text: bool = False) -> dict:
     """Build, check and report one pack. `description` and `provenance` (merged over the default one) let a caller
-    that knows more than the preset (the catalogue, for --from-hub) record it."""
+    that knows more than the preset (the catalogue, for --from-hub) record it. text: include CLIP's text tower."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -90,11 +96,12 @@ def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Opti
     p = PRESETS.get(preset, {}) if preset else {}
     if preset and not p:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    model = build_official(clip, clipcap, gpt2, normalize_prefix=normalize)
+    model = build_official(clip, clipcap, gpt2, normalize_prefix=normalize, text=text)
     cfg = model.cfg
     log(f"loaded {sum(x.numel() for x in model.parameters()) / 1e6:.1f}M parameters: {cfg.vision.arch} "
         f"{cfg.vision.image_size}px -> {cfg.vision.output_dim}, {cfg.mapper.type} mapper prefix "
-        f"{cfg.mapper.prefix_length}, GPT-2 {cfg.gpt2.n_layer} layers, l2Normalize={cfg.normalize_prefix}")
+        f"{cfg.mapper.prefix_length}, GPT-2 {cfg.gpt2.n_layer} layers, l2Normalize={cfg.normalize_prefix}"
+        + (f", text tower {cfg.text.layers} layers of {cfg.text.width}" if cfg.text else ""))
     pack_id = pack_id or p.get("id") or os.path.basename(os.path.normpath(out))
     provenance = {"builder": "model/build_pack.py", "preset": preset,
                   "inputs": [file_digest(x) for x in (clip, clipcap, gpt2) if x],
@@ -103,7 +110,8 @@ def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Opti
     refs = [(x, None) for x in golden_images(os.path.join(build_dir, "images"), 0)] + [(x, None) for x in images or []]
     built = build_pack(model, out, pack_id, name or p.get("name") or pack_id, precision, provenance, images=refs,
                        beams=beams, max_tokens=max_tokens, check=check, log=log,
-                       description=p.get("description", "") if description is None else description)
+                       description=p.get("description", "") if description is None else description,
+                       text_manifest=ASSUMED_TEXT_MANIFEST if text else None)
     report = {"id": pack_id, "precision": precision, "bytes": built.bytes, "files": built.files,
               "l2Normalize": built.manifest["embedding"]["l2Normalize"]}
     if check:
@@ -111,6 +119,10 @@ def build(clip: str, clipcap: str, out: str, precision: str = "fp16", gpt2: Opti
         report.update(parity)
         log(f"parity: max logits diff {parity['max_logits_diff']:.2e}, greedy identical "
             f"{parity['greedy_identical']}/{parity['count']}, beam identical {parity['beam_identical']}/{parity['count']}")
+        if text:
+            log(f"text tower: max text_embeds diff {parity['max_text_embeds_diff']:.2e}, clipScore diff "
+                f"{parity['max_clip_score_diff']:.2e}, re-ranked identical "
+                f"{parity['reranked_identical']}/{parity['rerank_count']}")
     report["seconds"] = round(time.time() - t0, 1)
     write_report(out, report)
     log(f"done in {report['seconds']:.0f}s: {report['bytes'] / 1e6:.1f} MB")
@@ -163,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--beams", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=67)
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime-node parity check")
+    ap.add_argument("--text", action="store_true",
+                    help="include CLIP's text tower (gating and re-ranking; thresholds assumed, see the docstring)")
     a = ap.parse_args(argv)
     normalize = None if a.normalize == "auto" else a.normalize == "true"
     if a.from_hub:
@@ -171,11 +185,12 @@ def main(argv=None):
         if not a.preset:
             ap.error(f"--from-hub needs --preset ({', '.join(HUB_MODELS)})")
         return build_from_hub(a.preset, a.out, a.clipcap, a.precision, a.downloads, normalize=normalize,
-                              images=a.images, beams=a.beams, max_tokens=a.max_tokens, check=not a.no_check)
+                              images=a.images, beams=a.beams, max_tokens=a.max_tokens, check=not a.no_check,
+                              text=a.text)
     if not (a.clip and a.clipcap and a.out):
         ap.error("--clip, --clipcap and --out are required (or use --from-hub)")
     return build(a.clip, a.clipcap, a.out, a.precision or "fp16", a.gpt2, a.preset, a.id, a.name, normalize,
-                 a.images, a.beams, a.max_tokens, not a.no_check)
+                 a.images, a.beams, a.max_tokens, not a.no_check, text=a.text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """
 Export a ClipCap model as a *model pack*: three ONNX graphs, tokenizer.json and pack.json (docs/pack-format.md),
-at one of three precisions:
+plus text.onnx and text-tokenizer.json when the model has CLIP's text tower, at one of three precisions:
   fp32  as trained;
   fp16  weights stored in half precision and cast back to fp32 when the session loads (half the download);
   int8  dynamic quantisation: weights int8 per output column, activations quantised per call
@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
+from . import clip_tokenizer
 from .model import EOS_ID, PERIOD_ID, ClipCap, load_checkpoint
 from .tokenizer import build_tokenizer_json, tokenizer_config
 
@@ -31,6 +32,20 @@ FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+CLIP_SCORE_WEIGHT = 2.5  # CLIPScore's w (Hessel et al. 2021)
+CALIBRATION_METHODS = ("heldout-quantile", "assumed")
+# A text tower whose thresholds were not measured on the pack (build_pack.py --text, the random packs): CLIPScore as
+# Hessel et al. 2021 (arXiv:2104.08718) define it for CLIP ViT-B/32, w = 2.5, which spreads the cosines of captions
+# they saw (about 0 to 0.4) over about 0..1. 0.5 is cos 0.2: an assumption between a fitting caption and an unrelated
+# one, not a measurement; re-ranking weighs a clipScore like a length-normalised log-probability (weight 1).
+ASSUMED_TEXT_MANIFEST = {
+    "rerankWeight": 1.0,
+    "gateThreshold": 0.5,
+    "calibration": {"method": "assumed", "note": (
+        "Not measured on this pack. CLIPScore of CLIP ViT-B/32 with w = 2.5 (Hessel et al. 2021, "
+        "arXiv:2104.08718), which spreads typical caption cosines (about 0 to 0.4) over about 0..1; the gate at "
+        "0.5 (cosine 0.2) and the re-ranking weight 1.0 are assumptions, not held-out measurements.")},
+}
 
 
 class ExportError(RuntimeError):
@@ -71,6 +86,15 @@ class DecoderGraph(nn.Module):
         return (logits, *[t for kv in presents for t in kv])
 
 
+class TextGraph(nn.Module):
+    def __init__(self, model: ClipCap):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        return self.model.encode_text(input_ids)
+
+
 def decoder_io_names(n_layer: int):
     past = [f"past_key_values.{i}.{kv}" for i in range(n_layer) for kv in ("key", "value")]
     present = [f"present.{i}.{kv}" for i in range(n_layer) for kv in ("key", "value")]
@@ -93,10 +117,12 @@ def _export(module: nn.Module, args, path: str, inputs: List[str], outputs: List
 
 
 def export_fp32_graphs(model: ClipCap, out_dir: str) -> Dict[str, str]:
-    """Write vision.onnx, mapper.onnx and decoder.onnx in fp32. Returns role -> path."""
+    """Write vision.onnx, mapper.onnx and decoder.onnx, and text.onnx when the model has a text tower, in fp32.
+    Returns role -> path."""
     cfg = model.cfg
     model = model.eval()
-    paths = {r: os.path.join(out_dir, f"{r}.onnx") for r in ("vision", "mapper", "decoder")}
+    roles = ("vision", "mapper", "decoder") + (("text",) if model.text is not None else ())
+    paths = {r: os.path.join(out_dir, f"{r}.onnx") for r in roles}
     S, D, E = cfg.vision.image_size, cfg.vision.output_dim, cfg.gpt2.n_embd
     H, hd, L = cfg.gpt2.n_head, cfg.gpt2.n_embd // cfg.gpt2.n_head, cfg.gpt2.n_layer
     with torch.no_grad():
@@ -115,6 +141,13 @@ def export_fp32_graphs(model: ClipCap, out_dir: str) -> Dict[str, str]:
         axes.update({n: {0: "batch", 2: "past"} for n in inputs[3:]})
         axes.update({n: {0: "batch", 2: "total"} for n in outputs[1:]})
         _export(DecoderGraph(model), args, paths["decoder"], inputs, outputs, axes)
+        if "text" in paths:
+            # rows of different lengths, padded with 0 after the eot, so the pooling index is not traced as a constant
+            ids = torch.tensor([[clip_tokenizer.BOS_ID, 320, 1125, 539, clip_tokenizer.EOT_ID],
+                                [clip_tokenizer.BOS_ID, 320, clip_tokenizer.EOT_ID, 0, 0]])
+            ids = ids.clamp(max=cfg.text.vocab_size - 1)  # a toy vocabulary may be smaller (its eot still the largest)
+            _export(TextGraph(model), (ids,), paths["text"], ["input_ids"], ["text_embeds"],
+                    {"input_ids": {0: "batch", 1: "n"}, "text_embeds": {0: "batch"}})
     return paths
 
 
@@ -376,6 +409,50 @@ def to_int8_dynamic(path: str, min_elements: int = 4096):
     onnx.save(m, path)
 
 
+def to_int8_gather_tables(path: str, min_elements: int = 1 << 20):
+    """Store each large embedding table read only by one Gather (axis 0) as int8 rows with a float scale per row:
+    the Gather picks int8 rows and their scales and multiplies. For text.onnx, whose token table (49408 x 512 for
+    ViT-B/32) is most of the file and which to_int8_dynamic leaves fp32 (it quantises products only). A table of
+    GPT-2 is left alone: its own token table is tied to the head (to_int8_dynamic's), and the decoder's agreement
+    figures were measured without this."""
+    m = onnx.load(path)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    readers: Dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    drop, new_nodes = set(), []
+    for n in g.node:
+        name = n.input[0] if n.op_type == "Gather" and n.input else None
+        init = inits.get(name) if name else None
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+        if (init is None or axis != 0 or len(init.dims) != 2 or init.data_type != TensorProto.FLOAT
+                or len(readers[name]) != 1 or init.dims[0] * init.dims[1] < min_elements):
+            new_nodes.append(n)
+            continue
+        q, scale = _quantize_columns(numpy_helper.to_array(init).T)  # a scale per row of the table
+        g.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(q.T), name + "_q"),
+                              numpy_helper.from_array(scale, name + "_scale"),
+                              numpy_helper.from_array(np.array([-1], dtype=np.int64), name + "_last_axis")])
+        drop.add(name)
+        o = n.output[0]
+        new_nodes += [
+            helper.make_node("Gather", [name + "_q", n.input[1]], [o + "_q"], axis=0, name=o + "_gq"),
+            helper.make_node("Cast", [o + "_q"], [o + "_f"], to=TensorProto.FLOAT, name=o + "_cast"),
+            helper.make_node("Gather", [name + "_scale", n.input[1]], [o + "_s"], axis=0, name=o + "_gs"),
+            helper.make_node("Unsqueeze", [o + "_s", name + "_last_axis"], [o + "_s1"], name=o + "_unsq"),
+            helper.make_node("Mul", [o + "_f", o + "_s1"], [o], name=o + "_mul"),
+        ]
+    keep = [i for i in g.initializer if i.name not in drop]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
 # -----------------------------------------------------------------------------
 # The pack
 
@@ -389,10 +466,46 @@ def file_entry(out_dir: str, name: str) -> dict:
     return {"path": name, "bytes": os.path.getsize(path), "sha256": h.hexdigest()}
 
 
+def text_section(model: ClipCap, text_manifest: Optional[dict]) -> Optional[dict]:
+    """pack.json's `text` section: the tower's sizes from the model; rerankWeight, gateThreshold and calibration
+    from the builder, which must say them (and how it chose them) whenever the model has a text tower."""
+    if model.text is None:
+        if text_manifest is not None:
+            raise ExportError("text_manifest given, but the model has no text tower (ClipCapConfig.text is None)")
+        return None
+    need = ("rerankWeight", "gateThreshold", "calibration")
+    if not isinstance(text_manifest, dict) or any(k not in text_manifest for k in need):
+        raise ExportError(f"the model has a text tower: the builder must give text_manifest with {', '.join(need)} "
+                          '(calibration {"method": "assumed", "note": ...} when not measured on this pack)')
+    extra = sorted(set(text_manifest) - set(need))
+    if extra:
+        raise ExportError(f"text_manifest: unknown keys {', '.join(extra)}")
+    cal = text_manifest["calibration"]
+    if not isinstance(cal, dict) or cal.get("method") not in CALIBRATION_METHODS:
+        raise ExportError(f"text_manifest calibration.method must be one of {', '.join(CALIBRATION_METHODS)}")
+    if cal["method"] == "assumed" and not cal.get("note"):
+        raise ExportError("an assumed calibration needs a note saying where its figures come from")
+    weight, threshold = text_manifest["rerankWeight"], text_manifest["gateThreshold"]
+    if not (isinstance(weight, (int, float)) and 0 <= weight <= 10):
+        raise ExportError(f"rerankWeight {weight!r} must be a number in 0..10")
+    if not (isinstance(threshold, (int, float)) and 0 <= threshold <= CLIP_SCORE_WEIGHT):
+        raise ExportError(f"gateThreshold {threshold!r} must be a clipScore, 0..{CLIP_SCORE_WEIGHT}")
+    t = model.cfg.text
+    return {"dim": t.output_dim, "contextLength": t.context_length, "bos": clip_tokenizer.BOS_ID,
+            "eot": clip_tokenizer.EOT_ID, "clipScoreWeight": CLIP_SCORE_WEIGHT, "rerankWeight": float(weight),
+            "gateThreshold": float(threshold), "calibration": cal}
+
+
 def pack_manifest(model: ClipCap, out_dir: str, pack_id: str, name: str, precision: str, provenance: dict,
                   description: str = "", version: str = "1.0.0", mean=CLIP_MEAN, std=CLIP_STD,
-                  beams: int = 5, max_tokens: int = 67) -> dict:
+                  beams: int = 5, max_tokens: int = 67, text_manifest: Optional[dict] = None) -> dict:
     cfg = model.cfg
+    text = text_section(model, text_manifest)
+    files = {r: file_entry(out_dir, f"{r}.onnx") for r in ("vision", "mapper", "decoder")}
+    files["tokenizer"] = file_entry(out_dir, "tokenizer.json")
+    if text is not None:
+        files["text"] = file_entry(out_dir, "text.onnx")
+        files["textTokenizer"] = file_entry(out_dir, "text-tokenizer.json")
     return {
         "format": "clipcap-pack",
         "formatVersion": FORMAT_VERSION,
@@ -414,25 +527,31 @@ def pack_manifest(model: ClipCap, out_dir: str, pack_id: str, name: str, precisi
                     "nPositions": cfg.gpt2.n_positions},
         "tokens": {"bos": EOS_ID, "eos": EOS_ID, "stop": [PERIOD_ID, EOS_ID]},
         "generation": {"strategy": "beam", "beams": beams, "maxTokens": max_tokens, "lengthNormalize": True},
-        "files": {r: file_entry(out_dir, f"{r}.onnx") for r in ("vision", "mapper", "decoder")}
-        | {"tokenizer": file_entry(out_dir, "tokenizer.json")},
-    }
+        "files": files,
+    } | ({"text": text} if text is not None else {})
 
 
 def export_pack(model: ClipCap, out_dir: str, pack_id: str, name: str, precision: str = "fp32",
-                provenance: Optional[dict] = None, **manifest_kw) -> dict:
-    """Write a complete pack (graphs, tokenizer.json, pack.json) and return its manifest."""
+                provenance: Optional[dict] = None, text_manifest: Optional[dict] = None, **manifest_kw) -> dict:
+    """Write a complete pack (graphs, tokenizer.json, pack.json; text.onnx and text-tokenizer.json with a text
+    tower, whose rerankWeight, gateThreshold and calibration text_manifest gives) and return its manifest."""
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    text_section(model, text_manifest)  # refuse a missing or bad text_manifest before minutes of export
     os.makedirs(out_dir, exist_ok=True)
     paths = export_fp32_graphs(model, out_dir)
-    for p in paths.values():
+    for role, p in paths.items():
         if precision == "fp16":
             to_fp16_storage(p)
         elif precision == "int8":
             to_int8_dynamic(p)
+            if role == "text":
+                to_int8_gather_tables(p)
     build_tokenizer_json(os.path.join(out_dir, "tokenizer.json"))
-    manifest = pack_manifest(model, out_dir, pack_id, name, precision, provenance or {}, **manifest_kw)
+    if model.text is not None:
+        clip_tokenizer.build_text_tokenizer_json(os.path.join(out_dir, "text-tokenizer.json"))
+    manifest = pack_manifest(model, out_dir, pack_id, name, precision, provenance or {}, text_manifest=text_manifest,
+                             **manifest_kw)
     with open(os.path.join(out_dir, "pack.json"), "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest

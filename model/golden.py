@@ -2,23 +2,27 @@
 Golden outputs beside a pack, and the parity check of its ONNX graphs against them.
 
 golden.json (docs/pack-format.md) holds, per reference image, PyTorch's preprocessing, embedding and prefix,
-and its greedy and beam captions. Engines prove themselves against it; `check_parity` proves the exported graphs
-first, by running them through onnxruntime-node and the very same search code over the ONNX decoder.
+and its greedy and beam captions; with a text tower, also CLIP scores of a few texts and the re-ranked beam.
+Engines prove themselves against it; `check_parity` proves the exported graphs first, by running them through
+onnxruntime-node and the very same search and scoring code over the ONNX graphs.
 """
 
 import base64
 import json
 import os
 import shutil
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from .model import ClipCap, beam_search, greedy_search, torch_step
+from .clip_tokenizer import load_clip_tokenizer
+from .model import ClipCap, Generated, beam_search, clip_score, greedy_search, pad_text_ids, rerank, torch_step
 from .ort_node import NodeORT, onnx_step
 from .preprocess import load_image, preprocess
 from .tokenizer import load_gpt2_tokenizer
+
+OTHER_TEXT = "a photo of a cat."  # the contrast text of an image when no other image's caption differs from its own
 
 
 def tensor_json(a: np.ndarray) -> dict:
@@ -42,6 +46,49 @@ def caption_image(model: ClipCap, pixel_values: np.ndarray, beams: int, max_toke
         beam_search(step, prefix, beams=beams, max_tokens=max_tokens) if with_beam else None
 
 
+# -----------------------------------------------------------------------------
+# CLIP scores of texts, written once for the PyTorch reference and the ONNX check
+
+EncodeText = Callable[[np.ndarray], np.ndarray]  # int64 (k, n) ids, 0-padded -> float32 (k, D) text_embeds
+
+
+def torch_encode_text(model: ClipCap) -> EncodeText:
+    def encode(ids):
+        with torch.no_grad():
+            return model.encode_text(torch.from_numpy(ids)).numpy()
+
+    return encode
+
+
+def score_texts(encode: EncodeText, image_embeds: np.ndarray, texts: Sequence[str], w: float, alone: bool):
+    """(ids per text, text_embeds (k, D), clipScores) of texts against one image (D,). Texts are stripped first; an
+    empty one is not scored: ids [], a zero embedding row and clipScore 0 (pack-format.md). alone: each text at its
+    own length (the reference); else one padded batch (what an engine may run, and what the ONNX check runs)."""
+    tok = load_clip_tokenizer()
+    ids = [tok.encode(t.strip()) if t.strip() else [] for t in texts]
+    rows = [i for i, r in enumerate(ids) if r]
+    D = image_embeds.shape[-1]
+    embeds = np.zeros((len(texts), D), np.float32)
+    if rows:
+        if alone:
+            embeds[rows] = np.concatenate([encode(np.array([ids[i]], np.int64)) for i in rows])
+        else:
+            embeds[rows] = encode(pad_text_ids([ids[i] for i in rows]).numpy())
+    scores = clip_score(torch.from_numpy(image_embeds.reshape(-1)), torch.from_numpy(embeds), w).tolist()
+    return ids, embeds, [s if ids[i] else 0.0 for i, s in enumerate(scores)]
+
+
+def rerank_beams(encode: EncodeText, image_embeds: np.ndarray, beam: Generated, text: dict, alone: bool):
+    """Every final beam with its clipScore, and the re-ranked one, as golden.json's beam.beams / beam.reranked."""
+    gpt2 = load_gpt2_tokenizer()
+    texts = [gpt2.decode(b.token_ids) for b in beam.beams]
+    _, _, scores = score_texts(encode, image_embeds, texts, text["clipScoreWeight"], alone)
+    best = rerank(beam.beams, scores, text["rerankWeight"])
+    beams = [{"tokenIds": b.token_ids, "text": t, "score": b.score, "length": b.length, "clipScore": c}
+             for b, t, c in zip(beam.beams, texts, scores)]
+    return beams, {"tokenIds": beams[best]["tokenIds"], "text": texts[best], "clipScore": scores[best]}
+
+
 def write_golden(model: ClipCap, pack_dir: str, images: Sequence[Tuple[str, Optional[str]]], beams: int = 5,
                  max_tokens: int = 67, beam_images: Optional[int] = None) -> dict:
     """images: (path, true caption or None). Copies them into pack_dir/golden/ and writes golden.json.
@@ -50,6 +97,8 @@ def write_golden(model: ClipCap, pack_dir: str, images: Sequence[Tuple[str, Opti
     with open(os.path.join(pack_dir, "pack.json")) as f:
         manifest = json.load(f)
     pre = manifest["preprocess"]
+    text = manifest.get("text")
+    assert (text is None) == (model.text is None), "pack.json has a text section exactly when the model has a text tower"
     tok = load_gpt2_tokenizer()
     os.makedirs(os.path.join(pack_dir, "golden"), exist_ok=True)
     entries = []
@@ -70,11 +119,29 @@ def write_golden(model: ClipCap, pack_dir: str, images: Sequence[Tuple[str, Opti
             "greedy": {"tokenIds": g.token_ids, "text": tok.decode(g.token_ids), "logprobs": g.logprobs},
             "beam": {"tokenIds": b.token_ids, "text": tok.decode(b.token_ids), "score": b.score} if b else None,
         })
+        if text is not None and b is not None:
+            entries[-1]["beam"]["beams"], entries[-1]["beam"]["reranked"] = rerank_beams(
+                torch_encode_text(model), emb.numpy(), b, text, alone=True)
+    if text is not None:
+        for i, e in enumerate(entries):
+            e["clip"] = clip_entry(model, entries, i, text["clipScoreWeight"])
     golden = {"packId": manifest["id"], "precision": manifest["precision"],
               "decoding": {"beams": beams, "maxTokens": max_tokens}, "images": entries}
     with open(os.path.join(pack_dir, "golden.json"), "w") as f:
         json.dump(golden, f)
     return golden
+
+
+def clip_entry(model: ClipCap, entries: List[dict], i: int, w: float) -> dict:
+    """golden.json's `clip` of image i: its greedy caption (trimmed), its true caption when known, and one other
+    (the next image's true or greedy caption, else OTHER_TEXT), scored against its image embedding."""
+    e = entries[i]
+    texts = [e["greedy"]["text"].strip()] + ([e["caption"]] if e["caption"] else [])
+    others = [x["caption"] or x["greedy"]["text"].strip() for x in entries[i + 1 :] + entries[:i]] + [OTHER_TEXT]
+    texts.append(next(t for t in others if t and t not in texts))
+    emb = tensor_from_json(e["imageEmbeds"])[0]
+    ids, embeds, scores = score_texts(torch_encode_text(model), emb, texts, w, alone=True)
+    return {"texts": texts, "inputIds": ids, "textEmbeds": tensor_json(embeds), "clipScores": scores}
 
 
 def check_parity(pack_dir: str, model: ClipCap, golden_dir: Optional[str] = None,
@@ -83,7 +150,9 @@ def check_parity(pack_dir: str, model: ClipCap, golden_dir: Optional[str] = None
     (the fp32 reference) and its golden.json. golden_dir defaults to pack_dir; a quantised pack is compared
     against its fp32 sibling's golden.json. Returns max abs diffs and whether the greedy and beam token ids are
     identical, per image and in total. limit: check only the first N golden images (full-size packs: the JSON
-    runner is slow). Images without a beam reference count for greedy only."""
+    runner is slow). Images without a beam reference count for greedy only. With a text tower: the ONNX text
+    embeddings (one padded batch) and clipScores (against the ONNX image embedding) against the reference, and
+    whether the ONNX beams, scored and re-ranked the same way, pick the reference's re-ranked beam."""
     golden_dir = golden_dir or pack_dir
     with open(os.path.join(pack_dir, "pack.json")) as f:
         manifest = json.load(f)
@@ -99,6 +168,11 @@ def check_parity(pack_dir: str, model: ClipCap, golden_dir: Optional[str] = None
         step = onnx_step(ort, decoder, d["nLayer"], d["nHead"], d["headDim"])
         report = {"images": [], "max_embeds_diff": 0.0, "max_prefix_diff": 0.0, "max_logits_diff": 0.0,
                   "greedy_identical": 0, "beam_identical": 0}
+        text = manifest.get("text")
+        text_sid = ort.load(files["text"]) if text else None
+        if text:
+            encode = lambda ids: ort.run(text_sid, {"input_ids": ids})["text_embeds"]  # noqa: E731
+            report.update({"max_text_embeds_diff": 0.0, "max_clip_score_diff": 0.0, "reranked_identical": 0})
         entries = golden["images"][:limit]
         for entry in entries:
             px = tensor_from_json(entry["pixelValues"])
@@ -123,6 +197,20 @@ def check_parity(pack_dir: str, model: ClipCap, golden_dir: Optional[str] = None
                 "beam_identical": b is not None and b.token_ids == entry["beam"]["tokenIds"],
                 "greedy": g.token_ids, "beam": b.token_ids if b else None,
             }
+            if text and "clip" in entry:  # the ONNX text tower on one padded batch, scored against ONNX image_embeds
+                ref = tensor_from_json(entry["clip"]["textEmbeds"])
+                _, embeds, scores = score_texts(encode, emb[0], entry["clip"]["texts"], text["clipScoreWeight"],
+                                                alone=False)
+                row["text_embeds_diff"] = float(np.abs(embeds - ref).max())
+                row["clip_score_diff"] = float(np.abs(np.array(scores) - np.array(entry["clip"]["clipScores"])).max())
+                row["clip_scores"] = scores
+                for k in ("text_embeds", "clip_score"):
+                    report[f"max_{k}_diff"] = max(report[f"max_{k}_diff"], row[f"{k}_diff"])
+            if text and b is not None and entry["beam"].get("reranked"):
+                _, reranked = rerank_beams(encode, emb[0], b, text, alone=False)
+                row["reranked"] = reranked["tokenIds"]
+                row["reranked_identical"] = reranked["tokenIds"] == entry["beam"]["reranked"]["tokenIds"]
+                report["reranked_identical"] += int(row["reranked_identical"])
             report["images"].append(row)
             for k in ("embeds", "prefix", "logits"):
                 report[f"max_{k}_diff"] = max(report[f"max_{k}_diff"], row[f"{k}_diff"])
@@ -130,7 +218,9 @@ def check_parity(pack_dir: str, model: ClipCap, golden_dir: Optional[str] = None
             report["beam_identical"] += int(row["beam_identical"])
         report["count"] = len(entries)
         report["beam_count"] = sum(1 for e in entries if e["beam"])
-        for sid in (vision, mapper, decoder):
+        if text:
+            report["rerank_count"] = sum(1 for e in entries if e["beam"] and e["beam"].get("reranked"))
+        for sid in (vision, mapper, decoder) + ((text_sid,) if text_sid is not None else ()):
             ort.free(sid)
         return report
     finally:

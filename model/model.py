@@ -4,10 +4,13 @@ ClipCap ("CLIP prefix captioning") in one file.
     image --CLIP vision tower--> embedding (B, D)
           --mapping network----> prefix (B, P, E)      the only part ClipCap trains
           --GPT-2--------------> caption, token by token
+    caption --CLIP text tower--> text embedding (B, D)   optional: CLIPScore, to gate and re-rank captions
 
 Parameter names follow the published checkpoints so they load without renaming:
   * the vision tower uses OpenAI CLIP's `visual.*` names (conv1, class_embedding, transformer.resblocks.N...),
     for the ViT (ViT-B/32) and for the ModifiedResNet (RN50x4) alike,
+  * the text tower uses OpenAI CLIP's top-level names (token_embedding, transformer.resblocks.N, ln_final,
+    text_projection, logit_scale) under `text.`,
   * the mappers use rmokady/CLIP_prefix_caption's `clip_project.*` names,
   * GPT-2 uses Hugging Face's names (`transformer.h.N.attn.c_attn`, Conv1D weights stored [in, out]).
 The published files themselves (OpenAI CLIP archives, HF CLIP and GPT-2, ClipCap's checkpoints) are read by
@@ -64,11 +67,23 @@ class MapperConfig:
 
 
 @dataclass
+class TextConfig:
+    vocab_size: int = 49408  # CLIP's BPE: 2 x 256 bytes, 48894 merges, <|startoftext|>, <|endoftext|> (the largest id)
+    context_length: int = 77  # longest text in tokens, <|startoftext|> and <|endoftext|> included
+    width: int = 512  # transformer width (ViT-B/32's text tower; RN50x4's is 640)
+    layers: int = 12  # residual attention blocks
+    heads: int = 8  # attention heads (width // 64)
+    output_dim: int = 512  # joint embedding size: must equal the vision tower's output_dim
+    layer_norm_eps: float = 1e-5  # OpenAI CLIP's (nn.LayerNorm's default), in every block and ln_final
+
+
+@dataclass
 class ClipCapConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     gpt2: GPT2Config = field(default_factory=GPT2Config)
     mapper: MapperConfig = field(default_factory=MapperConfig)
     normalize_prefix: bool = False  # L2-normalise the CLIP embedding before the mapper (train.py --normalize_prefix)
+    text: Optional[TextConfig] = None  # CLIP's text tower, for CLIPScore; None: captions are not scored
 
     @staticmethod
     def from_dict(d: dict) -> "ClipCapConfig":
@@ -77,6 +92,7 @@ class ClipCapConfig:
             gpt2=GPT2Config(**d["gpt2"]),
             mapper=MapperConfig(**d["mapper"]),
             normalize_prefix=bool(d.get("normalize_prefix", False)),
+            text=TextConfig(**d["text"]) if d.get("text") else None,  # checkpoints before the text tower lack it
         )
 
     def to_dict(self) -> dict:
@@ -97,14 +113,15 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-class VisionAttention(nn.Module):
+class CLIPAttention(nn.Module):
     """Multi-head self-attention holding nn.MultiheadAttention's parameter names (in_proj_*, out_proj),
-    written out so the ONNX export is plain MatMuls."""
+    written out so the ONNX export is plain MatMuls. The text tower's is causal (each token sees itself and
+    what comes before), the vision tower's is not."""
 
-    def __init__(self, width: int, heads: int):
+    def __init__(self, width: int, heads: int, causal: bool = False):
         super().__init__()
-        assert width % heads == 0, f"vision width {width} must be divisible by heads {heads}"
-        self.heads = heads
+        assert width % heads == 0, f"CLIP width {width} must be divisible by heads {heads}"
+        self.heads, self.causal = heads, causal
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
@@ -117,21 +134,24 @@ class VisionAttention(nn.Module):
         k = k.view(B, T, self.heads, C // self.heads).transpose(1, 2)
         v = v.view(B, T, self.heads, C // self.heads).transpose(1, 2)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // self.heads))  # (B, H, T, T)
+        if self.causal:
+            pos = torch.arange(T, device=x.device)
+            att = att.masked_fill(pos[None, :] > pos[:, None], torch.finfo(att.dtype).min)  # (T, T): no peeking ahead
         y = att.softmax(dim=-1) @ v  # (B, H, T, hd)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class ResidualAttentionBlock(nn.Module):
-    def __init__(self, width: int, heads: int):
+    def __init__(self, width: int, heads: int, causal: bool = False, eps: float = 1e-5):
         super().__init__()
-        self.attn = VisionAttention(width, heads)
-        self.ln_1 = nn.LayerNorm(width)
+        self.attn = CLIPAttention(width, heads, causal)
+        self.ln_1 = nn.LayerNorm(width, eps=eps)
         self.mlp = nn.Sequential(
             OrderedDict(
                 [("c_fc", nn.Linear(width, width * 4)), ("gelu", QuickGELU()), ("c_proj", nn.Linear(width * 4, width))]
             )
         )
-        self.ln_2 = nn.LayerNorm(width)
+        self.ln_2 = nn.LayerNorm(width, eps=eps)
 
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
@@ -139,10 +159,12 @@ class ResidualAttentionBlock(nn.Module):
         return x
 
 
-class VisionTransformerStack(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int):
+class CLIPTransformerStack(nn.Module):
+    """OpenAI's `Transformer`: the `resblocks` both towers hold."""
+
+    def __init__(self, width: int, layers: int, heads: int, causal: bool = False, eps: float = 1e-5):
         super().__init__()
-        self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads) for _ in range(layers)])
+        self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads, causal, eps) for _ in range(layers)])
 
     def forward(self, x):
         return self.resblocks(x)
@@ -161,7 +183,7 @@ class VisionTransformer(nn.Module):
         self.class_embedding = nn.Parameter(scale * torch.randn(cfg.width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, cfg.width))
         self.ln_pre = nn.LayerNorm(cfg.width)
-        self.transformer = VisionTransformerStack(cfg.width, cfg.layers, cfg.heads)
+        self.transformer = CLIPTransformerStack(cfg.width, cfg.layers, cfg.heads)
         self.ln_post = nn.LayerNorm(cfg.width)
         self.proj = nn.Parameter(scale * torch.randn(cfg.width, cfg.output_dim))
 
@@ -176,6 +198,36 @@ class VisionTransformer(nn.Module):
         x = torch.cat([cls, x], dim=1) + self.positional_embedding  # (B, grid*grid+1, width)
         x = self.transformer(self.ln_pre(x))
         return self.ln_post(x[:, 0, :]) @ self.proj  # (B, output_dim)
+
+
+# -----------------------------------------------------------------------------
+# CLIP text tower (OpenAI's encode_text: causal transformer, pooled at <|endoftext|>, projected)
+
+
+class CLIPTextTransformer(nn.Module):
+    def __init__(self, cfg: TextConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
+        self.positional_embedding = nn.Parameter(torch.empty(cfg.context_length, cfg.width))
+        self.transformer = CLIPTransformerStack(cfg.width, cfg.layers, cfg.heads, causal=True, eps=cfg.layer_norm_eps)
+        self.ln_final = nn.LayerNorm(cfg.width, eps=cfg.layer_norm_eps)
+        self.text_projection = nn.Parameter(torch.empty(cfg.width, cfg.output_dim))  # used as x @ text_projection
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's contrastive temperature; unused here
+        nn.init.normal_(self.token_embedding.weight, std=0.02)  # OpenAI's initialize_parameters
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        nn.init.normal_(self.text_projection, std=cfg.width**-0.5)
+
+    def forward(self, input_ids):
+        """input_ids (B, T), each row <|startoftext|> ... <|endoftext|> then any smaller ids (0): (B, output_dim).
+        Causal attention makes the result independent of what follows <|endoftext|>, so rows may be padded."""
+        B, T = input_ids.shape
+        assert T <= self.cfg.context_length, f"text of {T} tokens exceeds context_length {self.cfg.context_length}"
+        x = self.token_embedding(input_ids) + self.positional_embedding[:T]  # (B, T, width)
+        x = self.ln_final(self.transformer(x))
+        eot = input_ids.argmax(dim=-1)  # (B,): <|endoftext|> is the largest id, as OpenAI pools
+        x = x.gather(1, eot[:, None, None].expand(B, 1, x.shape[-1])).squeeze(1)  # (B, width)
+        return x @ self.text_projection  # (B, output_dim), not normalised
 
 
 # -----------------------------------------------------------------------------
@@ -528,9 +580,20 @@ class ClipCap(nn.Module):
         else:
             raise ValueError(f"unknown mapper type {cfg.mapper.type!r}; expected 'mlp' or 'transformer'")
         self.gpt = GPT2LMHeadModel(cfg.gpt2)
+        self.text = None
+        if cfg.text is not None:
+            assert cfg.text.output_dim == cfg.vision.output_dim, (
+                f"text output_dim {cfg.text.output_dim} must equal vision output_dim {cfg.vision.output_dim}: "
+                "both embed into CLIP's joint space"
+            )
+            self.text = CLIPTextTransformer(cfg.text)
 
     def encode_image(self, pixel_values):
         return self.visual(pixel_values)  # (B, D), not normalised
+
+    def encode_text(self, input_ids):
+        assert self.text is not None, "this model has no text tower (ClipCapConfig.text is None)"
+        return self.text(input_ids)  # (B, D), not normalised
 
     def prefix(self, image_embeds):
         if self.cfg.normalize_prefix:
@@ -574,10 +637,18 @@ def torch_step(gpt: GPT2LMHeadModel) -> StepFn:
 
 
 @dataclass
+class Beam:
+    token_ids: List[int]  # as Generated.token_ids
+    score: float  # sum of the chosen log-probs (NOT normalised)
+    length: int  # tokens the search generated for it, an <|endoftext|> included; ranks use score / length
+
+
+@dataclass
 class Generated:
     token_ids: List[int]  # includes the stop token "." when one ended it, never <|endoftext|>
     logprobs: List[float]  # log-probability of each step's choice (greedy); empty for beam
     score: float  # sum of chosen log-probs / steps taken (ClipCap's length-normalised score)
+    beams: List[Beam] = field(default_factory=list)  # beam search: every final beam, best score / length first
 
 
 def _log_softmax64(logits: torch.Tensor) -> torch.Tensor:
@@ -659,8 +730,40 @@ def beam_search(step: StepFn, prefix, beams: int = 5, stop_ids: Sequence[int] = 
         index = torch.tensor(src, dtype=torch.long)
         past = [(k.index_select(0, index), v.index_select(0, index)) for k, v in past]
     norm = [s / n for s, n in zip(scores, lengths)]
-    best = max(range(beams), key=lambda b: (norm[b], -b))
-    return Generated([t for t in seqs[best] if t != eos_id], [], norm[best])
+    order = sorted(range(beams), key=lambda b: (-norm[b], b))  # already so after any step; ties to the earlier beam
+    final = [Beam([t for t in seqs[b] if t != eos_id], scores[b], lengths[b]) for b in order]
+    return Generated(final[0].token_ids, [], norm[order[0]], final)
+
+
+# -----------------------------------------------------------------------------
+# CLIPScore: gating and beam re-ranking with the text tower (docs/pack-format.md, "CLIP scores")
+
+
+def pad_text_ids(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Token rows (each <|startoftext|> ... <|endoftext|>) as one (k, longest) batch, padded with 0 after the
+    <|endoftext|>: the text tower pools at the largest id, so padding must be smaller, and is then ignored."""
+    assert rows and all(rows), "every text row needs at least <|startoftext|> and <|endoftext|>"
+    n = max(len(r) for r in rows)
+    return torch.tensor([list(r) + [0] * (n - len(r)) for r in rows], dtype=torch.long)  # (k, n)
+
+
+def clip_score(image_embeds, text_embeds, w: float = 2.5) -> torch.Tensor:
+    """CLIPScore (Hessel et al. 2021): w * max(cos, 0), in float64 as the JS engine computes it.
+    image_embeds (D,) or (k, D), text_embeds (k, D): (k,) scores, the image broadcast over the texts.
+    CLIP's text tower is a model input: whoever calls this scores a caption's trimmed text, and gives an empty
+    text 0 without running the tower (pack-format.md)."""
+    a, b = torch.as_tensor(image_embeds).double(), torch.as_tensor(text_embeds).double()
+    dot, aa, bb = (a * b).sum(-1), (a * a).sum(-1), (b * b).sum(-1)
+    cos = dot / torch.sqrt(aa * bb)  # one square root, as the engine (src/captioner/clip-score.ts) computes it
+    return w * torch.where(aa * bb > 0, cos, torch.zeros_like(cos)).clamp(min=0.0)  # a zero vector scores 0
+
+
+def rerank(beams: Sequence[Beam], clip_scores: Sequence[float], weight: float) -> int:
+    """Index of the beam with the highest score / length + weight * clipScore; ties go to the earlier beam, so
+    weight 0 keeps beam search's own answer (beams come best score / length first)."""
+    assert len(beams) == len(clip_scores) > 0, f"{len(beams)} beams but {len(clip_scores)} CLIP scores"
+    rank = [b.score / b.length + weight * float(c) for b, c in zip(beams, clip_scores)]
+    return max(range(len(beams)), key=lambda i: (rank[i], -i))
 
 
 # -----------------------------------------------------------------------------

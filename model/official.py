@@ -4,6 +4,7 @@ ClipCap's own checkpoints. Each is read into model.py's parameter names, every k
 model it fills (model.check_state_dict), so a file of the wrong kind or size is refused with a list of what differs.
 
     model = build_official("ViT-B-32.pt", "coco_weights.pt")   # CLIP tower + ClipCap mapper + GPT-2, checked
+    model = build_official("ViT-B-32.pt", "coco_weights.pt", text=True)   # ... and CLIP's text tower
 
 The model itself is model.py; this module only maps the published files onto it.
 """
@@ -15,15 +16,18 @@ from typing import Optional, Tuple
 
 import torch
 
-from .model import (CheckpointError, ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig,
+from .model import (CheckpointError, ClipCap, ClipCapConfig, GPT2Config, MapperConfig, TextConfig, VisionConfig,
                     check_state_dict)
 from .safetensors_io import load_file as load_safetensors
 
 # Where each file is published, and how to fetch it: docs/official-weights.md. What each holds:
-#   OpenAI CLIP  ViT-B-32.pt, RN50x4.pt    TorchScript archives; state_dict() keys `visual.*` (kept) plus the text
-#                                          tower and `input_resolution`/`context_length`/`vocab_size` (ignored)
+#   OpenAI CLIP  ViT-B-32.pt, RN50x4.pt    TorchScript archives; state_dict() keys `visual.*`, the text tower at the
+#                                          top level (token_embedding, positional_embedding, transformer.resblocks.N,
+#                                          ln_final, text_projection [width, out], logit_scale: kept under `text.`
+#                                          when asked for) and `input_resolution`/`context_length`/`vocab_size`
 #   HF CLIP      model.safetensors or      `vision_model.*` + `visual_projection.weight` (a Linear, [out, in]);
-#                pytorch_model.bin         q/k/v are separate Linears where OpenAI has one in_proj
+#                pytorch_model.bin         `text_model.*` + `text_projection.weight` (a Linear too) + `logit_scale`;
+#                                          q/k/v are separate Linears where OpenAI has one in_proj
 #   HF GPT-2     model.safetensors or      `[transformer.]wte/wpe/h.N/ln_f` (+ `lm_head.weight`, tied to wte);
 #                pytorch_model.bin         Conv1D weights are [in, out], as ours; `h.N.attn.bias`/`masked_bias`
 #                                          are causal-mask buffers, not weights, and are skipped
@@ -111,27 +115,20 @@ def openai_clip_visual(sd: dict, what: str = "OpenAI CLIP checkpoint") -> dict:
     return _float32(visual)
 
 
-def hf_clip_visual(sd: dict, what: str = "HF CLIP checkpoint") -> dict:
-    """Rename a Hugging Face CLIPModel / CLIPVisionModelWithProjection state dict to OpenAI's `visual.*` names.
-    Text-tower keys and the `position_ids` buffer are ignored; unknown vision keys are kept under their HF name so
-    that the check names them as unexpected."""
-    if "visual_projection.weight" not in sd:
-        raise CheckpointError(f"{what} has no visual_projection.weight: a CLIPVisionModel without the projection "
-                              "cannot give CLIP embeddings (use the full CLIPModel checkpoint)")
-    out = {"visual.proj": sd["visual_projection.weight"].t()}  # Linear [out, in] -> OpenAI's x @ proj, [in, out]
-    renames = {"embeddings.class_embedding": "class_embedding", "embeddings.patch_embedding.weight": "conv1.weight",
-               "embeddings.position_embedding.weight": "positional_embedding",
-               "pre_layrnorm.weight": "ln_pre.weight", "pre_layrnorm.bias": "ln_pre.bias",  # sic: "layrnorm" is HF's
-               "post_layernorm.weight": "ln_post.weight", "post_layernorm.bias": "ln_post.bias"}
+def _hf_tower(sd: dict, hf: str, ours: str, renames: dict, out: dict, what: str):
+    """Rename one Hugging Face CLIP tower (keys under `hf`, e.g. "vision_model.") into OpenAI's names under `ours`
+    (e.g. "visual."), adding to `out`: `renames` for the embeddings and final norms, the encoder layers as OpenAI's
+    resblocks with q, k, v packed into one in_proj. The `position_ids` buffer is skipped; unknown keys are kept under
+    their HF name so that check_state_dict names them as unexpected."""
     layer_renames = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
                      "self_attn.out_proj": "attn.out_proj"}
     qkv: dict = {}
     for k, v in sd.items():
-        if not k.startswith("vision_model.") or k == "vision_model.embeddings.position_ids":
+        if not k.startswith(hf) or k == hf + "embeddings.position_ids":
             continue
-        name = k[len("vision_model."):]
+        name = k[len(hf):]
         if name in renames:
-            out["visual." + renames[name]] = v
+            out[ours + renames[name]] = v
             continue
         parts = name.split(".")  # encoder.layers.N.<module...>.<weight|bias>
         if name.startswith("encoder.layers.") and len(parts) >= 5:
@@ -140,16 +137,67 @@ def hf_clip_visual(sd: dict, what: str = "HF CLIP checkpoint") -> dict:
                 qkv.setdefault((n, kind), {})[module[-6]] = v
                 continue
             if module in layer_renames:
-                out[f"visual.transformer.resblocks.{n}.{layer_renames[module]}.{kind}"] = v
+                out[f"{ours}transformer.resblocks.{n}.{layer_renames[module]}.{kind}"] = v
                 continue
-        out["visual." + name] = v  # unknown: reported as unexpected by check_state_dict
+        out[ours + name] = v  # unknown: reported as unexpected by check_state_dict
     for (n, kind), parts in sorted(qkv.items()):
         missing = [p for p in "qkv" if p not in parts]
         if missing:
-            raise CheckpointError(f"{what}: layer {n} lacks self_attn.{missing[0]}_proj.{kind}")
+            raise CheckpointError(f"{what}: {hf}layer {n} lacks self_attn.{missing[0]}_proj.{kind}")
         # OpenAI's nn.MultiheadAttention packs q, k, v row-wise into one in_proj
-        out[f"visual.transformer.resblocks.{n}.attn.in_proj_{kind}"] = torch.cat([parts[p] for p in "qkv"], dim=0)
+        out[f"{ours}transformer.resblocks.{n}.attn.in_proj_{kind}"] = torch.cat([parts[p] for p in "qkv"], dim=0)
+
+
+def hf_clip_visual(sd: dict, what: str = "HF CLIP checkpoint") -> dict:
+    """Rename a Hugging Face CLIPModel / CLIPVisionModelWithProjection state dict to OpenAI's `visual.*` names.
+    Text-tower keys are ignored (hf_clip_text reads them)."""
+    if "visual_projection.weight" not in sd:
+        raise CheckpointError(f"{what} has no visual_projection.weight: a CLIPVisionModel without the projection "
+                              "cannot give CLIP embeddings (use the full CLIPModel checkpoint)")
+    out = {"visual.proj": sd["visual_projection.weight"].t()}  # Linear [out, in] -> OpenAI's x @ proj, [in, out]
+    renames = {"embeddings.class_embedding": "class_embedding", "embeddings.patch_embedding.weight": "conv1.weight",
+               "embeddings.position_embedding.weight": "positional_embedding",
+               "pre_layrnorm.weight": "ln_pre.weight", "pre_layrnorm.bias": "ln_pre.bias",  # sic: "layrnorm" is HF's
+               "post_layernorm.weight": "ln_post.weight", "post_layernorm.bias": "ln_post.bias"}
+    _hf_tower(sd, "vision_model.", "visual.", renames, out, what)
     return _float32(out)
+
+
+_OPENAI_TEXT = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection",
+                "logit_scale")
+
+
+def openai_clip_text(sd: dict, what: str = "OpenAI CLIP checkpoint") -> dict:
+    """The text tower of an OpenAI CLIP state dict, under our `text.` prefix (OpenAI's names otherwise)."""
+    if "token_embedding.weight" not in sd or "text_projection" not in sd:
+        raise CheckpointError(f"{what} has no text tower (token_embedding.weight, text_projection)")
+    return _float32({"text." + k: v for k, v in sd.items() if k.startswith(_OPENAI_TEXT)})
+
+
+def hf_clip_text(sd: dict, what: str = "HF CLIP checkpoint") -> dict:
+    """Rename a Hugging Face CLIPModel's `text_model.*`, `text_projection.weight` and `logit_scale` to our `text.*`
+    (OpenAI's names)."""
+    if "text_projection.weight" not in sd or "text_model.embeddings.token_embedding.weight" not in sd:
+        raise CheckpointError(f"{what} has no text tower with its projection (text_model.*, text_projection.weight): "
+                              "use the full CLIPModel checkpoint")
+    out = {"text.text_projection": sd["text_projection.weight"].t()}  # Linear [out, in] -> x @ text_projection
+    if "logit_scale" in sd:
+        out["text.logit_scale"] = sd["logit_scale"]
+    renames = {"embeddings.token_embedding.weight": "token_embedding.weight",
+               "embeddings.position_embedding.weight": "positional_embedding",
+               "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
+    _hf_tower(sd, "text_model.", "text.", renames, out, what)
+    return _float32(out)
+
+
+def openai_text_config(text: dict, heads: Optional[int] = None) -> TextConfig:
+    """Infer the text tower's shape from `text.*` keys, as OpenAI's build_model does (heads = width // 64, unless a
+    Hugging Face config.json says otherwise)."""
+    width = text["text.ln_final.weight"].shape[0]
+    layers = len({k.split(".")[3] for k in text if k.startswith("text.transformer.resblocks.")})
+    return TextConfig(vocab_size=text["text.token_embedding.weight"].shape[0],
+                      context_length=text["text.positional_embedding"].shape[0], width=width, layers=layers,
+                      heads=heads or width // 64, output_dim=text["text.text_projection"].shape[1])
 
 
 def gpt2_state(sd: dict, what: str = "GPT-2 checkpoint") -> dict:
@@ -230,9 +278,36 @@ def _check_hf_clip_config(path: str, cfg: VisionConfig):
                               f"{cfg.heads} heads (width // 64)")
 
 
-def load_clip_vision(path: str) -> Tuple[VisionConfig, dict]:
-    """An OpenAI TorchScript archive or a Hugging Face CLIP checkpoint -> (config, `visual.*` state)."""
-    sd = read_state_dict(path)
+def _hf_text_heads(path: str) -> Optional[int]:
+    """A Hugging Face CLIP directory's text_config, when present: its heads, after checking it is OpenAI's tower
+    (quick_gelu, LayerNorm eps 1e-5)."""
+    config = os.path.join(path if os.path.isdir(path) else os.path.dirname(path), "config.json")
+    if not os.path.isfile(config):
+        return None
+    with open(config) as f:
+        tc = json.load(f).get("text_config", {})
+    act, eps = tc.get("hidden_act", "quick_gelu"), tc.get("layer_norm_eps", 1e-5)
+    if act != "quick_gelu" or abs(eps - 1e-5) > 1e-12:
+        raise CheckpointError(f"{config}: text tower with hidden_act={act}, layer_norm_eps={eps}; this model "
+                              "implements OpenAI CLIP's quick_gelu and 1e-5")
+    return tc.get("num_attention_heads")
+
+
+def load_clip_text(path: str, sd: Optional[dict] = None) -> Tuple[TextConfig, dict]:
+    """The text tower of an OpenAI TorchScript archive or a Hugging Face CLIP checkpoint -> (config, `text.*`
+    state). sd: the file's state dict when already read (the archives are large)."""
+    sd = read_state_dict(path) if sd is None else sd
+    if any(k.startswith("vision_model.") or k.startswith("text_model.") for k in sd):
+        text = hf_clip_text(sd, path)
+        return openai_text_config(text, _hf_text_heads(path)), text
+    text = openai_clip_text(sd, path)
+    return openai_text_config(text), text
+
+
+def load_clip_vision(path: str, sd: Optional[dict] = None) -> Tuple[VisionConfig, dict]:
+    """An OpenAI TorchScript archive or a Hugging Face CLIP checkpoint -> (config, `visual.*` state).
+    sd: the file's state dict when already read."""
+    sd = read_state_dict(path) if sd is None else sd
     if any(k.startswith("vision_model.") for k in sd):
         visual = hf_clip_visual(sd, path)
         cfg = openai_vision_config(visual)
@@ -243,13 +318,17 @@ def load_clip_vision(path: str) -> Tuple[VisionConfig, dict]:
 
 
 def build_official(clip_path: str, clipcap_path: str, gpt2_path: Optional[str] = None,
-                   normalize_prefix: Optional[bool] = None) -> ClipCap:
+                   normalize_prefix: Optional[bool] = None, text: bool = False) -> ClipCap:
     """Assemble a ClipCap from official files, checking every key and shape.
 
     GPT-2 comes from the ClipCap checkpoint's `gpt.*` keys (all three published checkpoints carry them); a
     separate HF GPT-2 file (gpt2_path) is used only when the checkpoint has none, and refused if both are given
-    and differ in shape. normalize_prefix defaults to what the checkpoint's mapper type was published with."""
-    vision_cfg, visual = load_clip_vision(clip_path)
+    and differ in shape. normalize_prefix defaults to what the checkpoint's mapper type was published with.
+    text: also CLIP's text tower, from the same CLIP file."""
+    clip_sd = read_state_dict(clip_path)
+    vision_cfg, visual = load_clip_vision(clip_path, clip_sd)
+    text_cfg, text_state = load_clip_text(clip_path, clip_sd) if text else (None, {})
+    del clip_sd
     mapper_cfg, dim_clip, mapper, gpt = clipcap_parts(read_state_dict(clipcap_path), clipcap_path)
     if gpt2_path is not None:
         extra = gpt2_state(read_state_dict(gpt2_path), gpt2_path)
@@ -264,10 +343,13 @@ def build_official(clip_path: str, clipcap_path: str, gpt2_path: Optional[str] =
                               "the transformer checkpoint RN50x4 = 640)")
     if normalize_prefix is None:
         normalize_prefix = mapper_cfg.type == "transformer"
+    if text_cfg is not None and text_cfg.output_dim != vision_cfg.output_dim:
+        raise CheckpointError(f"{clip_path}: text tower gives {text_cfg.output_dim}-d embeddings, the image tower "
+                              f"{vision_cfg.output_dim}-d ones")
     cfg = ClipCapConfig(vision=vision_cfg, gpt2=gpt2_config(gpt, clipcap_path), mapper=mapper_cfg,
-                        normalize_prefix=normalize_prefix)
+                        normalize_prefix=normalize_prefix, text=text_cfg)
     model = ClipCap(cfg)
-    state = {**visual, **mapper, **gpt}
+    state = {**visual, **text_state, **mapper, **gpt}
     for k, v in model.state_dict().items():
         # BatchNorm's num_batches_tracked is a training-only counter that torch fills itself; openai/CLIP's
         # build_model loads ResNet archives without it, so a file that lacks it is accepted (as zeros) here too

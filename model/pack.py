@@ -3,7 +3,8 @@ The one pack pipeline every pack builder calls (toy.py, random_pack.py, build_pa
 
     export -> golden -> verify -> parity -> report
 
-  1. export.export_pack writes the three graphs at the chosen precision, tokenizer.json and pack.json;
+  1. export.export_pack writes the three graphs at the chosen precision, tokenizer.json and pack.json (and
+     text.onnx and text-tokenizer.json for a model with CLIP's text tower, whose `text_manifest` the builder gives);
   2. golden: golden.write_golden runs the PyTorch model (the fp32 reference) on the reference images and writes
      golden.json beside the pack, or, for a sibling of another precision, that pack's golden.json and images are
      shared (so every pack directory carries the reference it is judged against);
@@ -64,17 +65,19 @@ def build_pack(model: ClipCap, out_dir: str, pack_id: str, name: str, precision:
                golden_from: Optional[str] = None, beams: int = 5, max_tokens: int = 67,
                beam_images: Optional[int] = None, check: bool = True, parity_limit: Optional[int] = None,
                ort: Optional[NodeORT] = None, log: Callable[[str], None] = lambda msg: None,
-               **manifest_kw) -> BuiltPack:
+               text_manifest: Optional[dict] = None, **manifest_kw) -> BuiltPack:
     """Export, reference, verify and check one pack.
 
     images: (path, true caption or None) for a fresh golden.json from `model`; golden_from: instead, the directory
     of a pack of the same model (its fp32 sibling) whose golden.json is shared and checked against. beam_images:
     only the first N images get a beam reference. check=False skips the onnxruntime-node parity run;
-    parity_limit checks only the first N golden images. manifest_kw go to pack.json (description, mean, std, ...)."""
+    parity_limit checks only the first N golden images. text_manifest: pack.json's text.rerankWeight, gateThreshold
+    and calibration, required exactly when the model has a text tower (export.text_section). manifest_kw go to
+    pack.json (description, mean, std, ...)."""
     assert (golden_from is None) != (not images), "give reference images or a golden_from pack, not both or neither"
     t = time.time()
     manifest = export_pack(model, out_dir, pack_id, name, precision, provenance, beams=beams, max_tokens=max_tokens,
-                           **manifest_kw)
+                           text_manifest=text_manifest, **manifest_kw)
     export_seconds = time.time() - t
     log(f"exported {precision} pack {pack_id} to {out_dir} in {export_seconds:.0f}s")
     t = time.time()

@@ -13,6 +13,7 @@ readers (src/converter/readers/) and the install tests run offline, without the 
     /usr/bin/python3 -m model.published --random full-vit-b32-mlp --out packs/published/full   # real shapes, ~1 GB
 
 Each output folder holds clip.pt, clip.safetensors, clipcap.pt and files.json (bytes and SHA-256 of each file).
+The CLIP files carry the model's own text tower when it has one (ClipCapConfig.text), else a random stand-in.
 """
 
 import argparse
@@ -26,7 +27,8 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
-from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig
+from .model import ClipCap, ClipCapConfig, MapperConfig, VisionConfig
+from .random_pack import SIZES
 from .safetensors_io import save_file
 
 Tensor = torch.Tensor
@@ -109,7 +111,8 @@ def openai_dtypes(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
 
 def fake_text_tower(embed_dim: int, width: int = 32, layers: int = 1, context: int = 77, vocab: int = 64,
                     seed: int = 0) -> Dict[str, Tensor]:
-    """OpenAI CLIP's text-tower keys (small widths): readers must skip them, so the files carry them."""
+    """A random text tower under OpenAI CLIP's keys (small widths), for a model without its own: the files always
+    carry one, as OpenAI's do, and readers of the image tower must skip it."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g) * 0.02  # noqa: E731
     t = OrderedDict()
@@ -138,12 +141,15 @@ def fake_text_tower(embed_dim: int, width: int = 32, layers: int = 1, context: i
 
 def write_torchscript_clip(visual: Dict[str, Tensor], path: str, image_size: int, embed_dim: int,
                            fp16: bool = True, text_layers: int = 1, text_width: int = 32,
-                           text_vocab: int = 64) -> Dict[str, Tensor]:
-    """An archive like OpenAI's ViT-B-32.pt: `visual.*` (fp16 as OpenAI's where fp16=True), a text tower (small by
-    default; OpenAI's sizes for the full-size files), the text blocks' `attn_mask` as plain attributes, and
-    input_resolution/context_length/vocab_size. Returns the state written (what torch.jit.load(path).state_dict()
-    gives back)."""
-    text = fake_text_tower(embed_dim, width=text_width, layers=text_layers, vocab=text_vocab)
+                           text_vocab: int = 64, text: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+    """An archive like OpenAI's ViT-B-32.pt: `visual.*` (fp16 as OpenAI's where fp16=True), a text tower, the text
+    blocks' `attn_mask` as plain attributes, and input_resolution/context_length/vocab_size. The text tower is
+    `text` (a model's own, under OpenAI's top-level names) or else a random one of the text_* sizes (small by
+    default; OpenAI's sizes for the full-size files). Returns the state written (what
+    torch.jit.load(path).state_dict() gives back)."""
+    if text is None:
+        text = fake_text_tower(embed_dim, width=text_width, layers=text_layers, vocab=text_vocab)
+    text_layers = len({k.split(".")[2] for k in text if k.startswith("transformer.resblocks.")})
     state = OrderedDict((k, v) for k, v in visual.items() if k.startswith("visual."))
     assert state, "no visual.* tensors to write"
     state.update(text)
@@ -187,12 +193,7 @@ def clipcap_state(model_state: Dict[str, Tensor], n_positions: int) -> Dict[str,
 
 
 RANDOM = {
-    "small": ClipCapConfig(  # model/random_pack.py's small configuration
-        vision=VisionConfig(image_size=32, patch_size=8, width=32, layers=2, heads=2, output_dim=48),
-        gpt2=GPT2Config(n_positions=128, n_embd=32, n_layer=2, n_head=2),
-        mapper=MapperConfig(type="transformer", prefix_length=5, clip_length=3, num_layers=2, num_heads=4),
-        normalize_prefix=True,
-    ),
+    "small": SIZES["small"],  # model/random_pack.py's small configuration, its tiny text tower included
     "full-vit-b32-mlp": ClipCapConfig(),  # the COCO MLP model: ViT-B/32 + prefix-10 MLP + GPT-2 small
     "full-rn50x4-transformer": ClipCapConfig(  # the COCO transformer-mapper model on RN50x4
         vision=VisionConfig(image_size=288, width=80, heads=40, output_dim=640, arch="resnet"),
@@ -214,12 +215,14 @@ def _sha256(path: str) -> str:
 
 
 def write_published(cfg: ClipCapConfig, state: Dict[str, Tensor], out: str, text: Optional[dict] = None) -> dict:
-    """clip.pt, clip.safetensors, clipcap.pt and files.json for one model's weights (`text`: the text tower's
-    sizes, write_torchscript_clip's text_* arguments; a small one by default)."""
+    """clip.pt, clip.safetensors, clipcap.pt and files.json for one model's weights. A model with a text tower
+    (`text.*` keys) has it written as OpenAI's; otherwise a random one stands in (`text`: its sizes,
+    write_torchscript_clip's text_* arguments; a small one by default)."""
     os.makedirs(out, exist_ok=True)
     visual = OrderedDict((k, v) for k, v in state.items() if k.startswith("visual."))
+    own_text = OrderedDict((k[len("text."):], v) for k, v in state.items() if k.startswith("text."))
     written = write_torchscript_clip(visual, os.path.join(out, "clip.pt"), cfg.vision.image_size,
-                                     cfg.vision.output_dim, **(text or {}))
+                                     cfg.vision.output_dim, text=own_text or None, **({} if own_text else text or {}))
     # open_clip's file has no input_resolution/context_length/vocab_size (build_model's extras), only weights.
     write_safetensors({k: v for k, v in written.items()
                        if k not in ("input_resolution", "context_length", "vocab_size")},

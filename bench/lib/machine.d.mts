@@ -11,3 +11,9 @@ export interface LoadVerdict {
 }
 export declare function loadNow(): LoadSample;
 export declare function loadVerdict(before: LoadSample, after: LoadSample): LoadVerdict;
+export interface Bandwidth {
+  gbPerSec: number;
+  mb: number;
+  reps: number;
+}
+export declare function readBandwidth(opts?: { mb?: number; reps?: number }): Bandwidth;

@@ -33,3 +33,23 @@ export function loadVerdict(before, after) {
       : `WARNING: ${line}, above ${QUIET_PER_CORE} per core: these figures were taken under load; do not quote them`,
   };
 }
+
+/**
+ * This process's memory read bandwidth on one core, in GB/s: the best of `reps` passes of `Buffer.compare` over two
+ * equal buffers of `mb` MB each (glibc's vectorised memcmp reads both, so a pass reads 2 x mb MB). One core because
+ * the engine's wasm runs one thread (README, "Threads"); the buffers are far larger than any cache, so this is what a
+ * decode step that reads every weight once can at best do. Node has no memory-bandwidth call, and a JS loop over a
+ * typed array is bound by the loop, not by memory, so memcmp is the probe. The buffers are filled first so every page
+ * is mapped before timing.
+ */
+export function readBandwidth({ mb = 256, reps = 5 } = {}) {
+  const a = Buffer.alloc(mb * 1024 * 1024, 7);
+  const b = Buffer.alloc(mb * 1024 * 1024, 7);
+  let best = Infinity;
+  for (let i = 0; i < reps; i++) {
+    const t = process.hrtime.bigint();
+    if (Buffer.compare(a, b) !== 0) throw new Error('readBandwidth: buffers differ');
+    best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
+  }
+  return { gbPerSec: Math.round(((2 * a.length) / best / 1e9) * 10) / 10, mb, reps };
+}

@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPackFromFiles, type LoadedPack } from '../../src/captioner/pack-loader';
 
-const NAMES = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-
 export async function loadPackDir(dir: string): Promise<LoadedPack> {
+  // pack.json and every file it lists: CLIP's text tower too, when the pack has one
+  const listed = Object.values(JSON.parse(readFileSync(join(dir, 'pack.json'), 'utf8')).files as Record<string, { path: string }>);
   return loadPackFromFiles(
-    NAMES.map((n) => {
+    ['pack.json', ...listed.map((f) => f.path)].map((n) => {
       const b = readFileSync(join(dir, n));
       return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
     }),

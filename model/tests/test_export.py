@@ -7,7 +7,7 @@ import shutil
 import onnx
 import pytest
 
-from model.export import ExportError, export_pack, verify_pack
+from model.export import ASSUMED_TEXT_MANIFEST, ExportError, export_pack, verify_pack
 from model.golden import check_parity
 from model.model import load_checkpoint
 
@@ -18,6 +18,12 @@ def _print_parity(name, r):
           f"beam identical {r['beam_identical']}/{r['count']}")
 
 
+def _text_manifest(pack_dir):
+    """What a builder gave export_pack for the pack's text tower (None without one), to export it again."""
+    text = json.load(open(os.path.join(pack_dir, "pack.json"))).get("text")
+    return None if text is None else {k: text[k] for k in ("rerankWeight", "gateThreshold", "calibration")}
+
+
 def test_small_random_pack_parity(small_random_pack):
     out, report = small_random_pack
     r = report["precisions"]["fp32"]
@@ -25,6 +31,9 @@ def test_small_random_pack_parity(small_random_pack):
     assert r["count"] == 3
     assert r["greedy_identical"] == r["count"] and r["beam_identical"] == r["count"]
     assert r["max_embeds_diff"] < 1e-4 and r["max_prefix_diff"] < 1e-4 and r["max_logits_diff"] < 1e-3
+    # its text tower: ONNX text embeddings and CLIP scores as PyTorch's, and the same re-ranked beam
+    assert r["max_text_embeds_diff"] < 1e-4 and r["max_clip_score_diff"] < 1e-5
+    assert r["rerank_count"] == 3 and r["reranked_identical"] == 3
     golden = json.load(open(os.path.join(out, "golden.json")))
     # the random decoder must make a real test: varied tokens, not one token repeated everywhere
     assert len({t for e in golden["images"] for t in e["greedy"]["tokenIds"]}) >= 6
@@ -41,7 +50,9 @@ def test_toy_pack_parity(toy_pack):
 
 def test_toy_pack_verifies_and_reaches_target(toy_pack):
     manifest = verify_pack(toy_pack)
-    assert manifest["formatVersion"] == 1 and set(manifest["files"]) == {"vision", "mapper", "decoder", "tokenizer"}
+    text = {"text", "textTokenizer"} if "text" in manifest else set()  # both files exactly when the text section is
+    assert manifest["formatVersion"] == 1
+    assert set(manifest["files"]) == {"vision", "mapper", "decoder", "tokenizer"} | text
     report = json.load(open(os.path.join(toy_pack, "report.json")))
     caps = json.load(open(os.path.join(toy_pack, "heldout", "captions.json")))
     assert len(caps) >= 200 and report["heldout"] == len(caps)
@@ -54,7 +65,8 @@ def test_reduced_precisions_keep_tokens(toy_pack, small_random_pack, tmp_path, p
     # some tokens (npm run bench:peers measures that on the full-size random pack).
     model = load_checkpoint(os.path.join(os.path.dirname(toy_pack), ".build", "toy", "model.pt"))
     d = str(tmp_path / precision)
-    m = export_pack(model, d, f"toy-{precision}", precision, precision, beams=5, max_tokens=20)
+    m = export_pack(model, d, f"toy-{precision}", precision, precision, beams=5, max_tokens=20,
+                    text_manifest=_text_manifest(toy_pack))
     fp32_bytes = json.load(open(os.path.join(toy_pack, "pack.json")))["files"]["decoder"]["bytes"]
     # fp16 halves every weight; int8 quarters them, the tied token table included
     assert m["files"]["decoder"]["bytes"] < (0.55 if precision == "fp16" else 0.35) * fp32_bytes
@@ -67,8 +79,8 @@ def test_int8_stores_the_tied_token_table_once_as_int8(small_random_pack, tmp_pa
     out, _ = small_random_pack
     model = load_checkpoint(os.path.join(os.path.dirname(out), ".build", "small-random", "model.pt"))
     d = str(tmp_path / "int8")
-    export_pack(model, d, "small-int8", "small-int8", "int8")
-    for role in ("vision", "mapper", "decoder"):
+    export_pack(model, d, "small-int8", "small-int8", "int8", text_manifest=ASSUMED_TEXT_MANIFEST)
+    for role in ("vision", "mapper", "decoder", "text"):
         ops = [n.op_type for n in onnx.load(os.path.join(d, f"{role}.onnx")).graph.node]
         assert "MatMulInteger" in ops, role
     g = onnx.load(os.path.join(d, "decoder.onnx")).graph
@@ -78,9 +90,16 @@ def test_int8_stores_the_tied_token_table_once_as_int8(small_random_pack, tmp_pa
     head = [n for n in g.node if n.op_type == "MatMulInteger" and "gpt.transformer.wte.weight_qT" in n.input]
     embedding = [n for n in g.node if n.op_type == "Gather" and n.input[0] == "gpt.transformer.wte.weight_q"]
     assert len(head) == 1 and len(embedding) == 1 and not any(n.op_type == "Gemm" for n in g.node)
+    # the text tower's token table (a Gather only) is int8 rows with a scale each, stored once
+    t = onnx.load(os.path.join(d, "text.onnx")).graph
+    tables = [(i.name, i.data_type) for i in t.initializer if list(i.dims) == [49408, model.cfg.text.width]]
+    assert tables == [("model.text.token_embedding.weight_q", onnx.TensorProto.INT8)], tables
     # the graph still computes GPT-2: the JSON runner's logits stay close to PyTorch's on the golden inputs
     r = check_parity(d, model, golden_dir=out, limit=1)
     assert r["max_embeds_diff"] < 0.5 and r["max_prefix_diff"] < 0.5, r
+    print(f"\nsmall-random int8 text tower: max |text_embeds| diff {r['max_text_embeds_diff']:.2e}, "
+          f"|clipScore| {r['max_clip_score_diff']:.2e}")
+    assert r["max_text_embeds_diff"] < 0.5 and r["max_clip_score_diff"] < 0.1, r
 
 
 def test_tampered_pack_is_refused(small_random_pack, tmp_path):

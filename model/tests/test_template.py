@@ -1,6 +1,6 @@
 """Graph templates (model/template.py, docs/model-install.md section 3): a template filled with weights must give
 byte for byte the pack export_pack writes for the same weights, on every code path the exporter has (ViT + MLP,
-ViT + transformer mapper, ResNet with BatchNorm folded into its convolutions), at fp32 and fp16."""
+ViT + transformer mapper, ResNet with BatchNorm folded into its convolutions, CLIP's text tower), at fp32 and fp16."""
 import json
 import os
 
@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from model import template as T
-from model.export import export_pack
+from model.export import ASSUMED_TEXT_MANIFEST, export_pack
 from model.model import ClipCap, ClipCapConfig, GPT2Config, MapperConfig, VisionConfig, load_checkpoint
 from model.random_pack import SIZES
-from model.toy import TOY_CONFIG
 
 TINY_RESNET = ClipCapConfig(
     vision=VisionConfig(image_size=64, width=8, heads=4, output_dim=16, arch="resnet", resnet_layers=(1, 2, 1, 1)),
@@ -21,7 +20,8 @@ TINY_RESNET = ClipCapConfig(
     mapper=MapperConfig(type="transformer", prefix_length=3, clip_length=2, num_layers=1, num_heads=4),
     normalize_prefix=True,
 )
-CONFIGS = {"toy": TOY_CONFIG, "small": SIZES["small"], "tiny-resnet": TINY_RESNET}
+# toy and small have CLIP's text tower (a text graph in their templates), the tiny ResNet has none
+CONFIGS = {"toy": T.named_config("toy")[0], "small": SIZES["small"], "tiny-resnet": TINY_RESNET}
 TOY_CHECKPOINT = os.path.join(os.path.dirname(__file__), "..", "..", "packs", ".build", "toy", "model.pt")
 META = {"id": "filled", "version": "1.0.0", "name": "Filled", "description": "", "provenance": {"by": "test"}}
 
@@ -36,7 +36,7 @@ def templates(tmp_path_factory):
     root = tmp_path_factory.mktemp("templates")
     out = {}
     for name, cfg in CONFIGS.items():
-        kw = T.named_config("toy")[1] if name == "toy" else {}
+        kw = T.named_config("toy")[1] if name == "toy" else T.text_manifest_of(cfg)
         for precision in T.TEMPLATE_PRECISIONS:
             d = str(root / f"{name}-{precision}")
             T.build_template(cfg, precision, d, f"{name}-{precision}", seed=0, manifest_kw=kw, log=quiet)
@@ -44,8 +44,14 @@ def templates(tmp_path_factory):
     return out
 
 
+PACK_FILES = ["vision.onnx", "mapper.onnx", "decoder.onnx", "tokenizer.json"]
+TEXT_FILES = ["text.onnx", "text-tokenizer.json"]
+
+
 def assert_same_pack(a, b):
-    for f in ("vision.onnx", "mapper.onnx", "decoder.onnx", "tokenizer.json"):
+    files = PACK_FILES + [f for f in TEXT_FILES if os.path.exists(os.path.join(a, f))]
+    assert sorted(f for f in os.listdir(b) if f != "pack.json") == sorted(files)
+    for f in files:
         with open(os.path.join(a, f), "rb") as x, open(os.path.join(b, f), "rb") as y:
             assert x.read() == y.read(), f"{f} differs between export_pack and fill_template"
     with open(os.path.join(a, "pack.json")) as x, open(os.path.join(b, "pack.json")) as y:
@@ -64,11 +70,22 @@ def test_fill_equals_export_pack_for_other_weights(templates, tmp_path, name, pr
     assert files == exported["files"]
 
 
+def with_toy_text(model: ClipCap) -> ClipCap:
+    """The trained toy with the toy template's text tower: its own once the toy world has learnt CLIP, else a
+    random one of distinct values (the rest of the weights the trained ones)."""
+    if model.text is not None:
+        return model
+    new = T.random_model(CONFIGS["toy"], seed=99)
+    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("text.") for k in missing)
+    return new
+
+
 @pytest.mark.skipif(not os.path.exists(TOY_CHECKPOINT), reason="trained toy checkpoint absent (npm run pack:toy)")
 @pytest.mark.parametrize("precision", T.TEMPLATE_PRECISIONS)
 def test_fill_equals_export_pack_for_trained_toy(templates, tmp_path, precision):
     d, kw = templates["toy", precision]
-    model = load_checkpoint(TOY_CHECKPOINT)
+    model = with_toy_text(load_checkpoint(TOY_CHECKPOINT))
     export_pack(model, str(tmp_path / "export"), META["id"], META["name"], precision, META["provenance"], **kw)
     T.fill_template(d, T.split_roles(model.state_dict()), str(tmp_path / "fill"), meta=META)
     assert_same_pack(str(tmp_path / "export"), str(tmp_path / "fill"))
@@ -97,12 +114,79 @@ def test_template_files_and_recipes(templates):
     prefix = [p for g in t["graphs"] for p in g["pieces"] if p.get("args") == ["clip_project.prefix_const"]]
     assert [p["shape"] for p in prefix] == [[1, 3, 32]] and clipcap["params"]["clip_project.prefix_const"] == [3, 32]
     assert t["manifest"]["precision"] == "fp16" and "files" not in t["manifest"] and "id" not in t["manifest"]
+    # no text graph: the text tower OpenAI's file holds is ignored, as before there was a text role
+    assert [g["role"] for g in t["graphs"]] == ["vision", "mapper", "decoder"] and "text" not in t["manifest"]
+    assert set(T.CLIP_IGNORE_TEXT) <= set(clip["ignore"])
+
+
+def test_text_role_reads_the_clip_archive_keys(templates):
+    d, _ = templates["small", "fp16"]
+    t = T.load_template(d)
+    assert sorted(os.listdir(d)) == ["decoder.skel", "mapper.skel", "template.json", "text-tokenizer.json",
+                                     "text.skel", "tokenizer.json", "vision.skel"]
+    text = next(g for g in t["graphs"] if g["role"] == "text")
+    assert text["path"] == "text.onnx" and text["skeletonBytes"] == os.path.getsize(os.path.join(d, "text.skel"))
+    args = {a for p in text["pieces"] for a in p.get("args", [])}
+    # OpenAI's own top-level names: no "text." prefix, no vision or ClipCap key
+    w, L = 32, 2
+    assert args == {"token_embedding.weight", "positional_embedding", "ln_final.weight", "ln_final.bias",
+                    "text_projection"} | {f"transformer.resblocks.{i}.{m}" for i in range(L) for m in (
+                        "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias",
+                        "ln_1.weight", "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight",
+                        "mlp.c_proj.bias", "ln_2.weight", "ln_2.bias")}
+    clip = t["inputs"]["clip"]
+    assert args <= set(clip["params"]) and clip["params"]["token_embedding.weight"] == [49408, w]
+    assert clip["params"]["text_projection"] == [w, 48] and clip["params"]["positional_embedding"] == [77, w]
+    assert not any(k.startswith("text.") for k in clip["params"])
+    # the text keys are weights now; the temperature and the archive's integers are still ignored
+    assert "logit_scale" not in clip["params"] and "^logit_scale$" in clip["ignore"]
+    assert not set(T.CLIP_IGNORE_TEXT) & set(clip["ignore"])
+    assert t["manifest"]["text"] == {"dim": 48, "contextLength": 77, "bos": 49406, "eot": 49407, "clipScoreWeight": 2.5,
+                                     "rerankWeight": ASSUMED_TEXT_MANIFEST["rerankWeight"],
+                                     "gateThreshold": ASSUMED_TEXT_MANIFEST["gateThreshold"],
+                                     "calibration": ASSUMED_TEXT_MANIFEST["calibration"]}
+    assert t["manifest"]["text"]["calibration"]["method"] == "assumed"
+
+
+def test_release_configs_carry_their_clip_text_towers():
+    # openai/CLIP build_model: transformer_width = ln_final width, heads = width // 64, 12 layers, both models
+    vit, rn = T.CONFIGS["vit-b32-mlp"].text, T.CONFIGS["rn50x4-transformer"].text
+    assert (vit.width, vit.layers, vit.heads, vit.output_dim) == (512, 12, 8, 512)
+    assert (rn.width, rn.layers, rn.heads, rn.output_dim) == (640, 12, 10, 640)
+    for name in T.CONFIGS:
+        cfg, kw = T.named_config(name)
+        assert cfg.text.output_dim == cfg.vision.output_dim and kw["text_manifest"] is ASSUMED_TEXT_MANIFEST
+
+
+def test_text_off_leaves_the_tower_out_and_its_keys_unread(templates, tmp_path):
+    d, _ = templates["small", "fp32"]
+    sd = T.split_roles(T.random_model(CONFIGS["small"], seed=5).state_dict())
+    on = T.fill_template(d, sd, str(tmp_path / "on"), meta=META)
+    # another text tower in the CLIP file: refused with the tower on, every text key named; ignored with it off
+    other = {"clip": {k: v for k, v in sd["clip"].items() if not k.startswith("transformer.resblocks.1.")},
+             "clipcap": sd["clipcap"]}
+    other["clip"]["token_embedding.weight"] = torch.zeros(100, 32)
+    with pytest.raises(T.TemplateError) as e:
+        T.fill_template(d, other, str(tmp_path / "bad"))
+    msg = str(e.value)
+    assert "input 'clip' missing (12): transformer.resblocks.1." in msg
+    assert "token_embedding.weight: given [100, 32], template [49408, 32]" in msg and "visual." not in msg
+    off = T.fill_template(d, other, str(tmp_path / "off"), meta=META, text=False)
+    assert sorted(off) == ["decoder", "mapper", "tokenizer", "vision"] and off == {k: on[k] for k in off}
+    assert sorted(os.listdir(tmp_path / "off")) == sorted(PACK_FILES + ["pack.json"])
+    with open(tmp_path / "off" / "pack.json") as f:
+        m = json.load(f)
+    assert "text" not in m and sorted(m["files"]) == ["decoder", "mapper", "tokenizer", "vision"]
+    # a template without a text graph is unchanged by text=False
+    d2, _ = templates["tiny-resnet", "fp32"]
+    t2 = T.load_template(d2)
+    assert T.without_text(t2) is t2
 
 
 def test_wire_walker_agrees_with_onnx(templates, tmp_path):
     model = T.random_model(CONFIGS["small"], seed=3)
-    export_pack(model, str(tmp_path), "x", "x", "fp16")
-    for role in T.ROLES:
+    export_pack(model, str(tmp_path), "x", "x", "fp16", text_manifest=ASSUMED_TEXT_MANIFEST)
+    for role in T.ROLES + (T.TEXT_ROLE,):
         path = str(tmp_path / f"{role}.onnx")
         with open(path, "rb") as f:
             buf = f.read()
@@ -121,8 +205,8 @@ def test_int8_is_refused(tmp_path):
 
 
 def test_inputs_are_checked_all_at_once(templates, tmp_path):
-    d, _ = templates["small", "fp32"]
-    sd = T.split_roles(T.random_model(CONFIGS["small"], seed=5).state_dict())
+    d, _ = templates["tiny-resnet", "fp32"]  # no text graph: the text tower's keys are ignored
+    sd = T.split_roles(T.random_model(CONFIGS["tiny-resnet"], seed=5).state_dict())
     # what published files also carry is accepted: the text tower, GPT-2's mask buffers, the tied head
     ok = {"clip": {**sd["clip"], "token_embedding.weight": torch.zeros(3, 2), "input_resolution": torch.tensor(32),
                    "transformer.resblocks.0.ln_1.weight": torch.zeros(2)},
@@ -131,7 +215,7 @@ def test_inputs_are_checked_all_at_once(templates, tmp_path):
                       "gpt.lm_head.weight": sd["clipcap"]["gpt.transformer.wte.weight"].clone()}}
     T.fill_template(d, ok, str(tmp_path / "ok"))
     bad = {"clip": dict(sd["clip"]), "clipcap": dict(sd["clipcap"])}
-    del bad["clip"]["visual.proj"]
+    del bad["clip"]["visual.attnpool.c_proj.weight"]
     bad["clip"]["visual.extra"] = torch.zeros(1)
     bad["clipcap"]["clip_project.linear.weight"] = torch.zeros(7, 7)
     bad["clipcap"]["gpt.lm_head.weight"] = torch.zeros_like(sd["clipcap"]["gpt.transformer.wte.weight"])
@@ -139,7 +223,7 @@ def test_inputs_are_checked_all_at_once(templates, tmp_path):
     with pytest.raises(T.TemplateError) as e:
         T.fill_template(d, bad, str(tmp_path / "bad"))
     msg = str(e.value)
-    assert "missing (1): visual.proj" in msg and "unexpected (1): visual.extra" in msg
+    assert "missing (1): visual.attnpool.c_proj.weight" in msg and "unexpected (1): visual.extra" in msg
     assert "clip_project.linear.weight: given [7, 7]" in msg and "gpt.lm_head.weight differs" in msg
     assert "gpt.transformer.ln_f.bias: given torch.int64, a weight must be floating point" in msg
     with pytest.raises(T.TemplateError, match="input 'clipcap': not given"):

@@ -94,3 +94,64 @@ def test_render_is_fast() -> None:
         tw.render(spec)
     # About 0.4 ms an image here; 5,000 must take well under a minute even on a loaded CI core.
     assert time.perf_counter() - t0 < 5.0
+
+
+# -----------------------------------------------------------------------------
+# Out-of-distribution images
+
+
+def _ood_png(spec: tw.OodSpec) -> bytes:
+    buf = io.BytesIO()
+    tw.render_ood(spec).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_ood_same_seed_same_bytes_other_seed_other_images() -> None:
+    a, b = tw.sample_ood_specs(30, seed=5), tw.sample_ood_specs(30, seed=5)
+    assert a == b
+    assert [_ood_png(s) for s in a] == [_ood_png(s) for s in b]
+    other = tw.sample_ood_specs(30, seed=6)
+    assert other != a and [_ood_png(s) for s in other] != [_ood_png(s) for s in a]
+
+
+def test_ood_covers_every_kind_and_variant() -> None:
+    specs = tw.sample_ood_specs(120, seed=0)
+    counts = collections.Counter(s.kind for s in specs)
+    assert set(counts) == set(tw.OOD_KINDS)
+    assert max(counts.values()) - min(counts.values()) <= 1
+    assert {s.shape for s in specs if s.kind == "unseen-shape"} == set(tw.OOD_SHAPES)
+    assert {s.colour for s in specs if s.kind == "unseen-colour"} == set(tw.OOD_COLOURS)
+    assert {s.detail for s in specs if s.kind == "noise"} == {"uniform noise", "gaussian noise", "grey noise"}
+
+
+def test_ood_never_an_in_distribution_combination() -> None:
+    for spec in tw.sample_ood_specs(120, seed=0):
+        assert (spec.shape, spec.colour, spec.background) not in tw.COMBOS, spec
+        if spec.kind == "unseen-shape":
+            assert spec.shape not in tw.SHAPES and spec.colour in tw.COLOURS and spec.colour != spec.background
+        elif spec.kind == "unseen-colour":
+            assert spec.shape in tw.SHAPES and spec.colour not in tw.COLOURS and spec.background in tw.BACKGROUNDS
+    # Unseen colours are far from every known one, so the truth is not a near-miss the model may rightly call red.
+    for rgb in tw.OOD_COLOURS.values():
+        assert min(np.linalg.norm(np.subtract(rgb, known)) for known in tw.COLOURS.values()) > 90
+
+
+def test_ood_images_have_their_size_and_show_something() -> None:
+    for spec in tw.sample_ood_specs(60, seed=1):
+        img = np.asarray(tw.render_ood(spec))
+        assert img.shape == (spec.height, spec.width, 3), spec
+        assert img.reshape(-1, 3).std(axis=0).max() > 10, f"a flat image is not a test of anything: {spec}"
+        if spec.kind in ("unseen-shape", "unseen-colour"):  # drawn inside the central square, like the toy world
+            x0, y0, side = tw.central_square(spec.width, spec.height)
+            outside = np.ones(img.shape[:2], dtype=bool)
+            outside[y0 : y0 + side, x0 : x0 + side] = False
+            assert (img[outside] == tw.BACKGROUNDS[spec.background]).all(), spec
+
+
+def test_write_ood_split(tmp_path: Path) -> None:
+    kinds = tw.write_ood_split(tmp_path, 14, seed=0)
+    specs = tw.sample_ood_specs(14, seed=0)
+    assert json.loads((tmp_path / "kinds.json").read_text(encoding="utf-8")) == kinds
+    assert sorted(kinds) == [f"{i:05d}.png" for i in range(14)]
+    assert kinds["00004.png"] == {"kind": specs[4].kind, "detail": specs[4].detail}
+    assert (tmp_path / "00004.png").read_bytes() == _ood_png(specs[4])

@@ -100,7 +100,7 @@ export class CaptionCache {
     this.purgeIn(store);
     store.put({
       key: hashed,
-      value: { text: value.text, packId: value.packId, backend: value.backend, confidence: value.confidence },
+      value: keptCaption(value),
       usedAt: this.lru(),
       madeAt: this.clock(),
     } satisfies Entry);
@@ -175,6 +175,17 @@ export class CaptionCache {
     await done(tx);
     return n;
   }
+}
+
+/**
+ * What is kept of a caption: its fields, and nothing a caller may have added. CLIP's verdict is part of the caption, so
+ * a caption the model was unsure of is still unsure when the cache serves it (and is not written as a label then).
+ */
+function keptCaption(c: Caption): Caption {
+  const kept: Caption = { text: c.text, packId: c.packId, backend: c.backend, confidence: c.confidence };
+  if (c.clipScore !== undefined) kept.clipScore = c.clipScore;
+  if (c.uncertain !== undefined) kept.uncertain = c.uncertain;
+  return kept;
 }
 
 /** SHA-256 of a string, hex; used to key images that have no URL worth keeping (data:, blob:). */

@@ -28,6 +28,9 @@ export async function captionImage(
     beams: req.decoding?.beams ?? settings.beams,
     maxTokens: req.decoding?.maxTokens ?? settings.maxTokens,
   };
+  // Sent only when chosen: without it the engine uses the pack's own measured weight.
+  const rerankWeight = req.decoding?.rerankWeight ?? settings.rerankWeight;
+  if (rerankWeight !== null) decoding.rerankWeight = rerankWeight;
   const key = `${packUrl}|${decodingKey(decoding)}|${await imageKey(req.source)}`;
   const hit = await cache.get(key);
   if (hit) return { ...hit, cached: true };

@@ -1,32 +1,47 @@
-/** How many labels each tab's frames added; kept in session storage so a worker restart keeps the numbers. */
+/**
+ * How many labels each tab's frames added, and how many images they left unlabelled because the model was unsure;
+ * kept in session storage so a worker restart keeps the numbers.
+ */
 import browser from 'webextension-polyfill';
 
 const KEY = 'labelCounts';
+/** Images left without a label because CLIP judged the caption unsure, per tab and frame, like the labels. */
+const UNSURE_KEY = 'unsureCounts';
 type Counts = Record<string, Record<string, number>>;
 
-async function read(): Promise<Counts> {
-  return ((await browser.storage.session.get(KEY))[KEY] as Counts | undefined) ?? {};
+async function read(): Promise<{ labels: Counts; unsure: Counts }> {
+  const got = await browser.storage.session.get([KEY, UNSURE_KEY]);
+  return { labels: (got[KEY] as Counts | undefined) ?? {}, unsure: (got[UNSURE_KEY] as Counts | undefined) ?? {} };
 }
 
-export async function setFrameCount(tabId: number, frameId: number, count: number): Promise<void> {
+export async function setFrameCount(tabId: number, frameId: number, count: number, unsure = 0): Promise<void> {
   const all = await read();
   // A new top-level document starts the tab afresh.
-  const frames = frameId === 0 && count === 0 ? {} : (all[tabId] ?? {});
-  frames[frameId] = count;
-  all[tabId] = frames;
-  await browser.storage.session.set({ [KEY]: all });
+  const fresh = frameId === 0 && count === 0 && unsure === 0;
+  for (const [counts, n] of [
+    [all.labels, count],
+    [all.unsure, unsure],
+  ] as const) {
+    const frames = fresh ? {} : (counts[tabId] ?? {});
+    frames[frameId] = n;
+    counts[tabId] = frames;
+  }
+  await browser.storage.session.set({ [KEY]: all.labels, [UNSURE_KEY]: all.unsure });
 }
 
-export async function tabCount(tabId: number): Promise<number> {
-  const frames = (await read())[tabId] ?? {};
-  return Object.values(frames).reduce((a, b) => a + b, 0);
+const sum = (frames: Record<string, number> | undefined) => Object.values(frames ?? {}).reduce((a, b) => a + b, 0);
+
+export async function tabCount(tabId: number): Promise<{ count: number; unsure: number }> {
+  const all = await read();
+  return { count: sum(all.labels[tabId]), unsure: sum(all.unsure[tabId]) };
 }
 
 export function registerLabelCounts(): void {
   browser.tabs.onRemoved.addListener((tabId) => {
     void read().then((all) => {
-      delete all[tabId];
-      return browser.storage.session.set({ [KEY]: all });
+      delete all.labels[tabId];
+      delete all.unsure[tabId];
+      return browser.storage.session.set({ [KEY]: all.labels, [UNSURE_KEY]: all.unsure });
     });
   });
 }

@@ -18,12 +18,12 @@ function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'> {
       return null;
     },
     'cs-bg-label-count': async (m, sender) => {
-      await setFrameCount(sender.tab!.id!, sender.frameId ?? 0, m.count);
+      await setFrameCount(sender.tab!.id!, sender.frameId ?? 0, m.count, m.unsure ?? 0);
       return null;
     },
     'cs-bg-status': () => currentStatus(),
     'ui-bg-status': () => currentStatus(),
-    'ui-bg-tab-info': async (m) => ({ count: await tabCount(m.tabId) }),
+    'ui-bg-tab-info': (m) => tabCount(m.tabId),
     'ui-bg-caption': async (m) => captionImage(cache, await getSettings(), { ...m, priority: 0 }),
     'ui-bg-load-pack': async (m) => {
       const settings = await getSettings();
@@ -39,7 +39,12 @@ function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'> {
     'ui-bg-model-install': async (m) => {
       // Remembered first: should the browser close now, the next start resumes it.
       await markInstalling(m.modelId, true);
-      return toOffscreen({ type: 'bg-os-model-install', modelId: m.modelId, ...(m.picked ? { picked: m.picked } : {}) });
+      return toOffscreen({
+        type: 'bg-os-model-install',
+        modelId: m.modelId,
+        ...(m.picked ? { picked: m.picked } : {}),
+        ...(m.text !== undefined ? { text: m.text } : {}),
+      });
     },
     'ui-bg-model-pause': (m) => toOffscreen({ type: 'bg-os-model-pause', modelId: m.modelId }),
     'ui-bg-model-resume': async (m) => {

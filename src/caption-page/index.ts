@@ -48,8 +48,10 @@ async function describe(): Promise<void> {
       decoding: { strategy: $<HTMLSelectElement>('strategy').value as Strategy },
     });
     caption = r.text;
-    $('out').textContent = r.text;
-    $('preview').setAttribute('alt', r.text);
+    // A caption the model is unsure of says so first, as the describe panel does; Copy still copies the caption alone.
+    const said = r.uncertain === true ? `${msg('panelUnsure')} ${r.text}` : r.text;
+    $('out').textContent = said;
+    $('preview').setAttribute('alt', said);
     $<HTMLButtonElement>('copy').disabled = false;
   } catch (err) {
     $('out').textContent = `${msg('panelFailed')} ${err instanceof Error ? err.message : String(err)}`;

@@ -4,7 +4,8 @@
  * One inference at a time: calls queue behind each other. Cancellation goes through AbortSignal, checked between
  * stages and between decode steps. On WebGPU a failure (at creation or at run time) falls back to WASM once.
  */
-import { beamDecode, greedyDecode, type DecodeResult } from './decoding';
+import { isUncertain } from './clip-score';
+import { beamDecode, greedyDecode, type BeamResult, type DecodeResult } from './decoding';
 import {
   BackendUnavailableError,
   CaptionAbortedError,
@@ -27,6 +28,7 @@ import {
   KvDecoder,
   probeWebGpu,
   runMapper,
+  runText,
   runVision,
   warmUp,
   watchDeviceLoss,
@@ -34,6 +36,8 @@ import {
   type Ort,
   type PackSessions,
 } from './sessions';
+import { textPass } from './text-pass';
+import { loadTextTokenizer, type TextTokenizer } from './text-tokenizer';
 import { loadTokenizer, type CaptionTokenizer } from './tokenizer';
 
 export interface CaptionerOptions {
@@ -82,6 +86,11 @@ export interface CaptionOptions {
    * asked for, which must not wait for a whole page's batch. Without a running call it runs at once, as any other.
    */
   urgent?: boolean;
+  /**
+   * Beam search with a pack that has CLIP's text tower: rank = score / length + rerankWeight * clipScore over the final
+   * beams (docs/pack-format.md). Default: the pack's text.rerankWeight; 0: plain beam search. Ignored otherwise.
+   */
+  rerankWeight?: number;
   signal?: AbortSignal;
 }
 
@@ -96,6 +105,8 @@ export interface CaptionTimings {
   /** tokens generated (eos included) and decode ms per token */
   tokens: number;
   perToken: number;
+  /** the text tower's pass (gating, and re-ranking when beam search re-ranks); 0 for a pack without a text tower */
+  text: number;
 }
 
 export interface EngineCaption {
@@ -112,6 +123,10 @@ export interface EngineCaption {
   backendReason: string;
   strategy: 'greedy' | 'beam';
   timings: CaptionTimings;
+  /** CLIPScore of the caption against the image, w * max(cos, 0); only for packs with a text tower */
+  clipScore?: number;
+  /** clipScore is below the pack's gateThreshold: the caption is likely wrong; set whenever clipScore is */
+  uncertain?: boolean;
 }
 
 export type BatchItem = { ok: true; value: EngineCaption } | { ok: false; error: Error };
@@ -144,6 +159,9 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   // CDN: put back what was there (unset means ORT's own folder; the extension sets browser.runtime.getURL('ort/')).
   const wasmPathsBefore = ort.env.wasm.wasmPaths;
   const tokenizer: CaptionTokenizer = await loadTokenizer(pack.files.tokenizer);
+  const textTower = m.text;
+  const textTokenizer: TextTokenizer | null =
+    textTower && pack.files.textTokenizer ? await loadTextTokenizer(pack.files.textTokenizer, textTower) : null;
   if (ort.env.wasm.wasmPaths !== wasmPathsBefore) ort.env.wasm.wasmPaths = wasmPathsBefore;
   const decodeImage = options.decodeImage ?? decodeImageInBrowser;
   const tuning = { allowSpinning: options.allowSpinning ?? false, nLayer: pack.manifest.decoder.nLayer };
@@ -287,7 +305,34 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     if (!inRange(maxTokens, { min: tokenRange.min, max: limit })) {
       throw new InvalidOptionError(`maxTokens must be an integer from ${tokenRange.min} to ${limit}, got ${maxTokens}.`);
     }
-    return { strategy, beams, maxTokens, scores: opts.scores === true, signal: opts.signal };
+    const rerankWeight = opts.rerankWeight ?? m.text?.rerankWeight ?? 0;
+    const { rerankWeight: weightRange } = LIMITS.decoding;
+    // A real number, unlike the integer options: the pack's own default is calibrated, 1.0 or 0.35 alike.
+    if (typeof rerankWeight !== 'number' || !(rerankWeight >= weightRange.min && rerankWeight <= weightRange.max)) {
+      throw new InvalidOptionError(
+        `rerankWeight must be a number from ${weightRange.min} to ${weightRange.max}, got ${String(opts.rerankWeight)}.`,
+      );
+    }
+    return { strategy, beams, maxTokens, rerankWeight, scores: opts.scores === true, signal: opts.signal };
+  }
+
+  /**
+   * The text tower's pass over a call's captions (text-pass.ts): each image's embedding row, as vision.onnx gave it,
+   * against its caption, or its final beams when re-ranking. Null for a pack without a text tower: no pass at all.
+   */
+  async function scoreTexts(decoded: (DecodeResult | BeamResult)[], embeds: Float32Array, rerankWeight: number) {
+    if (!textTower || !textTokenizer) return null;
+    const D = m.embedding.dim;
+    return textPass(
+      decoded.map((d, j) => ({ decoded: d, imageEmbeds: embeds.subarray(j * D, (j + 1) * D) })),
+      {
+        rerankWeight,
+        clipScoreWeight: textTower.clipScoreWeight,
+        decode: (ids) => tokenizer.decode(ids),
+        encode: (text) => textTokenizer.encode(text),
+        embed: (rows) => runText(ort, sessions, rows, m),
+      },
+    );
   }
 
   async function runBatch(images: ImageInput[], opts: CaptionOptions): Promise<BatchItem[]> {
@@ -340,7 +385,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
         onStep: (generated: number) => emit({ type: 'token', generated }),
         between: runUrgent,
       };
-      let decoded: DecodeResult[];
+      let decoded: (DecodeResult | BeamResult)[];
       let prefillMs = 0;
       let decodeMs = 0;
       emit({ type: 'stage', stage: 'prefill', images: n });
@@ -374,7 +419,18 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
           }
         }
       }
-      return { decoded, vision: t2 - t1, mapper: t3 - t2, prefillMs, decodeMs };
+      throwIfAborted(signal);
+      const tt = now();
+      const scored = await scoreTexts(decoded, embeds, o.strategy === 'beam' ? o.rerankWeight : 0);
+      return {
+        decoded: scored?.map((r) => r.chosen) ?? decoded,
+        scores: scored,
+        vision: t2 - t1,
+        mapper: t3 - t2,
+        prefillMs,
+        decodeMs,
+        textMs: now() - tt,
+      };
     });
     const total = now() - t0;
     result.decoded.forEach((d, j) => {
@@ -383,6 +439,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       try {
         const text = postprocessCaption(rawText, d.tokenIds);
         const tokens = d.length;
+        const clip = result.scores?.[j].clipScore;
         items[i] = {
           ok: true,
           value: {
@@ -403,7 +460,9 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
               total: total / n,
               tokens,
               perToken: tokens ? result.decodeMs / n / tokens : 0,
+              text: result.scores ? result.textMs / n : 0,
             },
+            ...(clip !== undefined ? { clipScore: clip, uncertain: isUncertain(clip, textTower!.gateThreshold) } : {}),
           },
         };
       } catch (e) {

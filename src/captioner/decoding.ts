@@ -154,6 +154,11 @@ export async function greedyDecode(first: Float32Array, rows: number, model: Dec
   return results;
 }
 
+/** Beam search's answer, and every final beam in its own order (best score / length first), for re-ranking. */
+export interface BeamResult extends DecodeResult {
+  beams: DecodeResult[];
+}
+
 interface Beam {
   tokenIds: number[];
   logprobs: number[];
@@ -172,7 +177,7 @@ export async function beamDecode(
   first: Float32Array,
   model: DecoderSteps,
   opts: DecodeOptions & { beams: number; lengthNormalize: boolean },
-): Promise<DecodeResult> {
+): Promise<BeamResult> {
   const V = opts.vocabSize;
   const B = opts.beams;
   const stop = new Set(opts.stop);
@@ -228,8 +233,7 @@ export async function beamDecode(
     beams = order.slice(0, B).map((o) => o.c);
     opts.onStep?.(generated + 1);
   }
-  let best = 0;
-  for (let i = 1; i < beams.length; i++) if (rank(beams[i]) > rank(beams[best])) best = i;
-  const b = beams[best];
-  return { tokenIds: b.tokenIds, logprobs: b.logprobs, score: b.score, length: b.length };
+  // Each step leaves the beams sorted by rank (ties in candidate order), and so does the first: topK's order.
+  const final = beams.map((b) => ({ tokenIds: b.tokenIds, logprobs: b.logprobs, score: b.score, length: b.length }));
+  return { ...final[0], beams: final };
 }

@@ -5,7 +5,13 @@ import { PackFormatError, UnsupportedPackVersionError } from '../shared/errors';
 
 export const SUPPORTED_FORMAT_VERSIONS = [1] as const;
 export const PACK_FILE_KEYS = ['vision', 'mapper', 'decoder', 'tokenizer'] as const;
-export type PackFileKey = (typeof PACK_FILE_KEYS)[number];
+type PackFileKey = (typeof PACK_FILE_KEYS)[number];
+/** CLIP's text tower and its tokenizer: optional, both or neither, present exactly when pack.json has `text`. */
+export const TEXT_FILE_KEYS = ['text', 'textTokenizer'] as const;
+type TextFileKey = (typeof TEXT_FILE_KEYS)[number];
+export type AnyPackFileKey = PackFileKey | TextFileKey;
+/** Something per file of a pack: the four every pack has, and the text tower's two when it has one. */
+export type PackFiles<T> = Record<PackFileKey, T> & Partial<Record<TextFileKey, T>>;
 
 export interface PackFileEntry {
   path: string;
@@ -37,7 +43,25 @@ export interface PackManifest {
   decoder: { nLayer: number; nHead: number; nEmbd: number; headDim: number; vocabSize: number; nPositions: number };
   tokens: { bos: number; eos: number; stop: number[] };
   generation: { strategy: 'greedy' | 'beam'; beams: number; maxTokens: number; lengthNormalize: boolean };
-  files: Record<PackFileKey, PackFileEntry>;
+  files: PackFiles<PackFileEntry>;
+  /** CLIP's text tower (docs/pack-format.md, "text"): absent = no gating, no re-ranking */
+  text?: TextTower;
+}
+
+export interface TextTower {
+  /** = embedding.dim: image and text embeddings share CLIP's joint space */
+  dim: number;
+  /** CLIP's 77; a longer text is cut to contextLength - 1 tokens + eot */
+  contextLength: number;
+  bos: number;
+  eot: number;
+  /** CLIPScore's w: clipScore = w * max(cos, 0) */
+  clipScoreWeight: number;
+  /** beam re-ranking: rank = score / length + rerankWeight * clipScore */
+  rerankWeight: number;
+  /** a caption whose clipScore is below this is uncertain */
+  gateThreshold: number;
+  calibration?: Record<string, unknown>;
 }
 
 function fail(what: string): never {
@@ -47,6 +71,7 @@ function fail(what: string): never {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isPosInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
 const isNonNegInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+const isNonNegNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
 /** Parse and validate pack.json (text or parsed). Throws PackFormatError / UnsupportedPackVersionError. */
 export function parseManifest(input: unknown): PackManifest {
@@ -98,7 +123,14 @@ export function parseManifest(input: unknown): PackManifest {
   if (!isObj(g) || !isPosInt(g.beams) || !isPosInt(g.maxTokens)) fail('"generation" must have beams and maxTokens');
   const f = m.files;
   if (!isObj(f)) fail('"files" missing');
-  for (const key of PACK_FILE_KEYS) {
+  const textFiles = TEXT_FILE_KEYS.filter((k) => f[k] !== undefined);
+  if (textFiles.length === 1) fail(`"files.${textFiles[0]}" needs "files.${TEXT_FILE_KEYS.find((k) => k !== textFiles[0])}" too`);
+  if (m.text === undefined && textFiles.length > 0) fail('"files.text" is listed, but the "text" section is missing');
+  if (m.text !== undefined) {
+    if (textFiles.length === 0) fail('"text" is present, but "files.text" and "files.textTokenizer" are missing');
+    checkText(m.text, e.dim);
+  }
+  for (const key of [...PACK_FILE_KEYS, ...textFiles]) {
     const entry = f[key];
     if (!isObj(entry)) fail(`"files.${key}" missing`);
     if (typeof entry.path !== 'string' || entry.path === '' || entry.path.includes('..') || entry.path.startsWith('/')) {
@@ -110,7 +142,24 @@ export function parseManifest(input: unknown): PackManifest {
   return m as unknown as PackManifest;
 }
 
-/** The files of a pack in a fixed order, with their keys. */
-export function manifestFiles(m: PackManifest): Array<{ key: PackFileKey } & PackFileEntry> {
-  return PACK_FILE_KEYS.map((key) => ({ key, ...m.files[key] }));
+/** The `text` section: CLIP's text tower, in the joint space of the image embeddings (`dim`). */
+function checkText(t: unknown, embeddingDim: number): void {
+  if (!isObj(t)) fail('"text" must be an object');
+  if (t.dim !== embeddingDim) fail(`"text.dim" must equal "embedding.dim" (${embeddingDim}), got ${JSON.stringify(t.dim)}`);
+  if (!isPosInt(t.contextLength) || t.contextLength < 2) fail('"text.contextLength" must be an integer of at least 2');
+  if (!isNonNegInt(t.bos) || !isNonNegInt(t.eot)) fail('"text.bos" and "text.eot" must be token ids');
+  // text.onnx finds each row's end as argmax(input_ids): eot must be the largest id, and the padding (0) below it.
+  if (t.eot <= t.bos || t.eot === 0) fail('"text.eot" must be larger than "text.bos" (the text tower finds it as the largest id)');
+  if (typeof t.clipScoreWeight !== 'number' || !(t.clipScoreWeight > 0) || !Number.isFinite(t.clipScoreWeight)) {
+    fail('"text.clipScoreWeight" must be a positive number');
+  }
+  if (!isNonNegNum(t.rerankWeight)) fail('"text.rerankWeight" must be a number >= 0');
+  if (!isNonNegNum(t.gateThreshold)) fail('"text.gateThreshold" must be a number >= 0');
+  if (t.calibration !== undefined && !isObj(t.calibration)) fail('"text.calibration" must be an object');
+}
+
+/** The files of a pack in a fixed order, with their keys: the text tower's two last, when the pack has them. */
+export function manifestFiles(m: PackManifest): Array<{ key: AnyPackFileKey } & PackFileEntry> {
+  const keys: AnyPackFileKey[] = [...PACK_FILE_KEYS, ...TEXT_FILE_KEYS.filter((k) => m.files[k] !== undefined)];
+  return keys.map((key) => ({ key, ...m.files[key]! }));
 }

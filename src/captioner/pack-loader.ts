@@ -19,14 +19,14 @@ import {
   isQuotaError,
   throwIfAborted,
 } from '../shared/errors';
-import { manifestFiles, parseManifest, type PackFileKey, type PackManifest } from './pack-format';
+import { manifestFiles, parseManifest, type AnyPackFileKey, type PackFiles, type PackManifest } from './pack-format';
 import { defaultPackStore, type CachedPackInfo, type PackStore, type StoredPackRecord } from './pack-store';
 import { fetchFile, sleep } from '../installer/fetch-file';
 
 export interface LoadedPack {
   manifest: PackManifest;
   /** verified bytes of each file */
-  files: Record<PackFileKey, Uint8Array>;
+  files: PackFiles<Uint8Array>;
   source: 'network' | 'cache' | 'files';
 }
 
@@ -207,7 +207,7 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
   };
   opts.onProgress?.({ packId: manifest.id, file: 'pack.json', phase: 'manifest', fileBytes: 0, fileTotal: 0, bytes: 0, total });
   let rec: StoredPackRecord | null = null;
-  const out: Partial<Record<PackFileKey, Uint8Array>> = {};
+  const out: Partial<Record<AnyPackFileKey, Uint8Array>> = {};
   try {
     rec = await reconcileRecord(store, manifest);
     for (const f of files) {
@@ -239,7 +239,7 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
     if (isQuotaError(e)) throw await quotaExceeded(store, manifest, rec, e);
     throw e;
   }
-  return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'network' };
+  return { manifest, files: out as PackFiles<Uint8Array>, source: 'network' };
 }
 
 /** Load a completely downloaded pack from the store alone (offline). */
@@ -254,7 +254,7 @@ export async function loadCachedPack(
   const files = manifestFiles(manifest);
   const total = files.reduce((n, f) => n + f.bytes, 0);
   let bytes = 0;
-  const out: Partial<Record<PackFileKey, Uint8Array>> = {};
+  const out: Partial<Record<AnyPackFileKey, Uint8Array>> = {};
   for (const f of files) {
     if (rec.complete[f.path] !== f.sha256) throw new PackNotCachedError(packId);
     const data = await store.read(packId, f.path);
@@ -264,7 +264,7 @@ export async function loadCachedPack(
     bytes += f.bytes;
     opts.onProgress?.({ packId, file: f.path, phase: 'cached', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });
   }
-  return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'cache' };
+  return { manifest, files: out as PackFiles<Uint8Array>, source: 'cache' };
 }
 
 /** A picked file: a File (with webkitRelativePath for a picked folder) or anything with a name and arrayBuffer(). */
@@ -292,7 +292,7 @@ export async function loadPackFromFiles(
   const files = manifestFiles(manifest);
   const total = files.reduce((n, f) => n + f.bytes, 0);
   let bytes = 0;
-  const out: Partial<Record<PackFileKey, Uint8Array>> = {};
+  const out: Partial<Record<AnyPackFileKey, Uint8Array>> = {};
   for (const f of files) {
     const file = list.find((p) => rel(p) === f.path) ?? list.find((p) => p.name === f.path.split('/').pop());
     if (!file) throw new PackFileMissingError(f.path, 'the picked files');
@@ -327,7 +327,7 @@ export async function loadPackFromFiles(
       throw e;
     }
   }
-  return { manifest, files: out as Record<PackFileKey, Uint8Array>, source: 'files' };
+  return { manifest, files: out as PackFiles<Uint8Array>, source: 'files' };
 }
 
 /**

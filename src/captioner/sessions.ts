@@ -56,6 +56,7 @@ export async function warmUp(ort: Ort, s: PackSessions, m: PackManifest): Promis
   } finally {
     dec.release();
   }
+  if (s.text && m.text) await runText(ort, s, [[m.text.bos, m.text.eot]], m);
 }
 
 /** Calls `onLost` if the WebGPU device ORT uses is lost (driver reset, GPU removed, tab backgrounded too long). */
@@ -98,12 +99,20 @@ export interface PackSessions {
   vision: Session;
   mapper: Session;
   decoder: Session;
+  /** CLIP's text tower, when the pack has one */
+  text?: Session;
   release(): Promise<void>;
 }
 
+/**
+ * The pack's graphs as sessions. The text tower, when the pack has one, is created last, with the others, rather than
+ * lazily at its first use: every caption of such a pack is scored (the gate), so a lazy session would only move its
+ * creation into the first caption, the one a person waits for; created last, it adds to the model's opening alone,
+ * and peak memory still holds one graph being compiled at a time.
+ */
 export async function createSessions(
   ort: Ort,
-  files: { vision: Uint8Array; mapper: Uint8Array; decoder: Uint8Array },
+  files: { vision: Uint8Array; mapper: Uint8Array; decoder: Uint8Array; text?: Uint8Array },
   backend: Backend,
   tuning: { allowSpinning?: boolean; nLayer?: number; profile?: boolean } = {},
 ): Promise<PackSessions> {
@@ -124,16 +133,18 @@ export async function createSessions(
     // On WebGPU the KV cache stays on the GPU between decode steps (see KvDecoder).
     const decoderOpts = backend === 'webgpu' && tuning.nLayer ? { ...opts, preferredOutputLocation: kvOnGpu(tuning.nLayer) } : opts;
     made.push(await ort.InferenceSession.create(files.decoder, decoderOpts));
+    if (files.text) made.push(await ort.InferenceSession.create(files.text, opts));
   } catch (e) {
     await Promise.allSettled(made.map((s) => s.release()));
     throw new BackendUnavailableError(`${backend}: ${(e as Error).message}`, { cause: e });
   }
-  const [vision, mapper, decoder] = made;
+  const [vision, mapper, decoder, text] = made;
   return {
     backend,
     vision,
     mapper,
     decoder,
+    ...(text ? { text } : {}),
     release: async () => void (await Promise.allSettled(made.map((s) => s.release()))),
   };
 }
@@ -167,6 +178,21 @@ export async function runMapper(ort: Ort, s: PackSessions, embeds: Float32Array,
   }
   const out = await s.mapper.run({ image_embeds: new ort.Tensor('float32', x, [n, D]) });
   return out.prefix_embeds.data as Float32Array;
+}
+
+/**
+ * CLIP's text tower on one or several texts, each already tokenized as [bos, ..., eot]: returns the text embeddings
+ * [rows, text.dim], not normalised. Rows are padded with 0 after their eot (the tower finds each row's end as its
+ * largest id, and attention is causal, so padding changes nothing), and run at the longest row's length, not 77.
+ */
+export async function runText(ort: Ort, s: PackSessions, rows: readonly (readonly number[])[], m: PackManifest): Promise<Float32Array> {
+  if (!s.text || !m.text) throw new Error('runText: this pack has no text tower');
+  const n = Math.max(...rows.map((r) => r.length));
+  const ids = new BigInt64Array(rows.length * n); // zeros: the padding
+  rows.forEach((r, i) => r.forEach((id, j) => (ids[i * n + j] = BigInt(id))));
+  const out = await s.text.run({ input_ids: new ort.Tensor('int64', ids, [rows.length, n]) });
+  const t = out.text_embeds;
+  return (t.location === 'cpu' ? t.data : await t.getData(true)) as Float32Array;
 }
 
 /**

@@ -21,18 +21,21 @@ const GPT2_TOKENIZER_CONFIG = {
   model_max_length: 1024,
 };
 
-export async function loadTokenizer(tokenizerJson: string | Uint8Array | object): Promise<CaptionTokenizer> {
-  let json: object;
+/** A tokenizer file's JSON, from text, bytes or an object; `file` names it in the error. */
+export function readTokenizerJson(input: string | Uint8Array | object, file: string): object {
   try {
-    json =
-      typeof tokenizerJson === 'string'
-        ? (JSON.parse(tokenizerJson) as object)
-        : tokenizerJson instanceof Uint8Array
-          ? (JSON.parse(new TextDecoder().decode(tokenizerJson)) as object)
-          : tokenizerJson;
+    return typeof input === 'string'
+      ? (JSON.parse(input) as object)
+      : input instanceof Uint8Array
+        ? (JSON.parse(new TextDecoder().decode(input)) as object)
+        : input;
   } catch (e) {
-    throw new PackFormatError("The pack's tokenizer.json is not valid JSON. Download the pack again.", { cause: e });
+    throw new PackFormatError(`The pack's ${file} is not valid JSON. Download the pack again.`, { cause: e });
   }
+}
+
+export async function loadTokenizer(tokenizerJson: string | Uint8Array | object): Promise<CaptionTokenizer> {
+  const json = readTokenizerJson(tokenizerJson, 'tokenizer.json');
   const { PreTrainedTokenizer } = await import('@huggingface/transformers');
   let tok: InstanceType<typeof PreTrainedTokenizer>;
   try {

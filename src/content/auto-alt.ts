@@ -12,7 +12,7 @@
  *   label    auto-labels.ts puts labels on and off, and reports their count
  * This file only wires them together.
  */
-import { AutoLabels } from './auto-labels';
+import { AutoLabels, type LabelOptions } from './auto-labels';
 import { Changes } from './changes';
 import { Decider } from './decide';
 import { labelCount } from './labeller';
@@ -22,13 +22,8 @@ import { QueueFeed } from './queue-feed';
 import { Visibility } from './visibility';
 import { WorkLoop } from './work-loop';
 
-export interface AutoAltOptions {
-  /** Put before each caption ("Appears to be: "). */
-  marker: string;
-  weakNamesCountAsMissing: boolean;
-}
-
-export function init(signal: AbortSignal, opts: AutoAltOptions): void {
+/** `opts`: the marker before each caption, whether weak names count as missing, whether unsure captions are left out. */
+export function init(signal: AbortSignal, opts: LabelOptions): void {
   const loop = new WorkLoop(signal);
   // The parts call each other through these closures only once the page watch starts (the last line), or later.
   const changes = new Changes(loop, signal, (el, flags) => decide.handle(el, flags));
@@ -72,6 +67,7 @@ export function init(signal: AbortSignal, opts: AutoAltOptions): void {
         observed: visibility.watching,
         dirty: changes.size,
         labelled: labelCount(),
+        unsure: labels.unsureCount(),
         busy: { ...activity.stats, now: activity.busy },
       }),
       sentMatching: (part: string) => feed.sentMatching(part),

@@ -118,6 +118,8 @@ export class Decider {
     if (this.signal.aborted || !el.isConnected) return;
     const { visibility, feed, labels, page } = this.parts;
     this.tracked.add(el);
+    // Left unlabelled because the model was unsure: judged afresh now (the same picture comes back unsure at once).
+    labels.reconsider(el);
     if (isRefused(el)) {
       visibility.watch(el, false);
       return;
@@ -180,6 +182,7 @@ export class Decider {
 
   private forget(el: Element): void {
     this.parts.feed.forget(el);
+    this.parts.labels.reconsider(el);
     this.parts.visibility.forget(el);
     this.tracked.delete(el);
     this.unseen.delete(el);

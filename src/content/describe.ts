@@ -3,7 +3,7 @@
  * focused or hovered image). It works on images that already have a name too, because the user asked.
  */
 import browser, { type Runtime } from 'webextension-polyfill';
-import { PRIORITY, addMessageListener, makeListener, newRequestId, type ModelStatus } from '../shared/messages';
+import { PRIORITY, addMessageListener, makeListener, newRequestId, type Caption, type ModelStatus } from '../shared/messages';
 import { CANDIDATE_SELECTOR, OWN_UI_ATTR, backgroundUrl } from './eligibility';
 import { request } from './messaging';
 import { deepActiveElement, openPanel, openPanelSays } from './panel';
@@ -35,6 +35,14 @@ function pictureOf(el: Element): { src: string; verified: boolean } | null {
   if (loaded) return { src: loaded, verified: true };
   const src = srcOf(el);
   return src ? { src, verified: false } : null;
+}
+
+/**
+ * What the panel announces for a caption. One the model is unsure of (CLIP scored it below the pack's threshold) is
+ * still given, since the user asked, but says so first: a screen reader reads the doubt before the words.
+ */
+export function announcement(res: Pick<Caption, 'text' | 'uncertain'>): string {
+  return res.uncertain === true ? `${t('panelUnsure', 'Not sure, may be wrong:')} ${res.text}` : res.text;
 }
 
 function statusText(s: ModelStatus): string {
@@ -89,7 +97,7 @@ export function init(signal: AbortSignal): void {
         { type: 'cs-bg-caption', requestId: newRequestId('describe'), source, priority: PRIORITY.describe },
         signal,
       );
-      panel.setCaption(res.text);
+      panel.setCaption(res.text, announcement(res));
     } catch (err) {
       panel.setStatus(`${t('panelFailed', 'This image could not be described.')} ${err instanceof Error ? err.message : ''}`.trim());
     } finally {

@@ -31,7 +31,18 @@ function main(): void {
   const apply = (s: Settings) => {
     const on = isEnabledFor(s, siteHost());
     const config = on
-      ? JSON.stringify([marker(s), s.weakNamesCountAsMissing, s.model, s.installing, s.strategy, s.beams, s.maxTokens, s.packSources])
+      ? JSON.stringify([
+          marker(s),
+          s.weakNamesCountAsMissing,
+          s.skipUncertain,
+          s.model,
+          s.installing,
+          s.strategy,
+          s.beams,
+          s.maxTokens,
+          s.rerankWeight,
+          s.packSources,
+        ])
       : '';
     if (config === runningConfig) return;
     running?.abort();
@@ -39,7 +50,11 @@ function main(): void {
     runningConfig = config;
     if (on) {
       running = new AbortController();
-      autoAlt.init(running.signal, { marker: marker(s), weakNamesCountAsMissing: s.weakNamesCountAsMissing });
+      autoAlt.init(running.signal, {
+        marker: marker(s),
+        weakNamesCountAsMissing: s.weakNamesCountAsMissing,
+        skipUncertain: s.skipUncertain,
+      });
     }
   };
   const load = () =>

@@ -26,7 +26,8 @@ const t = (key: string, fallback: string) => browser.i18n?.getMessage(key) || fa
 
 export interface Panel {
   setStatus(text: string): void;
-  setCaption(text: string): void;
+  /** The caption: Copy copies it; the live region announces `announce` (by default the caption itself). */
+  setCaption(text: string, announce?: string): void;
   close(): void;
   readonly host: HTMLElement;
   /** What its live region says now. */
@@ -107,9 +108,9 @@ export function openPanel(signal: AbortSignal): Panel {
     setStatus(text) {
       if (!caption) live.textContent = text;
     },
-    setCaption(text) {
+    setCaption(text, announce = text) {
       caption = text;
-      live.textContent = text;
+      live.textContent = announce;
       copy.disabled = false;
     },
     close: doClose,

@@ -51,7 +51,8 @@ export class QueueFeed {
             }
           : undefined,
         onResult: (el, src, result) => {
-          if (labels.put(el, src, result)) visibility.watch(el, false);
+          // Labelled, or left unlabelled on purpose (the model was unsure): either way done until it changes.
+          if (labels.put(el, src, result) !== 'stale') visibility.watch(el, false);
         },
         onError(_el, src, err) {
           // Aborted: nothing to say. An extension that was reloaded or crashed is said once with what to do

@@ -11,14 +11,25 @@
  * caught before the first byte; a reader failure, a sink failure or an abort are not) the sink may hold partial
  * files. convertPack never claims them: only the returned manifest says a file is complete, with its size and
  * SHA-256. Deleting the partial output is the caller's job (the install job deletes the store entry).
+ *
+ * CLIP's text tower: a template with a "text" graph also writes text.onnx and text-tokenizer.json and keeps
+ * pack.json's "text" section, unless the caller passes `text: false` (the user turned caption checking off); the
+ * pack is then exactly the one a template without the text graph makes.
  */
 import { CorruptCheckpointError, OpArgumentError, TemplateFormatError, throwIfAborted } from '../shared/errors';
-import { parseManifest, type PackFileEntry, type PackFileKey, type PackManifest } from '../captioner/pack-format';
+import {
+  PACK_FILE_KEYS,
+  TEXT_FILE_KEYS,
+  parseManifest,
+  type AnyPackFileKey,
+  type PackFileEntry,
+  type PackManifest,
+} from '../captioner/pack-format';
 import { checkInputs, type ConverterCheckpoint } from './check-inputs';
 import { float32ToFloat16 } from './half';
 import { applyOp, type OpInput, type OpOutput } from './ops';
 import { Sha256Stream } from './sha256-stream';
-import { templateGraphBytes, type Piece, type Template } from './template';
+import { TEXT_TOKENIZER_PATH, TOKENIZER_PATH, hasText, templateGraphBytes, withoutText, type Piece, type Template } from './template';
 
 export interface PackSink {
   /** Append `data` to the file at `path`, at `offset` (the bytes appended to that file so far). The converter does
@@ -47,9 +58,15 @@ export interface ConvertStats {
 
 export interface ConvertArgs {
   template: Template;
-  /** the bytes of a skeleton file named by the template (e.g. "vision.skel") */
+  /** the bytes of a file of the template: a skeleton it names (e.g. "vision.skel"), and text-tokenizer.json when
+   * the pack gets CLIP's text tower and `textTokenizer` is not given */
   skeleton(path: string): Promise<Uint8Array>;
   tokenizer: Uint8Array;
+  /** CLIP's text tower (text.onnx, text-tokenizer.json, pack.json "text"), when the template has it: default true.
+   * false: the pack is made without it, and the checkpoints' text-tower keys are not read (nor required). */
+  text?: boolean;
+  /** text-tokenizer.json's bytes; default: read through `skeleton` */
+  textTokenizer?: Uint8Array;
   /** one checkpoint per input role the template names */
   inputs: Record<string, ConverterCheckpoint>;
   sink: PackSink;
@@ -64,9 +81,9 @@ export interface ConvertArgs {
 }
 
 const DEFAULT_CHUNK_BYTES = 4 << 20;
+const FILE_ORDER: readonly AnyPackFileKey[] = [...PACK_FILE_KEYS, ...TEXT_FILE_KEYS];
 /** float32 elements per scratch slice: 256 KiB, so the scratch stays small beside a chunk */
 const SCRATCH_ELEMENTS = 1 << 16;
-const TOKENIZER_PATH = 'tokenizer.json';
 
 // ONNX stores tensors little-endian; typed arrays use the platform's order, which is little-endian on every
 // platform a browser extension runs on. Checked once rather than assumed silently.
@@ -148,7 +165,8 @@ class ChunkWriter {
 
 /** Convert published checkpoints into a pack with a graph template. Returns the pack's manifest (pack.json). */
 export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
-  const { template, signal } = args;
+  const { signal } = args;
+  const template = args.text === false ? withoutText(args.template) : args.template;
   const stats = args.stats ?? { maxBufferedBytes: 0, bytesWritten: 0, tensors: 0, chunks: 0 };
   const chunkBytes = args.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 16)
@@ -156,11 +174,12 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
   if (!LITTLE_ENDIAN) throw new RangeError('convertPack: this platform is big-endian; ONNX files are little-endian');
   throwIfAborted(signal);
   await checkInputs(template, args.inputs, signal);
+  const textTokenizer = hasText(template) ? (args.textTokenizer ?? (await args.skeleton(TEXT_TOKENIZER_PATH))) : null;
 
   const budget = new Budget(stats);
-  const total = templateGraphBytes(template) + args.tokenizer.byteLength;
+  const total = templateGraphBytes(template) + args.tokenizer.byteLength + (textTokenizer?.byteLength ?? 0);
   const progress = () => args.onProgress?.(stats.bytesWritten, total);
-  const files: Partial<Record<PackFileKey, PackFileEntry>> = {};
+  const files: Partial<Record<AnyPackFileKey, PackFileEntry>> = {};
 
   for (const graph of template.graphs) {
     throwIfAborted(signal);
@@ -201,8 +220,14 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
   const tok = new ChunkWriter(TOKENIZER_PATH, args, chunkBytes, budget, stats, progress);
   await tok.write(args.tokenizer);
   files.tokenizer = await tok.finish();
+  if (textTokenizer) {
+    const textTok = new ChunkWriter(TEXT_TOKENIZER_PATH, args, chunkBytes, budget, stats, progress);
+    await textTok.write(textTokenizer);
+    files.textTokenizer = await textTok.finish();
+  }
 
   const { id, version, name, description, provenance } = args.meta;
+  const { text, ...described } = template.manifest;
   // Key order follows model/export.py's pack_manifest, so a pack.json written from this reads the same.
   const manifest = {
     format: 'clipcap-pack',
@@ -212,9 +237,11 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
     name,
     description: description ?? '',
     provenance: provenance ?? {},
-    ...template.manifest,
+    ...described,
     precision: template.precision,
-    files,
+    // in pack_manifest's order: the three graphs, tokenizer.json, then the text tower's two
+    files: Object.fromEntries(FILE_ORDER.filter((k) => files[k]).map((k) => [k, files[k]])),
+    ...(text !== undefined ? { text } : {}),
   };
   return parseManifest(manifest);
 }

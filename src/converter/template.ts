@@ -4,12 +4,18 @@
  * 600 MB conversion.
  */
 import { TemplateFormatError } from '../shared/errors';
-import { PACK_FILE_KEYS } from '../captioner/pack-format';
+import { PACK_FILE_KEYS, TEXT_FILE_KEYS } from '../captioner/pack-format';
 import { OP_ARITY, OP_NAMES, type OpName } from './ops';
 
 const TEMPLATE_FORMAT_VERSIONS = [1] as const;
-const GRAPH_ROLES = ['vision', 'mapper', 'decoder'] as const;
+/** The graphs every template has. */
+const REQUIRED_GRAPH_ROLES = ['vision', 'mapper', 'decoder'] as const;
+/** CLIP's text tower: optional; a template with it also holds text-tokenizer.json and a pack.json "text" section. */
+const TEXT_ROLE = 'text';
+const GRAPH_ROLES = [...REQUIRED_GRAPH_ROLES, TEXT_ROLE] as const;
 type GraphRole = (typeof GRAPH_ROLES)[number];
+export const TOKENIZER_PATH = 'tokenizer.json';
+export const TEXT_TOKENIZER_PATH = 'text-tokenizer.json';
 const PIECE_DTYPES = { float32: 4, float16: 2 } as const;
 type PieceDtype = keyof typeof PIECE_DTYPES;
 
@@ -149,7 +155,8 @@ export function parseTemplate(input: unknown): Template {
     const role = g.role as GraphRole;
     if (graphs.some((x) => x.role === role)) fail(`graph role "${role}" appears twice`);
     if (!isSafePath(g.path) || !isSafePath(g.skeleton)) fail(`${where}: "path" and "skeleton" must be relative paths inside the template`);
-    if (paths.has(g.path) || g.path === 'tokenizer.json') fail(`${where}: "path" ${JSON.stringify(g.path)} is used twice`);
+    if (paths.has(g.path) || g.path === TOKENIZER_PATH || g.path === TEXT_TOKENIZER_PATH)
+      fail(`${where}: "path" ${JSON.stringify(g.path)} is used twice`);
     paths.add(g.path);
     if (!isNonNegInt(g.bytes)) fail(`${where}.bytes must be a byte count`);
     if (g.skeletonBytes !== undefined && !isNonNegInt(g.skeletonBytes)) fail(`${where}.skeletonBytes must be a byte count`);
@@ -215,9 +222,14 @@ export function parseTemplate(input: unknown): Template {
       pieces,
     });
   }
-  for (const role of GRAPH_ROLES) if (!graphs.some((x) => x.role === role)) fail(`no "${role}" graph`);
+  for (const role of REQUIRED_GRAPH_ROLES) if (!graphs.some((x) => x.role === role)) fail(`no "${role}" graph`);
   // every graph role is a pack file key, so the manifest the converter writes is complete
-  if (!GRAPH_ROLES.every((r) => (PACK_FILE_KEYS as readonly string[]).includes(r))) fail('graph roles and pack files disagree');
+  const fileKeys: readonly string[] = [...PACK_FILE_KEYS, ...TEXT_FILE_KEYS];
+  if (!GRAPH_ROLES.every((r) => fileKeys.includes(r))) fail('graph roles and pack files disagree');
+  // pack.json has "text" exactly when it lists text.onnx (docs/pack-format.md)
+  const text = graphs.some((g) => g.role === TEXT_ROLE);
+  if (text && !isObj(manifest.text)) fail('a template with a "text" graph needs "manifest.text"');
+  if (!text && manifest.text !== undefined) fail('"manifest.text" is set, but the template has no "text" graph');
 
   return {
     format: 'clipcap-template',
@@ -246,6 +258,37 @@ function outputShape(op: OpName, args: readonly (readonly number[])[]): number[]
       return op === 'bn_fold_weight' ? [...conv] : [conv[0]];
     }
   }
+}
+
+/** Does the template make CLIP's text tower (text.onnx, text-tokenizer.json)? */
+export function hasText(t: Template): boolean {
+  return t.graphs.some((g) => g.role === TEXT_ROLE);
+}
+
+/**
+ * The template as a pack without CLIP's text tower (the user turned the feature off): no text graph, no "text"
+ * section, and the keys only the text graph reads become ignored keys, like the others a file may hold and no
+ * graph uses. The installer passes this one to the downloader too, so a range read skips the text tower's bytes.
+ * model/template.py: without_text does the same.
+ */
+export function withoutText(t: Template): Template {
+  if (!hasText(t)) return t;
+  const graphs = t.graphs.filter((g) => g.role !== TEXT_ROLE);
+  const read = new Set(
+    graphs.flatMap((g) => g.pieces.flatMap((p) => (p.kind === 'tensor' ? p.args.map((a) => `${a.input}:${a.name}`) : []))),
+  );
+  const inputs: Record<string, TemplateInput> = {};
+  for (const [role, spec] of Object.entries(t.inputs)) {
+    const kept = new Set(Object.values(spec.optional));
+    const textOnly = new Set(Object.keys(spec.params).filter((k) => !read.has(`${role}:${k}`) && !kept.has(k)));
+    inputs[role] = {
+      params: Object.fromEntries(Object.entries(spec.params).filter(([k]) => !textOnly.has(k))),
+      ignore: [...spec.ignore, ...[...textOnly].map((k) => `^${k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)],
+      optional: spec.optional,
+    };
+  }
+  const { text: _text, ...manifest } = t.manifest;
+  return { ...t, inputs, manifest, graphs };
 }
 
 /** Bytes of every graph the template writes (what the converter's progress counts, with tokenizer.json). */

@@ -45,6 +45,12 @@ export interface CatalogueModel {
   version?: string;
   downloadBytes: number;
   diskBytes: number;
+  /**
+   * What CLIP's text tower adds when the user turns on "check each caption against the picture" (the range read of
+   * its tensors, and text.onnx + text-tokenizer.json in the pack). Absent: not known (the template may still have it).
+   */
+  textDownloadBytes?: number;
+  textDiskBytes?: number;
   license: string;
   inputs: Record<string, CatalogueInput>;
 }
@@ -79,6 +85,11 @@ export function parseCatalogue(input: unknown): Catalogue {
     if (typeof m.default !== 'boolean') throw new CatalogueError(`${at}: "default" must be true or false`);
     for (const k of ['downloadBytes', 'diskBytes'] as const) {
       if (!Number.isSafeInteger(m[k]) || (m[k] as number) < 0) throw new CatalogueError(`${at}: "${k}" must be a byte count`);
+    }
+    for (const k of ['textDownloadBytes', 'textDiskBytes'] as const) {
+      if (m[k] !== undefined && (!Number.isSafeInteger(m[k]) || (m[k] as number) < 0)) {
+        throw new CatalogueError(`${at}: "${k}" must be a byte count when given`);
+      }
     }
     if (!isObj(m.inputs) || Object.keys(m.inputs).length === 0) throw new CatalogueError(`${at}: "inputs" must name at least one input`);
     for (const [role, inp] of Object.entries(m.inputs)) {
@@ -134,6 +145,14 @@ export function loadCatalogue(): Catalogue {
     cached = withMirrorBase(parseCatalogue(replacement ?? bundled), base);
   }
   return cached;
+}
+
+/** What installing `m` downloads and stores, with or without CLIP's text tower. */
+export function modelSizes(m: CatalogueModel, text: boolean): { downloadBytes: number; diskBytes: number } {
+  return {
+    downloadBytes: m.downloadBytes + (text ? (m.textDownloadBytes ?? 0) : 0),
+    diskBytes: m.diskBytes + (text ? (m.textDiskBytes ?? 0) : 0),
+  };
 }
 
 export function findModel(c: Catalogue, id: string): CatalogueModel | undefined {

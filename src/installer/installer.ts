@@ -30,8 +30,8 @@ import type { InstallStore, StoredJob } from '../captioner/pack-store';
 import { checkInputs, describeCheckpoint, findCheckpointProblems, type ConverterCheckpoint } from '../converter/check-inputs';
 import { convertPack } from '../converter/convert';
 import { blobSource, openCheckpoint, type Checkpoint, type RandomAccess } from '../converter/readers/checkpoint';
-import { parseTemplate, type Template } from '../converter/template';
-import { findModel, type Catalogue, type CatalogueInput, type CatalogueModel, type CatalogueSource } from './catalogue';
+import { hasText, parseTemplate, withoutText, type Template } from '../converter/template';
+import { findModel, modelSizes, type Catalogue, type CatalogueInput, type CatalogueModel, type CatalogueSource } from './catalogue';
 import { RateMeter, fetchFile, hashBlob, hashStoredFile, probeSource, type SourceFacts } from './fetch-file';
 import { HttpRangeSource, storedFileSource } from './http-source';
 import type { InstallPhase, InstallState } from '../shared/messages';
@@ -75,6 +75,13 @@ interface JobRecord extends StoredJob {
   /** what the ready pack was built from: a different catalogue entry means an update is due */
   readyFrom: string | null;
   picked: Record<string, string>;
+  /**
+   * The user's choice: also fetch and convert CLIP's text tower (check captions against the picture). Kept with the
+   * job so that a resumed, restarted or updated install builds the same pack. Absent in records from before: off.
+   */
+  text?: boolean;
+  /** the `text` the ready pack was built with */
+  readyText?: boolean;
   inputs: Record<string, InputJob>;
   error: { name: string; message: string } | null;
   updatedAt: number;
@@ -120,6 +127,8 @@ function fingerprint(m: CatalogueModel): string {
   ]);
 }
 
+const sizesOf = (m: CatalogueModel, job: JobRecord) => modelSizes(m, !!job.text);
+
 function sourceUrl(s: CatalogueSource) {
   return s.url;
 }
@@ -153,6 +162,7 @@ export class Installer {
       readyStoreId: null,
       readyFrom: null,
       picked: {},
+      text: false,
       inputs: {},
       error: null,
       updatedAt: Date.now(),
@@ -169,7 +179,7 @@ export class Installer {
     const p = this.progress.get(m.id);
     const phase = job?.phase ?? 'not-installed';
     const active = phase === 'downloading' || phase === 'verifying' || phase === 'converting';
-    const total = p?.total ?? (phase === 'ready' ? m.downloadBytes : m.downloadBytes);
+    const total = p?.total ?? modelSizes(m, !!job?.text).downloadBytes;
     const bytes = phase === 'ready' ? total : (p?.bytes ?? 0);
     return {
       id: m.id,
@@ -217,8 +227,10 @@ export class Installer {
    * joined, a persisted job continues, a model already built from this catalogue entry is simply reported ready.
    * Resolves with the final state (ready, failed or paused); failures are reported in the state, never thrown,
    * except for an unknown model id.
+   * `text`: also fetch and convert CLIP's text tower; undefined keeps the job's choice (off for a new job). Changing
+   * it on a ready model builds its pack again. A template without a text tower ignores it.
    */
-  install(modelId: string, picked?: Record<string, string>): Promise<ModelState> {
+  install(modelId: string, picked?: Record<string, string>, text?: boolean): Promise<ModelState> {
     const m = this.model(modelId);
     const running = this.runs.get(modelId);
     if (running) return running;
@@ -233,7 +245,18 @@ export class Installer {
           job.picked[role] = key;
         }
       }
-      if (job.phase === 'ready' && job.readyStoreId && job.readyFrom === fingerprint(m) && (await this.store.getRecord(job.readyStoreId))) {
+      if (text !== undefined && text !== !!job.text) {
+        job.text = text;
+        // Range reads were planned for the other choice: plan them again (stored bytes stay; only the missing come).
+        for (const s of Object.values(job.inputs)) if (s.mode === 'ranges') s.done = false;
+      }
+      if (
+        job.phase === 'ready' &&
+        job.readyStoreId &&
+        job.readyFrom === fingerprint(m) &&
+        !!job.readyText === !!job.text &&
+        (await this.store.getRecord(job.readyStoreId))
+      ) {
         return this.toState(m, job);
       }
       const needs = this.needsFiles(m, job);
@@ -326,7 +349,10 @@ export class Installer {
     this.controllers.set(m.id, ctl);
     const signal = ctl.signal;
     try {
-      const template = await this.loadTemplate(m, signal);
+      // Off: the template as if it had no text tower, for the range plan, the checks and the conversion alike, so
+      // none of the text tower's bytes is fetched or read.
+      const full = await this.loadTemplate(m, signal);
+      const template = job.text ? full : withoutText(full);
       await this.checkSpace(m, job);
       job.phase = 'downloading';
       await this.save(job);
@@ -343,6 +369,7 @@ export class Installer {
       Object.assign(job, {
         readyStoreId: storeId,
         readyFrom: fingerprint(m),
+        readyText: !!job.text,
         targetId: null,
         phase: 'ready',
         running: false,
@@ -372,7 +399,9 @@ export class Installer {
         job.targetId = null;
       }
       const err =
-        isQuotaError(e) && !(e instanceof StorageQuotaError) ? new StorageQuotaError(m.id, m.downloadBytes + m.diskBytes, { cause: e }) : e;
+        isQuotaError(e) && !(e instanceof StorageQuotaError)
+          ? new StorageQuotaError(m.id, sizesOf(m, job).downloadBytes + sizesOf(m, job).diskBytes, { cause: e })
+          : e;
       Object.assign(job, { phase: 'failed', running: false, error: wire(err) });
       await this.save(job);
       return this.toState(m, job);
@@ -405,7 +434,8 @@ export class Installer {
     if (quota === undefined) return;
     let stored = 0;
     for (const role of Object.keys(m.inputs)) for (const [a, b] of await this.store.storedRanges(job.workId, role)) stored += b - a;
-    const needed = Math.max(0, m.downloadBytes - stored) + m.diskBytes;
+    const size = sizesOf(m, job);
+    const needed = Math.max(0, size.downloadBytes - stored) + size.diskBytes;
     const free = quota - (usage ?? 0);
     if (free < needed) throw new InstallQuotaError(m.id, needed, free);
   }
@@ -436,7 +466,8 @@ export class Installer {
         for (const v of have.values()) bytes += v;
         let total = 0;
         for (const v of need.values()) total += v;
-        if (need.size < Object.values(m.inputs).filter((i) => i.fetch !== 'user-file').length) total = Math.max(total, m.downloadBytes);
+        if (need.size < Object.values(m.inputs).filter((i) => i.fetch !== 'user-file').length)
+          total = Math.max(total, sizesOf(m, job).downloadBytes);
         this.setProgress(job, bytes, Math.max(total, bytes), force);
       },
     };
@@ -694,6 +725,7 @@ export class Installer {
     const tokenizer = await this.fetchBytes(this.templateUrl(m, 'tokenizer.json'), signal);
     const manifest: PackManifest = await convertPack({
       template,
+      text: !!job.text && hasText(template),
       tokenizer,
       inputs,
       signal,

@@ -103,7 +103,7 @@ const handlers: Handlers<'bg-os-'> = {
     return { packs: m.packs ? await host.deletePacks() : 0 };
   },
   'bg-os-models': async () => (await installer).view(),
-  'bg-os-model-install': async (m) => (await installer).install(m.modelId, m.picked),
+  'bg-os-model-install': async (m) => (await installer).install(m.modelId, m.picked, m.text),
   'bg-os-model-pause': async (m) => (await installer).act('pause', m.modelId),
   'bg-os-model-resume': async (m) => (await installer).act('resume', m.modelId),
   'bg-os-model-cancel': async (m) => (await installer).act('cancel', m.modelId),

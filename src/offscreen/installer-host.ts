@@ -67,11 +67,12 @@ export class InstallerHost {
   }
 
   /** Start (or restart) an install; the reply is the state right after, progress follows as events. */
-  async install(modelId: string, picked?: Record<string, string>): Promise<ModelsView> {
+  /** text: also build CLIP's text tower (the set-up page's opt-in); undefined keeps what the job remembers. */
+  async install(modelId: string, picked?: Record<string, string>, text?: boolean): Promise<ModelsView> {
     this.known(modelId);
     // The job runs for minutes; its end (ready or failed) is in the states, which the events carry.
     this.bundle.installer
-      .install(modelId, picked)
+      .install(modelId, picked, text)
       .catch((err: unknown) => console.warn('[alt-text] install failed:', toWire(err).message))
       .finally(() => this.changed());
     return this.afterChange();

@@ -6,7 +6,7 @@
 import type { CatalogueModel, InstallState } from '../shared/messages';
 
 interface InstallerLike {
-  install(modelId: string, picked?: Record<string, string>): Promise<unknown>;
+  install(modelId: string, picked?: Record<string, string>, text?: boolean): Promise<unknown>;
   pause(modelId: string): Promise<unknown>;
   resume(modelId: string): Promise<unknown>;
   cancel(modelId: string): Promise<unknown>;

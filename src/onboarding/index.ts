@@ -10,6 +10,7 @@ import { chosenModel, renderModelRadios } from './model-radios';
 import { ProgressView } from './progress-view';
 import { requestSiteAccess } from '../shared/site-access';
 import { showSiteAccess } from './site-access-view';
+import { showTextOption, textChoice, textOffer, type TextOptionParts } from './text-option';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -34,6 +35,27 @@ const progress = new ProgressView({
   cancel: $<HTMLButtonElement>('cancel'),
   next: $('next'),
 });
+
+const textParts: TextOptionParts = {
+  row: $('text-option'),
+  check: $<HTMLInputElement>('text-check'),
+  label: $('text-check-label'),
+  size: $('text-check-size'),
+};
+
+/** The bundled graph template of a catalogue model (its folder under templates/). */
+async function readTemplate(folder: string): Promise<string> {
+  const res = await fetch(browser.runtime.getURL(`templates/${folder}/template.json`));
+  if (!res.ok) throw new Error(`templates/${folder}/template.json: HTTP ${res.status}`);
+  return res.text();
+}
+
+/** Offer the text tower for the chosen model, if its template has one (the answer for an older choice is dropped). */
+async function updateTextOption(): Promise<void> {
+  const id = chosenModel($('models'));
+  const offer = id ? await textOffer(id, readTemplate).catch(() => null) : null;
+  if (chosenModel($('models')) === id) showTextOption(textParts, offer);
+}
 
 const model = (id: string | null): CatalogueModel | undefined => view.catalogue.find((m) => m.id === id);
 const nameOf = (id: string | null) => {
@@ -120,7 +142,7 @@ async function start(): Promise<void> {
   // never leaves the user with no descriptions.
   switchWhenReady = await hasWorkingModel();
   if (!switchWhenReady) await saveSettings(browser.storage.local, { model: { kind: 'catalogue', id } });
-  view = await send({ type: 'ui-bg-model-install', modelId: id, ...(picked ? { picked } : {}) });
+  view = await send({ type: 'ui-bg-model-install', modelId: id, ...(picked ? { picked } : {}), ...textChoice(textParts) });
   const s = view.states.find((x) => x.id === id);
   if (s) showState(s);
   // Keyboard and screen-reader users land on what now matters: the progress.
@@ -143,8 +165,10 @@ async function main(): Promise<void> {
   renderModelRadios($('models'), view.catalogue, wanted);
   if (view.catalogue.length === 0) progress.fail(msg('onboardingNoCatalogue'), '');
   showPick();
+  void updateTextOption();
   $('models').addEventListener('change', () => {
     showPick();
+    void updateTextOption();
     updateGo();
   });
   updateGo();

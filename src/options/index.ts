@@ -14,6 +14,7 @@ import {
 } from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
 import { ModelManager } from './model-manager';
+import { parseRerankWeight } from './rerank-weight';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 let settings: Settings;
@@ -55,6 +56,10 @@ function render(): void {
   $<HTMLInputElement>('marker').value = settings.marker;
   $<HTMLInputElement>('marker').placeholder = msg('labelMarker');
   $<HTMLInputElement>('weak').checked = settings.weakNamesCountAsMissing;
+  $<HTMLInputElement>('skip-uncertain').checked = settings.skipUncertain;
+  // Not while the user is typing in it: a half-typed number is theirs until they leave the field.
+  if (document.activeElement !== $('rerank'))
+    $<HTMLInputElement>('rerank').value = settings.rerankWeight === null ? '' : String(settings.rerankWeight);
   $<HTMLSelectElement>('backend').value = settings.backend;
 }
 
@@ -123,6 +128,14 @@ async function main(): Promise<void> {
   });
   $('marker').addEventListener('change', (e) => void save({ marker: (e.target as HTMLInputElement).value }));
   $('weak').addEventListener('change', (e) => void save({ weakNamesCountAsMissing: (e.target as HTMLInputElement).checked }));
+  $('skip-uncertain').addEventListener('change', (e) => void save({ skipUncertain: (e.target as HTMLInputElement).checked }));
+  $('rerank').addEventListener('change', (e) => {
+    const input = e.target as HTMLInputElement;
+    // A number field gives '' for text that is no number: that is a mistake to point out, not "the model's own".
+    const weight = input.validity.badInput ? undefined : parseRerankWeight(input.value);
+    $('rerank-status').textContent = weight === undefined ? msg('optionsRerankInvalid') : '';
+    if (weight !== undefined) void save({ rerankWeight: weight });
+  });
   $('backend').addEventListener('change', (e) => void save({ backend: (e.target as HTMLSelectElement).value as BackendChoice }));
   $('clear').addEventListener('click', () => {
     send({ type: 'ui-bg-clear-cache', packs: true }).then(

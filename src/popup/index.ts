@@ -133,8 +133,11 @@ async function main(): Promise<void> {
 
   const refreshCount = async () => {
     if (tab.id === undefined) return;
-    const { count } = await send({ type: 'ui-bg-tab-info', tabId: tab.id });
+    const { count, unsure } = await send({ type: 'ui-bg-tab-info', tabId: tab.id });
     $('count').textContent = msg('popupCount', String(count));
+    // Why an image has no label: the model was unsure of it (said only when it happened).
+    $('unsure').hidden = unsure === 0;
+    $('unsure').textContent = unsure === 0 ? '' : msg('popupUnsure', String(unsure));
   };
   await refreshCount();
   browser.storage.session.onChanged.addListener(() => void refreshCount());

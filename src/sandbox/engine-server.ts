@@ -84,13 +84,13 @@ export class EngineServer {
       }
       case 'os-sb-caption': {
         const c = await this.open();
-        const { strategy, beams, maxTokens } = msg.decoding;
-        return toCaption(await c.caption(msg.image, { strategy, beams, maxTokens, urgent: msg.urgent, signal }), c);
+        const { strategy, beams, maxTokens, rerankWeight } = msg.decoding;
+        return toCaption(await c.caption(msg.image, { strategy, beams, maxTokens, rerankWeight, urgent: msg.urgent, signal }), c);
       }
       case 'os-sb-caption-batch': {
         const c = await this.open();
-        const { strategy, beams, maxTokens } = msg.decoding;
-        const items = await c.captionBatch(msg.images, { strategy, beams, maxTokens, signal });
+        const { strategy, beams, maxTokens, rerankWeight } = msg.decoding;
+        const items = await c.captionBatch(msg.images, { strategy, beams, maxTokens, rerankWeight, signal });
         return items.map((it) =>
           it.ok ? { ok: true as const, value: toCaption(it.value, c) } : { ok: false as const, error: toWire(it.error) },
         );
@@ -103,7 +103,10 @@ export class EngineServer {
 
 /** The engine's fuller answer, as the extension's Caption. */
 function toCaption(r: EngineCaption, c: Captioner): Caption {
-  return { text: r.text, confidence: r.confidence, backend: r.backend, packId: c.manifest.id };
+  const caption: Caption = { text: r.text, confidence: r.confidence, backend: r.backend, packId: c.manifest.id };
+  // Only a pack with CLIP's text tower scores its captions; the others' answers carry neither field.
+  if (r.clipScore !== undefined) Object.assign(caption, { clipScore: r.clipScore, uncertain: r.uncertain === true });
+  return caption;
 }
 
 /** Without cross-origin isolation a sandboxed page has no SharedArrayBuffer, so ORT's wasm runs one thread. */

@@ -14,6 +14,11 @@ export function inRange(v: unknown, r: IntRange): boolean {
   return Number.isInteger(v) && (v as number) >= r.min && (v as number) <= r.max;
 }
 
+/** An inclusive range of finite numbers, fractions included (a weight, not a count). */
+export function inRealRange(v: unknown, r: IntRange): boolean {
+  return typeof v === 'number' && Number.isFinite(v) && v >= r.min && v <= r.max;
+}
+
 const MiB = 2 ** 20;
 
 type DeepReadonly<T> = { readonly [K in keyof T]: T[K] extends object ? DeepReadonly<T[K]> : T[K] };
@@ -38,6 +43,12 @@ export const LIMITS = deepFreeze({
      * 1024; the engine also stops at the pack's own room (decoder.nPositions - mapper.prefixLength), whichever is less.
      */
     maxTokens: { min: 1, max: 67 },
+    /**
+     * Beam re-ranking's weight on CLIPScore (rank = score / length + w * clipScore). 0 turns re-ranking off. 10: a
+     * clipScore spans 0..2.5 and a length-normalised log-probability a few units, so beyond 10 the language model no
+     * longer has a say and the ranking is CLIP's alone.
+     */
+    rerankWeight: { min: 0, max: 10 },
   },
   settings: {
     /** The text before each caption, in characters. 80: a short phrase ("Appears to be: "); a screen reader reads it before every label. */

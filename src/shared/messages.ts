@@ -10,7 +10,7 @@
  */
 import browser, { type Runtime } from 'webextension-polyfill';
 import { TransportError, fromWire, toWire, type WireError } from './errors';
-import { LIMITS, inRange } from './limits';
+import { LIMITS, inRange, inRealRange } from './limits';
 import { MODEL_ID, type BackendChoice, type Strategy } from './settings';
 
 export type ImageSource =
@@ -23,6 +23,11 @@ export interface Decoding {
   strategy: Strategy;
   beams: number;
   maxTokens: number;
+  /**
+   * Beam re-ranking by CLIP's text tower: rank = score / length + rerankWeight * clipScore (docs/pack-format.md).
+   * Absent: the pack's own `text.rerankWeight`; 0: plain beam search. Ignored by packs without a text tower.
+   */
+  rerankWeight?: number;
 }
 
 /** A caption as the engine host answers it (bg-os-caption); the engine's own, fuller result is EngineCaption. */
@@ -32,6 +37,10 @@ export interface Caption {
   backend: string;
   /** mean log-probability per token, from beam search; greedy decoding leaves it out (decoding.ts: scores) */
   confidence?: number;
+  /** CLIPScore of the caption against the image (w * max(cos, 0)); absent when the pack has no text tower */
+  clipScore?: number;
+  /** true when clipScore is below the pack's gateThreshold: the caption is likely wrong (never absent with clipScore) */
+  uncertain?: boolean;
 }
 
 /** A caption as the worker answers it: with whether its caption cache served it. */
@@ -102,11 +111,12 @@ export const PRIORITY = { describe: 0, visible: 1, rest: 2 } as const;
 export interface Protocol {
   'cs-bg-caption': { req: { requestId: string; source: ImageSource; priority: number }; res: CaptionResult };
   'cs-bg-cancel': { req: { requestIds: string[] }; res: null };
-  'cs-bg-label-count': { req: { count: number }; res: null };
+  /** count: images we labelled; unsure: images left unlabelled because the model was unsure (absent from older scripts) */
+  'cs-bg-label-count': { req: { count: number; unsure?: number }; res: null };
   'cs-bg-status': { req: { _?: never }; res: ModelStatus };
 
   'ui-bg-status': { req: { _?: never }; res: ModelStatus };
-  'ui-bg-tab-info': { req: { tabId: number }; res: { count: number } };
+  'ui-bg-tab-info': { req: { tabId: number }; res: { count: number; unsure: number } };
   'ui-bg-caption': {
     req: { requestId: string; source: ImageSource; packUrl?: string; decoding?: Partial<Decoding> };
     res: CaptionResult;
@@ -116,7 +126,8 @@ export interface Protocol {
   /** The catalogue and every model's install state. */
   'ui-bg-models': { req: { _?: never }; res: ModelsView };
   /** Download and set up a catalogue model; `picked` maps input roles to files the page stashed (stashPickedFile). */
-  'ui-bg-model-install': { req: { modelId: string; picked?: Record<string, string> }; res: ModelsView };
+  /** text: also fetch and convert CLIP's text tower (check captions against the picture); absent = off */
+  'ui-bg-model-install': { req: { modelId: string; picked?: Record<string, string>; text?: boolean }; res: ModelsView };
   'ui-bg-model-pause': { req: { modelId: string }; res: ModelsView };
   'ui-bg-model-resume': { req: { modelId: string }; res: ModelsView };
   /** Stop an install and delete what it downloaded; an installed older version stays. */
@@ -142,7 +153,7 @@ export interface Protocol {
   /** Forget remembered captions; with `packs`, also drop the queue and delete downloaded packs. */
   'bg-os-clear': { req: { packs: boolean }; res: { packs: number } };
   'bg-os-models': { req: { _?: never }; res: ModelsView };
-  'bg-os-model-install': { req: { modelId: string; picked?: Record<string, string> }; res: ModelsView };
+  'bg-os-model-install': { req: { modelId: string; picked?: Record<string, string>; text?: boolean }; res: ModelsView };
   'bg-os-model-pause': { req: { modelId: string }; res: ModelsView };
   'bg-os-model-resume': { req: { modelId: string }; res: ModelsView };
   'bg-os-model-cancel': { req: { modelId: string }; res: ModelsView };
@@ -223,12 +234,13 @@ const isSource = (v: unknown): boolean => {
   return false;
 };
 const isDecoding = (v: unknown, partial: boolean): boolean => {
-  if (!shaped(v, ['strategy', 'beams', 'maxTokens'])) return false;
+  if (!shaped(v, ['strategy', 'beams', 'maxTokens', 'rerankWeight'])) return false;
   const field = (x: unknown, c: (x: unknown) => boolean) => (partial ? opt(x, c) : c(x));
   return (
     field(v.strategy, (x) => x === 'greedy' || x === 'beam') &&
     field(v.beams, (x) => inRange(x, DL.beams)) &&
-    field(v.maxTokens, (x) => inRange(x, DL.maxTokens))
+    field(v.maxTokens, (x) => inRange(x, DL.maxTokens)) &&
+    opt(v.rerankWeight, (x) => inRealRange(x, DL.rerankWeight))
   );
 };
 const isIds = (v: unknown): boolean => Array.isArray(v) && v.length <= ML.ids && v.every((x) => isStr(x));
@@ -237,7 +249,7 @@ const isIds = (v: unknown): boolean => Array.isArray(v) && v.length <= ML.ids &&
 export const KEYS: { [K in MessageType]: readonly (keyof Protocol[K]['req'])[] } = {
   'cs-bg-caption': ['requestId', 'source', 'priority'],
   'cs-bg-cancel': ['requestIds'],
-  'cs-bg-label-count': ['count'],
+  'cs-bg-label-count': ['count', 'unsure'],
   'cs-bg-status': [],
   'ui-bg-status': [],
   'ui-bg-tab-info': ['tabId'],
@@ -251,13 +263,13 @@ export const KEYS: { [K in MessageType]: readonly (keyof Protocol[K]['req'])[] }
   'bg-os-clear': ['packs'],
   'bg-cs-describe': ['via', 'srcUrl'],
   'ui-bg-models': [],
-  'ui-bg-model-install': ['modelId', 'picked'],
+  'ui-bg-model-install': ['modelId', 'picked', 'text'],
   'ui-bg-model-pause': ['modelId'],
   'ui-bg-model-resume': ['modelId'],
   'ui-bg-model-cancel': ['modelId'],
   'ui-bg-model-remove': ['modelId'],
   'bg-os-models': [],
-  'bg-os-model-install': ['modelId', 'picked'],
+  'bg-os-model-install': ['modelId', 'picked', 'text'],
   'bg-os-model-pause': ['modelId'],
   'bg-os-model-resume': ['modelId'],
   'bg-os-model-cancel': ['modelId'],
@@ -268,7 +280,7 @@ export const KEYS: { [K in MessageType]: readonly (keyof Protocol[K]['req'])[] }
 const FIELDS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = {
   'cs-bg-caption': (m) => isStr(m.requestId) && isSource(m.source) && inRange(m.priority, ML.priority),
   'cs-bg-cancel': (m) => isIds(m.requestIds),
-  'cs-bg-label-count': (m) => inRange(m.count, ML.labelCount),
+  'cs-bg-label-count': (m) => inRange(m.count, ML.labelCount) && opt(m.unsure, (x) => inRange(x, ML.labelCount)),
   'cs-bg-status': () => true,
   'ui-bg-status': () => true,
   'ui-bg-tab-info': (m) => inRange(m.tabId, { min: 0, max: Number.MAX_SAFE_INTEGER }),
@@ -290,13 +302,13 @@ const FIELDS: { [K in MessageType]: (m: Record<string, unknown>) => boolean } = 
   'bg-os-clear': (m) => typeof m.packs === 'boolean',
   'bg-cs-describe': (m) => (m.via === 'menu' || m.via === 'command') && opt(m.srcUrl, (u) => isStr(u, ML.dataUrlChars)),
   'ui-bg-models': () => true,
-  'ui-bg-model-install': (m) => isModelId(m.modelId) && opt(m.picked, isPicked),
+  'ui-bg-model-install': (m) => isModelId(m.modelId) && opt(m.picked, isPicked) && opt(m.text, (x) => typeof x === 'boolean'),
   'ui-bg-model-pause': (m) => isModelId(m.modelId),
   'ui-bg-model-resume': (m) => isModelId(m.modelId),
   'ui-bg-model-cancel': (m) => isModelId(m.modelId),
   'ui-bg-model-remove': (m) => isModelId(m.modelId),
   'bg-os-models': () => true,
-  'bg-os-model-install': (m) => isModelId(m.modelId) && opt(m.picked, isPicked),
+  'bg-os-model-install': (m) => isModelId(m.modelId) && opt(m.picked, isPicked) && opt(m.text, (x) => typeof x === 'boolean'),
   'bg-os-model-pause': (m) => isModelId(m.modelId),
   'bg-os-model-resume': (m) => isModelId(m.modelId),
   'bg-os-model-cancel': (m) => isModelId(m.modelId),

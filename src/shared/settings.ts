@@ -2,7 +2,7 @@
  * User settings: one DEFAULTS object (the type is derived from it), a schema version with dated migrations, and a
  * validator that repairs bad values and says what it fixed. Stored in storage.local (browser.*) under `settings`.
  */
-import { LIMITS, inRange, type IntRange } from './limits';
+import { LIMITS, inRange, inRealRange, type IntRange } from './limits';
 
 export interface PackSource {
   /** Base URL of the pack directory (ends with '/'); pack.json lives at `${url}pack.json`. */
@@ -66,6 +66,17 @@ export const DEFAULTS = {
   strategy: 'greedy' as Strategy,
   beams: 3,
   maxTokens: 30,
+  /**
+   * Beam re-ranking's weight on CLIP's score (docs/pack-format.md, "CLIP scores"); null: the pack's own measured
+   * default. Only packs with CLIP's text tower re-rank; 0 turns re-ranking off.
+   */
+  rerankWeight: null as number | null,
+  /**
+   * A caption CLIP scores below the pack's threshold (the model is unsure) is not written as a label: the image is
+   * left as its author left it. "Describe this image" still gives it, marked as unsure. Packs without CLIP's text
+   * tower never say they are unsure.
+   */
+  skipUncertain: true,
   /** Text put before every caption; '' uses the localised default ("Appears to be: "). */
   marker: '',
   /** A name that is only a file name ("IMG_2034.jpg") or only stopwords ("image") counts as missing. */
@@ -212,6 +223,12 @@ function coerceInt(v: unknown): number | undefined {
   if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return Number(v);
   return undefined;
 }
+/** A number that may have a fraction (a weight), or the same written as text. */
+function coerceReal(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && /^\s*-?(\d+\.?\d*|\.\d+)\s*$/.test(v)) return Number(v);
+  return undefined;
+}
 function coerceBool(v: unknown): boolean | undefined {
   if (typeof v === 'boolean') return v;
   if (v === 'true' || v === 1) return true;
@@ -236,7 +253,7 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
   const has = (k: string) => Object.prototype.hasOwnProperty.call(value, k);
 
   const bad = (key: keyof Settings) => fixes.push(`${key}: ${show(value[key])} is not valid; using ${show(DEFAULTS[key])}`);
-  const bool = (key: 'enabled' | 'weakNamesCountAsMissing') => {
+  const bool = (key: 'enabled' | 'weakNamesCountAsMissing' | 'skipUncertain') => {
     if (!has(key)) return;
     const b = coerceBool(value[key]);
     if (b === undefined) return bad(key);
@@ -261,11 +278,21 @@ export function validate(input: unknown): { settings: Settings; fixes: string[] 
 
   bool('enabled');
   bool('weakNamesCountAsMissing');
+  bool('skipUncertain');
   int('beams', LIMITS.decoding.beams);
   int('maxTokens', LIMITS.decoding.maxTokens);
   int('cacheMaxEntries', LIMITS.settings.cacheMaxEntries);
   oneOf('strategy', ['greedy', 'beam']);
   oneOf('backend', ['auto', 'wasm', 'webgpu']);
+
+  if (has('rerankWeight') && value.rerankWeight !== null) {
+    const w = coerceReal(value.rerankWeight);
+    if (w === undefined || !inRealRange(w, LIMITS.decoding.rerankWeight)) bad('rerankWeight');
+    else {
+      if (w !== value.rerankWeight) fixes.push(`rerankWeight: ${show(value.rerankWeight)} read as ${w}`);
+      out.rerankWeight = w;
+    }
+  }
 
   if (has('marker')) {
     const m = value.marker;
@@ -403,9 +430,15 @@ export function parsePackRef(s: string): ModelRef | null {
   return checkModelRef({ kind: 'url', url: s });
 }
 
-/** The part of the settings that changes a caption; part of the cache key. */
-export function decodingKey(s: Pick<Settings, 'strategy' | 'beams' | 'maxTokens'>): string {
-  return s.strategy === 'beam' ? `beam${s.beams}-${s.maxTokens}` : `greedy-${s.maxTokens}`;
+/**
+ * The part of the settings that changes a caption; part of the cache key. The re-ranking weight changes only beam
+ * search's answer (a greedy caption is scored, never re-ranked), and no weight (the pack's default) keeps the key it
+ * had before re-ranking existed.
+ */
+export function decodingKey(s: Pick<Settings, 'strategy' | 'beams' | 'maxTokens'> & { rerankWeight?: number | null }): string {
+  if (s.strategy !== 'beam') return `greedy-${s.maxTokens}`;
+  const rerank = s.rerankWeight === undefined || s.rerankWeight === null ? '' : `-rr${s.rerankWeight}`;
+  return `beam${s.beams}-${s.maxTokens}${rerank}`;
 }
 
 export interface StorageAreaLike {

@@ -242,7 +242,8 @@ describe('offscreen: installer host and pack resolver', () => {
       log,
       set: (s: InstallState[]) => (now = s),
       installer: {
-        install: async (id: string, picked?: Record<string, string>) => void log.push(`install ${id} ${JSON.stringify(picked ?? null)}`),
+        install: async (id: string, picked?: Record<string, string>, text?: boolean) =>
+          void log.push(`install ${id} ${JSON.stringify(picked ?? null)}${text === undefined ? '' : ` text=${text}`}`),
         pause: async (id: string) => void log.push(`pause ${id}`),
         resume: async (id: string) => void log.push(`resume ${id}`),
         cancel: async (id: string) => void log.push(`cancel ${id}`),
@@ -265,9 +266,16 @@ describe('offscreen: installer host and pack resolver', () => {
     ]);
     await expect(host.install('nope')).rejects.toMatchObject({ name: 'UnknownModelError' });
     await host.install(TRANSFORMER.id, { clipcap: 'picked-1' });
+    // the set-up page's opt-in for CLIP's text tower reaches the installer as it was given
+    await host.install(COCO.id, undefined, true);
     await host.act('resume', COCO.id);
     await host.act('cancel', COCO.id);
-    expect(f.log).toEqual([`install ${TRANSFORMER.id} {"clipcap":"picked-1"}`, `resume ${COCO.id}`, `cancel ${COCO.id}`]);
+    expect(f.log).toEqual([
+      `install ${TRANSFORMER.id} {"clipcap":"picked-1"}`,
+      `install ${COCO.id} null text=true`,
+      `resume ${COCO.id}`,
+      `cancel ${COCO.id}`,
+    ]);
   });
 
   it('progress events: a phase change goes out at once, bytes at most every PROGRESS_INTERVAL_MS, the last bytes still go out', async () => {

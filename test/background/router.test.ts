@@ -152,10 +152,46 @@ describe('background router', () => {
     expect(offscreenCalls.at(-1)).toEqual({ type: 'bg-os-cancel', requestIds: ['r9'] });
   });
 
-  it('counts labels per tab over its frames', async () => {
-    await send({ type: 'cs-bg-label-count', count: 3 }, { ...tabSender, frameId: 0 });
+  it('counts labels per tab over its frames, and the images left unlabelled because the model was unsure', async () => {
+    await send({ type: 'cs-bg-label-count', count: 3, unsure: 1 }, { ...tabSender, frameId: 0 });
+    // A content script of the version before (no unsure count) still counts.
     await send({ type: 'cs-bg-label-count', count: 2 }, { ...tabSender, frameId: 5 });
-    expect(await send({ type: 'ui-bg-tab-info', tabId: 3 }, pageSender)).toEqual({ ok: true, value: { count: 5 } });
+    expect(await send({ type: 'ui-bg-tab-info', tabId: 3 }, pageSender)).toEqual({ ok: true, value: { count: 5, unsure: 1 } });
+    await send({ type: 'cs-bg-label-count', count: 2, unsure: 4 }, { ...tabSender, frameId: 5 });
+    expect(await send({ type: 'ui-bg-tab-info', tabId: 3 }, pageSender)).toEqual({ ok: true, value: { count: 5, unsure: 5 } });
+    // A new top-level document starts the tab afresh, unsure count included.
+    await send({ type: 'cs-bg-label-count', count: 0, unsure: 0 }, { ...tabSender, frameId: 0 });
+    expect(await send({ type: 'ui-bg-tab-info', tabId: 3 }, pageSender)).toEqual({ ok: true, value: { count: 0, unsure: 0 } });
+    expect(await send({ type: 'cs-bg-label-count', count: 1, unsure: -1 })).toMatchObject({
+      ok: false,
+      error: { name: 'BadMessageError' },
+    });
+  });
+
+  it("the engine's verdict is part of the caption: an uncertain caption comes back uncertain from the cache too", async () => {
+    offscreenImpl = async (msg) =>
+      msg.type === 'bg-os-caption'
+        ? { ok: true, value: { text: 'A blue star.', packId: 'toy', backend: 'wasm', clipScore: 0.21, uncertain: true } }
+        : { ok: true, value: null };
+    expect(await send(captionMsg('u1'))).toMatchObject({ ok: true, value: { uncertain: true, clipScore: 0.21, cached: false } });
+    expect(await send(captionMsg('u2'))).toMatchObject({ ok: true, value: { uncertain: true, clipScore: 0.21, cached: true } });
+    expect(offscreenCalls.filter((m) => m.type === 'bg-os-caption')).toHaveLength(1);
+  });
+
+  it("the re-ranking weight is sent only when chosen, and a chosen one is part of the beam caption's cache key", async () => {
+    send = await setup({ packSources: [{ url: PACK, name: 'Toy', builtIn: false }], strategy: 'beam', beams: 3 });
+    await send(captionMsg('w1'));
+    const byDefault = offscreenCalls.find((m) => m.type === 'bg-os-caption')!;
+    expect(byDefault.decoding).toEqual({ strategy: 'beam', beams: 3, maxTokens: 30 });
+    expect(byDefault.key).toBe(`${PACK}|beam3-30|http://example.test/a.png`);
+    await fake.storage.local.set({
+      settings: { packSources: [{ url: PACK, name: 'Toy', builtIn: false }], strategy: 'beam', beams: 3, rerankWeight: 0.5 },
+    });
+    // Not the caption cached under the pack's own weight: asked again, with the weight.
+    expect(await send(captionMsg('w2'))).toMatchObject({ ok: true, value: { cached: false } });
+    const chosen = offscreenCalls.filter((m) => m.type === 'bg-os-caption')[1];
+    expect(chosen.decoding).toEqual({ strategy: 'beam', beams: 3, maxTokens: 30, rerankWeight: 0.5 });
+    expect(chosen.key).toBe(`${PACK}|beam3-30-rr0.5|http://example.test/a.png`);
   });
 
   it('clears the caption cache on request', async () => {

@@ -51,7 +51,10 @@ async function runGolden(packUrl: string, backend: 'auto' | 'wasm' | 'webgpu', t
         max = Math.max(max, d);
       }
       const greedy = await cap.caption(blob, { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });
-      const beam = await cap.caption(blob, { strategy: 'beam', beams: golden.decoding.beams, maxTokens: golden.decoding.maxTokens });
+      // Plain beam search (rerankWeight 0), the golden `beam`; a pack with CLIP's text tower also gets the re-ranked one.
+      const opts = { strategy: 'beam' as const, beams: golden.decoding.beams, maxTokens: golden.decoding.maxTokens };
+      const beam = await cap.caption(blob, { ...opts, rerankWeight: 0 });
+      const reranked = pack.manifest.text ? await cap.caption(blob, opts) : null;
       images.push({
         file: img.file,
         pixelMeanDiff: sum / px.length,
@@ -59,6 +62,9 @@ async function runGolden(packUrl: string, backend: 'auto' | 'wasm' | 'webgpu', t
         greedy: greedy.tokenIds,
         beam: beam.tokenIds,
         text: greedy.text,
+        greedyClipScore: greedy.clipScore,
+        greedyUncertain: greedy.uncertain,
+        reranked: reranked && { tokenIds: reranked.tokenIds, clipScore: reranked.clipScore },
         timings: greedy.timings,
       });
     }

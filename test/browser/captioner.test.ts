@@ -85,8 +85,14 @@ type GoldenRun = {
     beam: number[];
     text: string;
     timings: { total: number; vision: number; prefill: number; perToken: number };
+    greedyClipScore?: number;
+    greedyUncertain?: boolean;
+    reranked: { tokenIds: number[]; clipScore?: number } | null;
   }>;
 };
+
+/** golden.json's CLIP references (packs with a text tower): docs/pack-format.md, golden.json "clip", "reranked". */
+type ClipGolden = { clip?: { clipScores: number[] }; beam: { reranked?: { tokenIds: number[]; clipScore: number } } | null };
 
 for (const dir of goldenPackDirs()) {
   const rel = dir.slice(REPO.length + 1);
@@ -112,6 +118,12 @@ for (const dir of goldenPackDirs()) {
         expect(got.pixelMaxDiff).toBeLessThanOrEqual(0.15);
         expect(got.greedy, `${label} greedy ${img.file}`).toEqual(img.greedy.tokenIds);
         expect(got.beam, `${label} beam ${img.file}`).toEqual(img.beam.tokenIds);
+        // CLIP's text tower (WebGPU runs it too): the greedy caption's score and the re-ranked beam
+        const ref = img as unknown as ClipGolden;
+        if (!ref.clip) continue;
+        expect(Math.abs(got.greedyClipScore! - ref.clip.clipScores[0]), `${label} clipScore ${img.file}`).toBeLessThan(1e-2);
+        expect(got.reranked?.tokenIds, `${label} re-ranked ${img.file}`).toEqual(ref.beam?.reranked?.tokenIds);
+        expect(Math.abs(got.reranked!.clipScore! - ref.beam!.reranked!.clipScore)).toBeLessThan(1e-2);
       }
     };
 

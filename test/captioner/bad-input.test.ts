@@ -12,7 +12,7 @@ import {
   InvalidOptionError,
 } from '../../src/shared/errors';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
-import { goldenPackDirs, packMissingMessage, readGolden, REPO } from './helpers/packs';
+import { goldenPackDirs, packMissingMessage, readGolden, REPO, pickedPackFiles } from './helpers/packs';
 import { hugePng, zeroByZeroPng } from './helpers/images';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
 
@@ -31,13 +31,7 @@ describe('bad input to caption()', () => {
   let good: Buffer;
   let expectedGreedy: number[];
   beforeAll(async () => {
-    const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-    const pack = await loadPackFromFiles(
-      names.map((n) => {
-        const b = readFileSync(join(dir, n));
-        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-      }),
-    );
+    const pack = await loadPackFromFiles(pickedPackFiles(dir));
     cap = await createCaptioner({
       pack,
       ort: ort,
@@ -109,12 +103,7 @@ describe('bad input to caption()', () => {
 
   it('a disposed captioner refuses with CaptionerDisposedError', async () => {
     const other = await createCaptioner({
-      pack: await loadPackFromFiles(
-        ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((n) => {
-          const b = readFileSync(join(dir, n));
-          return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-        }),
-      ),
+      pack: await loadPackFromFiles(pickedPackFiles(dir)),
       ort: ort,
       backend: 'wasm',
       decodeImage: decodeImageWithSharp,

@@ -83,7 +83,7 @@ function referenceBeam(seed: number, beams: number, maxTokens: number, norm: boo
   }
   let best = cur[0];
   for (const b of cur) if (rank(b) > rank(best)) best = b;
-  return best;
+  return { ...best, final: cur };
 }
 
 describe('top-k and argmax', () => {
@@ -159,6 +159,10 @@ describe('beam search (ClipCap semantics)', () => {
           expect(got.tokenIds, `seed ${seed} beams ${beams} norm ${norm}`).toEqual(ref.ids);
           expect(got.score).toBeCloseTo(ref.score, 9);
           expect(got.length).toBe(ref.len);
+          // every final beam, in beam search's order (re-ranking chooses among them; the answer is the first)
+          expect(got.beams.map((b) => b.tokenIds)).toEqual(ref.final.map((b) => b.ids));
+          got.beams.forEach((b, i) => (expect(b.score).toBeCloseTo(ref.final[i].score, 9), expect(b.length).toBe(ref.final[i].len)));
+          expect(got.beams[0].tokenIds).toEqual(got.tokenIds);
           // one decoder run per step, never more rows than beams
           expect(dec.runs.every((r) => r >= 1 && r <= beams)).toBe(true);
           expect(got.tokenIds.length).toBeLessThanOrEqual(maxTokens);

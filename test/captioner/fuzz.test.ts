@@ -4,8 +4,8 @@
  * pixel tensor of the right shape or a named engine error. Writes .tmp/fuzz-engine-node.json.
  * (libvips here has no BMP or ICO decoder: those are named ImageDecodeErrors in Node, and decode in Chromium.)
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner } from '../../src/captioner/captioner';
@@ -14,7 +14,7 @@ import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
 import { preprocessRgba, resizeBicubicPil, shortestEdgeSize } from '../../src/captioner/preprocess';
 import { generateFuzzCases } from './helpers/fuzz-cases';
-import { goldenPackDirs, packMissingMessage, REPO } from './helpers/packs';
+import { goldenPackDirs, packMissingMessage, REPO, pickedPackFiles } from './helpers/packs';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const NAMES = new Set<string>(CAPTIONER_ERROR_NAMES);
@@ -63,13 +63,7 @@ describe('engine fuzz in Node (sharp)', () => {
   it('≥1000 hostile inputs: each a valid tensor or a named error', async () => {
     const missing = packMissingMessage(dir);
     if (missing) throw new Error(missing);
-    const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-    const pack = await loadPackFromFiles(
-      names.map((n) => {
-        const b = readFileSync(join(dir, n));
-        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-      }),
-    );
+    const pack = await loadPackFromFiles(pickedPackFiles(dir));
     cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 1, decodeImage: decodeImageWithSharp });
     const S = pack.manifest.preprocess.imageSize;
     const t0 = Date.now();

@@ -98,7 +98,13 @@ for (const dir of goldenPackDirs()) {
       for (const img of golden.images) {
         const bytes = readFileSync(join(dir, img.file));
         const g = await cap.caption(bytes, { strategy: 'greedy', maxTokens: golden.decoding.maxTokens, scores: true });
-        const b = await cap.caption(bytes, { strategy: 'beam', beams: golden.decoding.beams, maxTokens: golden.decoding.maxTokens });
+        // Plain beam search: a pack with CLIP's text tower re-ranks by default (its parity: text-golden.test.ts).
+        const b = await cap.caption(bytes, {
+          strategy: 'beam',
+          beams: golden.decoding.beams,
+          maxTokens: golden.decoding.maxTokens,
+          rerankWeight: 0,
+        });
         console.log(
           `[parity] ${rel} ${img.file} greedy "${g.text}" (${g.tokenIds.length} tokens, ${g.timings.perToken.toFixed(1)} ms/token), beam "${b.text}"`,
         );

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner } from '../../src/captioner/captioner';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles } from '../../src/captioner/pack-loader';
-import { REPO } from './helpers/packs';
+import { REPO, pickedPackFiles } from './helpers/packs';
 
 const dir = resolve(REPO, process.env.CAPTIONER_TOY_PACK ?? 'packs/toy');
 const ready = ['pack.json', 'report.json', 'heldout/captions.json'].every((f) => existsSync(join(dir, f)));
@@ -23,13 +23,7 @@ describe('held-out toy images', () => {
   }
   let cap: Captioner;
   beforeAll(async () => {
-    const names = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'];
-    const pack = await loadPackFromFiles(
-      names.map((n) => {
-        const b = readFileSync(join(dir, n));
-        return { name: n, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
-      }),
-    );
+    const pack = await loadPackFromFiles(pickedPackFiles(dir));
     cap = await createCaptioner({ pack, ort: ort, backend: 'wasm', threads: 2, decodeImage: decodeImageWithSharp });
   });
   afterAll(async () => cap?.dispose());

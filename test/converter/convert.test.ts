@@ -10,7 +10,7 @@ import { parseManifest } from '../../src/captioner/pack-format';
 import { convertPack, type ConvertArgs, type ConvertStats } from '../../src/converter/convert';
 import { float32ToFloat16 } from '../../src/converter/half';
 import { applyOp, materialize } from '../../src/converter/ops';
-import { parseTemplate } from '../../src/converter/template';
+import { parseTemplate, withoutText } from '../../src/converter/template';
 import { FakeCheckpoint, MemorySink, type FakeTensor } from './helpers/fakes';
 
 const WTE: [number, number] = [1000, 300]; // 1.2 MB in float32: several chunks of 64 KiB
@@ -355,5 +355,123 @@ describe('parseTemplate', () => {
     bad((t) => ((t.manifest as Record<string, unknown>).id = 'x'), /manifest\.id/);
     bad((t) => (t.inputs.clip.ignore = ['(']), /invalid regex/);
     bad((t) => ((t.graphs[0].pieces[0] = { copy: [0, 120] }), (t.graphs[0].bytes += 80)), /copies up to byte 120 of a 100-byte skeleton/);
+  });
+});
+
+describe('CLIP\'s text tower (an optional "text" graph)', () => {
+  // the text tower's keys, at the CLIP file's top level as OpenAI stores them
+  const TEXT: Record<string, number[]> = { 'token_embedding.weight': [9, 5], text_projection: [5, 5] };
+  const TEXT_TOKENIZER = new TextEncoder().encode('{"model":{"type":"BPE","clip":true}}');
+  const textSkeleton = Uint8Array.from({ length: 12 }, (_, i) => 100 + i);
+  const textSection = {
+    dim: 5,
+    contextLength: 77,
+    bos: 49406,
+    eot: 49407,
+    clipScoreWeight: 2.5,
+    rerankWeight: 1,
+    gateThreshold: 0.5,
+    calibration: { method: 'assumed', note: 'test' },
+  };
+
+  function withTextJson() {
+    const t = templateJson();
+    const clip = t.inputs.clip;
+    clip.params = { ...clip.params, ...TEXT };
+    clip.ignore = ['^logit_scale$'];
+    (t.manifest as Record<string, unknown>).text = textSection;
+    (t.graphs as unknown[]).push({
+      role: 'text',
+      path: 'text.onnx',
+      skeleton: 'text.skel',
+      skeletonBytes: 12,
+      bytes: 12 + 45 * 2 + 25 * 4,
+      pieces: [
+        { copy: [0, 6] },
+        { op: 'identity', args: ['token_embedding.weight'], dtype: 'float16', shape: [9, 5] },
+        { op: 'transpose', args: ['text_projection'], dtype: 'float32', shape: [5, 5] },
+        { copy: [6, 12] },
+      ],
+    });
+    return t;
+  }
+  const files: Record<string, Uint8Array> = { ...skeletons, 'text.skel': textSkeleton, 'text-tokenizer.json': TEXT_TOKENIZER };
+  const textArgs = (over: Partial<ConvertArgs> = {}) =>
+    args({
+      template: parseTemplate(withTextJson()),
+      skeleton: async (p) => files[p],
+      inputs: { clip: new FakeCheckpoint({ ...shapes(CLIP), ...shapes(TEXT), logit_scale: { shape: [] } }, 11), clipcap: clipcapFile() },
+      ...over,
+    });
+
+  it('writes text.onnx and text-tokenizer.json (read like a skeleton) and keeps the "text" section', async () => {
+    const a = textArgs();
+    const progress: Array<[number, number]> = [];
+    const m = await convertPack({ ...a, onProgress: (w, t) => progress.push([w, t]) });
+    expect(Object.keys(m.files)).toEqual(['vision', 'mapper', 'decoder', 'tokenizer', 'text', 'textTokenizer']);
+    expect(m.text).toEqual(textSection);
+    expect(Object.keys(m).slice(-2)).toEqual(['files', 'text']); // pack_manifest's key order
+    const clip = a.inputs.clip as FakeCheckpoint;
+    const emb = float32ToFloat16(clip.data.get('token_embedding.weight')!);
+    const proj = materialize(applyOp('transpose', [{ data: clip.data.get('text_projection')!, shape: [5, 5] }]));
+    const want = Buffer.concat([textSkeleton.slice(0, 6), new Uint8Array(emb.buffer), new Uint8Array(proj.buffer), textSkeleton.slice(6)]);
+    expect(Buffer.from(a.sink.bytes('text.onnx')).equals(want)).toBe(true);
+    expect(m.files.text).toEqual({ path: 'text.onnx', bytes: want.byteLength, sha256: sha(want) });
+    expect(a.sink.bytes('text-tokenizer.json')).toEqual(TEXT_TOKENIZER);
+    expect(m.files.textTokenizer).toEqual({ path: 'text-tokenizer.json', bytes: TEXT_TOKENIZER.byteLength, sha256: sha(TEXT_TOKENIZER) });
+    const total = Object.values(m.files).reduce((n, f) => n + f.bytes, 0);
+    expect(progress.at(-1)).toEqual([total, total]);
+    // the other graphs are the ones a template without the text graph writes
+    for (const role of ['vision', 'mapper', 'decoder'] as const)
+      expect(Buffer.from(a.sink.bytes(`${role}.onnx`)).equals(Buffer.from(expectedFile(role, a)))).toBe(true);
+  });
+
+  it('text: false writes the pack without it, reads none of its keys, and accepts a CLIP file with another text tower', async () => {
+    const other = new FakeCheckpoint({ ...shapes(CLIP), 'token_embedding.weight': { shape: [3, 5] } }, 11);
+    const on = await convertPack(textArgs({ inputs: { clip: other, clipcap: clipcapFile() } })).catch((x: unknown) => x);
+    expect(on).toBeInstanceOf(WrongCheckpointError);
+    expect((on as WrongCheckpointError).missing).toEqual(['text_projection']);
+    expect((on as WrongCheckpointError).wrongShape).toEqual([{ key: 'token_embedding.weight', expected: [9, 5], actual: [3, 5] }]);
+    const asked: string[] = [];
+    const a = textArgs({ inputs: { clip: other, clipcap: clipcapFile() }, text: false, skeleton: async (p) => (asked.push(p), files[p]) });
+    const m = await convertPack(a);
+    expect(Object.keys(m.files)).toEqual(['vision', 'mapper', 'decoder', 'tokenizer']);
+    expect(m.text).toBeUndefined();
+    expect([...a.sink.files.keys()].sort()).toEqual(['decoder.onnx', 'mapper.onnx', 'tokenizer.json', 'vision.onnx']);
+    expect(asked).not.toContain('text.skel');
+    expect(asked).not.toContain('text-tokenizer.json');
+    expect(other.reads.filter((k) => !k.startsWith('visual.'))).toEqual([]);
+    // withoutText: the text-only keys become ignored keys; the template without a text graph is returned as it is
+    const t = withoutText(parseTemplate(withTextJson()));
+    expect(Object.keys(t.inputs.clip.params)).toEqual(Object.keys(CLIP));
+    expect(t.inputs.clip.ignore).toEqual(['^logit_scale$', '^token_embedding\\.weight$', '^text_projection$']);
+    const plain = parseTemplate(templateJson());
+    expect(withoutText(plain)).toBe(plain);
+  });
+
+  it('a template without the text graph converts as before, ignoring the text tower OpenAI files hold', async () => {
+    const a = args({ inputs: { clip: new FakeCheckpoint({ ...shapes(CLIP), ...shapes(TEXT) }, 11), clipcap: clipcapFile() } });
+    // the fake template ignores ^transformer\. only: this file's top-level text keys would be unexpected
+    const e = await convertPack(a).catch((x: unknown) => x);
+    expect((e as WrongCheckpointError).unexpected).toEqual(['token_embedding.weight', 'text_projection']);
+    const m = await convertPack(args());
+    expect(m.text).toBeUndefined();
+    expect(Object.keys(m.files)).toEqual(['vision', 'mapper', 'decoder', 'tokenizer']);
+  });
+
+  it('parseTemplate: a text graph needs the "text" section, the section needs the graph; the tokenizers\' paths are reserved', () => {
+    expect(parseTemplate(withTextJson()).graphs.map((g) => g.role)).toEqual(['vision', 'mapper', 'decoder', 'text']);
+    const noSection = withTextJson();
+    delete (noSection.manifest as Record<string, unknown>).text;
+    expect(() => parseTemplate(noSection)).toThrow(/needs "manifest\.text"/);
+    const noGraph = templateJson();
+    (noGraph.manifest as Record<string, unknown>).text = textSection;
+    expect(() => parseTemplate(noGraph)).toThrow(/"manifest\.text" is set, but the template has no "text" graph/);
+    const reserved = withTextJson();
+    (reserved.graphs[3] as { path: string }).path = 'text-tokenizer.json';
+    expect(() => parseTemplate(reserved)).toThrow(/used twice/);
+    const twice = withTextJson();
+    (twice.graphs as unknown[]).push({ ...(twice.graphs[3] as object), path: 'text2.onnx' });
+    expect(() => parseTemplate(twice)).toThrow(/graph role "text" appears twice/);
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Page, Worker } from 'playwright-core';
 import { TMP, launchWithExtension } from './harness.mjs';
 import { axLiveText, axTree } from './ax';
+import type { UncertainPlan } from './fixtures-uncertain.mjs';
 import { parseHubUrl } from '../../src/installer/hub-api';
 
 export interface E2eEnv {
@@ -16,6 +17,8 @@ export interface E2eEnv {
   /** data-test id -> true caption, for every image */
   truth: Record<string, string>;
   untouchedIds: string[];
+  /** the gating page (/fixtures/uncertain.html): which images the engine marks uncertain, and which it is sure of */
+  uncertain: UncertainPlan;
 }
 
 export const env: E2eEnv = JSON.parse(readFileSync(join(TMP, 'e2e-env.json'), 'utf8'));

@@ -1,6 +1,6 @@
 export function buildFixtures(
   heldout: { file: string; caption: string }[],
-  o: { packDir: string; otherOrigin: string },
+  o: { packDir: string; otherOrigin: string; ood?: string[] },
 ): {
   expected: Record<string, string>;
   truth: Record<string, string>;

@@ -9,7 +9,7 @@ const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&l
  * Assign held-out images to roles. Returns { pages: {path: html}, expected: {testId: caption}, untouched: [testId] }.
  * `heldout` is toyHeldout(); `packDir` is where the PNGs live (for the data: URL image).
  */
-export function buildFixtures(heldout, { packDir, otherOrigin }) {
+export function buildFixtures(heldout, { packDir, otherOrigin, ood = [] }) {
   let i = 0;
   const take = () => {
     const h = heldout[i % heldout.length];
@@ -246,8 +246,14 @@ ${names.map((h) => `<div>${h}</div>`).join('\n')}
 </main></body></html>`;
 
   // Demo / bench page: n images, some missing alt, some decorative, some named.
-  const gallery = (n, { mix = true, salt = '' } = {}) => {
+  const gallery = (n, { mix = true, salt = '', unknown = 0 } = {}) => {
     const rows = [];
+    // Pictures from outside the toy world (packs/toy/ood/), with no alt: the model may be unsure of them.
+    for (const [k, file] of ood.slice(0, unknown).entries()) {
+      rows.push(
+        `<figure data-kind="unknown"><img data-test="u${k}" data-file="${esc(file)}" src="/ood/${esc(file)}"><figcaption aria-hidden="true"><b>unknown</b><span class="label"></span></figcaption></figure>`,
+      );
+    }
     for (let k = 0; k < n; k += 1) {
       const h = heldout[k % heldout.length];
       const kind = !mix ? 'missing' : ['missing', 'missing', 'decorative', 'missing', 'named', 'file-name'][k % 6];
@@ -266,7 +272,7 @@ ${names.map((h) => `<div>${h}</div>`).join('\n')}
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Alt text demo</title>
 <style>body{font:14px system-ui,sans-serif;margin:16px} .grid{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;width:170px;border:1px solid #ccc;padding:6px;border-radius:6px}
 figure img{display:block;width:160px;height:120px;object-fit:contain;background:#eee} figcaption{font-size:12px;margin-top:4px} figcaption .label{display:block;color:#064}</style></head>
-<body><main><h1>Alt text demo: toy shapes</h1><p>Green text under each picture shows the label the extension added (its aria-label); decorative and named pictures are left alone.</p>
+<body><main><h1>Alt text demo: toy shapes</h1><p>Green text under each picture shows the label the extension added (its aria-label); decorative and named pictures are left alone${ood.length && unknown ? ', and so are pictures from outside the toy world (marked "unknown") when the model is unsure of them' : ''}.</p>
 <div class="grid">${rows.join('\n')}</div></main>
 <script>
   // Show each label visibly, for the screenshot only (textContent, never innerHTML).
@@ -288,6 +294,7 @@ figure img{display:block;width:160px;height:120px;object-fit:contain;background:
         body: gallery(Number(url.searchParams.get('n') ?? 24), {
           mix: url.searchParams.get('mix') !== '0',
           salt: url.searchParams.get('s') ?? '',
+          unknown: Number(url.searchParams.get('unknown') ?? 0),
         }),
       }),
       '/broken.png': () => ({ type: 'image/png', body: 'this is not a png' }),

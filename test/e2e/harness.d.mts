@@ -52,6 +52,10 @@ export interface Launched {
 export function launchWithExtension(extDir: string, o?: LaunchOptions): Promise<Launched>;
 export const FUZZ_CATEGORIES: Record<string, 'label' | 'skip' | 'either'>;
 export function toyHeldout(packDir?: string): { file: string; caption: string }[];
+/** The OOD toy images with the engine's caption and verdict (test/e2e/engine-check.ts: `clear` of the threshold or not). */
+export function toyOod(
+  packDir?: string,
+): { file: string; text: string; uncertain: boolean; clipScore: number | null; clear: boolean; kind: string }[];
 export function sameCaption(a: string | null | undefined, b: string): boolean;
 export function waitFor<T>(fn: () => Promise<T> | T, o?: { timeout?: number; interval?: number; what?: string }): Promise<T>;
 export function startNetworkAudit(

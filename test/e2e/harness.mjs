@@ -215,29 +215,50 @@ export function auditVerdict(requests, pageImages, extensionId, { allow = [] } =
   return { total: requests.length, counts, unexpected };
 }
 
-/** The toy pack's held-out images the model captions correctly (report.json lists its misses). */
+/** What test/e2e/engine-check.ts found for this toy pack (cached by the e2e global setup), or null before it ran. */
+function engineCheck(packDir) {
+  const manifest = join(packDir, 'pack.json');
+  const hash = existsSync(manifest) ? createHash('sha256').update(readFileSync(manifest)).digest('hex').slice(0, 16) : 'none';
+  const path = join(TMP, `toy-engine-check-${hash}.json`);
+  return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : null;
+}
+
+/**
+ * The toy pack's held-out images the model captions correctly and is sure of: report.json lists PyTorch's misses, and
+ * the engine check (test/e2e/engine-check.ts) the images the TS engine gets wrong and those CLIP marks uncertain,
+ * which the extension leaves unlabelled by design.
+ */
 export function toyHeldout(packDir = join(ROOT, 'packs/toy')) {
   const captions = JSON.parse(readFileSync(join(packDir, 'heldout/captions.json'), 'utf8'));
   let misses = new Set();
   const reportPath = join(packDir, 'report.json');
   if (existsSync(reportPath)) misses = new Set((JSON.parse(readFileSync(reportPath, 'utf8')).misses ?? []).map((m) => m.file));
-  // Images the TS engine gets wrong though PyTorch gets them right (written by test/e2e/engine-check.ts).
-  const manifest = join(packDir, 'pack.json');
-  const hash = existsSync(manifest) ? createHash('sha256').update(readFileSync(manifest)).digest('hex').slice(0, 16) : 'none';
-  const enginePath = join(TMP, `toy-engine-misses-${hash}.json`);
-  if (existsSync(enginePath)) for (const f of JSON.parse(readFileSync(enginePath, 'utf8'))) misses.add(f);
+  const pytorchMisses = misses.size;
+  const check = engineCheck(packDir);
+  for (const f of check?.wrong ?? []) misses.add(f);
+  for (const f of check?.uncertain ?? []) misses.add(f);
+  for (const f of check?.borderline ?? []) misses.add(f);
   const pool = Object.entries(captions)
     .filter(([f]) => !misses.has(f))
     .map(([file, caption]) => ({ file, caption }));
-  // The e2e tests expect true captions, so they drop what the model gets wrong; a model that gets many wrong must
-  // fail the run, not shrink the pool until every test passes on the few images left.
+  // The e2e tests expect true labels, so they drop what the model gets wrong or is unsure of; a model that gets many
+  // wrong, or a gate that holds back many right captions, must fail the run, not shrink the pool until every test
+  // passes on the few images left.
   const total = Object.keys(captions).length;
   if (pool.length < MIN_POOL_SHARE * total) {
     throw new Error(
-      `toy held-out pool: only ${pool.length} of ${total} images are captioned correctly by both PyTorch and the engine (${misses.size} misses); the e2e tests need at least ${Math.ceil(MIN_POOL_SHARE * total)}`,
+      `toy held-out pool: only ${pool.length} of ${total} images are captioned correctly by both PyTorch and the engine and not marked uncertain (PyTorch misses ${pytorchMisses}, the engine gets ${check?.wrong.length ?? '?'} wrong, CLIP marks ${check?.uncertain.length ?? '?'} uncertain and ${check?.borderline.length ?? '?'} too close to its threshold to rely on); the e2e tests need at least ${Math.ceil(MIN_POOL_SHARE * total)}`,
     );
   }
   return pool;
+}
+
+/**
+ * The toy pack's out-of-distribution images (packs/toy/ood/) with the engine's caption and CLIP's verdict, as the
+ * engine check found them: [{file, text, uncertain, clipScore, clear, kind}]. [] for a pack without them or before the check ran.
+ */
+export function toyOod(packDir = join(ROOT, 'packs/toy')) {
+  return engineCheck(packDir)?.ood ?? [];
 }
 
 /** The share of held-out toy images the model must caption correctly for the e2e fixtures (report.json's misses). */

@@ -86,6 +86,12 @@ describe('install a model from the catalogue', () => {
     expect(await setup.locator(`#m-${MODEL}`).isChecked()).toBe(true);
     expect(await setup.locator(`label[for="m-${MODEL}"]`).textContent()).toBe('Toy shapes');
     expect(await setup.locator(`#m-${MODEL}-about`).textContent()).toMatch(/ MB download, .* MB on disk\.$/);
+    // The toy template has CLIP's text tower: the opt-in is offered, unticked (this catalogue gives no sizes for it).
+    await setup.locator('#text-option').waitFor({ state: 'visible', timeout: 10_000 });
+    expect(await setup.locator('#text-check').isChecked()).toBe(false);
+    expect(await setup.locator('label[for="text-check"]').textContent()).toBe(
+      'Also check each caption against the picture, and leave an image unlabelled when they disagree',
+    );
     expect(await axeViolations(setup)).toEqual([]);
 
     // The transformer model shows a file picker with where to get the file; then back to the default.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatalogueError } from '../../src/shared/errors';
-import { loadCatalogue, parseCatalogue, rewriteUrl, withMirrorBase } from '../../src/installer/catalogue';
+import { loadCatalogue, modelSizes, parseCatalogue, rewriteUrl, withMirrorBase } from '../../src/installer/catalogue';
 import bundled from '../../src/shared/catalogue.json';
 import { startHubServer, type HubServer } from '../helpers/hub-server';
 
@@ -46,6 +46,25 @@ describe('the bundled catalogue', () => {
   });
 });
 
+describe('the text tower\u2019s sizes', () => {
+  it('are given for every model, from the text transformer\u2019s parameter count at 2 bytes each', () => {
+    const c = loadCatalogue();
+    // (vocab 49408, context 77, 12 layers of width w, projection w x w): 63,428,096 and 91,163,520 parameters
+    const params = (w: number) => 49408 * w + 77 * w + 12 * (12 * w * w + 13 * w) + 2 * w + w * w;
+    const tokenizer = readFileSync('packs/templates/small-fp32/text-tokenizer.json').length;
+    for (const m of c.models) {
+      const w = m.template.startsWith('vit-b32') ? 512 : 640;
+      expect(m.textDownloadBytes, m.id).toBe(2 * params(w));
+      expect(m.textDiskBytes, m.id).toBe(2 * params(w) + tokenizer);
+    }
+    expect(modelSizes(c.models[0], false)).toEqual({ downloadBytes: c.models[0].downloadBytes, diskBytes: c.models[0].diskBytes });
+    expect(modelSizes(c.models[0], true)).toEqual({
+      downloadBytes: c.models[0].downloadBytes + 126_856_192,
+      diskBytes: c.models[0].diskBytes + 128_342_131,
+    });
+  });
+});
+
 describe('validation', () => {
   const bad: Array<[string, (c: ReturnType<typeof clone>) => void, RegExp]> = [
     ['two defaults', (c) => void (c.models[1].default = true), /exactly one model must be the default, found 2/],
@@ -58,6 +77,8 @@ describe('validation', () => {
     ['an unknown fetch mode', (c) => void ((c.models[0].inputs.clip as { fetch: string }).fetch = 'some'), /"fetch" must be/],
     ['a template path', (c) => void (c.models[0].template = '../x'), /"template" must be a plain folder name/],
     ['a duplicate id', (c) => void (c.models[1].id = 'clipcap-coco'), /listed twice/],
+    ['a text tower of -1 bytes', (c) => void (c.models[0].textDownloadBytes = -1), /"textDownloadBytes" must be a byte count when given/],
+    ['a text tower of 1.5 bytes on disk', (c) => void (c.models[0].textDiskBytes = 1.5), /"textDiskBytes" must be a byte count when given/],
   ];
   it.each(bad)('%s is a CatalogueError naming the problem', (_n, edit, msg) => {
     const c = clone();
@@ -114,6 +135,7 @@ describe('scripts/pin-catalogue.mjs against the loopback hub', () => {
       sha256: '40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af',
     });
     expect(out.models[0].downloadBytes).toBe((353_976_522 % 100_000) + 54_321);
+    expect(out.models[0]).toMatchObject({ textDownloadBytes: 126_856_192, textDiskBytes: 128_342_131 }); // kept as they were
     expect(() => parseCatalogue(out)).not.toThrow();
   });
 });

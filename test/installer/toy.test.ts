@@ -54,6 +54,7 @@ describe('installing the toy model from its published files', () => {
     const out = new MemoryPackStore();
     const local = await convertPack({
       template,
+      text: false, // as installed: the user did not turn the caption check on (test/installer/text.test.ts turns it on)
       tokenizer: readFileSync(join(tdir, 'tokenizer.json')),
       skeleton: async (p) => readFileSync(join(tdir, p)),
       inputs: {

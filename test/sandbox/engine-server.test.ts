@@ -2,6 +2,7 @@
 // open, caption, errors by name, cancellation, pings. The link's watch for a dead frame is in
 // test/offscreen/engine-link-client.test.ts.
 import { describe, expect, it } from 'vitest';
+import type { CaptionOptions, createCaptioner, EngineCaption } from '../../src/captioner/captioner';
 import { ImageDecodeError } from '../../src/shared/errors';
 import { fakeCreate, fakePack, linkPair, type FakeCaptioner } from '../helpers/fake-engine-frame';
 
@@ -65,6 +66,51 @@ describe('engine frame server', () => {
     ac.abort();
     await expect(p).rejects.toMatchObject({ name: 'AbortError' });
     await expect.poll(() => engine.calls[0].signal?.aborted).toBe(true);
+    client.close();
+  });
+
+  it("passes the re-ranking weight through, and a text tower's clipScore and verdict back; packs without one send neither", async () => {
+    const seen: CaptionOptions[] = [];
+    const answer = (bytes: number): Partial<EngineCaption> =>
+      bytes === 1
+        ? { text: 'A guess.', clipScore: 0.25, uncertain: true }
+        : bytes === 2
+          ? { text: 'A circle.', clipScore: 1.5, uncertain: false }
+          : { text: 'Plain.' };
+    const create = (async (opts: { pack: { manifest: unknown } }) => ({
+      manifest: opts.pack.manifest,
+      backend: 'wasm',
+      backendReason: 'fake',
+      async caption(image: Blob, o: CaptionOptions) {
+        seen.push(o);
+        return { backend: 'wasm', confidence: -0.5, ...answer(image.size) };
+      },
+      async captionBatch(images: Blob[], o: CaptionOptions) {
+        seen.push(o);
+        return images.map((im) => ({ ok: true, value: { backend: 'wasm', confidence: -0.5, ...answer(im.size) } }));
+      },
+    })) as unknown as typeof createCaptioner;
+    const { client } = linkPair(create);
+    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    const beam = { strategy: 'beam' as const, beams: 5, maxTokens: 20, rerankWeight: 2 };
+    const blob = (n: number) => new Blob([new Uint8Array(n)]);
+    expect(await client.call('os-sb-caption', { image: blob(1), decoding: beam, urgent: true })).toEqual({
+      text: 'A guess.',
+      confidence: -0.5,
+      backend: 'wasm',
+      packId: 'fake-pack',
+      clipScore: 0.25,
+      uncertain: true,
+    });
+    const plain = await client.call('os-sb-caption', { image: blob(3), decoding, urgent: false });
+    expect(Object.keys(plain).sort()).toEqual(['backend', 'confidence', 'packId', 'text']);
+    const batch = await client.call('os-sb-caption-batch', { images: [blob(2), blob(3)], decoding: { ...decoding, rerankWeight: 0 } });
+    expect(batch).toEqual([
+      { ok: true, value: { text: 'A circle.', confidence: -0.5, backend: 'wasm', packId: 'fake-pack', clipScore: 1.5, uncertain: false } },
+      { ok: true, value: { text: 'Plain.', confidence: -0.5, backend: 'wasm', packId: 'fake-pack' } },
+    ]);
+    expect(seen.map((o) => o.rerankWeight)).toEqual([2, undefined, 0]);
+    expect(seen[0]).toMatchObject({ strategy: 'beam', beams: 5, maxTokens: 20, urgent: true });
     client.close();
   });
 });

@@ -71,6 +71,70 @@ describe('settings', () => {
     expect(decodingKey({ strategy: 'greedy', beams: 5, maxTokens: 30 })).toBe('greedy-30');
     expect(decodingKey({ strategy: 'beam', beams: 5, maxTokens: 30 })).toBe('beam5-30');
   });
+
+  it('decoding key: a chosen re-ranking weight changes beam captions, so it is part of their key', () => {
+    const beam = { strategy: 'beam' as const, beams: 5, maxTokens: 30 };
+    // The pack's own weight (null) keeps the key beam captions always had.
+    expect(decodingKey({ ...beam, rerankWeight: null })).toBe('beam5-30');
+    expect(decodingKey({ ...beam, rerankWeight: 0 })).toBe('beam5-30-rr0');
+    expect(decodingKey({ ...beam, rerankWeight: 2.5 })).toBe('beam5-30-rr2.5');
+    const keys = [null, 0, 0.5, 1, 2.5, 10].map((w) => decodingKey({ ...beam, rerankWeight: w }));
+    expect(new Set(keys).size).toBe(keys.length);
+    // Greedy captions are scored, never re-ranked: the weight does not change them, nor their key.
+    expect(decodingKey({ strategy: 'greedy', beams: 5, maxTokens: 30, rerankWeight: 3 })).toBe('greedy-30');
+  });
+
+  it("skipUncertain and rerankWeight: defaults (leave unsure images unlabelled; the pack's own weight), kept, repaired", () => {
+    expect(DEFAULTS.skipUncertain).toBe(true);
+    expect(DEFAULTS.rerankWeight).toBeNull();
+    let r = validate({ skipUncertain: false, rerankWeight: 0.75 });
+    expect(r.settings).toMatchObject({ skipUncertain: false, rerankWeight: 0.75 });
+    expect(r.fixes).toEqual([]);
+    r = validate({ rerankWeight: 0 });
+    expect(r.settings.rerankWeight).toBe(0);
+    r = validate({ rerankWeight: null });
+    expect(r).toMatchObject({ settings: { rerankWeight: null }, fixes: [] });
+    // Written as text (hand-edited): read as the number, and reported.
+    r = validate({ rerankWeight: ' 2.5 ', skipUncertain: 'false' });
+    expect(r.settings).toMatchObject({ rerankWeight: 2.5, skipUncertain: false });
+    expect(r.fixes.join('\n')).toMatch(/rerankWeight: " 2\.5 " read as 2\.5/);
+    // Outside LIMITS.decoding.rerankWeight (0..10): the default, reported.
+    for (const w of [-0.5, 10.01, 1e9]) {
+      r = validate({ rerankWeight: w });
+      expect(r.settings.rerankWeight, String(w)).toBeNull();
+      expect(r.fixes.join('\n'), String(w)).toMatch(/^rerankWeight: /m);
+    }
+  });
+
+  it('settings saved before skipUncertain and rerankWeight existed (schema 3) keep every choice, with nothing to fix', () => {
+    const old = {
+      schemaVersion: 3,
+      enabled: true,
+      disabledSites: ['a.test'],
+      packSources: [],
+      folders: [],
+      model: { kind: 'catalogue', id: 'clipcap-coco' },
+      installing: [],
+      strategy: 'beam',
+      beams: 5,
+      maxTokens: 20,
+      marker: 'Looks like: ',
+      weakNamesCountAsMissing: false,
+      backend: 'wasm',
+      cacheMaxEntries: 100,
+    };
+    const { settings, fixes } = validate(old);
+    expect(fixes).toEqual([]);
+    expect(settings).toEqual({ ...old, skipUncertain: true, rerankWeight: null });
+    // ...and the key of their cached beam captions is the one they were stored under.
+    expect(decodingKey(settings)).toBe('beam5-20');
+    // A v1 object still migrates all the way, and gets the new defaults.
+    expect(validate({ schemaVersion: 1, sites: { 'b.test': false } }).settings).toMatchObject({
+      disabledSites: ['b.test'],
+      skipUncertain: true,
+      rerankWeight: null,
+    });
+  });
 });
 
 // --- issue 7: corrupt and old settings are repaired, and nothing the user chose is silently lost -----------------
@@ -83,6 +147,9 @@ function checkValid(s: Settings): string[] {
   if (s.schemaVersion !== SCHEMA_VERSION) bad.push('schemaVersion');
   if (typeof s.enabled !== 'boolean') bad.push('enabled');
   if (typeof s.weakNamesCountAsMissing !== 'boolean') bad.push('weakNamesCountAsMissing');
+  if (typeof s.skipUncertain !== 'boolean') bad.push('skipUncertain');
+  if (!(s.rerankWeight === null || (Number.isFinite(s.rerankWeight) && s.rerankWeight >= 0 && s.rerankWeight <= 10)))
+    bad.push('rerankWeight');
   if (!['greedy', 'beam'].includes(s.strategy)) bad.push('strategy');
   if (!['auto', 'wasm', 'webgpu'].includes(s.backend)) bad.push('backend');
   if (!intIn(s.beams, 1, 8)) bad.push('beams');
@@ -154,6 +221,8 @@ describe('settings repair (issue 7)', () => {
   const fields: Array<[keyof Settings, unknown[]]> = [
     ['enabled', [null, 'yes', 2, {}, [], 'TRUE']],
     ['weakNamesCountAsMissing', [null, 'no', -1, {}, []]],
+    ['skipUncertain', [null, 'no', -1, {}, []]],
+    ['rerankWeight', [-0.1, 10.5, 'heavy', '0x10', NaN, Infinity, {}, [], true, '']],
     ['strategy', [null, 'sampling', 3, {}, [], true]],
     ['backend', [null, 'cuda', 1, {}, ['wasm']]],
     ['beams', [null, 0, 9, 2.5, '2.5', 'three', NaN, Infinity, {}, [], true]],
@@ -316,6 +385,8 @@ describe('settings repair (issue 7)', () => {
     const validChoice: Record<string, () => unknown> = {
       enabled: () => rand() < 0.5,
       weakNamesCountAsMissing: () => rand() < 0.5,
+      skipUncertain: () => rand() < 0.5,
+      rerankWeight: () => pick([null, 0, 0.25, 1, 2.5, 10]),
       strategy: () => pick(['greedy', 'beam']),
       backend: () => pick(['auto', 'wasm', 'webgpu']),
       beams: () => 1 + Math.floor(rand() * 8),

@@ -61,3 +61,12 @@ export function diffStats(a: Float32Array, b: Float32Array): { mean: number; max
   }
   return { mean: sum / a.length, max };
 }
+
+/** A pack directory as picked files: pack.json and every file it lists (CLIP's text tower too, when it has one). */
+export function pickedPackFiles(dir: string): Array<{ name: string; arrayBuffer(): Promise<ArrayBuffer> }> {
+  const listed = Object.values(JSON.parse(readFileSync(join(dir, 'pack.json'), 'utf8')).files as Record<string, { path: string }>);
+  return ['pack.json', ...listed.map((f) => f.path)].map((name) => {
+    const b = readFileSync(join(dir, name));
+    return { name, arrayBuffer: async () => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
+  });
+}

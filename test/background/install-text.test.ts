@@ -1,0 +1,53 @@
+// The worker forwards the set-up page's choice about CLIP's text tower (`text`) with the install request to the
+// offscreen document, and says nothing when the page said nothing (the installer then keeps the job's choice).
+import 'fake-indexeddb/auto';
+import { IDBFactory } from 'fake-indexeddb';
+import { beforeEach, expect, it } from 'vitest';
+import type { CatalogueModel } from '../../src/shared/messages';
+import { dispatch, makeChrome } from '../helpers/chrome-fake';
+
+const page = {
+  id: 'fake-ext-id',
+  url: 'chrome-extension://fake-ext-id/src/onboarding/index.html',
+  tab: { id: 5 } as chrome.tabs.Tab,
+  frameId: 0,
+};
+const COCO: CatalogueModel = {
+  id: 'clipcap-coco',
+  name: 'ClipCap COCO',
+  description: 'Everyday scenes.',
+  downloadBytes: 290e6,
+  diskBytes: 480e6,
+  default: true,
+  userFiles: [],
+};
+
+let calls: { type: string; [k: string]: unknown }[];
+let fake: ReturnType<typeof makeChrome>;
+
+beforeEach(async () => {
+  calls = [];
+  fake = makeChrome({
+    handle: async (msg) => {
+      calls.push(msg);
+      return { ok: true, value: { catalogue: [COCO], states: [] } };
+    },
+  });
+  (globalThis as unknown as { chrome: unknown }).chrome = fake;
+  globalThis.indexedDB = new IDBFactory();
+  await fake.storage.local.set({ settings: {} });
+});
+
+it('ui-bg-model-install carries `text` through to bg-os-model-install, and leaves it out when absent', async () => {
+  const { registerRouter } = await import('../../src/background/router');
+  registerRouter();
+  const send = (msg: unknown) => dispatch(fake.runtime.onMessage.listeners, msg, page);
+  for (const text of [true, false, undefined]) {
+    calls = [];
+    const reply = await send({ type: 'ui-bg-model-install', modelId: COCO.id, ...(text === undefined ? {} : { text }) });
+    expect(reply).toMatchObject({ ok: true });
+    expect(calls.filter((c) => c.type === 'bg-os-model-install')).toEqual([
+      { type: 'bg-os-model-install', modelId: COCO.id, ...(text === undefined ? {} : { text }) },
+    ]);
+  }
+});

@@ -1,0 +1,109 @@
+/**
+ * CLIP's text tower is the user's choice ("check each caption against the picture"): off, the range read of clip.pt
+ * skips the text tower's tensors and the pack has no text.onnx; on, they are fetched and the pack has text.onnx and a
+ * pack.json "text" section. The choice is kept with the job: a paused install resumed by a new Installer (the
+ * offscreen document restarted) builds the pack the user asked for; turning it on later builds the pack again.
+ */
+import { describe, expect, it } from 'vitest';
+import { manifestFiles } from '../../src/captioner/pack-format';
+import { loadCachedPack } from '../../src/captioner/pack-loader';
+import { MemoryPackStore, type InstallStore } from '../../src/captioner/pack-store';
+import { blobSource, openCheckpoint } from '../../src/converter/readers/checkpoint';
+import { hasText, parseTemplate, withoutText } from '../../src/converter/template';
+import { PATHS, testCatalogue } from '../helpers/test-catalogue';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { useInstallHub, waitFor } from './setup';
+
+const t = useInstallHub();
+
+/** The byte spans of clip.pt that hold tensors only the text tower reads, and their total. */
+async function textSpans() {
+  const full = parseTemplate(readFileSync(join(t.fx.templatesDir, t.fx.templateId, 'template.json'), 'utf8'));
+  expect(hasText(full)).toBe(true); // the fixture's template has a text tower, or this file tests nothing
+  const kept = new Set(Object.keys(withoutText(full).inputs.clip.params));
+  const names = Object.keys(full.inputs.clip.params).filter((n) => !kept.has(n));
+  const ckpt = await openCheckpoint(blobSource(new Blob([new Uint8Array(t.fx.file('clip.pt'))])), 'torchscript');
+  const spans = ckpt.ranges(names, 0);
+  return { spans, bytes: spans.reduce((n, [a, b]) => n + (b - a), 0) };
+}
+
+/** Bytes of `spans` that the hub sent for clip.pt (206 answers, from their Range headers). */
+function fetchedOf(spans: Array<[number, number]>): number {
+  const got = t.hub.log
+    .filter((l) => l.file === PATHS.clipAzure && l.status === 206 && l.range)
+    .map((l) => /^bytes=(\d+)-(\d*)$/.exec(l.range!)!)
+    .map((m) => [Number(m[1]), m[2] ? Number(m[2]) + 1 : Infinity] as const);
+  let n = 0;
+  for (const [a, b] of spans) for (const [c, d] of got) n += Math.max(0, Math.min(b, d) - Math.max(a, c));
+  return n;
+}
+
+async function packFiles(store: InstallStore, storeId: string) {
+  const pack = await loadCachedPack(storeId, { store });
+  return { manifest: pack.manifest, paths: manifestFiles(pack.manifest).map((f) => f.path) };
+}
+
+describe('the text tower, as the user chooses', () => {
+  it('off (the default): none of its tensors is fetched, and the pack has no text.onnx', async () => {
+    const { spans, bytes } = await textSpans();
+    expect(bytes).toBeGreaterThan(1_000_000);
+    const store = new MemoryPackStore();
+    const { inst } = t.installer(store, testCatalogue(t.hub, t.fx));
+    const s = await inst.install('toy-coco');
+    expect(s.error).toBeNull();
+    // Range requests are merged across small gaps, so a few bytes of a small text tensor between two visual ones
+    // may come along; the text tower itself does not.
+    expect(fetchedOf(spans)).toBeLessThan(bytes * 0.05);
+    const { manifest, paths } = await packFiles(store, s.storeId!);
+    expect(paths).not.toContain('text.onnx');
+    expect(paths).not.toContain('text-tokenizer.json');
+    expect(manifest.text).toBeUndefined();
+  });
+
+  it('on: its tensors are fetched, and the pack has text.onnx, text-tokenizer.json and a "text" section', async () => {
+    const { spans, bytes } = await textSpans();
+    const store = new MemoryPackStore();
+    const { inst, states } = t.installer(store, testCatalogue(t.hub, t.fx));
+    const s = await inst.install('toy-coco', undefined, true);
+    expect(s.error).toBeNull();
+    expect(fetchedOf(spans)).toBe(bytes);
+    const { manifest, paths } = await packFiles(store, s.storeId!);
+    expect(paths).toEqual(expect.arrayContaining(['text.onnx', 'text-tokenizer.json']));
+    expect(manifest.text).toMatchObject({ contextLength: 77 });
+    expect(states.at(-1)).toMatchObject({ phase: 'ready' });
+  });
+
+  it('the choice is kept with the job: a paused install resumed by a new Installer builds the pack with text', async () => {
+    t.hub.fault(PATHS.clipcapHub, { kind: 'slow', bytesPerSecond: 2_000_000, maxMs: 4000 });
+    const store = new MemoryPackStore();
+    const catalogue = testCatalogue(t.hub, t.fx);
+    const first = t.installer(store, catalogue);
+    const run = first.inst.install('toy-coco', undefined, true);
+    await waitFor(async () => (await store.storedBytes('toy-coco~inputs', 'clipcap')) > 200_000, 'some clipcap bytes');
+    await first.inst.pause('toy-coco');
+    expect((await run).phase).toBe('paused');
+    t.hub.clearFaults();
+    // The offscreen document restarted: a new Installer, asked to resume with no word about the text tower.
+    const second = t.installer(store, catalogue);
+    await second.inst.resume('toy-coco');
+    const storeId = await second.inst.readyStoreId('toy-coco');
+    expect((await packFiles(store, storeId!)).paths).toContain('text.onnx');
+    // Installing again without saying anything keeps the pack as it is.
+    t.hub.reset();
+    expect((await second.inst.install('toy-coco')).storeId).toBe(storeId);
+    expect(t.hub.log.filter((l) => l.file)).toEqual([]);
+  });
+
+  it('turned off on an installed model, the pack is built again without text', async () => {
+    const store = new MemoryPackStore();
+    const { inst } = t.installer(store, testCatalogue(t.hub, t.fx));
+    const on = await inst.install('toy-coco', undefined, true);
+    expect((await packFiles(store, on.storeId!)).paths).toContain('text.onnx');
+    const off = await inst.install('toy-coco', undefined, false);
+    expect(off.error).toBeNull();
+    expect(off.storeId).not.toBe(on.storeId);
+    expect((await packFiles(store, off.storeId!)).paths).not.toContain('text.onnx');
+    expect(await store.getRecord(on.storeId!)).toBeNull(); // the old pack is deleted after the switch
+  });
+});
