@@ -36,7 +36,7 @@ import unicodedata
 from pathlib import Path
 from typing import Iterable, List
 
-from .tokenizer import _JS_WHITESPACE, REPO_ROOT, VocabNotFoundError, _category_class, bytes_to_unicode
+from .tokenizer import _JS_WHITESPACE, REPO_ROOT, VocabNotFoundError, _category_class, bpe_merge, bytes_to_unicode
 
 BOS_TOKEN, EOT_TOKEN = "<|startoftext|>", "<|endoftext|>"
 BOS_ID, EOT_ID = 49406, 49407  # eot is the largest id: the text tower pools at argmax(input_ids)
@@ -164,22 +164,7 @@ class CLIPTokenizer:
         cached = self._cache.get(word)
         if cached is not None:
             return cached
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(parts) > 1:
-            pairs = {(parts[i], parts[i + 1]) for i in range(len(parts) - 1)}
-            best = min(pairs, key=lambda p: self.bpe_ranks.get(p, float("inf")))
-            if best not in self.bpe_ranks:
-                break
-            merged: list[str] = []
-            i = 0
-            while i < len(parts):
-                if i < len(parts) - 1 and (parts[i], parts[i + 1]) == best:
-                    merged.append(parts[i] + parts[i + 1])
-                    i += 2
-                else:
-                    merged.append(parts[i])
-                    i += 1
-            parts = merged
+        parts = bpe_merge(list(word[:-1]) + [word[-1] + "</w>"], self.bpe_ranks)
         self._cache[word] = parts
         return parts
 

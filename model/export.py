@@ -56,20 +56,20 @@ class ExportError(RuntimeError):
 # Graph wrappers with the pack's input and output names
 
 
-class VisionGraph(nn.Module):
+class _ModelGraph(nn.Module):
+    """One of the model's parts as a graph: a subclass's forward calls it on `self.model`."""
+
     def __init__(self, model: ClipCap):
         super().__init__()
         self.model = model
 
+
+class VisionGraph(_ModelGraph):
     def forward(self, pixel_values):
         return self.model.encode_image(pixel_values)
 
 
-class MapperGraph(nn.Module):
-    def __init__(self, model: ClipCap):
-        super().__init__()
-        self.model = model
-
+class MapperGraph(_ModelGraph):
     def forward(self, image_embeds):
         return self.model.clip_project(image_embeds)  # L2 normalisation, when the pack asks for it, is the engine's
 
@@ -86,11 +86,7 @@ class DecoderGraph(nn.Module):
         return (logits, *[t for kv in presents for t in kv])
 
 
-class TextGraph(nn.Module):
-    def __init__(self, model: ClipCap):
-        super().__init__()
-        self.model = model
-
+class TextGraph(_ModelGraph):
     def forward(self, input_ids):
         return self.model.encode_text(input_ids)
 
@@ -282,6 +278,18 @@ def _int8_matmul_nodes(base: str, a: str, w_q: str, w_scale: str, out: str, bias
     return nodes
 
 
+def _int8_gather_nodes(name: str, ids: str, o: str):
+    """Gather(name_q, ids) -> Cast -> Mul(Gather(name_scale, ids) unsqueezed on name_last_axis) = o: rows of an int8
+    table with a float scale per row, dequantised after the lookup."""
+    return [
+        helper.make_node("Gather", [name + "_q", ids], [o + "_q"], axis=0, name=o + "_gq"),
+        helper.make_node("Cast", [o + "_q"], [o + "_f"], to=TensorProto.FLOAT, name=o + "_cast"),
+        helper.make_node("Gather", [name + "_scale", ids], [o + "_s"], axis=0, name=o + "_gs"),
+        helper.make_node("Unsqueeze", [o + "_s", name + "_last_axis"], [o + "_s1"], name=o + "_unsq"),
+        helper.make_node("Mul", [o + "_f", o + "_s1"], [o], name=o + "_mul"),
+    ]
+
+
 def _tied_table(g, inits, uses):
     """GPT-2's tied token table: an initialiser [V, E] read by exactly one Gather (the embedding, axis 0) and one
     Gemm with transB (the LM head). Returns (name, gather node, gemm node) or None."""
@@ -356,13 +364,7 @@ def to_int8_dynamic(path: str, min_elements: int = 4096):
         for n, found in found_in[k]:
             if t and n is t[1]:  # embedding: Gather int8 rows and their scales, then scale
                 name, o = t[0], n.output[0]
-                new_nodes += [
-                    helper.make_node("Gather", [name + "_q", n.input[1]], [o + "_q"], axis=0, name=o + "_gq"),
-                    helper.make_node("Cast", [o + "_q"], [o + "_f"], to=TensorProto.FLOAT, name=o + "_cast"),
-                    helper.make_node("Gather", [name + "_scale", n.input[1]], [o + "_s"], axis=0, name=o + "_gs"),
-                    helper.make_node("Unsqueeze", [o + "_s", name + "_last_axis"], [o + "_s1"], name=o + "_unsq"),
-                    helper.make_node("Mul", [o + "_f", o + "_s1"], [o], name=o + "_mul"),
-                ]
+                new_nodes += _int8_gather_nodes(name, n.input[1], o)
                 continue
             if t and n is t[2]:  # LM head: h @ table^T, the transpose folded at load
                 name = t[0]
@@ -437,13 +439,7 @@ def to_int8_gather_tables(path: str, min_elements: int = 1 << 20):
                               numpy_helper.from_array(np.array([-1], dtype=np.int64), name + "_last_axis")])
         drop.add(name)
         o = n.output[0]
-        new_nodes += [
-            helper.make_node("Gather", [name + "_q", n.input[1]], [o + "_q"], axis=0, name=o + "_gq"),
-            helper.make_node("Cast", [o + "_q"], [o + "_f"], to=TensorProto.FLOAT, name=o + "_cast"),
-            helper.make_node("Gather", [name + "_scale", n.input[1]], [o + "_s"], axis=0, name=o + "_gs"),
-            helper.make_node("Unsqueeze", [o + "_s", name + "_last_axis"], [o + "_s1"], name=o + "_unsq"),
-            helper.make_node("Mul", [o + "_f", o + "_s1"], [o], name=o + "_mul"),
-        ]
+        new_nodes += _int8_gather_nodes(name, n.input[1], o)
     keep = [i for i in g.initializer if i.name not in drop]
     del g.initializer[:]
     g.initializer.extend(keep)

@@ -202,6 +202,26 @@ def gpt2_pattern() -> re.Pattern[str]:
     )
 
 
+def bpe_merge(parts: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Merge adjacent symbols of one pre-token, lowest-ranked pair in `ranks` first (GPT-2 and CLIP BPE alike)."""
+    while len(parts) > 1:
+        pairs = {(parts[i], parts[i + 1]) for i in range(len(parts) - 1)}
+        best = min(pairs, key=lambda p: ranks.get(p, float("inf")))
+        if best not in ranks:
+            break
+        merged: list[str] = []
+        i = 0
+        while i < len(parts):
+            if i < len(parts) - 1 and (parts[i], parts[i + 1]) == best:
+                merged.append(parts[i] + parts[i + 1])
+                i += 2
+            else:
+                merged.append(parts[i])
+                i += 1
+        parts = merged
+    return parts
+
+
 class GPT2Tokenizer:
     """GPT-2 byte-level BPE in pure Python: the same ids as transformers.js with the `tokenizer.json` built here.
 
@@ -227,22 +247,7 @@ class GPT2Tokenizer:
         cached = self._cache.get(word)
         if cached is not None:
             return cached
-        parts = list(word)
-        while len(parts) > 1:
-            pairs = {(parts[i], parts[i + 1]) for i in range(len(parts) - 1)}
-            best = min(pairs, key=lambda p: self.bpe_ranks.get(p, float("inf")))
-            if best not in self.bpe_ranks:
-                break
-            merged: list[str] = []
-            i = 0
-            while i < len(parts):
-                if i < len(parts) - 1 and (parts[i], parts[i + 1]) == best:
-                    merged.append(parts[i] + parts[i + 1])
-                    i += 2
-                else:
-                    merged.append(parts[i])
-                    i += 1
-            parts = merged
+        parts = bpe_merge(list(word), self.bpe_ranks)
         self._cache[word] = parts
         return parts
 

@@ -3,24 +3,8 @@
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { beforeEach, expect, it } from 'vitest';
-import type { CatalogueModel } from '../../src/shared/messages';
 import { dispatch, makeChrome } from '../helpers/chrome-fake';
-
-const page = {
-  id: 'fake-ext-id',
-  url: 'chrome-extension://fake-ext-id/src/onboarding/index.html',
-  tab: { id: 5 } as chrome.tabs.Tab,
-  frameId: 0,
-};
-const COCO: CatalogueModel = {
-  id: 'clipcap-coco',
-  name: 'ClipCap COCO',
-  description: 'Everyday scenes.',
-  downloadBytes: 290e6,
-  diskBytes: 480e6,
-  default: true,
-  userFiles: [],
-};
+import { COCO, setupPage } from '../helpers/setup-page';
 
 let calls: { type: string; [k: string]: unknown }[];
 let fake: ReturnType<typeof makeChrome>;
@@ -41,7 +25,7 @@ beforeEach(async () => {
 it('ui-bg-model-install carries `text` through to bg-os-model-install, and leaves it out when absent', async () => {
   const { registerRouter } = await import('../../src/background/router');
   registerRouter();
-  const send = (msg: unknown) => dispatch(fake.runtime.onMessage.listeners, msg, page);
+  const send = (msg: unknown) => dispatch(fake.runtime.onMessage.listeners, msg, setupPage);
   for (const text of [true, false, undefined]) {
     calls = [];
     const reply = await send({ type: 'ui-bg-model-install', modelId: COCO.id, ...(text === undefined ? {} : { text }) });

@@ -6,22 +6,8 @@ import { IDBFactory } from 'fake-indexeddb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CatalogueModel, InstallState } from '../../src/shared/messages';
 import { dispatch, makeChrome } from '../helpers/chrome-fake';
+import { COCO, setupPage } from '../helpers/setup-page';
 
-const page = {
-  id: 'fake-ext-id',
-  url: 'chrome-extension://fake-ext-id/src/onboarding/index.html',
-  tab: { id: 5 } as chrome.tabs.Tab,
-  frameId: 0,
-};
-const COCO: CatalogueModel = {
-  id: 'clipcap-coco',
-  name: 'ClipCap COCO',
-  description: 'Everyday scenes.',
-  downloadBytes: 290e6,
-  diskBytes: 480e6,
-  default: true,
-  userFiles: [],
-};
 const TRANSFORMER: CatalogueModel = {
   ...COCO,
   id: 'clipcap-coco-transformer',
@@ -103,7 +89,7 @@ describe('worker: model installs', () => {
   it('ui-bg-model-install is remembered (for a restart), forwarded with the picked file, and cancel forgets it', async () => {
     const { registerRouter } = await import('../../src/background/router');
     registerRouter();
-    const send = (msg: unknown) => dispatch(fake.runtime.onMessage.listeners, msg, page);
+    const send = (msg: unknown) => dispatch(fake.runtime.onMessage.listeners, msg, setupPage);
     const reply = await send({ type: 'ui-bg-model-install', modelId: COCO.id, picked: { clipcap: 'picked-1' } });
     expect(reply).toMatchObject({ ok: true, value: { catalogue: [{ id: COCO.id }] } });
     expect((await stored()).installing).toEqual([COCO.id]);

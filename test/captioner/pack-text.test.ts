@@ -13,20 +13,11 @@ import { manifestFiles, parseManifest } from '../../src/captioner/pack-format';
 import { listCachedPacks, loadCachedPack, loadPackFromFiles, loadPackFromUrl } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore } from '../../src/captioner/pack-store';
 import { fast, usePackServer } from './helpers/pack-server';
-import { sha256, writeSyntheticPack, type SyntheticPack } from './helpers/synthetic-pack';
+import { sha256, textManifest, writeSyntheticPack, type SyntheticPack } from './helpers/synthetic-pack';
 
 const packs = usePackServer('pack-text-');
 
-const TEXT = {
-  dim: 16,
-  contextLength: 77,
-  bos: 49406,
-  eot: 49407,
-  clipScoreWeight: 2.5,
-  rerankWeight: 1,
-  gateThreshold: 0.5,
-  calibration: { method: 'assumed', note: 'test' },
-};
+const TEXT = textManifest(16, { calibration: { method: 'assumed', note: 'test' } });
 
 /** Add a text tower (random bytes: these tests never run it) to a synthetic pack's manifest and files. */
 function withText(m: SyntheticPack['manifest'], files: Record<string, Buffer>) {

@@ -10,11 +10,11 @@ import * as ort from 'onnxruntime-web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner } from '../../src/captioner/captioner';
 import { clipScore, rerank } from '../../src/captioner/clip-score';
-import { beamDecode } from '../../src/captioner/decoding';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { loadPackFromFiles, type LoadedPack } from '../../src/captioner/pack-loader';
-import { createSessions, KvDecoder, runText, type PackSessions } from '../../src/captioner/sessions';
+import { createSessions, runText, type PackSessions } from '../../src/captioner/sessions';
 import { loadTextTokenizer, type TextTokenizer } from '../../src/captioner/text-tokenizer';
+import { goldenBeams } from './helpers/beams';
 import {
   diffStats,
   goldenPackDirs,
@@ -125,16 +125,7 @@ for (const dir of goldenPackDirs()) {
       const m = pack.manifest;
       for (const img of golden.images) {
         if (!img.beam?.beams || !img.beam.reranked) continue;
-        const dec = new KvDecoder(ort, s.decoder, m);
-        const { beams } = await beamDecode(await dec.prefill(tensor(img.prefixEmbeds), 1), dec, {
-          vocabSize: m.decoder.vocabSize,
-          stop: m.tokens.stop,
-          eos: m.tokens.eos,
-          maxTokens: golden.decoding.maxTokens,
-          beams: golden.decoding.beams,
-          lengthNormalize: true,
-        });
-        dec.release();
+        const beams = await goldenBeams(ort, s, m, tensor(img.prefixEmbeds), golden.decoding);
         expect(beams.map((b) => b.tokenIds)).toEqual(img.beam.beams.map((b) => b.tokenIds));
         const image = tensor(img.imageEmbeds);
         const scored = [];

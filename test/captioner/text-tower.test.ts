@@ -12,18 +12,18 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptioner, type Captioner, type EngineCaption } from '../../src/captioner/captioner';
-import { beamDecode } from '../../src/captioner/decoding';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { parseManifest, type PackManifest } from '../../src/captioner/pack-format';
 import type { LoadedPack } from '../../src/captioner/pack-loader';
 import { preprocessRgba } from '../../src/captioner/preprocess';
-import { createSessions, KvDecoder, runMapper, runVision, type PackSessions } from '../../src/captioner/sessions';
+import { createSessions, runMapper, runVision, type PackSessions } from '../../src/captioner/sessions';
 import { loadTextTokenizer, type TextTokenizer } from '../../src/captioner/text-tokenizer';
 import { loadTokenizer, type CaptionTokenizer } from '../../src/captioner/tokenizer';
 import { InvalidOptionError } from '../../src/shared/errors';
+import { goldenBeams } from './helpers/beams';
 import { clipTokenizerJson } from './helpers/clip-tokenizer-json';
 import { goldenPackDirs, packMissingMessage, readGolden, type Golden } from './helpers/packs';
-import { sha256 } from './helpers/synthetic-pack';
+import { sha256, textManifest } from './helpers/synthetic-pack';
 
 const dir = goldenPackDirs()[0];
 const missing = packMissingMessage(dir);
@@ -38,16 +38,7 @@ function toyWithTower(text: Partial<NonNullable<PackManifest['text']>> = {}): Lo
   const entry = (path: string, b: Uint8Array) => ({ path, bytes: b.byteLength, sha256: sha256(b) });
   const manifest = parseManifest({
     ...base,
-    text: {
-      dim: base.embedding.dim,
-      contextLength: 77,
-      bos: 49406,
-      eot: 49407,
-      clipScoreWeight: 2.5,
-      rerankWeight: 1,
-      gateThreshold: 0.5,
-      ...text,
-    },
+    text: textManifest(base.embedding.dim, text),
     files: {
       ...Object.fromEntries(['vision', 'mapper', 'decoder', 'tokenizer'].map((k) => [k, base.files[k]])),
       text: entry('text.onnx', files.text),
@@ -147,17 +138,7 @@ describe('captions scored by a text tower', () => {
       expect(plain.tokenIds).toEqual(img.beam.tokenIds);
       expect(plain.clipScore).toBeCloseTo(await expectedScore(i, plain.tokenIds), 5);
       // The final beams, from the engine's own decoding (its parity with PyTorch is golden.test.ts's), scored here.
-      const dec = new KvDecoder(ort, s.decoder, m);
-      const prefix = await runMapper(ort, s, embeds[i], 1, m);
-      const { beams } = await beamDecode(await dec.prefill(prefix, 1), dec, {
-        vocabSize: m.decoder.vocabSize,
-        stop: m.tokens.stop,
-        eos: m.tokens.eos,
-        maxTokens: golden.decoding.maxTokens,
-        beams: golden.decoding.beams,
-        lengthNormalize: true,
-      });
-      dec.release();
+      const beams = await goldenBeams(ort, s, m, await runMapper(ort, s, embeds[i], 1, m), golden.decoding);
       for (const weight of [1, 10]) {
         const ranks = [];
         for (const b of beams) ranks.push(b.score / b.length + weight * (await expectedScore(i, b.tokenIds)));

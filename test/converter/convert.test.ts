@@ -11,6 +11,7 @@ import { convertPack, type ConvertArgs, type ConvertStats } from '../../src/conv
 import { float32ToFloat16 } from '../../src/converter/half';
 import { applyOp, materialize } from '../../src/converter/ops';
 import { parseTemplate, withoutText } from '../../src/converter/template';
+import { textManifest } from '../captioner/helpers/synthetic-pack';
 import { FakeCheckpoint, MemorySink, type FakeTensor } from './helpers/fakes';
 
 const WTE: [number, number] = [1000, 300]; // 1.2 MB in float32: several chunks of 64 KiB
@@ -363,16 +364,7 @@ describe('CLIP\'s text tower (an optional "text" graph)', () => {
   const TEXT: Record<string, number[]> = { 'token_embedding.weight': [9, 5], text_projection: [5, 5] };
   const TEXT_TOKENIZER = new TextEncoder().encode('{"model":{"type":"BPE","clip":true}}');
   const textSkeleton = Uint8Array.from({ length: 12 }, (_, i) => 100 + i);
-  const textSection = {
-    dim: 5,
-    contextLength: 77,
-    bos: 49406,
-    eot: 49407,
-    clipScoreWeight: 2.5,
-    rerankWeight: 1,
-    gateThreshold: 0.5,
-    calibration: { method: 'assumed', note: 'test' },
-  };
+  const textSection = textManifest(5, { calibration: { method: 'assumed', note: 'test' } });
 
   function withTextJson() {
     const t = templateJson();

@@ -2,8 +2,24 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TextTower } from '../../../src/captioner/pack-format';
 
 export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** pack.json's "text" section (docs/pack-format.md) for a tower of width `dim`: CLIP's context and ids, the usual
+ * weights and threshold, then `more` on top. */
+export function textManifest(dim: number, more: Partial<TextTower> = {}): TextTower {
+  return {
+    dim,
+    contextLength: 77,
+    bos: 49406,
+    eot: 49407,
+    clipScoreWeight: 2.5,
+    rerankWeight: 1,
+    gateThreshold: 0.5,
+    ...more,
+  };
+}
 
 export interface SyntheticPack {
   dir: string;
