@@ -83,8 +83,9 @@ def test_torchscript_clip_like_openai(small):
     assert "transformer.resblocks.0.attn_mask" not in sd  # a plain attribute, as in OpenAI's archives
     assert getattr(torch.jit.load(str(out / "clip.pt")).transformer.resblocks, "0").attn_mask.shape == (77, 77)
     text = {k for k in sd if not k.startswith("visual.")}
-    expected = {k for k in S.openai_vit(image=32, patch=8, width=32, layers=2, embed_dim=48, text_width=32,
-                                         text_layers=1, vocab=64) if not k.startswith("visual.")}
+    tc = P.RANDOM["small"].text  # the small random model's own text tower (random_pack.SIZES), in OpenAI's names
+    expected = {k for k in S.openai_vit(image=32, patch=8, width=32, layers=2, embed_dim=48, text_width=tc.width,
+                                         text_layers=tc.layers, vocab=tc.vocab_size) if not k.startswith("visual.")}
     assert text == expected
 
 
