@@ -54,7 +54,9 @@ describe('network audit', () => {
     }
     await audit.stop();
 
-    const packFiles = ['pack.json', 'vision.onnx', 'mapper.onnx', 'decoder.onnx', 'tokenizer.json'].map((f) => `${env.packUrl}${f}`);
+    // pack.json and every file it lists (CLIP's text tower too, when the pack has one)
+    const listed = ((await (await fetch(`${env.packUrl}pack.json`)).json()) as { files: Record<string, { path: string }> }).files;
+    const packFiles = ['pack.json', ...Object.values(listed).map((f) => f.path)].map((f) => `${env.packUrl}${f}`);
     const network = audit.requests.filter((r) => !r.url.startsWith(`chrome-extension://${ext!.extensionId}/`));
     const unexpected = network.filter((r) => !shown.has(r.url) && !packFiles.includes(r.url) && !r.url.startsWith('data:'));
     // The audit saw real traffic: the pack download and image fetches, from the offscreen document.
