@@ -14,7 +14,7 @@ import {
   InvalidOptionError,
   throwIfAborted,
 } from '../shared/errors';
-import { LIMITS, inRange } from '../shared/limits';
+import { LIMITS, inRange, inRealRange } from '../shared/limits';
 import { DEFAULT_MAX_PIXELS, decodeImageInBrowser, type ImageDecoderFn, type ImageInput } from './image-decode';
 import { loadPackFromUrl, type LoadedPack, type PackProgress } from './pack-loader';
 import type { PackManifest } from './pack-format';
@@ -308,7 +308,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     const rerankWeight = opts.rerankWeight ?? m.text?.rerankWeight ?? 0;
     const { rerankWeight: weightRange } = LIMITS.decoding;
     // A real number, unlike the integer options: the pack's own default is calibrated, 1.0 or 0.35 alike.
-    if (typeof rerankWeight !== 'number' || !(rerankWeight >= weightRange.min && rerankWeight <= weightRange.max)) {
+    if (!inRealRange(rerankWeight, weightRange)) {
       throw new InvalidOptionError(
         `rerankWeight must be a number from ${weightRange.min} to ${weightRange.max}, got ${String(opts.rerankWeight)}.`,
       );
