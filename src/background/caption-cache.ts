@@ -42,6 +42,7 @@ export class CaptionCache {
   private tick = 0;
   private readonly maxAgeMs: number;
   private readonly clock: () => number;
+  private forgets = 0;
 
   constructor(
     private maxEntries: () => number,
@@ -50,6 +51,14 @@ export class CaptionCache {
   ) {
     this.maxAgeMs = opts.maxAgeMs ?? CACHE_MAX_AGE_MS;
     this.clock = opts.now ?? Date.now;
+  }
+
+  /**
+   * Counts the deletions of captions (a pack's, or all). A caption asked for before one and answered after it was
+   * made by what was deleted (the old pack, or before "Clear cached captions"): its writer compares and drops it.
+   */
+  get generation(): number {
+    return this.forgets;
   }
 
   private open(): Promise<IDBDatabase> {
@@ -155,6 +164,7 @@ export class CaptionCache {
 
   /** Delete the captions one pack made (after an update replaced it: they are not the new pack's); returns how many. */
   async deletePack(packId: string): Promise<number> {
+    this.forgets += 1;
     const db = await this.open();
     const tx = db.transaction(STORE, 'readwrite');
     let n = 0;
@@ -168,6 +178,7 @@ export class CaptionCache {
   }
 
   async clear(): Promise<number> {
+    this.forgets += 1;
     const n = await this.count();
     const db = await this.open();
     const tx = db.transaction(STORE, 'readwrite');

@@ -34,6 +34,7 @@ export async function captionImage(
   const key = `${packUrl}|${decodingKey(decoding)}|${await imageKey(req.source)}`;
   const hit = await cache.get(key);
   if (hit) return { ...hit, cached: true };
+  const generation = cache.generation;
   const value = await toOffscreen({
     type: 'bg-os-caption',
     requestId: req.requestId,
@@ -44,6 +45,8 @@ export async function captionImage(
     decoding,
     backend: settings.backend,
   });
-  await cache.put(key, value);
+  // Captions were forgotten meanwhile (a new pack of this model, or "Clear cached captions"): this one may be the old
+  // pack's, so it is answered but not kept.
+  if (cache.generation === generation) await cache.put(key, value);
   return { ...value, cached: false };
 }

@@ -2,8 +2,12 @@
  * Install jobs across restarts. The offscreen document runs them and keeps them in IndexedDB, but it does not survive
  * a browser restart, so the worker remembers in settings (`installing`) which models are being installed: at start-up
  * it recreates the document, which resumes them. When a job ends, the model leaves the list; when the model that just
- * became ready is the one in use, it is loaded at once, so captions start with no further click, and the captions an
- * older pack of that model left in the cache are deleted.
+ * became ready is the one in use, it is loaded at once, so captions start with no further click.
+ *
+ * The caption cache keys a model's captions by its reference (`model:<id>`), which outlives the pack: an update, caption
+ * checking turned on or off (CLIP's text tower added or dropped), a removal. So the worker remembers which store entry
+ * each model's captions come from, and when an install state names another one (or none), that model's captions are
+ * forgotten, stored and in memory, whatever the job was and whether the model is in use.
  */
 import browser, { type Runtime } from 'webextension-polyfill';
 import { isEvent, type InstallState } from '../shared/messages';
@@ -31,28 +35,63 @@ async function updatingFrom(): Promise<Record<string, string>> {
   return got && typeof got === 'object' ? (got as Record<string, string>) : {};
 }
 
-export async function onInstallStates(states: InstallState[], cache: Pick<CaptionCache, 'deletePack'>): Promise<void> {
+/**
+ * The store entry each catalogue model's cached captions were made with (browser.storage.local, so a worker restart
+ * keeps it). An install state names the entry in use (storeId, which stays the old one while a new one is built).
+ */
+const CAPTIONS_FROM_KEY = 'captionsFrom';
+
+/**
+ * Forget the captions of every model whose pack in use is not the one they were made with; returns the models whose
+ * pack changed to another (not to none).
+ */
+async function forgetOldCaptions(states: InstallState[], cache: Pick<CaptionCache, 'deletePack'>): Promise<Set<string>> {
+  const got = (await browser.storage.local.get(CAPTIONS_FROM_KEY))[CAPTIONS_FROM_KEY];
+  const from = got && typeof got === 'object' ? { ...(got as Record<string, string>) } : {};
+  const changed = states.filter((s) => (from[s.id] ?? null) !== s.storeId);
+  if (changed.length === 0) return new Set();
+  // Deleted before the new entry is written: should the worker stop in between, the next event deletes them again.
+  const forget = changed.filter((s) => from[s.id] !== undefined);
+  for (const s of forget) await cache.deletePack(s.id);
+  if (forget.length) await toOffscreen({ type: 'bg-os-clear', packs: false });
+  for (const s of changed) {
+    if (s.storeId) from[s.id] = s.storeId;
+    else delete from[s.id];
+  }
+  await browser.storage.local.set({ [CAPTIONS_FROM_KEY]: from });
+  return new Set(forget.filter((s) => s.storeId !== null).map((s) => s.id));
+}
+
+/** Events arrive a few a second and each handler reads and writes storage: one at a time, in order. */
+let handling: Promise<unknown> = Promise.resolve();
+
+export function onInstallStates(states: InstallState[], cache: Pick<CaptionCache, 'deletePack'>): Promise<void> {
+  const run = handling.then(() => handleStates(states, cache));
+  handling = run.catch(() => undefined);
+  return run;
+}
+
+async function handleStates(states: InstallState[], cache: Pick<CaptionCache, 'deletePack'>): Promise<void> {
+  const switched = await forgetOldCaptions(states, cache);
   const settings = await getSettings();
+  const model = settings.model;
+  const load = () => toOffscreen({ type: 'bg-os-load', packUrl: packRef(model!), backend: settings.backend });
+  const inUse = model?.kind === 'catalogue' ? model.id : null;
   const from = await updatingFrom();
   const stale = (s: InstallState) => s.phase === 'ready' && from[s.id] !== undefined && s.storeId === from[s.id];
   const ended = states.filter((s) => settings.installing.includes(s.id) && ENDED.includes(s.phase) && !stale(s));
-  if (ended.length === 0) return;
+  if (ended.length === 0) {
+    // A new pack of the model in use (set up again from a page, whose job this worker may not have watched): load it.
+    if (inUse && switched.has(inUse)) await load();
+    return;
+  }
   await patchSettings({ installing: settings.installing.filter((id) => !ended.some((s) => s.id === id)) });
-  const replaced = new Set(ended.filter((s) => s.phase === 'ready' && from[s.id] !== undefined).map((s) => s.id));
   if (ended.some((s) => from[s.id] !== undefined)) {
     await browser.storage.local.set({
       [UPDATING_KEY]: Object.fromEntries(Object.entries(from).filter(([id]) => !ended.some((s) => s.id === id))),
     });
   }
-  const model = settings.model;
-  if (model?.kind === 'catalogue' && ended.some((s) => s.id === model.id && s.phase === 'ready')) {
-    if (replaced.has(model.id)) {
-      // An update switched packs: what the old one wrote is not the new one's. Forget it, stored and in memory.
-      await cache.deletePack(model.id);
-      await toOffscreen({ type: 'bg-os-clear', packs: false });
-    }
-    await toOffscreen({ type: 'bg-os-load', packUrl: packRef(model), backend: settings.backend });
-  }
+  if (inUse && (switched.has(inUse) || ended.some((s) => s.id === inUse && s.phase === 'ready'))) await load();
 }
 
 /**

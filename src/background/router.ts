@@ -59,6 +59,8 @@ function makeHandlers(cache: CaptionCache): Handlers<'cs-bg-' | 'ui-bg-'> {
     'ui-bg-model-remove': async (m) => {
       const view = await toOffscreen({ type: 'bg-os-model-remove', modelId: m.modelId });
       await markInstalling(m.modelId, false);
+      // Its captions go with it: set up again later, the model may be built otherwise (caption checking on or off).
+      await cache.deletePack(m.modelId);
       return view;
     },
   };

@@ -82,6 +82,8 @@ interface JobRecord extends StoredJob {
   text?: boolean;
   /** the `text` the ready pack was built with */
   readyText?: boolean;
+  /** whether the ready pack has a text tower (its template may have none, whatever was asked); absent in older records */
+  readyHasText?: boolean;
   inputs: Record<string, InputJob>;
   error: { name: string; message: string } | null;
   updatedAt: number;
@@ -191,6 +193,8 @@ export class Installer {
       error: job?.error ?? null,
       storeId: job?.readyStoreId ?? null,
       needsFiles: phase === 'ready' ? [] : this.needsFiles(m, job),
+      text: !!job?.text,
+      readyText: !!job?.readyStoreId && (job.readyHasText ?? !!job.readyText),
     };
   }
 
@@ -321,7 +325,9 @@ export class Installer {
     for (const key of Object.values(now.picked)) await this.store.deleteBlob(key);
     this.progress.delete(modelId);
     if (now.readyStoreId) {
-      Object.assign(now, { phase: 'ready', running: false, targetId: null, picked: {}, inputs: {}, error: null });
+      // The pack in use stays, and so does its choice about the text tower: a later install (an extension update)
+      // must not build the cancelled choice behind the user's back.
+      Object.assign(now, { phase: 'ready', running: false, targetId: null, picked: {}, inputs: {}, error: null, text: !!now.readyText });
       await this.save(now);
     } else {
       await this.store.deleteJob(modelId);
@@ -370,6 +376,7 @@ export class Installer {
         readyStoreId: storeId,
         readyFrom: fingerprint(m),
         readyText: !!job.text,
+        readyHasText: hasText(template),
         targetId: null,
         phase: 'ready',
         running: false,

@@ -23,6 +23,8 @@ function toInstallState(s: InstallState): InstallState {
     error: s.error ? toWire(s.error) : null,
     storeId: s.storeId ?? null,
     needsFiles: [...(s.needsFiles ?? [])],
+    text: s.text === true,
+    readyText: s.readyText === true,
   };
 }
 
@@ -57,6 +59,8 @@ export class InstallerHost {
           error: null,
           storeId: null,
           needsFiles: [],
+          text: false,
+          readyText: false,
         });
     }
     return { catalogue: this.bundle.catalogue, states };

@@ -10,7 +10,8 @@ import { chosenModel, renderModelRadios } from './model-radios';
 import { ProgressView } from './progress-view';
 import { requestSiteAccess } from '../shared/site-access';
 import { showSiteAccess } from './site-access-view';
-import { showTextOption, textChoice, textOffer, type TextOptionParts } from './text-option';
+import { setupAction } from './setup-action';
+import { showTextOption, textChecked, textChoice, textOffer, type TextOffer, type TextOptionParts } from './text-option';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -50,11 +51,22 @@ async function readTemplate(folder: string): Promise<string> {
   return res.text();
 }
 
-/** Offer the text tower for the chosen model, if its template has one (the answer for an older choice is dropped). */
+/** The text tower the chosen model offers (null: none, or not known yet). */
+let offer: TextOffer | null = null;
+const stateOf = (id: string | null) => view.states.find((x) => x.id === id);
+
+/**
+ * Offer the text tower for the chosen model, if its template has one (the answer for an older choice is dropped), with
+ * the box as that model has it: on when its pack carries the text tower, or its running or last job asked for it.
+ */
 async function updateTextOption(): Promise<void> {
   const id = chosenModel($('models'));
-  const offer = id ? await textOffer(id, readTemplate).catch(() => null) : null;
-  if (chosenModel($('models')) === id) showTextOption(textParts, offer);
+  const got = id ? await textOffer(id, readTemplate).catch(() => null) : null;
+  if (chosenModel($('models')) !== id) return;
+  offer = got;
+  showTextOption(textParts, offer);
+  syncBox(stateOf(id));
+  updateGo();
 }
 
 const model = (id: string | null): CatalogueModel | undefined => view.catalogue.find((m) => m.id === id);
@@ -67,6 +79,13 @@ const nameOf = (id: string | null) => {
 let switchWhenReady = false;
 /** Whether the browser grants access to websites, as last asked (null: not known yet). */
 let siteAccess: boolean | null = null;
+/** Set the box from the model's state, where the state says. */
+function syncBox(s: InstallState | undefined): void {
+  const on = textChecked(s);
+  if (on !== null) textParts.check.checked = on;
+}
+/** The phase each model was last shown in: the box follows a job when one starts or ends, not the user's every click. */
+const shownPhase = new Map<string, InstallState['phase']>();
 
 /** Whether the model in use captions today: a pack address or folder, or a catalogue model with a ready pack. */
 async function hasWorkingModel(): Promise<boolean> {
@@ -76,7 +95,15 @@ async function hasWorkingModel(): Promise<boolean> {
 }
 
 function showState(s: InstallState): void {
-  if (s.id !== current) return;
+  const before = shownPhase.get(s.id);
+  shownPhase.set(s.id, s.phase);
+  const chosen = s.id === chosenModel($('models'));
+  if (before !== s.phase && chosen && !textParts.row.hidden) syncBox(s);
+  if (s.id !== current) {
+    // A job this page did not start (the options page's): the button still follows it.
+    if (chosen) updateGo();
+    return;
+  }
   if (switchWhenReady && s.phase === 'ready') {
     switchWhenReady = false;
     saveSettings(browser.storage.local, { model: { kind: 'catalogue', id: s.id } }).catch((err: unknown) =>
@@ -89,10 +116,16 @@ function showState(s: InstallState): void {
   updateGo();
 }
 
-/** The one button does something only for a model that is not set up and not being set up. */
+/**
+ * The one button sets up a model that is not set up and not being set up, or changes caption checking of one that is
+ * (setup-action.ts); its text and hint say which.
+ */
 function updateGo(): void {
-  const s = view.states.find((x) => x.id === chosenModel($('models')));
-  $<HTMLButtonElement>('go').disabled = !!s && (isBusy(s) || s.phase === 'paused' || s.phase === 'ready');
+  const a = setupAction(stateOf(chosenModel($('models'))), textParts.row.hidden ? null : offer, textParts.check.checked);
+  const go = $<HTMLButtonElement>('go');
+  go.disabled = a.disabled;
+  go.textContent = a.label;
+  $('go-hint').textContent = a.hint;
 }
 
 /**
@@ -161,8 +194,11 @@ async function main(): Promise<void> {
     return false;
   });
   view = await send({ type: 'ui-bg-models' });
+  for (const s of view.states) shownPhase.set(s.id, s.phase);
+  // Reopened while an install runs: the choice is that model's, and locked until the job ends.
+  const running = view.states.find((s) => isBusy(s) || s.phase === 'paused');
   const wanted = new URLSearchParams(location.search).get('model');
-  renderModelRadios($('models'), view.catalogue, wanted);
+  renderModelRadios($('models'), view.catalogue, running?.id ?? wanted);
   if (view.catalogue.length === 0) progress.fail(msg('onboardingNoCatalogue'), '');
   showPick();
   void updateTextOption();
@@ -171,9 +207,8 @@ async function main(): Promise<void> {
     void updateTextOption();
     updateGo();
   });
+  $('text-check').addEventListener('change', updateGo);
   updateGo();
-  // Reopened while an install runs: show that one.
-  const running = view.states.find((s) => isBusy(s) || s.phase === 'paused');
   if (running) {
     current = running.id;
     showState(running);

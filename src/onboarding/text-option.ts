@@ -7,12 +7,15 @@
 import { findModel, loadCatalogue, modelSizes, type Catalogue } from '../installer/catalogue';
 import { hasText, parseTemplate } from '../converter/template';
 import { msg } from '../shared/i18n';
+import type { InstallState } from '../shared/messages';
 import { formatBytes } from '../shared/status-text';
 
 /** What turning it on adds, in bytes; null where the catalogue does not say. */
 export interface TextOffer {
   downloadBytes: number | null;
   diskBytes: number | null;
+  /** What setting the model up again downloads, with the text tower and without (an installed model's change). */
+  rebuildBytes: { on: number; off: number };
 }
 
 /** The elements (plain objects in unit tests): the row, the checkbox, its label and the size it is described by. */
@@ -45,10 +48,25 @@ export async function textOffer(
   return {
     downloadBytes: m.textDownloadBytes === undefined ? null : on.downloadBytes - off.downloadBytes,
     diskBytes: m.textDiskBytes === undefined ? null : on.diskBytes - off.diskBytes,
+    rebuildBytes: { on: on.downloadBytes, off: off.downloadBytes },
   };
 }
 
-/** Show the option for `offer` (hide it for null). The box keeps what the user ticked while the page is open. */
+/**
+ * What the box says for a model's install state: the truth, not the page's default. A job that runs (or was paused,
+ * or failed) shows what it asked for; an installed model, whether its pack carries the text tower; none, off. Null
+ * when the state does not say (it comes from a document that predates these fields): the box is then left alone.
+ */
+export function textChecked(s: InstallState | undefined): boolean | null {
+  if (!s || s.phase === 'not-installed') return false;
+  if (s.text === undefined && s.readyText === undefined) return null;
+  return s.phase === 'ready' ? !!s.readyText : !!s.text;
+}
+
+/**
+ * Show the option for `offer` (hide it for null). The page sets the box from the model's state (textChecked) when the
+ * model is chosen and when a job of it starts or ends; in between it keeps what the user ticked.
+ */
 export function showTextOption(parts: TextOptionParts, offer: TextOffer | null): void {
   parts.row.hidden = !offer;
   if (!offer) return;

@@ -1,8 +1,8 @@
 /**
  * The model manager, shared by the popup and the options page: each catalogue model by name, with its sizes, its
- * state (downloading 42%, ready, failed: why) and the buttons that apply (install, pause, resume, cancel, remove,
- * use). Rows are updated in place, so a button keeps focus while progress moves; phase changes (not bytes) are
- * announced in one polite live region.
+ * state (downloading 42%, ready and whether it checks captions against the picture, failed: why) and the buttons that
+ * apply (install, pause, resume, cancel, remove, use). Rows are updated in place, so a button keeps focus while
+ * progress moves; phase changes (not bytes) are announced in one polite live region.
  */
 import { msg } from '../shared/i18n';
 import { send, type CatalogueModel, type InstallState, type ModelsView } from '../shared/messages';
@@ -35,6 +35,12 @@ function actionsFor(s: InstallState, selected: boolean, needsPick: boolean): Act
     default:
       return ['pause', 'cancel'];
   }
+}
+
+/** Whether the installed pack checks its captions against the picture (CLIP's text tower); empty where not known. */
+export function checkingText(s: InstallState): string {
+  if (s.readyText === undefined) return '';
+  return msg(s.readyText ? 'modelTextCheckOn' : 'modelTextCheckOff');
 }
 
 const LABEL: Record<Action, string> = {
@@ -117,7 +123,8 @@ export class ModelManager {
     const stateEl = li.querySelector<HTMLElement>('.model-state')!;
     const bar = li.querySelector('progress')!;
     const busy = isBusy(s) || s.phase === 'paused';
-    if (s.phase === 'ready') stateEl.textContent = inUse ? msg('modelStateInUse') : msg('modelStateReady');
+    if (s.phase === 'ready')
+      stateEl.textContent = [inUse ? msg('modelStateInUse') : msg('modelStateReady'), checkingText(s)].join(' ').trim();
     else if (s.phase === 'failed') stateEl.textContent = msg('modelStateFailed', s.error?.message || msg('phaseFailedUnknown'));
     else if (busy) stateEl.textContent = `${phaseText(s, modelLabel(m))} ${progressText(s)}`;
     else stateEl.textContent = msg('modelStateNotInstalled');

@@ -97,6 +97,13 @@ export interface InstallState {
   storeId: string | null;
   /** Input roles still waiting for a file the user picks. */
   needsFiles: string[];
+  /**
+   * What the running job asks, or the last one asked: also build CLIP's text tower (check captions against the
+   * picture). Optional: states from before it existed say nothing (read as off).
+   */
+  text?: boolean;
+  /** The installed (ready) pack carries CLIP's text tower, so its captions are checked. Absent: read as off. */
+  readyText?: boolean;
 }
 
 export interface ModelsView {

@@ -6,6 +6,7 @@ import { IDBFactory } from 'fake-indexeddb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CatalogueModel, InstallState } from '../../src/shared/messages';
 import { dispatch, makeChrome } from '../helpers/chrome-fake';
+import { installState } from '../helpers/install-state';
 import { COCO, setupPage } from '../helpers/setup-page';
 
 const TRANSFORMER: CatalogueModel = {
@@ -16,18 +17,7 @@ const TRANSFORMER: CatalogueModel = {
   userFiles: [{ role: 'clipcap', hint: 'Google Drive' }],
 };
 
-const state = (id: string, phase: InstallState['phase'], extra: Partial<InstallState> = {}): InstallState => ({
-  id,
-  phase,
-  bytes: 0,
-  total: 0,
-  rate: 0,
-  etaSeconds: null,
-  error: null,
-  storeId: phase === 'ready' ? `${id}@1` : null,
-  needsFiles: [],
-  ...extra,
-});
+const state = installState;
 
 let fake: ReturnType<typeof makeChrome>;
 let calls: { type: string; [k: string]: unknown }[];

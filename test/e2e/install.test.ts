@@ -157,8 +157,67 @@ describe('install a model from the catalogue', () => {
     // The popup names the model, and says it is in use.
     const popup = await ext.context.newPage();
     await popup.goto(`chrome-extension://${ext.extensionId}/src/popup/index.html`);
-    await expect.poll(() => popup.locator(`#model-${MODEL}-state`).textContent(), { timeout: 30_000 }).toBe('Ready, in use.');
+    await expect
+      .poll(() => popup.locator(`#model-${MODEL}-state`).textContent(), { timeout: 30_000 })
+      .toBe('Ready, in use. Caption checking: off.');
     expect(await axeViolations(popup)).toEqual([]);
+  });
+
+  it('caption checking turned on for the installed model: the set-up page says what it costs, then shows the truth; old captions are not served', async () => {
+    if (!ext) throw new Error('needs the model the test before installed');
+    hub.clearFaults();
+    const popup = await ext.context.newPage();
+    await popup.goto(`chrome-extension://${ext.extensionId}/src/popup/index.html`);
+    // An image the page above was labelled with: its caption is cached, made without CLIP's text tower.
+    const page = ext.context.pages().find((p) => p.url().endsWith('/fixtures/basic.html'))!;
+    const url = await page.evaluate(() => document.querySelector<HTMLImageElement>('img[data-alt-text-generated][data-test]')!.src);
+    type Reply = { ok: boolean; value: { text: string; cached: boolean; clipScore?: number; uncertain?: boolean } };
+    const ask = (n: number) =>
+      popup.evaluate(
+        ([u, id]) => chrome.runtime.sendMessage<unknown, Reply>({ type: 'ui-bg-caption', requestId: id, source: { kind: 'url', url: u } }),
+        [url, `e2e-text-${n}`] as const,
+      );
+    const before = await ask(1);
+    expect(before).toMatchObject({ ok: true, value: { cached: true } });
+    expect(before.value.clipScore).toBeUndefined();
+
+    const setupUrl = `chrome-extension://${ext.extensionId}/src/onboarding/index.html`;
+    const setup = await ext.context.newPage();
+    await setup.goto(setupUrl);
+    await setup.locator('#text-option').waitFor({ state: 'visible', timeout: 10_000 });
+    // Installed without it: the box says so, and the button has nothing to do until the box changes.
+    expect(await setup.locator('#text-check').isChecked()).toBe(false);
+    await expect.poll(() => setup.locator('#go').isDisabled()).toBe(true);
+    expect(await setup.locator('#go-hint').textContent()).toBe(
+      'This model is set up. Tick or untick the box above to turn caption checking on or off.',
+    );
+    await setup.locator('#text-check').check();
+    expect(await setup.locator('#go').isDisabled()).toBe(false);
+    expect(await setup.locator('#go').textContent()).toBe('Turn on caption checking');
+    expect(await setup.locator('#go-hint').textContent()).toMatch(
+      /^This sets the model up again: about [\d.]+ (kB|MB) to download\. Until it is ready, the model keeps working as it is\.$/,
+    );
+    expect(await axeViolations(setup)).toEqual([]);
+    await setup.locator('#go').click();
+    await expect
+      .poll(() => setup.locator('#status').textContent(), { timeout: 120_000 })
+      .toBe('Toy shapes is ready. Images without a description are now described as you browse.');
+    expect(await setup.locator('#text-check').isChecked()).toBe(true);
+
+    // Reopened: the box shows the installed pack's truth, not the page's default.
+    await setup.reload();
+    await setup.locator('#text-option').waitFor({ state: 'visible', timeout: 10_000 });
+    await expect.poll(() => setup.locator('#text-check').isChecked()).toBe(true);
+    await expect.poll(() => setup.locator('#go').isDisabled()).toBe(true);
+    await popup.reload();
+    await expect
+      .poll(() => popup.locator(`#model-${MODEL}-state`).textContent(), { timeout: 30_000 })
+      .toBe('Ready, in use. Caption checking: on.');
+
+    // The same image again: made by the new pack, with CLIP's verdict, not the old caption from the cache.
+    const after = await ask(2);
+    expect(after).toMatchObject({ ok: true, value: { cached: false, uncertain: expect.any(Boolean) } });
+    expect(after.value.clipScore).toEqual(expect.any(Number));
   });
 
   it('before a model is set up, nothing is labelled and the popup says why, with a link to the set-up page', async () => {

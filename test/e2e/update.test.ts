@@ -256,8 +256,17 @@ describe('update a model in use to a new catalogue version', () => {
     expect(after!.entries).toEqual([{ id: newId, version: V2.version, name: V2.name }]);
     expect(after!.withBytes).toEqual([newId]);
 
-    // --- v2 in use: fresh true captions, and the engine has the new pack (its manifest carries v2's name).
-    expect((await ask<{ captions: number }>(ctl, { type: 'ui-bg-clear-cache', packs: false })).captions).toBeGreaterThanOrEqual(7);
+    // --- v2 in use: the switch itself forgot what v1 said (install-watch.ts: the worker notes which entry the model's
+    // captions come from, once they are deleted), so nothing of v1 is left to clear; fresh true captions, and the
+    // engine has the new pack (its manifest carries v2's name).
+    await waitFor(
+      async () => {
+        const got = await ext!.serviceWorker().evaluate(() => chrome.storage.local.get('captionsFrom'));
+        return (got.captionsFrom as Record<string, string> | undefined)?.[MODEL] === newId;
+      },
+      { timeout: 30_000, what: "the worker noting the new entry as its captions' source" },
+    );
+    expect((await ask<{ captions: number }>(ctl, { type: 'ui-bg-clear-cache', packs: false })).captions).toBe(0);
     await expectTrueLabels(ext, 'after the switch');
     await expect
       .poll(async () => ask<ModelStatus>(ctl, { type: 'ui-bg-status' }), { timeout: 60_000 })

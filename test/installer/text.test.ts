@@ -52,6 +52,7 @@ describe('the text tower, as the user chooses', () => {
     const { inst } = t.installer(store, testCatalogue(t.hub, t.fx));
     const s = await inst.install('toy-coco');
     expect(s.error).toBeNull();
+    expect(s).toMatchObject({ text: false, readyText: false }); // what the pages show: caption checking off
     // Range requests are merged across small gaps, so a few bytes of a small text tensor between two visual ones
     // may come along; the text tower itself does not.
     expect(fetchedOf(spans)).toBeLessThan(bytes * 0.05);
@@ -67,6 +68,7 @@ describe('the text tower, as the user chooses', () => {
     const { inst, states } = t.installer(store, testCatalogue(t.hub, t.fx));
     const s = await inst.install('toy-coco', undefined, true);
     expect(s.error).toBeNull();
+    expect(s).toMatchObject({ text: true, readyText: true });
     expect(fetchedOf(spans)).toBe(bytes);
     const { manifest, paths } = await packFiles(store, s.storeId!);
     expect(paths).toEqual(expect.arrayContaining(['text.onnx', 'text-tokenizer.json']));
@@ -82,7 +84,8 @@ describe('the text tower, as the user chooses', () => {
     const run = first.inst.install('toy-coco', undefined, true);
     await waitFor(async () => (await store.storedBytes('toy-coco~inputs', 'clipcap')) > 200_000, 'some clipcap bytes');
     await first.inst.pause('toy-coco');
-    expect((await run).phase).toBe('paused');
+    // Paused, the state still says what the job asks (the set-up page ticks its box from it); nothing is installed.
+    expect(await run).toMatchObject({ phase: 'paused', text: true, readyText: false });
     t.hub.clearFaults();
     // The offscreen document restarted: a new Installer, asked to resume with no word about the text tower.
     const second = t.installer(store, catalogue);
@@ -102,8 +105,28 @@ describe('the text tower, as the user chooses', () => {
     expect((await packFiles(store, on.storeId!)).paths).toContain('text.onnx');
     const off = await inst.install('toy-coco', undefined, false);
     expect(off.error).toBeNull();
+    expect([on, off].map((s) => s.readyText)).toEqual([true, false]);
     expect(off.storeId).not.toBe(on.storeId);
     expect((await packFiles(store, off.storeId!)).paths).not.toContain('text.onnx');
     expect(await store.getRecord(on.storeId!)).toBeNull(); // the old pack is deleted after the switch
+  });
+
+  it('a change cancelled keeps the installed pack and its choice: the states say so, and a later install keeps it', async () => {
+    const store = new MemoryPackStore();
+    const { inst, states } = t.installer(store, testCatalogue(t.hub, t.fx));
+    const off = await inst.install('toy-coco');
+    t.hub.fault(PATHS.clipcapHub, { kind: 'slow', bytesPerSecond: 2_000_000, maxMs: 4000 });
+    const run = inst.install('toy-coco', undefined, true);
+    await waitFor(() => states.at(-1)?.phase === 'downloading', 'the change downloading');
+    // While it runs: asked for, not yet in the pack in use.
+    expect(states.at(-1)).toMatchObject({ text: true, readyText: false, storeId: off.storeId });
+    await inst.cancel('toy-coco');
+    await run;
+    t.hub.clearFaults();
+    expect(states.at(-1)).toMatchObject({ phase: 'ready', text: false, readyText: false, storeId: off.storeId });
+    // An install that says nothing (as after an extension update) must not build the cancelled choice.
+    t.hub.reset();
+    expect((await inst.install('toy-coco')).storeId).toBe(off.storeId);
+    expect(t.hub.log.filter((l) => l.file)).toEqual([]);
   });
 });

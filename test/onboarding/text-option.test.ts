@@ -5,31 +5,12 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseCatalogue, type Catalogue } from '../../src/installer/catalogue';
 import { hasText, parseTemplate } from '../../src/converter/template';
-import { showTextOption, textChoice, textOffer, type TextOptionParts } from '../../src/onboarding/text-option';
+import { showTextOption, textChecked, textChoice, textOffer, type TextOptionParts } from '../../src/onboarding/text-option';
+import type { InstallState } from '../../src/shared/messages';
+import { installState } from '../helpers/install-state';
+import { dropLocale, readMessages, useLocale } from '../helpers/locale';
 
-type Messages = Record<string, { message: string; placeholders?: Record<string, { content: string }> }>;
-const load = (locale: string) => JSON.parse(readFileSync(`public/_locales/${locale}/messages.json`, 'utf8')) as Messages;
-
-function useLocale(locale: string) {
-  const messages = load(locale);
-  (globalThis as { chrome?: unknown }).chrome = {
-    i18n: {
-      getUILanguage: () => locale,
-      getMessage(key: string, subs?: string | string[]) {
-        const m = messages[key];
-        if (!m) return '';
-        const args = subs === undefined ? [] : Array.isArray(subs) ? subs : [subs];
-        return m.message.replace(/\$([A-Za-z_]+)\$/g, (_, name: string) =>
-          (m.placeholders?.[name.toLowerCase()]?.content ?? '').replace(/\$(\d)/g, (_x, n: string) => args[Number(n) - 1] ?? ''),
-        );
-      },
-    },
-  };
-}
-
-afterEach(() => {
-  delete (globalThis as { chrome?: unknown }).chrome;
-});
+afterEach(dropLocale);
 
 /** The small template (it has a text tower) and the same without one, as template.json text. */
 const WITH_TEXT = readFileSync('packs/templates/small-fp32/template.json', 'utf8');
@@ -42,6 +23,9 @@ const WITHOUT_TEXT = (() => {
 
 const CATALOGUE: Catalogue = parseCatalogue(readFileSync('src/shared/catalogue.json', 'utf8'));
 
+const COCO_DOWNLOAD = CATALOGUE.models.find((m) => m.id === 'clipcap-coco')!.downloadBytes;
+const REBUILD = { on: 417e6, off: 290e6 };
+
 function parts(): TextOptionParts {
   return { row: { hidden: true }, check: { checked: false }, label: { textContent: '' }, size: { textContent: '', hidden: true } };
 }
@@ -51,7 +35,12 @@ describe('textOffer', () => {
     const asked: string[] = [];
     const offer = await textOffer('clipcap-coco', async (folder) => (asked.push(folder), WITH_TEXT), CATALOGUE);
     expect(asked).toEqual(['vit-b32-mlp-fp16']);
-    expect(offer).toEqual({ downloadBytes: 126856192, diskBytes: 128342131 });
+    expect(offer).toEqual({
+      downloadBytes: 126856192,
+      diskBytes: 128342131,
+      // setting the model up again downloads it whole: with the text tower, and without
+      rebuildBytes: { on: COCO_DOWNLOAD + 126856192, off: COCO_DOWNLOAD },
+    });
   });
 
   it('offers nothing for a template without a text tower, an unreadable template or an unknown model', async () => {
@@ -74,7 +63,7 @@ describe('textOffer', () => {
     const c = structuredClone(CATALOGUE);
     delete c.models[0].textDownloadBytes;
     delete c.models[0].textDiskBytes;
-    expect(await textOffer(c.models[0].id, async () => WITH_TEXT, c)).toEqual({ downloadBytes: null, diskBytes: null });
+    expect(await textOffer(c.models[0].id, async () => WITH_TEXT, c)).toMatchObject({ downloadBytes: null, diskBytes: null });
   });
 });
 
@@ -91,7 +80,7 @@ describe('the checkbox', () => {
   it('shows the download size in its label and the disk size in its description; unticked it sends text: false', () => {
     useLocale('en');
     const p = parts();
-    showTextOption(p, { downloadBytes: 126856192, diskBytes: 128342131 });
+    showTextOption(p, { downloadBytes: 126856192, diskBytes: 128342131, rebuildBytes: REBUILD });
     expect(p.row.hidden).toBe(false);
     expect(p.label.textContent).toBe(
       'Also check each caption against the picture, and leave an image unlabelled when they disagree (about 127 MB more to download)',
@@ -108,11 +97,36 @@ describe('the checkbox', () => {
   it('in German, and without sizes where the catalogue has none', () => {
     useLocale('de');
     const p = parts();
-    showTextOption(p, { downloadBytes: 182327040, diskBytes: null });
+    showTextOption(p, { downloadBytes: 182327040, diskBytes: null, rebuildBytes: REBUILD });
     expect(p.label.textContent).toMatch(/^Außerdem jede Beschreibung mit dem Bild abgleichen.*\(etwa 182 MB mehr herunterzuladen\)$/);
     expect(p.size.hidden).toBe(true);
-    showTextOption(p, { downloadBytes: null, diskBytes: null });
-    expect(p.label.textContent).toBe(load('de').onboardingTextCheckPlain.message);
+    showTextOption(p, { downloadBytes: null, diskBytes: null, rebuildBytes: REBUILD });
+    expect(p.label.textContent).toBe(readMessages('de').onboardingTextCheckPlain.message);
+  });
+});
+
+describe('the box shows the truth for the chosen model (textChecked)', () => {
+  const st = (phase: InstallState['phase'], extra: Partial<InstallState> = {}) =>
+    installState('clipcap-coco', phase, { storeId: null, ...extra });
+
+  it('an installed model: whether its pack carries the text tower', () => {
+    expect(textChecked(st('ready', { storeId: 'a@1', text: true, readyText: true }))).toBe(true);
+    expect(textChecked(st('ready', { storeId: 'a@1' }))).toBe(false);
+  });
+
+  it('a running, paused or failed job: what it asked for, even when the installed pack has it the other way', () => {
+    expect(textChecked(st('downloading', { text: true }))).toBe(true);
+    expect(textChecked(st('paused', { text: true }))).toBe(true);
+    expect(textChecked(st('failed', { text: true, storeId: 'a@1' }))).toBe(true);
+    // turning it off on a model whose pack has it: the box follows the job, not the old pack
+    expect(textChecked(st('converting', { text: false, storeId: 'a@1', readyText: true }))).toBe(false);
+  });
+
+  it('nothing installed: off; a state that does not say (an older document): null, the box is left alone', () => {
+    expect(textChecked(undefined)).toBe(false);
+    expect(textChecked(st('not-installed'))).toBe(false);
+    const { text: _t, readyText: _r, ...old } = st('ready', { storeId: 'a@1' });
+    expect(textChecked(old)).toBeNull();
   });
 });
 
@@ -133,8 +147,18 @@ describe('src/onboarding/index.html', () => {
 
   it('its messages exist in English and German', () => {
     for (const locale of ['en', 'de']) {
-      const m = load(locale);
-      for (const key of ['onboardingTextCheck', 'onboardingTextCheckPlain', 'onboardingTextCheckDisk'])
+      const m = readMessages(locale);
+      for (const key of [
+        'onboardingTextCheck',
+        'onboardingTextCheckPlain',
+        'onboardingTextCheckDisk',
+        'onboardingTextAdd',
+        'onboardingTextRemove',
+        'onboardingTextChangeHint',
+        'onboardingTextReadyHint',
+        'modelTextCheckOn',
+        'modelTextCheckOff',
+      ])
         expect(m[key], `${locale} ${key}`).toBeDefined();
     }
   });

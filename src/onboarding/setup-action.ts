@@ -1,0 +1,34 @@
+/**
+ * What the set-up page's one button does for the chosen model: set it up; nothing while a job of it runs, or once it is
+ * set up as the box asks; or, for an installed model whose box the user changed, set it up again with or without
+ * CLIP's text tower. The installer builds a pack whole from the published checkpoints and keeps none of them, so it
+ * cannot add or drop only the text tower: a change downloads the model again. The pack in use keeps captioning until
+ * the new one is ready, and a failed or cancelled change leaves it as it was (src/installer/installer.ts).
+ */
+import { msg } from '../shared/i18n';
+import type { InstallState } from '../shared/messages';
+import { formatBytes, isBusy } from '../shared/status-text';
+import type { TextOffer } from './text-option';
+
+interface SetupAction {
+  disabled: boolean;
+  /** The button's text. */
+  label: string;
+  /** Said beside the button (it describes it); empty when there is nothing to add. */
+  hint: string;
+}
+
+/** `s`: the chosen model's install state; `offer`: its text tower (null: none offered); `wantText`: the box. */
+export function setupAction(s: InstallState | undefined, offer: TextOffer | null, wantText: boolean): SetupAction {
+  const plain = { label: msg('onboardingGo'), hint: '' };
+  if (s && (isBusy(s) || s.phase === 'paused')) return { disabled: true, ...plain };
+  if (s?.storeId && offer && wantText !== !!s.readyText) {
+    return {
+      disabled: false,
+      label: msg(wantText ? 'onboardingTextAdd' : 'onboardingTextRemove'),
+      hint: msg('onboardingTextChangeHint', formatBytes(wantText ? offer.rebuildBytes.on : offer.rebuildBytes.off)),
+    };
+  }
+  if (s?.phase === 'ready') return { disabled: true, label: plain.label, hint: offer ? msg('onboardingTextReadyHint') : '' };
+  return { disabled: false, ...plain };
+}
