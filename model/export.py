@@ -1,10 +1,14 @@
 """
 Export a ClipCap model as a *model pack*: three ONNX graphs, tokenizer.json and pack.json (docs/pack-format.md),
-plus text.onnx and text-tokenizer.json when the model has CLIP's text tower, at one of three precisions:
+plus text.onnx and text-tokenizer.json when the model has CLIP's text tower, at one of five precisions:
   fp32  as trained;
   fp16  weights stored in half precision and cast back to fp32 when the session loads (half the download);
   int8  dynamic quantisation: weights int8 per output column, activations quantised per call
-        (DynamicQuantizeLinear + MatMulInteger), the form that ran fastest in onnxruntime-web's wasm.
+        (DynamicQuantizeLinear + MatMulInteger), the form that ran fastest in onnxruntime-web's wasm;
+  q4, q8  weight-only MatMulNBits (onnxruntime contrib op), 4 or 8 bits in blocks of 32 along K with a scale and
+        zero point each, the tied token table stored once in the same form (model/lowbit.py). A third to a sixth of
+        fp32, but onnxruntime-web's wasm runs MatMulNBits 11-26x slower than fp32 per one-row product
+        (bench/lowbit-probe.bench.ts): for WebGPU and native runtimes, not the wasm default.
 
     /usr/bin/python3 -m model.export --checkpoint ckpt.pt --out packs/mine --precision int8
 """
@@ -29,7 +33,9 @@ from .tokenizer import build_tokenizer_json, tokenizer_config
 
 OPSET = 17
 FORMAT_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "q4", "q8")
+# weight-only MatMulNBits precisions (model/lowbit.py): bits and block size along K
+NBITS_PRECISIONS = {"q4": (4, 32), "q8": (8, 32)}
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 CLIP_SCORE_WEIGHT = 2.5  # CLIPScore's w (Hessel et al. 2021)
@@ -541,6 +547,12 @@ def export_pack(model: ClipCap, out_dir: str, pack_id: str, name: str, precision
             to_fp16_storage(p)
         elif precision == "int8":
             to_int8_dynamic(p)
+            if role == "text":
+                to_int8_gather_tables(p)
+        elif precision in NBITS_PRECISIONS:
+            from .lowbit import to_nbits  # lowbit imports this module's graph helpers
+
+            to_nbits(p, *NBITS_PRECISIONS[precision])
             if role == "text":
                 to_int8_gather_tables(p)
     build_tokenizer_json(os.path.join(out_dir, "tokenizer.json"))

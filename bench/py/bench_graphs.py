@@ -2,7 +2,8 @@
 Probe graphs for `npm run bench:peers`: one large MatMul with a constant weight, in fp32 and in the int8 form our
 packs use (DynamicQuantizeLinear + MatMulInteger, via export.to_int8_dynamic), so the benchmark can measure the peak
 GFLOP/s that this onnxruntime-web build reaches at each precision, and judge each stage against it; and the same
-product for a single row (a decode step's shape), whose speed is set by memory bandwidth rather than arithmetic.
+product for a single row (a decode step's shape), whose speed is set by memory bandwidth rather than arithmetic; the
+one-row product also as weight-only MatMulNBits at 4 and 8 bits (bench/lowbit-probe.bench.ts times those).
 
     /usr/bin/python3 -m bench.py.bench_graphs --out .tmp/bench [--m 512 --k 768 --n 3072]
 """
@@ -16,6 +17,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from model.export import OPSET, to_int8_dynamic
+from model.lowbit import to_nbits
+
+# Weight-only MatMulNBits forms of the one-row probe (model/lowbit.py): bits, block, accuracy_level.
+NBITS = {"q4b32": (4, 32, 4), "q4b128": (4, 128, 4), "q8b32": (8, 32, 4), "q8b128": (8, 128, 4),
+         "q4b32acc0": (4, 32, 0)}
 
 
 def matmul_graph(path: str, m: int, k: int, n: int, seed: int = 0):
@@ -51,6 +57,11 @@ def main():
             if precision == "int8":
                 to_int8_dynamic(p)
             files[precision] = os.path.basename(p)
+        if probe == "gemv":  # a decode step's shape: the one the low-bit forms are for (bench/lowbit-probe.bench.ts)
+            for name, (bits, block, acc) in NBITS.items():
+                p = os.path.join(a.out, f"{probe}_{name}.onnx")
+                to_nbits(os.path.join(a.out, files["fp32"]), bits, block, out=p, accuracy=acc)
+                files[name] = os.path.basename(p)
         meta[probe] = {"m": m, "k": a.k, "n": n, "flops": 2 * m * a.k * n, "files": files}
     with open(os.path.join(a.out, "probes.json"), "w") as f:
         json.dump(meta, f, indent=2)

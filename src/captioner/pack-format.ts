@@ -27,7 +27,8 @@ export interface PackManifest {
   name: string;
   description?: string;
   provenance?: Record<string, unknown>;
-  precision: 'fp32' | 'fp16' | 'int8';
+  /** q4, q8: weight-only MatMulNBits (model/lowbit.py); onnxruntime-web's wasm runs it far slower than fp32 */
+  precision: 'fp32' | 'fp16' | 'int8' | 'q4' | 'q8';
   preprocess: {
     imageSize: number;
     resize: 'shortest_edge';
@@ -90,7 +91,7 @@ export function parseManifest(input: unknown): PackManifest {
   }
   if (typeof m.id !== 'string' || !/^[a-z0-9-]+$/.test(m.id)) fail('"id" must match [a-z0-9-]+');
   if (typeof m.version !== 'string') fail('"version" must be a string');
-  if (!['fp32', 'fp16', 'int8'].includes(m.precision as string)) fail(`unknown "precision" ${JSON.stringify(m.precision)}`);
+  if (!['fp32', 'fp16', 'int8', 'q4', 'q8'].includes(m.precision as string)) fail(`unknown "precision" ${JSON.stringify(m.precision)}`);
 
   const p = m.preprocess;
   if (!isObj(p)) fail('"preprocess" missing');
