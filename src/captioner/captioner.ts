@@ -17,14 +17,16 @@ import {
 import { LIMITS, inRange, inRealRange } from '../shared/limits';
 import { DEFAULT_MAX_PIXELS, decodeImageInBrowser, type ImageDecoderFn, type ImageInput } from './image-decode';
 import { loadPackFromUrl, type LoadedPack, type PackProgress } from './pack-loader';
-import type { PackManifest } from './pack-format';
+import type { AnyPackFileKey, PackManifest } from './pack-format';
 import type { PackStore } from './pack-store';
 import { postprocessCaption } from './postprocess';
 import { preprocessRgba } from './preprocess';
 import {
   configureWasm,
   createSessions,
+  createTextSession,
   defaultThreads,
+  type GraphBytes,
   KvDecoder,
   probeWebGpu,
   runMapper,
@@ -40,9 +42,19 @@ import { textPass } from './text-pass';
 import { loadTextTokenizer, type TextTokenizer } from './text-tokenizer';
 import { loadTokenizer, type CaptionTokenizer } from './tokenizer';
 
+/**
+ * A pack whose files arrive one after another (the engine's frame receives them while the offscreen document still
+ * reads the rest from storage): `file` resolves once that file is there. Each file is asked for once; the captioner
+ * keeps only what it still needs (a graph's bytes until its session exists).
+ */
+export interface PackSource {
+  manifest: PackManifest;
+  file(key: AnyPackFileKey): Promise<Uint8Array>;
+}
+
 export interface CaptionerOptions {
-  /** a loaded pack, or the URL of a pack folder (downloaded, verified and cached) */
-  pack: LoadedPack | string;
+  /** a loaded pack, a pack whose files are arriving, or the URL of a pack folder (downloaded, verified and cached) */
+  pack: LoadedPack | PackSource | string;
   /** 'auto' (default): WebGPU when an adapter exists, else WASM */
   backend?: 'auto' | Backend;
   /** WASM threads; default: hardwareConcurrency - 1, from 1 to 4 (sessions.ts defaultThreads) */
@@ -70,7 +82,12 @@ export type CaptionerEvent =
   | { type: 'fallback'; from: Backend; to: Backend; reason: string }
   | { type: 'stage'; stage: 'preprocess' | 'vision' | 'mapper' | 'prefill' | 'decode'; images: number }
   /** after each decode step: tokens generated so far for the caption(s) being decoded */
-  | { type: 'token'; generated: number };
+  | { type: 'token'; generated: number }
+  /**
+   * A step of opening (a tokenizer, a graph's session, the warm-up): `ms` null when it starts, its duration when it
+   * ended. The text tower's session is made at the first caption that needs it, so its step can come after 'backend'.
+   */
+  | { type: 'opening'; step: string; ms: number | null };
 
 export interface CaptionOptions {
   /** default: the pack's generation.strategy */
@@ -153,24 +170,64 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       ? await loadPackFromUrl(options.pack, { store: options.store, onProgress: options.onProgress, signal: options.signal })
       : options.pack;
   const m = pack.manifest;
+  const source = 'files' in pack ? filesOf(pack) : pack;
   const ort: Ort = options.ort ?? (await import('onnxruntime-web/webgpu'));
   configureWasm(ort, options.threads ?? defaultThreads(), options.wasmPaths);
-  // Importing transformers.js (for the tokenizer) points ORT's wasmPaths at a CDN when none is set yet. Never use a
-  // CDN: put back what was there (unset means ORT's own folder; the extension sets browser.runtime.getURL('ort/')).
-  const wasmPathsBefore = ort.env.wasm.wasmPaths;
-  const tokenizer: CaptionTokenizer = await loadTokenizer(pack.files.tokenizer);
   const textTower = m.text;
-  const textTokenizer: TextTokenizer | null =
-    textTower && pack.files.textTokenizer ? await loadTextTokenizer(pack.files.textTokenizer, textTower) : null;
-  if (ort.env.wasm.wasmPaths !== wasmPathsBefore) ort.env.wasm.wasmPaths = wasmPathsBefore;
+  /**
+   * Each graph's bytes, asked for once, in the order they are used. They are dropped once their session exists on
+   * WASM; a WebGPU captioner keeps them while it may still fall back. The text tower's stay until its session exists.
+   */
+  let graphBytes: { vision: GraphBytes; mapper: GraphBytes; decoder: GraphBytes } | null = {
+    vision: source.file('vision'),
+    mapper: source.file('mapper'),
+    decoder: source.file('decoder'),
+  };
+  const tokenizerBytes = source.file('tokenizer');
+  let textBytes: GraphBytes | null = textTower ? source.file('text') : null;
+  const textTokenizerBytes = textTower ? source.file('textTokenizer') : null;
+  // A file that never comes (the frame was told to stop) must not leave a rejection unhandled while it is not awaited.
+  for (const p of [graphBytes.vision, graphBytes.mapper, graphBytes.decoder, tokenizerBytes, textBytes, textTokenizerBytes])
+    void (p as Promise<unknown> | null)?.catch(() => undefined);
+  /** Time one step of opening, announced when it starts (a long one keeps the engine's thread busy) and when it ends. */
+  const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+    emit({ type: 'opening', step: name, ms: null });
+    const t = now();
+    try {
+      return await work();
+    } finally {
+      emit({ type: 'opening', step: name, ms: now() - t }); // ended, even when it failed
+    }
+  };
+  /** Tokenizers import transformers.js, which points ORT's wasmPaths at a CDN when none is set yet (see below). */
+  const keepWasmPaths = async <T>(work: () => Promise<T>): Promise<T> => {
+    // Never use a CDN: put back what was there (unset means ORT's own folder; the extension sets its 'ort/' URL).
+    const before = ort.env.wasm.wasmPaths;
+    try {
+      return await work();
+    } finally {
+      if (ort.env.wasm.wasmPaths !== before) ort.env.wasm.wasmPaths = before;
+    }
+  };
   const decodeImage = options.decodeImage ?? decodeImageInBrowser;
-  const tuning = { allowSpinning: options.allowSpinning ?? false, nLayer: pack.manifest.decoder.nLayer };
+  const tuning = {
+    allowSpinning: options.allowSpinning ?? false,
+    nLayer: m.decoder.nLayer,
+    onCreated: (graph: string, ms: number) => emit({ type: 'opening', step: `${graph} session`, ms }),
+  };
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
 
-  // Backend choice. The pack's files are kept (fallbackFiles) only while a WebGPU captioner may still fall back.
+  // The tokenizers first: a streamed pack sends them first (pack-loader.ts readOrder: they are small), so they are made
+  // while the graphs are still on their way, in time the engine would otherwise spend waiting.
+  const tokenizer: CaptionTokenizer = await step('tokenizer', () => keepWasmPaths(async () => loadTokenizer(await tokenizerBytes)));
+  const textTokenizer: TextTokenizer | null =
+    textTower && textTokenizerBytes
+      ? await step('text tokenizer', () => keepWasmPaths(async () => loadTextTokenizer(await textTokenizerBytes, textTower)))
+      : null;
+
+  // Backend choice. The graphs' bytes are kept (graphBytes) only while a WebGPU captioner may still fall back.
   let sessions: PackSessions;
   let reason = ''; // said with the backend, below
-  let fallbackFiles: LoadedPack['files'] | null = pack.files;
 
   /**
    * The one WebGPU -> WASM switch, whether WebGPU failed at session creation, while warming up, or at run time: say
@@ -180,8 +237,8 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     reason = `WebGPU failed ${why}; using WASM`;
     emit({ type: 'fallback', from: 'webgpu', to: 'wasm', reason });
     console.warn(`[captioner] ${reason}`);
-    const files = fallbackFiles!;
-    fallbackFiles = null;
+    const files = graphBytes!;
+    graphBytes = null;
     const wasm = await createSessions(ort, files, 'wasm', tuning);
     await old?.release();
     return wasm;
@@ -190,16 +247,16 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   const wanted = options.backend ?? 'auto';
   if (wanted === 'wasm') {
     reason = 'WASM requested';
-    sessions = await createSessions(ort, pack.files, 'wasm', tuning);
+    sessions = await createSessions(ort, graphBytes, 'wasm', tuning);
   } else {
     const probe = await probeWebGpu();
     if (!probe.ok) {
       if (wanted === 'webgpu') throw new BackendUnavailableError(`WebGPU requested, but ${probe.reason}`);
       reason = `${probe.reason}; using WASM`;
-      sessions = await createSessions(ort, pack.files, 'wasm', tuning);
+      sessions = await createSessions(ort, graphBytes, 'wasm', tuning);
     } else {
       try {
-        sessions = await createSessions(ort, pack.files, 'webgpu', tuning);
+        sessions = await createSessions(ort, graphBytes, 'webgpu', tuning);
         reason = probe.reason;
       } catch (e) {
         // createSessions wraps ORT's error in a BackendUnavailableError; ORT's own words say more.
@@ -212,15 +269,45 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   let deviceLost: string | null = null;
   if (sessions.backend === 'webgpu') {
     try {
+      const tw = now();
       await warmUp(ort, sessions, m); // shaders compile now, not during the first caption
+      emit({ type: 'opening', step: 'warm-up', ms: now() - tw });
     } catch (e) {
       sessions = await fallBackToWasm(`while warming up (${(e as Error).message})`, sessions);
     }
     // A lost device fails the next run; noting it here lets that run switch to WASM at once.
     if (sessions.backend === 'webgpu') void watchDeviceLoss(ort, (why) => (deviceLost = why));
   }
-  if (sessions.backend !== 'webgpu') fallbackFiles = null;
+  if (sessions.backend !== 'webgpu') graphBytes = null;
   emit({ type: 'backend', backend: sessions.backend, reason });
+
+  /**
+   * CLIP's text tower, made at the first caption that needs it: the captioner is ready once the image-to-caption
+   * graphs are, and the tower's bytes (the last of a streamed pack) arrive meanwhile. Every caption of a pack with a
+   * tower still waits for it here before it is returned: none goes out unchecked. Null for a pack without a tower.
+   */
+  let textMaking: Promise<void> | null = null;
+  async function makeText(): Promise<void> {
+    if (!textBytes) return;
+    const bytes = textBytes;
+    try {
+      await step('text session', () => createTextSession(ort, sessions, bytes));
+    } catch (e) {
+      // On WebGPU ORT's own error goes up as it is, so that the call falls back to WASM (withFallback) and retries.
+      if (sessions.backend === 'webgpu') throw e;
+      throw new BackendUnavailableError(`wasm: ${(e as Error).message}`, { cause: e });
+    }
+    // Kept until now in case it failed; a WebGPU captioner keeps it to make the WASM one after a fallback.
+    if (sessions.backend !== 'webgpu') textBytes = null;
+  }
+  /** The tower's tokenizer once its session exists on the current backend; made once, however many calls wait. */
+  async function ensureText(): Promise<TextTokenizer | null> {
+    if (textTower && !sessions.text) {
+      textMaking ??= makeText().finally(() => (textMaking = null));
+      await textMaking;
+    }
+    return textTokenizer;
+  }
 
   let queue: Promise<unknown> = Promise.resolve();
   /** A call is running (between its start and its end, urgent ones run inside it). */
@@ -285,7 +372,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       if (deviceLost && sessions.backend === 'webgpu') throw new Error(deviceLost);
       return await fn();
     } catch (e) {
-      if (sessions.backend !== 'webgpu' || !fallbackFiles || e instanceof CaptionerError) throw e;
+      if (sessions.backend !== 'webgpu' || !graphBytes || e instanceof CaptionerError) throw e;
       sessions = await fallBackToWasm(`at run time (${(e as Error).message})`, sessions);
       return fn();
     }
@@ -321,7 +408,9 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
    * against its caption, or its final beams when re-ranking. Null for a pack without a text tower: no pass at all.
    */
   async function scoreTexts(decoded: (DecodeResult | BeamResult)[], embeds: Float32Array, rerankWeight: number) {
-    if (!textTower || !textTokenizer) return null;
+    if (!textTower) return null;
+    const textTokenizer = await ensureText();
+    if (!textTokenizer) return null;
     const D = m.embedding.dim;
     return textPass(
       decoded.map((d, j) => ({ decoded: d, imageEmbeds: embeds.subarray(j * D, (j + 1) * D) })),
@@ -500,4 +589,15 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     },
   };
   return api;
+}
+
+/** A loaded pack as a source: every file is there already. */
+function filesOf(pack: LoadedPack): PackSource {
+  return {
+    manifest: pack.manifest,
+    file: (key) => {
+      const data = pack.files[key];
+      return data ? Promise.resolve(data) : Promise.reject(new Error(`The pack has no ${key} file.`));
+    },
+  };
 }

@@ -45,6 +45,13 @@ export interface PackProgress {
 export interface LoadPackOptions {
   store?: PackStore;
   onProgress?: (p: PackProgress) => void;
+  /** pack.json is read and valid: called before any file is (the engine's frame can start on it) */
+  onManifest?: (m: PackManifest) => void;
+  /**
+   * One file is read and checked (its hash when downloaded, its size when stored): called as soon as it is, in the
+   * pack's file order. The callee may take the bytes (transfer its buffer): the returned pack's entry is then empty.
+   */
+  onFile?: (key: AnyPackFileKey, data: Uint8Array) => void;
   signal?: AbortSignal;
   /** injectable for tests; defaults to globalThis.fetch */
   fetch?: typeof globalThis.fetch;
@@ -75,6 +82,16 @@ export async function verifyFile(path: string, data: Uint8Array, entry: { bytes:
  */
 function checkSize(path: string, data: Uint8Array, entry: { bytes: number }): void {
   if (data.byteLength !== entry.bytes) throw new PackSizeError(path, entry.bytes, data.byteLength);
+}
+
+/**
+ * The order a stored pack's files are read in: the tokenizers first, then the graphs as pack.json lists them (vision
+ * first). The engine's frame receives each file as it is read (offscreen/engine-host.ts); the tokenizers, a megabyte or
+ * two, are made there while the first graph is still being read.
+ */
+function readOrder(files: ReturnType<typeof manifestFiles>): ReturnType<typeof manifestFiles> {
+  const small = (k: AnyPackFileKey) => k === 'tokenizer' || k === 'textTokenizer';
+  return [...files.filter((f) => small(f.key)), ...files.filter((f) => !small(f.key))];
 }
 
 const joinUrl = (base: string, path: string) => new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
@@ -206,11 +223,14 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
     opts.onProgress?.({ packId: manifest.id, file, phase, fileBytes, fileTotal, bytes: Math.min(bytes, total), total });
   };
   opts.onProgress?.({ packId: manifest.id, file: 'pack.json', phase: 'manifest', fileBytes: 0, fileTotal: 0, bytes: 0, total });
+  opts.onManifest?.(manifest);
   let rec: StoredPackRecord | null = null;
   const out: Partial<Record<AnyPackFileKey, Uint8Array>> = {};
   try {
     rec = await reconcileRecord(store, manifest);
-    for (const f of files) {
+    const stored = rec.complete;
+    // All stored (a start, not an install): the engine's order. A download keeps pack.json's, graphs before tokenizers.
+    for (const f of files.every((x) => stored[x.path] === x.sha256) ? readOrder(files) : files) {
       throwIfAborted(opts.signal);
       const cached = rec.complete[f.path] === f.sha256;
       if (!cached) {
@@ -234,6 +254,7 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
       }
       out[f.key] = data;
       emit(f.path, cached ? 'cached' : 'done', f.bytes, f.bytes);
+      opts.onFile?.(f.key, data);
     }
   } catch (e) {
     if (isQuotaError(e)) throw await quotaExceeded(store, manifest, rec, e);
@@ -245,24 +266,27 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
 /** Load a completely downloaded pack from the store alone (offline). */
 export async function loadCachedPack(
   packId: string,
-  opts: { store?: PackStore; onProgress?: LoadPackOptions['onProgress'] } = {},
+  opts: Pick<LoadPackOptions, 'store' | 'onProgress' | 'onManifest' | 'onFile'> = {},
 ): Promise<LoadedPack> {
   const store = opts.store ?? defaultPackStore();
   const rec = await store.getRecord(packId);
   if (!rec) throw new PackNotCachedError(packId);
   const manifest = parseManifest(rec.manifest);
-  const files = manifestFiles(manifest);
+  const files = readOrder(manifestFiles(manifest));
   const total = files.reduce((n, f) => n + f.bytes, 0);
   let bytes = 0;
   const out: Partial<Record<AnyPackFileKey, Uint8Array>> = {};
+  // Every file is stored, or none is read: the frame is not started on a pack that cannot be opened.
+  if (files.some((f) => rec.complete[f.path] !== f.sha256)) throw new PackNotCachedError(packId);
+  opts.onManifest?.(manifest);
   for (const f of files) {
-    if (rec.complete[f.path] !== f.sha256) throw new PackNotCachedError(packId);
     const data = await store.read(packId, f.path);
     if (!data) throw new PackNotCachedError(packId);
     checkSize(f.path, data, f);
     out[f.key] = data;
     bytes += f.bytes;
     opts.onProgress?.({ packId, file: f.path, phase: 'cached', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });
+    opts.onFile?.(f.key, data);
   }
   return { manifest, files: out as PackFiles<Uint8Array>, source: 'cache' };
 }
@@ -348,7 +372,7 @@ export function loadPack(from: PackLocation, opts: LoadPackOptions = {}): Promis
     case 'url':
       return loadPackFromUrl(from.url, opts);
     case 'stored':
-      return loadCachedPack(from.storeId, { store: opts.store, onProgress: opts.onProgress });
+      return loadCachedPack(from.storeId, opts);
     case 'files':
       return loadPackFromFiles(from.files, { store: opts.store, onProgress: opts.onProgress });
   }

@@ -99,24 +99,25 @@ export interface PackSessions {
   vision: Session;
   mapper: Session;
   decoder: Session;
-  /** CLIP's text tower, when the pack has one */
+  /** CLIP's text tower, when the pack has one and it was created (the captioner creates it at its first use) */
   text?: Session;
+  /** every session it holds now, the text tower's too once created */
   release(): Promise<void>;
 }
 
-/**
- * The pack's graphs as sessions. The text tower, when the pack has one, is created last, with the others, rather than
- * lazily at its first use: every caption of such a pack is scored (the gate), so a lazy session would only move its
- * creation into the first caption, the one a person waits for; created last, it adds to the model's opening alone,
- * and peak memory still holds one graph being compiled at a time.
- */
-export async function createSessions(
-  ort: Ort,
-  files: { vision: Uint8Array; mapper: Uint8Array; decoder: Uint8Array; text?: Uint8Array },
-  backend: Backend,
-  tuning: { allowSpinning?: boolean; nLayer?: number; profile?: boolean } = {},
-): Promise<PackSessions> {
-  const opts: OrtModule.InferenceSession.SessionOptions = {
+/** A graph's bytes, or their promise: a pack streamed into the engine's frame delivers one file after another. */
+export type GraphBytes = Uint8Array | Promise<Uint8Array>;
+
+interface SessionTuning {
+  allowSpinning?: boolean;
+  nLayer?: number;
+  profile?: boolean;
+  /** called after each session is created, with the ms its creation took */
+  onCreated?: (graph: string, ms: number) => void;
+}
+
+function sessionOptions(backend: Backend, tuning: SessionTuning): OrtModule.InferenceSession.SessionOptions {
+  return {
     executionProviders: [backend],
     graphOptimizationLevel: 'all',
     // ORT's per-operator profiler (the benchmark's op-level breakdown); endProfiling() prints it as JSON
@@ -125,28 +126,70 @@ export async function createSessions(
     // a core while idle, and on a busy 2-core machine the spinning threads steal time from the decode loop.
     extra: { session: { intra_op: { allow_spinning: tuning.allowSpinning ? '1' : '0' } } },
   };
+}
+
+/** One session; ORT copies the bytes into its own memory, so the caller may drop them once this resolves. */
+async function createOne(
+  ort: Ort,
+  graph: string,
+  bytes: GraphBytes,
+  opts: OrtModule.InferenceSession.SessionOptions,
+  tuning: SessionTuning,
+): Promise<Session> {
+  const data = await bytes;
+  const t0 = performance.now();
+  const s = await ort.InferenceSession.create(data, opts);
+  tuning.onCreated?.(graph, performance.now() - t0);
+  return s;
+}
+
+/**
+ * The pack's image-to-caption graphs as sessions: vision first, then mapper and decoder, each as soon as its bytes are
+ * there (a streamed pack's later files are still arriving while the first sessions are made). The text tower is
+ * created apart (createTextSession), by the captioner at its first use, so that the first caption's image work starts
+ * without waiting for it; `files.text`, when given, is created here too (tests and benchmarks that want all four).
+ */
+export async function createSessions(
+  ort: Ort,
+  files: { vision: GraphBytes; mapper: GraphBytes; decoder: GraphBytes; text?: GraphBytes },
+  backend: Backend,
+  tuning: SessionTuning = {},
+): Promise<PackSessions> {
+  const opts = sessionOptions(backend, tuning);
   const made: Session[] = [];
   try {
     // Sequentially, so that peak memory holds one graph being compiled at a time.
-    made.push(await ort.InferenceSession.create(files.vision, opts));
-    made.push(await ort.InferenceSession.create(files.mapper, opts));
+    made.push(await createOne(ort, 'vision', files.vision, opts, tuning));
+    made.push(await createOne(ort, 'mapper', files.mapper, opts, tuning));
     // On WebGPU the KV cache stays on the GPU between decode steps (see KvDecoder).
     const decoderOpts = backend === 'webgpu' && tuning.nLayer ? { ...opts, preferredOutputLocation: kvOnGpu(tuning.nLayer) } : opts;
-    made.push(await ort.InferenceSession.create(files.decoder, decoderOpts));
-    if (files.text) made.push(await ort.InferenceSession.create(files.text, opts));
+    made.push(await createOne(ort, 'decoder', files.decoder, decoderOpts, tuning));
+    if (files.text) made.push(await createOne(ort, 'text', files.text, opts, tuning));
   } catch (e) {
     await Promise.allSettled(made.map((s) => s.release()));
     throw new BackendUnavailableError(`${backend}: ${(e as Error).message}`, { cause: e });
   }
   const [vision, mapper, decoder, text] = made;
-  return {
+  const sessions: PackSessions = {
     backend,
     vision,
     mapper,
     decoder,
     ...(text ? { text } : {}),
-    release: async () => void (await Promise.allSettled(made.map((s) => s.release()))),
+    release: async () => {
+      const all = [sessions.vision, sessions.mapper, sessions.decoder, sessions.text].filter((s): s is Session => s !== undefined);
+      await Promise.allSettled(all.map((s) => s.release()));
+    },
   };
+  return sessions;
+}
+
+/**
+ * CLIP's text tower as a session on `sessions`' backend, kept in `sessions.text` (released with the others). ORT's own
+ * error is thrown as it is, so that a WebGPU failure here falls back to WASM like any run-time one.
+ */
+export async function createTextSession(ort: Ort, sessions: PackSessions, bytes: GraphBytes, tuning: SessionTuning = {}): Promise<void> {
+  sessions.text = await createOne(ort, 'text', bytes, sessionOptions(sessions.backend, tuning), tuning);
 }
 
 /** preferredOutputLocation for the decoder: every present.* on the GPU, logits on the CPU. */

@@ -76,12 +76,25 @@ type OpenEngine = (
 const openEngine: OpenEngine = async (from, backend, onProgress, events) => {
   // The frame and ORT's runtime start while the pack is read: they overlap.
   const t0 = performance.now();
+  console.info(`[alt-text] opening the model (${from.kind})`);
   const starting = startSandboxEngine(events, (path) => browser.runtime.getURL(path));
+  // The frame starts on the manifest, and makes each graph's session as soon as its file arrives, while the next file
+  // is still read here: reading, sending and session creation overlap.
+  let opened: Promise<Engine> | null = null;
   try {
     const { loadPack } = await captioner();
-    const pack = await loadPack(from, { onProgress: (p: PackProgress) => onProgress(p.bytes, p.total, p.packId) });
+    await loadPack(from, {
+      onProgress: (p: PackProgress) => onProgress(p.bytes, p.total, p.packId),
+      onManifest: (manifest) => {
+        opened = starting.open(manifest, backend);
+        // Awaited below, once every file is read; a failure before that (no backend) still ends the load there.
+        opened.catch(() => undefined);
+      },
+      onFile: (key, data) => starting.send(key, data),
+    });
     const read = performance.now() - t0;
-    const engine = await starting.open(pack, backend);
+    if (!opened) throw new Error('The pack was read without its manifest.');
+    const engine = await (opened as Promise<Engine>);
     console.info(`[alt-text] model ready in ${Math.round(performance.now() - t0)} ms (pack read in ${Math.round(read)} ms)`);
     return engine;
   } catch (err) {

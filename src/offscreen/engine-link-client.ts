@@ -30,6 +30,8 @@ export class EngineLinkClient {
   private pingSentAt: number | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private ended: Error | null = null;
+  /** The frame said it is creating a session outside 'os-sb-open' (sb-os-opening). */
+  private openingOutsideOpen = false;
 
   constructor(
     private readonly port: MessagePort,
@@ -87,6 +89,7 @@ export class EngineLinkClient {
     if (this.ended) return;
     this.pingSentAt = null;
     if (msg.type === 'sb-os-fallback') this.events.onFallback(msg.backend, msg.reason);
+    else if (msg.type === 'sb-os-opening') this.openingOutsideOpen = msg.opening;
     else if (msg.type === 'sb-os-reply') {
       const p = this.pending.get(msg.callId);
       if (!p) return;
@@ -114,7 +117,7 @@ export class EngineLinkClient {
       this.send({ type: 'os-sb-ping' });
       return;
     }
-    const opening = [...this.pending.values()].some((p) => p.type === 'os-sb-open');
+    const opening = this.openingOutsideOpen || [...this.pending.values()].some((p) => p.type === 'os-sb-open');
     const limit = opening ? this.limits.silentWhileOpeningMs : this.limits.silentMs;
     const silent = this.now() - this.pingSentAt;
     if (silent <= limit) return;

@@ -1,9 +1,10 @@
 /**
  * The engine in its sandboxed frame, as the engine host uses it: one frame per open engine, framed in the offscreen
- * document, sent the pack's bytes (transferred, not copied) and removed when the engine is disposed or has died.
+ * document, sent the pack's manifest and then its files one by one as they are read (transferred, not kept here), and
+ * removed when the engine is disposed or has died.
  * src/shared/engine-link.ts says why the engine runs in a frame of its own.
  */
-import type { LoadedPack } from '../captioner/pack-loader';
+import type { AnyPackFileKey, PackManifest } from '../captioner/pack-format';
 import { EngineCrashedError } from '../shared/errors';
 import { CONNECT, SANDBOX_PAGE, type BatchCaption } from '../shared/engine-link';
 import { LIMITS } from '../shared/limits';
@@ -70,15 +71,21 @@ async function openFrame(pageUrl: string, doc: Document = document): Promise<Fra
   return { port: channel.port1, remove: () => frame.remove() };
 }
 
-/** Every buffer behind the pack's files, each once: they move to the frame, and the pack here is left empty. */
-function buffersOf(pack: LoadedPack): ArrayBuffer[] {
-  const all = Object.values(pack.files).map((f) => f.buffer);
-  return [...new Set(all.filter((b): b is ArrayBuffer => b instanceof ArrayBuffer))];
+/**
+ * The file's bytes in a buffer of their own, to transfer: a view on part of a larger buffer (a test's fake store, a
+ * Node Buffer) is copied, so that moving it cannot empty the other files that share that buffer.
+ */
+function ownBuffer(data: Uint8Array): Uint8Array<ArrayBuffer> {
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+  return whole ? (data as Uint8Array<ArrayBuffer>) : new Uint8Array(data);
 }
 
-/** An engine frame being started: open a pack in it once the pack is read, or give it up. */
+/** An engine frame being started: open a pack in it as soon as its manifest is read, send its files, or give it up. */
 export interface StartingEngine {
-  open(pack: LoadedPack, backend: BackendChoice): Promise<Engine>;
+  /** Start the captioner for this manifest; resolves once every graph it needs to caption has arrived and is made. */
+  open(manifest: PackManifest, backend: BackendChoice): Promise<Engine>;
+  /** One of the pack's files, read and checked: its buffer moves to the frame (`data` is left empty here). */
+  send(key: AnyPackFileKey, data: Uint8Array): void;
   dispose(): Promise<void>;
 }
 
@@ -117,10 +124,17 @@ export function startSandboxEngine(events: EngineEvents, extensionUrl: (path: st
   };
   return {
     dispose,
-    async open(pack, backend) {
+    send(key, data) {
+      const own = ownBuffer(data);
+      // In the order they were read (callbacks on one promise run in order; a port delivers in order), before or after
+      // the open: the frame keeps each file until the captioner asks for it. A failure (the frame is gone) is the
+      // open call's failure too, which the caller awaits.
+      started.then(({ link }) => link.call('os-sb-file', { key, data: own }, { transfer: [own.buffer] })).catch(() => undefined);
+    },
+    async open(manifest, backend) {
       try {
         const { link } = await started;
-        const opened = await link.call('os-sb-open', { pack, backend, wasmPaths }, { transfer: buffersOf(pack) });
+        const opened = await link.call('os-sb-open', { manifest, backend, wasmPaths });
         current = { backend: opened.backend, reason: opened.backendReason };
         return {
           packId: opened.packId,

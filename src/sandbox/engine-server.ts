@@ -1,9 +1,10 @@
 /**
  * The engine's end of the link (src/shared/engine-link.ts): one captioner per frame, created by 'os-sb-open' from the
- * pack's transferred bytes, and captions on request. A new pack gets a new frame, so a disposed engine's memory goes
+ * pack's files as they arrive ('os-sb-file', transferred), and captions on request. A new pack gets a new frame, so a disposed engine's memory goes
  * back with its process. Pings are answered whenever the frame's thread is free; a process that stopped answers none.
  */
-import { createCaptioner, type Captioner, type EngineCaption } from '../captioner/captioner';
+import { createCaptioner, type Captioner, type EngineCaption, type PackSource } from '../captioner/captioner';
+import type { AnyPackFileKey } from '../captioner/pack-format';
 import { configureWasm, defaultThreads } from '../captioner/sessions';
 import { CaptionAbortedError, CaptionerDisposedError, CaptionerError, toWire } from '../shared/errors';
 import type { LinkDown, LinkProtocol, LinkRequest, LinkUp } from '../shared/engine-link';
@@ -14,6 +15,12 @@ type Create = typeof createCaptioner;
 export class EngineServer {
   private captioner: Promise<Captioner> | null = null;
   private readonly aborts = new Map<number, AbortController>();
+  private loggedFirst = false;
+  /** The pack's files: each one's promise, until the captioner took it and it arrived (then only the captioner holds it). */
+  private readonly files = new Map<
+    AnyPackFileKey,
+    { promise: Promise<Uint8Array>; resolve(d: Uint8Array): void; taken: boolean; here: boolean }
+  >();
 
   constructor(
     private readonly port: MessagePort,
@@ -45,6 +52,48 @@ export class EngineServer {
       .finally(() => this.aborts.delete(msg.callId));
   }
 
+  /**
+   * A step of opening started (`ms` null) or ended. The text tower's session is made during the first caption that
+   * needs it: the link is told, so that the silence of a thread busy creating it is not taken for a crash.
+   */
+  private opening(step: string, ms: number | null): void {
+    if (step === 'text session') this.post({ type: 'sb-os-opening', opening: ms === null });
+    if (ms !== null) console.info(`[alt-text] engine: ${step} in ${Math.round(ms)} ms`);
+  }
+
+  /** The first caption's stages, once per engine: the last phase of a start (bench:page reads it). */
+  private logFirst(r: EngineCaption): void {
+    const t = r.timings as EngineCaption['timings'] | undefined; // a stand-in engine (tests) may time nothing
+    if (this.loggedFirst || !t) return;
+    this.loggedFirst = true;
+    const stages = (['preprocess', 'vision', 'mapper', 'prefill', 'decode', 'text'] as const).map((k) => `${k} ${Math.round(t[k])}`);
+    console.info(`[alt-text] engine: first caption in ${Math.round(t.total)} ms (${stages.join(', ')}; ${r.strategy})`);
+  }
+
+  private file(key: AnyPackFileKey) {
+    let f = this.files.get(key);
+    if (!f) {
+      let resolve!: (d: Uint8Array) => void;
+      const promise = new Promise<Uint8Array>((r) => (resolve = r));
+      f = { promise, resolve, taken: false, here: false };
+      this.files.set(key, f);
+    }
+    return f;
+  }
+
+  /** The pack as the captioner reads it: each file once, as soon as it has arrived. */
+  private source(manifest: PackSource['manifest']): PackSource {
+    return {
+      manifest,
+      file: (key) => {
+        const f = this.file(key);
+        f.taken = true;
+        if (f.here) this.files.delete(key);
+        return f.promise;
+      },
+    };
+  }
+
   /** The open captioner; a caption asked for before 'os-sb-open' has none. */
   private open(): Promise<Captioner> {
     return this.captioner ?? Promise.reject(new CaptionerDisposedError());
@@ -64,15 +113,24 @@ export class EngineServer {
         console.info(`[alt-text] engine runtime started in ${Math.round(performance.now() - t0)} ms`);
         return null;
       }
+      case 'os-sb-file': {
+        const f = this.file(msg.key);
+        f.resolve(msg.data);
+        f.here = true;
+        if (f.taken) this.files.delete(msg.key);
+        console.info(`[alt-text] engine received ${msg.key} (${Math.round(msg.data.byteLength / 2 ** 20)} MB)`);
+        return null;
+      }
       case 'os-sb-open': {
         if (this.captioner) throw new CaptionerError('This engine frame already has a model open; a new model gets a new frame.');
         const t0 = performance.now();
         this.captioner = this.create({
-          pack: msg.pack,
+          pack: this.source(msg.manifest),
           backend: msg.backend,
           wasmPaths: msg.wasmPaths,
           threads: threads(),
           onEvent: (e) => {
+            if (e.type === 'opening') this.opening(e.step, e.ms);
             if (e.type !== 'fallback') return;
             console.warn(`[alt-text] ${e.from} failed, using ${e.to}: ${e.reason}`);
             this.post({ type: 'sb-os-fallback', backend: e.to, reason: e.reason });
@@ -85,12 +143,16 @@ export class EngineServer {
       case 'os-sb-caption': {
         const c = await this.open();
         const { strategy, beams, maxTokens, rerankWeight } = msg.decoding;
-        return toCaption(await c.caption(msg.image, { strategy, beams, maxTokens, rerankWeight, urgent: msg.urgent, signal }), c);
+        const r = await c.caption(msg.image, { strategy, beams, maxTokens, rerankWeight, urgent: msg.urgent, signal });
+        this.logFirst(r);
+        return toCaption(r, c);
       }
       case 'os-sb-caption-batch': {
         const c = await this.open();
         const { strategy, beams, maxTokens, rerankWeight } = msg.decoding;
         const items = await c.captionBatch(msg.images, { strategy, beams, maxTokens, rerankWeight, signal });
+        const first = items.find((it) => it.ok);
+        if (first?.ok) this.logFirst(first.value);
         return items.map((it) =>
           it.ok ? { ok: true as const, value: toCaption(it.value, c) } : { ok: false as const, error: toWire(it.error) },
         );

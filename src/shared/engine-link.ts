@@ -11,7 +11,7 @@
  * The port is private to the two ends (it is handed over once, in the connect message), so the frame's messages are
  * not validated field by field as messages.ts does for runtime messages that any extension page could send.
  */
-import type { LoadedPack } from '../captioner/pack-loader';
+import type { AnyPackFileKey, PackManifest } from '../captioner/pack-format';
 import type { WireError } from './errors';
 import type { Caption, Decoding } from './messages';
 import type { BackendChoice } from './settings';
@@ -39,8 +39,14 @@ export interface LinkProtocol {
    * as the frame is up, while it still reads the pack from storage, so the two overlap.
    */
   'os-sb-prepare': { req: { wasmPaths: string }; res: null };
-  /** Create the captioner: the pack's bytes are transferred, not copied; `wasmPaths` is the extension's ort/ folder. */
-  'os-sb-open': { req: { pack: LoadedPack; backend: BackendChoice; wasmPaths: string }; res: OpenedEngine };
+  /**
+   * Create the captioner for the pack that `manifest` describes; `wasmPaths` is the extension's ort/ folder. Sent as
+   * soon as the manifest is read: the files follow one by one ('os-sb-file'), and each graph's session is made as soon
+   * as its file is there, while the offscreen document still reads the next. Answered once the captioner is ready.
+   */
+  'os-sb-open': { req: { manifest: PackManifest; backend: BackendChoice; wasmPaths: string }; res: OpenedEngine };
+  /** One of the pack's files, verified (or size-checked) by the offscreen document; its buffer is transferred. */
+  'os-sb-file': { req: { key: AnyPackFileKey; data: Uint8Array }; res: null };
   /** `urgent`: run between the decoder steps of a batch already running (captioner.ts, CaptionOptions.urgent). */
   'os-sb-caption': { req: { image: Blob; decoding: Decoding; urgent: boolean }; res: Caption };
   /** Several images as rows of one batch (greedy decoding); each gets its own caption or error. */
@@ -60,4 +66,9 @@ export type LinkUp =
   | { type: 'sb-os-reply'; callId: number; reply: { ok: true; value: unknown } | { ok: false; error: WireError } }
   /** The engine switched backend at run time (the WebGPU device was lost). */
   | { type: 'sb-os-fallback'; backend: string; reason: string }
+  /**
+   * The engine starts (`opening` true) or ended a session's creation outside 'os-sb-open' (the text tower, made at the
+   * first caption that needs it): its thread may then be silent as long as while opening.
+   */
+  | { type: 'sb-os-opening'; opening: boolean }
   | { type: 'sb-os-pong' };

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCaptioner, type Captioner, type EngineCaption } from '../../src/captioner/captioner';
+import { createCaptioner, type Captioner, type EngineCaption, type PackSource } from '../../src/captioner/captioner';
 import { decodeImageWithSharp } from '../../src/captioner/node-decode';
 import { parseManifest, type PackManifest } from '../../src/captioner/pack-format';
 import type { LoadedPack } from '../../src/captioner/pack-loader';
@@ -236,6 +236,51 @@ describe('captions scored by a text tower', () => {
       await expect(cap.caption(images[0], { rerankWeight: w })).rejects.toBeInstanceOf(InvalidOptionError);
     }
     expect((await cap.caption(images[0], { strategy: 'beam', rerankWeight: 0.35, maxTokens: 5 })).clipScore).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a streamed pack opens before its tower arrives; the first caption waits for the tower and is scored, never unchecked', async () => {
+    // The engine's frame receives the files one by one (src/sandbox/engine-server.ts); here the tower's graph is held back.
+    let deliver!: () => void;
+    const towerHere = new Promise<void>((r) => (deliver = r));
+    const source: PackSource = {
+      manifest: pack.manifest,
+      file: async (key) => {
+        if (key === 'text') await towerHere;
+        return pack.files[key]!;
+      },
+    };
+    const steps: string[] = [];
+    const streamed = await createCaptioner({
+      pack: source,
+      ort,
+      backend: 'wasm',
+      threads: 1,
+      decodeImage: decodeImageWithSharp,
+      onEvent: (e) => {
+        if (e.type === 'backend') steps.push('backend');
+        if (e.type === 'opening' && e.ms !== null) steps.push(e.step);
+      },
+    });
+    try {
+      // Ready on the image-to-caption graphs alone (the small tokenizers come first, then vision).
+      expect(steps).toEqual(['tokenizer', 'text tokenizer', 'vision session', 'mapper session', 'decoder session', 'backend']);
+      let settled = false;
+      const first = streamed.caption(images[0], { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });
+      void first.finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled).toBe(false); // the caption is made, but not returned before it was checked
+      deliver();
+      const g = await first;
+      expect(g.tokenIds).toEqual(golden.images[0].greedy.tokenIds);
+      expect(g.clipScore).toBeCloseTo(await expectedScore(0, g.tokenIds), 5);
+      expect(g.uncertain).toBe(g.clipScore! < 0.5);
+      expect(steps.slice(6)).toEqual(['text session']);
+      // Made once: the next caption is scored without another.
+      expect((await streamed.caption(images[1], { strategy: 'greedy', maxTokens: golden.decoding.maxTokens })).clipScore).toBeDefined();
+      expect(steps.filter((x) => x === 'text session')).toHaveLength(1);
+    } finally {
+      await streamed.dispose();
+    }
   });
 
   it('a pack without a tower: no score, no verdict, no text pass', async () => {

@@ -12,7 +12,7 @@ describe('engine link client', () => {
   it('a frame busy for longer than the silence limit, but answering pings, is not taken for dead', async () => {
     const engine: FakeCaptioner = { calls: [], answer: () => new Promise((r) => setTimeout(() => r('slow but fine'), 500)) };
     const { client, dead } = linkPair(fakeCreate(engine));
-    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
     expect((await client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).text).toBe('slow but fine');
     expect(dead).toEqual([]);
     client.close();
@@ -21,7 +21,7 @@ describe('engine link client', () => {
   it('a crashed frame fails the call out with EngineCrashedError, once, and every later call at once', async () => {
     const engine: FakeCaptioner = { calls: [], answer: () => new Promise(() => {}) };
     const { client, dead, crash } = linkPair(fakeCreate(engine));
-    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
     const t0 = performance.now();
     const p = client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false });
     crash();
@@ -43,9 +43,37 @@ describe('engine link client', () => {
     };
     const dead: Error[] = [];
     const client = new EngineLinkClient(channel.port1, { onFallback: () => {}, onDead: (e) => dead.push(e) }, TEST_LIMITS);
-    expect(await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' })).toMatchObject({ packId: 'p' });
+    expect(await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' })).toMatchObject({
+      packId: 'p',
+    });
     await expect(client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).rejects.toBeInstanceOf(EngineCrashedError);
     expect(dead).toHaveLength(1);
+    channel.port2.close();
+  });
+
+  it('a frame that says it is creating a session during a caption (the text tower) gets the longer limit until it is done', async () => {
+    // Silent to pings like the frame above; it announces the session before blocking, and its end after.
+    const channel = new MessageChannel();
+    channel.port2.onmessage = (e: MessageEvent) => {
+      const msg = e.data as { type: string; callId: number };
+      if (msg.type !== 'os-sb-caption') return;
+      channel.port2.postMessage({ type: 'sb-os-opening', opening: true });
+      setTimeout(() => {
+        channel.port2.postMessage({ type: 'sb-os-opening', opening: false });
+        channel.port2.postMessage({ type: 'sb-os-reply', callId: msg.callId, reply: { ok: true, value: { text: 'checked' } } });
+      }, 250);
+    };
+    const dead: Error[] = [];
+    const client = new EngineLinkClient(channel.port1, { onFallback: () => {}, onDead: (e) => dead.push(e) }, TEST_LIMITS);
+    expect((await client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).text).toBe('checked');
+    expect(dead).toEqual([]);
+    // Done creating: the next silent caption gets the short limit again.
+    await expect(
+      new Promise((resolve, reject) => {
+        channel.port2.onmessage = () => {};
+        client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false }).then(resolve, reject);
+      }),
+    ).rejects.toBeInstanceOf(EngineCrashedError);
     channel.port2.close();
   });
 

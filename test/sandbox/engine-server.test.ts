@@ -2,29 +2,51 @@
 // open, caption, errors by name, cancellation, pings. The link's watch for a dead frame is in
 // test/offscreen/engine-link-client.test.ts.
 import { describe, expect, it } from 'vitest';
-import type { CaptionOptions, createCaptioner, EngineCaption } from '../../src/captioner/captioner';
+import type { CaptionOptions, createCaptioner, EngineCaption, PackSource } from '../../src/captioner/captioner';
 import { ImageDecodeError } from '../../src/shared/errors';
 import { fakeCreate, fakePack, linkPair, type FakeCaptioner } from '../helpers/fake-engine-frame';
 
 const decoding = { strategy: 'greedy' as const, beams: 1, maxTokens: 20 };
 
 describe('engine frame server', () => {
-  it('opens one captioner on the transferred pack and captions with it', async () => {
+  it('opens one captioner on the manifest, and captions with it', async () => {
     const engine: FakeCaptioner = { calls: [], answer: async (c) => `a caption of ${c.bytes} bytes` };
     const { client } = linkPair(fakeCreate(engine));
-    const pack = fakePack();
-    const opened = await client.call(
-      'os-sb-open',
-      { pack, backend: 'wasm', wasmPaths: 'x/' },
-      { transfer: [pack.files.vision.buffer as ArrayBuffer] },
-    );
+    const opened = await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
     expect(opened).toEqual({ packId: 'fake-pack', packName: 'Fake pack', backend: 'wasm', backendReason: 'fake' });
-    // Moved, not copied: the offscreen document keeps no second copy of the pack.
-    expect(pack.files.vision.byteLength).toBe(0);
     const r = await client.call('os-sb-caption', { image: new Blob([new Uint8Array(5)]), decoding, urgent: false });
     expect(r).toEqual({ text: 'a caption of 5 bytes', backend: 'wasm', confidence: undefined, packId: 'fake-pack' });
     expect(engine.calls.map((c) => c.strategy)).toEqual(['greedy']);
-    await expect(client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' })).rejects.toThrow(/new frame/);
+    await expect(client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' })).rejects.toThrow(
+      /new frame/,
+    );
+    client.close();
+  });
+
+  it('the files arrive after the open, moved not copied, and the captioner gets each as soon as it is there', async () => {
+    const asked: string[] = [];
+    let got: Record<string, number> = {};
+    const create = (async (opts: { pack: PackSource }) => {
+      // Like createCaptioner: every file asked for at once, each awaited when needed.
+      const files = (['vision', 'mapper'] as const).map((k) => (asked.push(k), opts.pack.file(k)));
+      got = { vision: (await files[0]).byteLength };
+      got.mapper = (await files[1]).byteLength;
+      return { manifest: opts.pack.manifest, backend: 'wasm', backendReason: 'fake' };
+    }) as unknown as typeof createCaptioner;
+    const { client } = linkPair(create);
+    const opening = client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
+    let open = false;
+    void opening.then(() => (open = true));
+    const vision = new Uint8Array(16);
+    await client.call('os-sb-file', { key: 'vision', data: vision }, { transfer: [vision.buffer] });
+    // Moved, not copied: the offscreen document keeps no second copy of the pack.
+    expect(vision.byteLength).toBe(0);
+    expect(asked).toEqual(['vision', 'mapper']);
+    expect(open).toBe(false); // the mapper has not come yet
+    const mapper = new Uint8Array(8);
+    await client.call('os-sb-file', { key: 'mapper', data: mapper }, { transfer: [mapper.buffer] });
+    await opening;
+    expect(got).toEqual({ vision: 16, mapper: 8 });
     client.close();
   });
 
@@ -40,7 +62,7 @@ describe('engine frame server', () => {
     await expect(client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).rejects.toMatchObject({
       name: 'CaptionerDisposedError',
     });
-    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
     const err = await client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageDecodeError);
     expect((err as Error).message).toBe(thrown.message);
@@ -59,7 +81,7 @@ describe('engine frame server', () => {
         }),
     };
     const { client } = linkPair(fakeCreate(engine));
-    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
     const ac = new AbortController();
     const p = client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false }, { signal: ac.signal });
     await running;
@@ -91,7 +113,7 @@ describe('engine frame server', () => {
       },
     })) as unknown as typeof createCaptioner;
     const { client } = linkPair(create);
-    await client.call('os-sb-open', { pack: fakePack(), backend: 'wasm', wasmPaths: 'x/' });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
     const beam = { strategy: 'beam' as const, beams: 5, maxTokens: 20, rerankWeight: 2 };
     const blob = (n: number) => new Blob([new Uint8Array(n)]);
     expect(await client.call('os-sb-caption', { image: blob(1), decoding: beam, urgent: true })).toEqual({
