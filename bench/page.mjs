@@ -112,23 +112,7 @@ function extensionRssMb() {
   return Math.round(kb / 1024);
 }
 
-/** Open the N-image gallery (`tag` makes its URLs new); ms to the first label above the fold, and to all N labels. */
-async function gallery(page, tag) {
-  const t0 = Date.now();
-  await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=${tag}`);
-  await page.waitForFunction(() => document.querySelector('[data-test=g0]')?.hasAttribute('data-alt-text-generated'), null, {
-    timeout: 600_000,
-    polling: 50,
-  });
-  const first = Date.now() - t0;
-  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, {
-    timeout: 1_800_000,
-    polling: 250,
-  });
-  return { first, all: Date.now() - t0 };
-}
-
-/** Open the gallery and wait for its first label only. */
+/** Open the N-image gallery (`tag` makes its URLs new) and wait for its first label only; ms since opening. */
 async function firstLabel(page, tag) {
   const t0 = Date.now();
   await page.goto(`${server.origin}/fixtures/gallery.html?n=${N}&mix=0&s=${tag}`);
@@ -137,6 +121,17 @@ async function firstLabel(page, tag) {
     polling: 50,
   });
   return Date.now() - t0;
+}
+
+/** Open the gallery; ms to the first label above the fold, and to all N labels. */
+async function gallery(page, tag) {
+  const t0 = Date.now();
+  const first = await firstLabel(page, tag);
+  await page.waitForFunction((n) => document.querySelectorAll('img[data-alt-text-generated]').length >= n, N, {
+    timeout: 1_800_000,
+    polling: 250,
+  });
+  return { first, all: Date.now() - t0 };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];

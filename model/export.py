@@ -296,6 +296,15 @@ def _int8_gather_nodes(name: str, ids: str, o: str):
     ]
 
 
+def _count_uses(g) -> Dict[str, int]:
+    """name -> how many node inputs of graph g (not its subgraphs) read it."""
+    uses: Dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
+    return uses
+
+
 def _tied_table(g, inits, uses):
     """GPT-2's tied token table: an initialiser [V, E] read by exactly one Gather (the embedding, axis 0) and one
     Gemm with transB (the LM head). Returns (name, gather node, gemm node) or None."""
@@ -331,13 +340,7 @@ def to_int8_dynamic(path: str, min_elements: int = 4096):
     g = m.graph
     graphs = [g, *_subgraphs(g)]  # outermost first
     inits = {i.name: i for i in g.initializer}
-    uses = []  # per graph: name -> number of node inputs reading it
-    for sg in graphs:
-        u: Dict[str, int] = {}
-        for n in sg.node:
-            for i in n.input:
-                u[i] = u.get(i, 0) + 1
-        uses.append(u)
+    uses = [_count_uses(sg) for sg in graphs]  # per graph
     tied = [_tied_table(sg, inits, uses[k]) for k, sg in enumerate(graphs)]
     found_in = [[(n, _weight_operand(n, inits)) for n in sg.node] for sg in graphs]
     # Which outer initialisers to quantise: every graph that reads one must read it the same way (as the tied

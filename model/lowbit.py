@@ -19,13 +19,13 @@ onnxruntime on this platform), and the repo's export keeps every graph rewrite i
 
 import argparse
 import shutil
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .export import ExportError, _tied_table, _weight_operand
+from .export import ExportError, _count_uses, _tied_table, _weight_operand
 
 MS_DOMAIN = "com.microsoft"
 ACCURACY_INT8 = 4  # accuracy_level 4: A may be quantised to int8 per block inside the kernel
@@ -175,10 +175,7 @@ def to_nbits(path: str, bits: int = 4, block: int = 32, min_elements: int = 4096
     m = onnx.load(path)
     g = m.graph
     inits = {i.name: i for i in g.initializer}
-    uses: Dict[str, int] = {}
-    for n in g.node:
-        for i in n.input:
-            uses[i] = uses.get(i, 0) + 1
+    uses = _count_uses(g)
     tied = _tied_table(g, inits, uses)
     if tied and inits[tied[0]].dims[1] % 2:
         tied = None  # an odd width cannot be split into nibble pairs; leave it fp32
