@@ -48,10 +48,12 @@ export interface LoadPackOptions {
   /** pack.json is read and valid: called before any file is (the engine's frame can start on it) */
   onManifest?: (m: PackManifest) => void;
   /**
-   * One file is read and checked (its hash when downloaded, its size when stored): called as soon as it is, in the
-   * pack's file order. The callee may take the bytes (transfer its buffer): the returned pack's entry is then empty.
+   * One file is ready (its hash checked when downloaded, its size when stored): called as soon as it is, in the pack's
+   * file order. A downloaded file comes as its bytes, which the callee may take (transfer its buffer); a stored one as
+   * its Blob, unread, so that the bytes are read where they are used (the engine's frame) and not on this thread. The
+   * returned pack's entry is then empty.
    */
-  onFile?: (key: AnyPackFileKey, data: Uint8Array) => void;
+  onFile?: (key: AnyPackFileKey, data: Uint8Array | Blob) => void;
   signal?: AbortSignal;
   /** injectable for tests; defaults to globalThis.fetch */
   fetch?: typeof globalThis.fetch;
@@ -80,8 +82,21 @@ export async function verifyFile(path: string, data: Uint8Array, entry: { bytes:
  * checked at every start, its hash is not. Hashing the full-size pack again at every browser start cost seconds before
  * the first label; the store only marks a file complete after verifying it.
  */
-function checkSize(path: string, data: Uint8Array, entry: { bytes: number }): void {
-  if (data.byteLength !== entry.bytes) throw new PackSizeError(path, entry.bytes, data.byteLength);
+function checkSize(path: string, data: Uint8Array | Blob, entry: { bytes: number }): void {
+  const size = data instanceof Blob ? data.size : data.byteLength;
+  if (size !== entry.bytes) throw new PackSizeError(path, entry.bytes, size);
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A stored, complete file for `onFile`: its Blob, size-checked; nothing is read. Null when nothing is stored. The
+ * caller's entry in the returned pack is EMPTY, as for a transferred buffer.
+ */
+async function storedBlob(store: PackStore, id: string, f: { path: string; bytes: number }): Promise<Blob | null> {
+  const blob = await store.readBlob(id, f.path);
+  if (blob) checkSize(f.path, blob, f);
+  return blob;
 }
 
 /**
@@ -184,6 +199,13 @@ async function quotaExceeded(
   );
 }
 
+/** A stored file that failed its check: its bytes go, and the record no longer calls it complete. */
+async function forget(store: PackStore, rec: StoredPackRecord, path: string): Promise<void> {
+  await store.clearFile(rec.id, path);
+  delete rec.complete[path];
+  await store.putRecord(rec);
+}
+
 /** Bring the store's record in line with `manifest`: files whose hash changed are forgotten. */
 async function reconcileRecord(store: PackStore, manifest: PackManifest): Promise<StoredPackRecord> {
   const old = await store.getRecord(manifest.id);
@@ -233,6 +255,19 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
     for (const f of files.every((x) => stored[x.path] === x.sha256) ? readOrder(files) : files) {
       throwIfAborted(opts.signal);
       const cached = rec.complete[f.path] === f.sha256;
+      if (cached && opts.onFile) {
+        const blob = await storedBlob(store, manifest.id, f).catch(async (e: unknown) => {
+          // Never keep a bad file (a wrong size): the next attempt downloads it afresh.
+          await forget(store, rec!, f.path);
+          throw e;
+        });
+        if (blob) {
+          out[f.key] = EMPTY;
+          emit(f.path, 'cached', f.bytes, f.bytes);
+          opts.onFile(f.key, blob);
+          continue;
+        }
+      }
       if (!cached) {
         await downloadFile(joinUrl(baseUrl, f.path), manifest.id, f.path, f, store, opts, (n) => emit(f.path, 'download', n, f.bytes));
       }
@@ -243,18 +278,18 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
         else await verifyFile(f.path, data, f);
       } catch (e) {
         // Never keep a bad file: the next attempt downloads it afresh.
-        await store.clearFile(manifest.id, f.path);
-        delete rec.complete[f.path];
-        await store.putRecord(rec);
+        await forget(store, rec, f.path);
         throw e;
       }
+      out[f.key] = data;
+      emit(f.path, cached ? 'cached' : 'done', f.bytes, f.bytes);
+      // Handed on before it is recorded: recording seals the file (IndexedDbPackStore.seal), seconds for a large one,
+      // and the engine need not wait for that.
+      opts.onFile?.(f.key, data);
       if (!cached) {
         rec.complete[f.path] = f.sha256;
         await store.putRecord(rec);
       }
-      out[f.key] = data;
-      emit(f.path, cached ? 'cached' : 'done', f.bytes, f.bytes);
-      opts.onFile?.(f.key, data);
     }
   } catch (e) {
     if (isQuotaError(e)) throw await quotaExceeded(store, manifest, rec, e);
@@ -280,10 +315,10 @@ export async function loadCachedPack(
   if (files.some((f) => rec.complete[f.path] !== f.sha256)) throw new PackNotCachedError(packId);
   opts.onManifest?.(manifest);
   for (const f of files) {
-    const data = await store.read(packId, f.path);
+    const data = opts.onFile ? await storedBlob(store, packId, f) : await store.read(packId, f.path);
     if (!data) throw new PackNotCachedError(packId);
     checkSize(f.path, data, f);
-    out[f.key] = data;
+    out[f.key] = data instanceof Blob ? EMPTY : data;
     bytes += f.bytes;
     opts.onProgress?.({ packId, file: f.path, phase: 'cached', fileBytes: f.bytes, fileTotal: f.bytes, bytes, total });
     opts.onFile?.(f.key, data);

@@ -1,6 +1,7 @@
 /**
  * The engine in its sandboxed frame, as the engine host uses it: one frame per open engine, framed in the offscreen
- * document, sent the pack's manifest and then its files one by one as they are read (transferred, not kept here), and
+ * document, sent the pack's manifest and then its files one by one as they are read (bytes transferred, or a stored
+ * file's Blob for the frame to read; none kept here), and
  * removed when the engine is disposed or has died.
  * src/shared/engine-link.ts says why the engine runs in a frame of its own.
  */
@@ -84,8 +85,11 @@ function ownBuffer(data: Uint8Array): Uint8Array<ArrayBuffer> {
 export interface StartingEngine {
   /** Start the captioner for this manifest; resolves once every graph it needs to caption has arrived and is made. */
   open(manifest: PackManifest, backend: BackendChoice): Promise<Engine>;
-  /** One of the pack's files, read and checked: its buffer moves to the frame (`data` is left empty here). */
-  send(key: AnyPackFileKey, data: Uint8Array): void;
+  /**
+   * One of the pack's files, checked: bytes move to the frame (`data` is left empty here); a stored file's Blob goes
+   * as a handle, and the frame reads it.
+   */
+  send(key: AnyPackFileKey, data: Uint8Array | Blob): void;
   dispose(): Promise<void>;
 }
 
@@ -125,11 +129,13 @@ export function startSandboxEngine(events: EngineEvents, extensionUrl: (path: st
   return {
     dispose,
     send(key, data) {
-      const own = ownBuffer(data);
+      // A stored file's Blob goes as a handle, which the frame reads; bytes move (transferred, not copied).
+      const file = data instanceof Blob ? data : ownBuffer(data);
+      const transfer = file instanceof Blob ? [] : [file.buffer];
       // In the order they were read (callbacks on one promise run in order; a port delivers in order), before or after
       // the open: the frame keeps each file until the captioner asks for it. A failure (the frame is gone) is the
       // open call's failure too, which the caller awaits.
-      started.then(({ link }) => link.call('os-sb-file', { key, data: own }, { transfer: [own.buffer] })).catch(() => undefined);
+      started.then(({ link }) => link.call('os-sb-file', { key, data: file }, { transfer })).catch(() => undefined);
     },
     async open(manifest, backend) {
       try {

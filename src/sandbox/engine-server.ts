@@ -1,6 +1,6 @@
 /**
  * The engine's end of the link (src/shared/engine-link.ts): one captioner per frame, created by 'os-sb-open' from the
- * pack's files as they arrive ('os-sb-file', transferred), and captions on request. A new pack gets a new frame, so a disposed engine's memory goes
+ * pack's files as they arrive ('os-sb-file': bytes transferred, or a stored file's Blob, read here), and captions on request. A new pack gets a new frame, so a disposed engine's memory goes
  * back with its process. Pings are answered whenever the frame's thread is free; a process that stopped answers none.
  */
 import { createCaptioner, type Captioner, type EngineCaption, type PackSource } from '../captioner/captioner';
@@ -19,7 +19,7 @@ export class EngineServer {
   /** The pack's files: each one's promise, until the captioner took it and it arrived (then only the captioner holds it). */
   private readonly files = new Map<
     AnyPackFileKey,
-    { promise: Promise<Uint8Array>; resolve(d: Uint8Array): void; taken: boolean; here: boolean }
+    { promise: Promise<Uint8Array>; resolve(d: Uint8Array): void; reject(e: unknown): void; taken: boolean; here: boolean }
   >();
 
   constructor(
@@ -74,8 +74,11 @@ export class EngineServer {
     let f = this.files.get(key);
     if (!f) {
       let resolve!: (d: Uint8Array) => void;
-      const promise = new Promise<Uint8Array>((r) => (resolve = r));
-      f = { promise, resolve, taken: false, here: false };
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<Uint8Array>((ok, no) => ((resolve = ok), (reject = no)));
+      // Nobody may be waiting yet (a file that failed before the captioner asked for it): its open fails instead.
+      promise.catch(() => undefined);
+      f = { promise, resolve, reject, taken: false, here: false };
       this.files.set(key, f);
     }
     return f;
@@ -115,10 +118,24 @@ export class EngineServer {
       }
       case 'os-sb-file': {
         const f = this.file(msg.key);
-        f.resolve(msg.data);
+        const t0 = performance.now();
+        const { data } = msg;
+        let bytes: Uint8Array;
+        try {
+          // All at once, not one after another: a read resolves only when this thread is free, and it is busy for
+          // seconds creating a session. Read in turn, the decoder's bytes were asked for only after the vision
+          // session was made, and the mapper's session then waited for them (1.5 s in bench:page's restart).
+          bytes = data instanceof Blob ? new Uint8Array(await data.arrayBuffer()) : data;
+        } catch (err) {
+          // The captioner waiting for this file fails with the same error, rather than waiting for ever.
+          f.reject(err);
+          throw err;
+        }
+        f.resolve(bytes);
         f.here = true;
         if (f.taken) this.files.delete(msg.key);
-        console.info(`[alt-text] engine received ${msg.key} (${Math.round(msg.data.byteLength / 2 ** 20)} MB)`);
+        const read = data instanceof Blob ? `, read in ${Math.round(performance.now() - t0)} ms` : '';
+        console.info(`[alt-text] engine received ${msg.key} (${Math.round(bytes.byteLength / 2 ** 20)} MB${read})`);
         return null;
       }
       case 'os-sb-open': {

@@ -45,8 +45,11 @@ export interface LinkProtocol {
    * as its file is there, while the offscreen document still reads the next. Answered once the captioner is ready.
    */
   'os-sb-open': { req: { manifest: PackManifest; backend: BackendChoice; wasmPaths: string }; res: OpenedEngine };
-  /** One of the pack's files, verified (or size-checked) by the offscreen document; its buffer is transferred. */
-  'os-sb-file': { req: { key: AnyPackFileKey; data: Uint8Array }; res: null };
+  /**
+   * One of the pack's files, verified (or size-checked) by the offscreen document: downloaded bytes, their buffer
+   * transferred, or a stored file's Blob, which the frame reads itself (off the offscreen document's thread).
+   */
+  'os-sb-file': { req: { key: AnyPackFileKey; data: Uint8Array | Blob }; res: null };
   /** `urgent`: run between the decoder steps of a batch already running (captioner.ts, CaptionOptions.urgent). */
   'os-sb-caption': { req: { image: Blob; decoding: Decoding; urgent: boolean }; res: Caption };
   /** Several images as rows of one batch (greedy decoding); each gets its own caption or error. */

@@ -60,6 +60,33 @@ describe.each([
     await expect(loadCachedPack('good', { store })).rejects.toBeInstanceOf(PackNotCachedError);
   });
 
+  it('a start hands each stored file over as its Blob, unread, in the engine\'s order; a wrong size is refused', async () => {
+    const { files } = writeSyntheticPack(packs.root, 'blobs');
+    const store = makeStore();
+    const got: Array<[string, Uint8Array | Blob]> = [];
+    // The first load downloads: bytes, verified.
+    await loadPackFromUrl(`${packs.server.url}/packs/blobs/`, { store, onFile: (k, d) => got.push([k, d]), ...fast });
+    expect(got.every(([, d]) => d instanceof Uint8Array)).toBe(true);
+    for (const load of [
+      (onFile: (k: string, d: Uint8Array | Blob) => void) => loadPackFromUrl(`${packs.server.url}/packs/blobs/`, { store, onFile, ...fast }),
+      (onFile: (k: string, d: Uint8Array | Blob) => void) => loadCachedPack('blobs', { store, onFile }),
+    ]) {
+      got.length = 0;
+      const pack = await load((k, d) => got.push([k, d]));
+      expect(got.map(([k]) => k)).toEqual(['tokenizer', 'vision', 'mapper', 'decoder']);
+      for (const [k, d] of got) {
+        expect(d).toBeInstanceOf(Blob);
+        const path = (pack.manifest.files as Record<string, { path: string }>)[k].path;
+        expect(Buffer.from(await (d as Blob).arrayBuffer()).equals(files[path])).toBe(true);
+      }
+      expect(pack.files.decoder.byteLength).toBe(0); // nothing read here
+    }
+    // A stored file of the wrong size (a store damaged underneath) is not handed on.
+    await store.clearFile('blobs', 'mapper.onnx');
+    await store.append('blobs', 'mapper.onnx', 0, files['mapper.onnx'].subarray(1));
+    await expect(loadCachedPack('blobs', { store, onFile: () => undefined })).rejects.toBeInstanceOf(PackSizeError);
+  });
+
   it('resumes an interrupted download with an HTTP Range request', async () => {
     const { files } = writeSyntheticPack(packs.root, 'resume');
     const store = makeStore();

@@ -214,6 +214,9 @@ class QuotaStore implements PackStore {
   read(id: string, path: string) {
     return this.inner.read(id, path);
   }
+  readBlob(id: string, path: string) {
+    return this.inner.readBlob(id, path);
+  }
   async clearFile(id: string, path: string) {
     this.used -= await this.inner.storedBytes(id, path);
     return this.inner.clearFile(id, path);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listCachedPacks, loadCachedPack } from '../../src/captioner/pack-loader';
-import { IndexedDbPackStore, MemoryPackStore, type InstallStore } from '../../src/captioner/pack-store';
+import { IndexedDbPackStore, MemoryPackStore, type InstallStore, type StoredPackRecord } from '../../src/captioner/pack-store';
 import { writeSyntheticPack } from './helpers/synthetic-pack';
 import { DiskPackStore } from '../helpers/disk-pack-store';
 
@@ -84,6 +84,31 @@ describe.each([
     expect((await loadCachedPack('coco@v2', { store: s })).manifest.id).toBe('coco');
     expect((await listCachedPacks(s)).map((x) => [x.id, x.complete])).toEqual([['coco@v2', true]]);
   });
+
+  it('readBlob gives a whole file as a Blob, before and after the record calls it complete; every read still serves it', async () => {
+    const s = makeStore();
+    const data = randomBytes(10_000);
+    for (let o = 0; o < data.length; o += 3000) await s.append('e', 'f', o, data.subarray(o, Math.min(o + 3000, data.length)));
+    const same = async (b: Blob | null) => b !== null && Buffer.from(await b.arrayBuffer()).equals(data);
+    expect(await same(await s.readBlob('e', 'f'))).toBe(true);
+    expect(await s.readBlob('e', 'nothing')).toBeNull();
+    // Complete: the IndexedDB store seals it into one Blob now. The others keep their chunks; all read alike.
+    await s.putRecord({ id: 'e', manifest: {} as StoredPackRecord['manifest'], complete: { f: 'hash' }, savedAt: 1 });
+    expect(await same(await s.readBlob('e', 'f'))).toBe(true);
+    expect(Buffer.from((await s.read('e', 'f'))!).equals(data)).toBe(true);
+    expect(Buffer.from(await s.readRange('e', 'f', 2999, 3002)).equals(data.subarray(2999, 6001))).toBe(true);
+    await expect(s.readRange('e', 'f', 9000, 2000)).rejects.toBeInstanceOf(RangeError);
+    expect(await s.storedBytes('e', 'f')).toBe(10_000);
+    expect(await s.storedRanges('e', 'f')).toEqual([[0, 10_000]]);
+    await s.clearFile('e', 'f');
+    expect(await s.readBlob('e', 'f')).toBeNull();
+    expect(await s.storedBytes('e', 'f')).toBe(0);
+    await s.append('e', 'f', 0, data);
+    await s.putRecord({ id: 'e', manifest: {} as StoredPackRecord['manifest'], complete: { f: 'hash' }, savedAt: 1 });
+    await s.deletePack('e');
+    expect(await s.readBlob('e', 'f')).toBeNull();
+    expect(await s.storedBytes('e', 'f')).toBe(0);
+  });
 });
 
 describe('the IndexedDB upgrade from version 1', () => {
@@ -127,5 +152,41 @@ describe('the IndexedDB upgrade from version 1', () => {
     expect(await store.getJob('j')).toEqual({ id: 'j' });
     await store.putRange('new', 'f', 10, new Uint8Array(5));
     expect(await store.storedRanges('new', 'f')).toEqual([[10, 15]]);
+  });
+
+  it('seals a complete file of an older version the first time it is asked for as a Blob', async () => {
+    const factory = new IDBFactory();
+    const p = writeSyntheticPack(tmp, 'old2', undefined, { vision: 1000, mapper: 500, decoder: 2000 });
+    const dec = p.files['decoder.onnx'];
+    await new Promise<void>((resolve, reject) => {
+      const r = factory.open('clipcap-packs', 2);
+      r.onupgradeneeded = () => {
+        r.result.createObjectStore('packs', { keyPath: 'id' });
+        r.result.createObjectStore('chunks', { keyPath: ['packId', 'path', 'offset'] }).createIndex('byEnd', ['packId', 'path', 'end']);
+      };
+      r.onerror = () => reject(r.error);
+      r.onsuccess = () => {
+        const db = r.result;
+        const tx = db.transaction(['packs', 'chunks'], 'readwrite');
+        for (const o of [0, 1000]) {
+          const b = dec.subarray(o, o + 1000);
+          tx.objectStore('chunks').put({ packId: 'old2', path: 'decoder.onnx', offset: o, end: o + 1000, data: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) });
+        }
+        tx.objectStore('packs').put({ id: 'old2', manifest: p.manifest, complete: { 'decoder.onnx': p.manifest.files.decoder.sha256 }, savedAt: 1 });
+        tx.oncomplete = () => (db.close(), resolve());
+        tx.onerror = () => reject(tx.error);
+      };
+    });
+    const store = new IndexedDbPackStore(factory, IDBKeyRange);
+    const rows = async (name: 'chunks' | 'files') => {
+      const db = await new Promise<IDBDatabase>((ok) => (factory.open('clipcap-packs').onsuccess = (e) => ok((e.target as IDBOpenDBRequest).result)));
+      const n = await new Promise<number>((ok) => (db.transaction(name).objectStore(name).count().onsuccess = (e) => ok((e.target as IDBRequest<number>).result)));
+      db.close();
+      return n;
+    };
+    expect(Buffer.from(await (await store.readBlob('old2', 'decoder.onnx'))!.arrayBuffer()).equals(dec)).toBe(true);
+    // One Blob now, its two chunks gone in the same transaction.
+    expect([await rows('files'), await rows('chunks')]).toEqual([1, 0]);
+    expect(Buffer.from(await (await store.readBlob('old2', 'decoder.onnx'))!.arrayBuffer()).equals(dec)).toBe(true);
   });
 });

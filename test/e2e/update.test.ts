@@ -51,17 +51,19 @@ function storeView(page: Page): Promise<StoreView> {
       new Promise<T>((res, rej) => ((r.onsuccess = () => res(r.result)), (r.onerror = () => rej(r.error))));
     const db = await get(indexedDB.open('clipcap-packs'));
     try {
-      const tx = db.transaction(['packs', 'chunks', 'jobs']);
-      const [packs, keys, job] = await Promise.all([
+      // Bytes are in chunks while a file is written, and in `files` once it is complete and sealed.
+      const tx = db.transaction(['packs', 'chunks', 'files', 'jobs']);
+      const [packs, keys, sealed, job] = await Promise.all([
         get(tx.objectStore('packs').getAll()) as Promise<Array<{ id: string; manifest: { version: string; name: string } }>>,
         get(tx.objectStore('chunks').getAllKeys()) as Promise<Array<[string, string, number]>>,
+        get(tx.objectStore('files').getAllKeys()) as Promise<Array<[string, string]>>,
         get(tx.objectStore('jobs').get(model)) as Promise<StoreView['job'] | undefined>,
       ]);
       return {
         entries: packs
           .map((p) => ({ id: p.id, version: p.manifest.version, name: p.manifest.name }))
           .sort((a, b) => a.id.localeCompare(b.id)),
-        withBytes: [...new Set(keys.map((k) => k[0]))].sort(),
+        withBytes: [...new Set([...keys, ...sealed].map((k) => k[0]))].sort(),
         job: job ? { readyStoreId: job.readyStoreId, targetId: job.targetId, phase: job.phase, running: job.running } : null,
       };
     } finally {

@@ -78,6 +78,10 @@ export class DiskPackStore implements InstallStore {
     const end = await this.storedBytes(id, path);
     return this.ranges.has(this.key(id, path)) ? this.readRange(id, path, 0, end) : null;
   }
+  async readBlob(id: string, path: string) {
+    const bytes = await this.read(id, path);
+    return bytes ? new Blob([bytes]) : null;
+  }
   async readRange(id: string, path: string, offset: number, length: number) {
     const list = this.ranges.get(this.key(id, path)) ?? [];
     if (length > 0 && !list.some(([a, b]) => a <= offset && offset + length <= b)) {

@@ -50,6 +50,21 @@ describe('engine frame server', () => {
     client.close();
   });
 
+  it("a stored file's Blob is read in the frame, and the captioner gets its bytes", async () => {
+    const got: Record<string, number[]> = {};
+    const create = (async (opts: { pack: PackSource }) => {
+      for (const k of ['vision', 'mapper'] as const) got[k] = [...(await opts.pack.file(k))];
+      return { manifest: opts.pack.manifest, backend: 'wasm', backendReason: 'fake' };
+    }) as unknown as typeof createCaptioner;
+    const { client } = linkPair(create);
+    const opening = client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
+    await client.call('os-sb-file', { key: 'vision', data: new Blob([new Uint8Array([1, 2, 3])]) });
+    await client.call('os-sb-file', { key: 'mapper', data: new Blob([new Uint8Array([4]), new Uint8Array([5])]) });
+    await opening;
+    expect(got).toEqual({ vision: [1, 2, 3], mapper: [4, 5] });
+    client.close();
+  });
+
   it("an engine error crosses as its registered class; a caption before open fails with the captioner's error", async () => {
     const thrown = new ImageDecodeError('not an image');
     const engine: FakeCaptioner = {
