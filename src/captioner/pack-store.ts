@@ -358,10 +358,11 @@ export class IndexedDbPackStore implements InstallStore {
   async readBlob(id: string, path: string) {
     const row = await this.sealed(id, path);
     if (row) return row.blob;
-    // A complete file stored before version 3: sealed now, once.
+    // A complete file stored before version 3: sealed now, once. Another start may have sealed it in the meantime
+    // (this seal then finds no chunks), so the sealed row is looked up again before the chunks are.
     const rec = await this.getRecord(id);
     if (rec && rec.complete[path]) {
-      const blob = await this.seal(id, path);
+      const blob = (await this.seal(id, path)) ?? (await this.sealed(id, path))?.blob;
       if (blob) return blob;
     }
     const db = await this.open();
