@@ -426,7 +426,8 @@ export class IndexedDbPackStore implements InstallStore {
   async readRange(id: string, path: string, offset: number, length: number) {
     const sealed = await this.sealed(id, path);
     if (sealed) {
-      if (offset + length > sealed.blob.size) throw new RangeError(`${id}/${path}: bytes ${sealed.blob.size}-${offset + length} are not stored`);
+      if (offset + length > sealed.blob.size)
+        throw new RangeError(`${id}/${path}: bytes ${sealed.blob.size}-${offset + length} are not stored`);
       return new Uint8Array(await sealed.blob.slice(offset, offset + length).arrayBuffer());
     }
     const db = await this.open();

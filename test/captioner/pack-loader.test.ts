@@ -60,7 +60,7 @@ describe.each([
     await expect(loadCachedPack('good', { store })).rejects.toBeInstanceOf(PackNotCachedError);
   });
 
-  it('a start hands each stored file over as its Blob, unread, in the engine\'s order; a wrong size is refused', async () => {
+  it("a start hands each stored file over as its Blob, unread, in the engine's order; a wrong size is refused", async () => {
     const { files } = writeSyntheticPack(packs.root, 'blobs');
     const store = makeStore();
     const got: Array<[string, Uint8Array | Blob]> = [];
@@ -68,7 +68,8 @@ describe.each([
     await loadPackFromUrl(`${packs.server.url}/packs/blobs/`, { store, onFile: (k, d) => got.push([k, d]), ...fast });
     expect(got.every(([, d]) => d instanceof Uint8Array)).toBe(true);
     for (const load of [
-      (onFile: (k: string, d: Uint8Array | Blob) => void) => loadPackFromUrl(`${packs.server.url}/packs/blobs/`, { store, onFile, ...fast }),
+      (onFile: (k: string, d: Uint8Array | Blob) => void) =>
+        loadPackFromUrl(`${packs.server.url}/packs/blobs/`, { store, onFile, ...fast }),
       (onFile: (k: string, d: Uint8Array | Blob) => void) => loadCachedPack('blobs', { store, onFile }),
     ]) {
       got.length = 0;

@@ -170,17 +170,32 @@ describe('the IndexedDB upgrade from version 1', () => {
         const tx = db.transaction(['packs', 'chunks'], 'readwrite');
         for (const o of [0, 1000]) {
           const b = dec.subarray(o, o + 1000);
-          tx.objectStore('chunks').put({ packId: 'old2', path: 'decoder.onnx', offset: o, end: o + 1000, data: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) });
+          tx.objectStore('chunks').put({
+            packId: 'old2',
+            path: 'decoder.onnx',
+            offset: o,
+            end: o + 1000,
+            data: b.buffer.slice(b.byteOffset, b.byteOffset + b.length),
+          });
         }
-        tx.objectStore('packs').put({ id: 'old2', manifest: p.manifest, complete: { 'decoder.onnx': p.manifest.files.decoder.sha256 }, savedAt: 1 });
+        tx.objectStore('packs').put({
+          id: 'old2',
+          manifest: p.manifest,
+          complete: { 'decoder.onnx': p.manifest.files.decoder.sha256 },
+          savedAt: 1,
+        });
         tx.oncomplete = () => (db.close(), resolve());
         tx.onerror = () => reject(tx.error);
       };
     });
     const store = new IndexedDbPackStore(factory, IDBKeyRange);
     const rows = async (name: 'chunks' | 'files') => {
-      const db = await new Promise<IDBDatabase>((ok) => (factory.open('clipcap-packs').onsuccess = (e) => ok((e.target as IDBOpenDBRequest).result)));
-      const n = await new Promise<number>((ok) => (db.transaction(name).objectStore(name).count().onsuccess = (e) => ok((e.target as IDBRequest<number>).result)));
+      const db = await new Promise<IDBDatabase>(
+        (ok) => (factory.open('clipcap-packs').onsuccess = (e) => ok((e.target as IDBOpenDBRequest).result)),
+      );
+      const n = await new Promise<number>(
+        (ok) => (db.transaction(name).objectStore(name).count().onsuccess = (e) => ok((e.target as IDBRequest<number>).result)),
+      );
       db.close();
       return n;
     };
