@@ -87,17 +87,8 @@ function checkSize(path: string, data: Uint8Array | Blob, entry: { bytes: number
   if (size !== entry.bytes) throw new PackSizeError(path, entry.bytes, size);
 }
 
+/** A stored file handed to `onFile` as its Blob has this (empty) entry in the returned pack, as a moved buffer has. */
 const EMPTY = new Uint8Array(0);
-
-/**
- * A stored, complete file for `onFile`: its Blob, size-checked; nothing is read. Null when nothing is stored. The
- * caller's entry in the returned pack is EMPTY, as for a transferred buffer.
- */
-async function storedBlob(store: PackStore, id: string, f: { path: string; bytes: number }): Promise<Blob | null> {
-  const blob = await store.readBlob(id, f.path);
-  if (blob) checkSize(f.path, blob, f);
-  return blob;
-}
 
 /**
  * The order a stored pack's files are read in: the tokenizers first, then the graphs as pack.json lists them (vision
@@ -256,12 +247,15 @@ export async function loadPackFromUrl(baseUrl: string, opts: LoadPackOptions = {
       throwIfAborted(opts.signal);
       const cached = rec.complete[f.path] === f.sha256;
       if (cached && opts.onFile) {
-        const blob = await storedBlob(store, manifest.id, f).catch(async (e: unknown) => {
-          // Never keep a bad file (a wrong size): the next attempt downloads it afresh.
-          await forget(store, rec!, f.path);
-          throw e;
-        });
+        const blob = await store.readBlob(manifest.id, f.path);
         if (blob) {
+          try {
+            checkSize(f.path, blob, f);
+          } catch (e) {
+            // Never keep a bad file: the next attempt downloads it afresh.
+            await forget(store, rec, f.path);
+            throw e;
+          }
           out[f.key] = EMPTY;
           emit(f.path, 'cached', f.bytes, f.bytes);
           opts.onFile(f.key, blob);
@@ -315,7 +309,8 @@ export async function loadCachedPack(
   if (files.some((f) => rec.complete[f.path] !== f.sha256)) throw new PackNotCachedError(packId);
   opts.onManifest?.(manifest);
   for (const f of files) {
-    const data = opts.onFile ? await storedBlob(store, packId, f) : await store.read(packId, f.path);
+    // Handed on, a file is its Blob, unread; returned, its bytes.
+    const data = opts.onFile ? await store.readBlob(packId, f.path) : await store.read(packId, f.path);
     if (!data) throw new PackNotCachedError(packId);
     checkSize(f.path, data, f);
     out[f.key] = data instanceof Blob ? EMPTY : data;
