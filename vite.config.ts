@@ -9,6 +9,8 @@
  *   TARGET_BROWSER    'chrome' (default) or 'firefox': the manifest and the engine page's host (src/background/engine-page.ts)
  *   KEEP_ALIVE_GRACE_MS  test builds only: Firefox's keep-alive grace (src/offscreen/keep-alive.ts), to see the event
  *                     page unload within a test
+ *   ENGINE_THREADS    test builds only: the engine's wasm threads instead of the automatic choice (src/sandbox/), so
+ *                     that a 2-core machine runs ORT's worker threads too
  */
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -25,7 +27,8 @@ const outDir = process.env.EXT_OUT_DIR ?? (target === 'firefox' ? 'dist-firefox'
  * Firefox's manifest, from the one source (manifest.json is Chrome's):
  * - the background is an event page (`scripts`), which hosts the engine's page in a frame: no offscreen document;
  * - no `sandbox` key (Firefox has none): the engine's page is framed there as an ordinary extension page, in the same
- *   process, so an engine crash is not contained as it is in Chrome;
+ *   process, so an engine crash is not contained as it is in Chrome; and no cross-origin isolation keys, which only
+ *   Chrome's sandboxed engine frame needs (for SharedArrayBuffer, so that ORT runs worker threads);
  * - `options_ui` instead of Chrome's `options_page`; no `minimum_chrome_version`;
  * - what Firefox requires of a new extension: its id, and the data-collection declaration (this collects nothing).
  * Host permissions are the same key, but Firefox treats them as optional in MV3: the user grants them (the first-run
@@ -33,7 +36,15 @@ const outDir = process.env.EXT_OUT_DIR ?? (target === 'firefox' ? 'dist-firefox'
  */
 type Manifest = typeof manifest & Record<string, unknown>;
 function firefoxManifest(m: typeof manifest): Manifest {
-  const { minimum_chrome_version: _chrome, sandbox: _sandbox, options_page, content_security_policy, ...rest } = m;
+  const {
+    minimum_chrome_version: _chrome,
+    sandbox: _sandbox,
+    cross_origin_embedder_policy: _coep,
+    cross_origin_opener_policy: _coop,
+    options_page,
+    content_security_policy,
+    ...rest
+  } = m;
   return {
     ...rest,
     permissions: m.permissions.filter((p) => p !== 'offscreen'),
@@ -141,6 +152,7 @@ export default defineConfig({
     __BROWSER__: JSON.stringify(target),
     __KEEP_ALIVE_GRACE_MS__:
       process.env.TEST_HOOKS === '1' && process.env.KEEP_ALIVE_GRACE_MS ? String(Number(process.env.KEEP_ALIVE_GRACE_MS)) : 'null',
+    __ENGINE_THREADS__: process.env.TEST_HOOKS === '1' && process.env.ENGINE_THREADS ? String(Number(process.env.ENGINE_THREADS)) : 'null',
     __PACK_URLS__: JSON.stringify(process.env.CAPTION_PACK_URL ?? ''),
     // Read by src/installer/catalogue.ts: the replacement catalogue object (null: the bundled one), and the mirror base.
     __CAPTION_CATALOGUE__: cataloguePath ? JSON.stringify(catalogue) : 'null',

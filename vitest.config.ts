@@ -12,7 +12,7 @@ export default defineConfig({
     projects: [
       {
         // What test builds define (vite.config.ts): the code under test answers its test-only requests.
-        define: { __TEST__: 'true', __BROWSER__: JSON.stringify('chrome'), __KEEP_ALIVE_GRACE_MS__: 'null' },
+        define: { __TEST__: 'true', __BROWSER__: JSON.stringify('chrome'), __KEEP_ALIVE_GRACE_MS__: 'null', __ENGINE_THREADS__: 'null' },
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],

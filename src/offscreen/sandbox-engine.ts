@@ -46,6 +46,9 @@ interface FrameEnd {
 async function openFrame(pageUrl: string, doc: Document = document): Promise<FrameEnd> {
   const frame = doc.createElement('iframe');
   frame.hidden = true;
+  // Cross-origin isolation reaches the frame only if its document allows it; '*', because the framed document's origin
+  // is opaque (a sandboxed page), which the default allowlist (the src's origin) does not match.
+  frame.allow = 'cross-origin-isolated *';
   frame.src = pageUrl;
   const ms = LIMITS.sandbox.connectMs;
   const loaded = new Promise<void>((resolve, reject) => {

@@ -6,6 +6,7 @@
 import { createCaptioner, type Captioner, type EngineCaption, type PackSource } from '../captioner/captioner';
 import type { AnyPackFileKey } from '../captioner/pack-format';
 import { configureWasm, defaultThreads } from '../captioner/sessions';
+import { moduleWorkersAsClassic } from './module-workers';
 import { CaptionAbortedError, CaptionerDisposedError, CaptionerError, toWire } from '../shared/errors';
 import type { LinkDown, LinkProtocol, LinkRequest, LinkUp } from '../shared/engine-link';
 import type { Caption } from '../shared/messages';
@@ -188,9 +189,16 @@ function toCaption(r: EngineCaption, c: Captioner): Caption {
   return caption;
 }
 
-/** Without cross-origin isolation a sandboxed page has no SharedArrayBuffer, so ORT's wasm runs one thread. */
+/**
+ * The frame is cross-origin isolated (the manifest's COOP and COEP, and the `allow` its document gives it), so it has
+ * SharedArrayBuffer and ORT can run worker threads: all cores but one, at most 4 (sessions.ts defaultThreads), which
+ * start the way module-workers.ts makes possible. Were isolation lost, ORT's wasm would run one thread.
+ */
 function threads(): number {
-  return typeof SharedArrayBuffer === 'undefined' ? 1 : defaultThreads();
+  if (typeof SharedArrayBuffer === 'undefined') return 1;
+  const n = __ENGINE_THREADS__ ?? defaultThreads();
+  if (n > 1) moduleWorkersAsClassic();
+  return n;
 }
 
 /** Test builds: destroy the WebGPU device ORT uses, the way a GPU reset or a driver crash does. */

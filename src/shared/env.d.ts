@@ -8,3 +8,5 @@ declare const __PACK_URLS__: string;
 declare const __BROWSER__: 'chrome' | 'firefox';
 /** Test builds only (KEEP_ALIVE_GRACE_MS): the keep-alive grace in ms instead of LIMITS.queue.keepAliveGraceMs; else null. */
 declare const __KEEP_ALIVE_GRACE_MS__: number | null;
+/** Test builds only (ENGINE_THREADS): the engine's wasm thread count instead of the automatic choice; else null. */
+declare const __ENGINE_THREADS__: number | null;

@@ -63,6 +63,7 @@ function auditManifest(m: Record<string, unknown>, where: string) {
   if (gecko) {
     expect(Object.keys(csp), `${where}: extension pages only (Firefox has no sandbox key)`).toEqual(['extension_pages']);
     expect(m.sandbox, where).toBeUndefined();
+    expect([m.cross_origin_embedder_policy, m.cross_origin_opener_policy], `${where}: no isolation keys`).toEqual([undefined, undefined]);
     expect(gecko.id, `${where}: the add-on id Firefox requires`).toMatch(/^[\w.-]+@[\w.-]+$/);
     // Firefox's built-in consent: this extension collects no data at all.
     expect(gecko.data_collection_permissions, where).toEqual({ required: ['none'] });
@@ -72,15 +73,24 @@ function auditManifest(m: Record<string, unknown>, where: string) {
     // The engine's frame (src/sandbox/, src/shared/engine-link.ts): scripts, and nothing else a sandbox can allow.
     // Above all not allow-same-origin, which would give it the extension's origin (and its storage) back.
     expect(csp.sandbox.sandbox, `${where}: sandbox flags`).toEqual(['allow-scripts']);
-    expect(csp.sandbox['script-src'], `${where}: sandbox script-src`).toEqual(["'self'", "'wasm-unsafe-eval'"]);
+    // blob: only for the boot script of ORT's worker threads, which the frame itself makes (src/sandbox/module-workers.ts);
+    // a blob: URL belongs to the origin that made it, and no other document has the frame's opaque origin.
+    expect(csp.sandbox['script-src'], `${where}: sandbox script-src`).toEqual(["'self'", "'wasm-unsafe-eval'", 'blob:']);
     expect(csp.sandbox['object-src'], `${where}: sandbox object-src`).toEqual(["'none'"]);
     expect(m.sandbox, `${where}: the one sandbox page`).toEqual({ pages: ['src/sandbox/index.html'] });
+    // Cross-origin isolated pages: SharedArrayBuffer in the engine's frame, so ORT runs worker threads there.
+    expect(m.cross_origin_embedder_policy, where).toEqual({ value: 'require-corp' });
+    expect(m.cross_origin_opener_policy, where).toEqual({ value: 'same-origin' });
     expect(m.permissions, where).toEqual(PERMISSIONS);
   }
   const pages = csp.extension_pages;
   // script-src: our own files, and WebAssembly compilation; nothing looser.
   expect(pages['script-src'], where).toEqual(["'self'", "'wasm-unsafe-eval'"]);
-  for (const [directive, sources] of [...Object.entries(pages), ...Object.entries(csp.sandbox ?? {})]) {
+  // The sandbox's blob: was checked above; every other source of both policies is held to the same rule.
+  const sandboxRest = Object.entries(csp.sandbox ?? {}).map(
+    ([d, list]) => [d, d === 'script-src' ? list.filter((x) => x !== 'blob:') : list] as const,
+  );
+  for (const [directive, sources] of [...Object.entries(pages), ...sandboxRest]) {
     for (const s of sources) {
       expect(s, `${where}: ${directive}`).not.toMatch(/^'unsafe-eval'|unsafe-inline|unsafe-hashes|^\*|^https?:|^data:|^blob:|^wss?:|\*\./);
     }

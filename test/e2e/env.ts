@@ -1,7 +1,7 @@
 // What the e2e global setup prepared, and small helpers shared by the e2e tests.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Page, Worker } from 'playwright-core';
+import { chromium, type Page, type Worker } from 'playwright-core';
 import { TMP, launchWithExtension } from './harness.mjs';
 import { axLiveText, axTree } from './ax';
 import type { UncertainPlan } from './fixtures-uncertain.mjs';
@@ -157,5 +157,39 @@ export async function waitForAnnouncement(page: Page, match: (text: string) => b
     if (hit !== undefined) return hit;
     if (Date.now() > end) throw new Error(`no live region announced ${what} within ${timeout} ms; they say ${JSON.stringify(heard)}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Send one CDP command to the first target of the browser whose URL matches (an out-of-process frame is a target of
+ * its own), through the browser-level endpoint every launch opens. Resolves with the target's type, and with the
+ * command's result when `reply` is asked for (a command such as Page.crash never answers).
+ */
+export async function sendToTarget(
+  cdpUrl: string,
+  match: (url: string) => boolean,
+  method: string,
+  params: object = {},
+  reply = false,
+): Promise<{ type: string; result?: unknown }> {
+  const browser = await chromium.connectOverCDP(cdpUrl);
+  try {
+    const s = await browser.newBrowserCDPSession();
+    const { targetInfos } = await s.send('Target.getTargets');
+    const t = targetInfos.find((x) => match(x.url));
+    if (!t) throw new Error(`no target matches (${targetInfos.map((x) => x.url).join(', ')})`);
+    const { sessionId } = await s.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
+    const answer = reply
+      ? new Promise<unknown>((resolve) => {
+          s.on('Target.receivedMessageFromTarget', (e) => {
+            const m = JSON.parse(e.message) as { id?: number; result?: unknown };
+            if (m.id === 1) resolve(m.result);
+          });
+        })
+      : undefined;
+    await s.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: 1, method, params }) });
+    return { type: t.type, result: await answer };
+  } finally {
+    await browser.close().catch(() => null);
   }
 }

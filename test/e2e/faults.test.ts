@@ -1,10 +1,10 @@
 // Faults: the service worker stopped mid-queue (CDP), the offscreen document closed or crashed mid-queue, WebGPU on
 // and off, the WebGPU device lost mid-run, the browser restarted with captions pending, and broken or missing images
 // skipped with a logged reason. In each case the queue finishes after recovery, or a request fails with a named reason.
-import { chromium, type Page, type Worker } from 'playwright-core';
+import type { Page, Worker } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sameCaption, toyHeldout } from './harness.mjs';
-import { MARKER, env, launch, stopWorker, type Ext } from './env';
+import { MARKER, env, launch, sendToTarget, stopWorker, type Ext } from './env';
 
 const truth = Object.fromEntries(toyHeldout().map((h) => [h.file, h.caption]));
 
@@ -31,21 +31,9 @@ const hooks = (sw: Worker) => (name: string) =>
 const waitForSome = (page: Page, n = 2) =>
   page.waitForFunction((k) => document.querySelectorAll('[data-alt-text-generated]').length >= k, n, { timeout: 150_000, polling: 200 });
 
-/** Send a CDP command to one target of the browser (through the browser-level endpoint every launch opens). */
-async function cdpToTarget(cdpUrl: string, match: (url: string) => boolean, method: string, params: object = {}): Promise<string> {
-  const browser = await chromium.connectOverCDP(cdpUrl);
-  try {
-    const s = await browser.newBrowserCDPSession();
-    const { targetInfos } = await s.send('Target.getTargets');
-    const t = targetInfos.find((x) => match(x.url));
-    if (!t) throw new Error(`no target matches (${targetInfos.map((x) => x.url).join(', ')})`);
-    const { sessionId } = await s.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
-    await s.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: 1, method, params }) });
-    return t.type;
-  } finally {
-    await browser.close().catch(() => null);
-  }
-}
+/** Send a CDP command to one target of the browser; resolves with the target's type. */
+const cdpToTarget = async (cdpUrl: string, match: (url: string) => boolean, method: string, params: object = {}): Promise<string> =>
+  (await sendToTarget(cdpUrl, match, method, params)).type;
 
 const call0 = (sw: Worker, name: string) => hooks(sw)(name);
 

@@ -1,0 +1,33 @@
+/**
+ * ORT's worker threads in the engine's frame. The frame is a sandboxed page, so its document's origin is opaque, and
+ * Chromium refuses it a module worker from the extension's URL ("cannot be accessed from origin 'null'") and from a
+ * blob: URL it made itself, but runs a classic worker from such a blob: URL, and a classic worker may import() a
+ * module. ORT's threads are module workers (Emscripten's pthreads); so from here on, a module worker starts as a classic
+ * one whose script imports the module. The messages that reach it before the module has set its `onmessage` (ORT
+ * posts the first one at once) are kept and handed to that handler in order. The sandbox CSP allows `blob:` scripts
+ * for this boot script; nothing else makes one.
+ */
+let installed = false;
+
+export function moduleWorkersAsClassic(): void {
+  if (installed) return;
+  installed = true;
+  const Native = globalThis.Worker;
+  globalThis.Worker = class extends Native {
+    constructor(script: string | URL, options?: WorkerOptions) {
+      if (options?.type !== 'module') {
+        super(script, options);
+        return;
+      }
+      const boot = [
+        'const early = [];',
+        'self.onmessage = (e) => early.push(e);',
+        `import(${JSON.stringify(String(script))}).then(`,
+        '  () => { const h = self.onmessage; for (const e of early) h.call(self, e); },',
+        '  (err) => setTimeout(() => { throw err; }),',
+        ');',
+      ].join('\n');
+      super(URL.createObjectURL(new Blob([boot], { type: 'text/javascript' })), { ...options, type: 'classic' });
+    }
+  };
+}
