@@ -3,9 +3,9 @@
  * Chromium refuses it a module worker from the extension's URL ("cannot be accessed from origin 'null'") and from a
  * blob: URL it made itself, but runs a classic worker from such a blob: URL, and a classic worker may import() a
  * module. ORT's threads are module workers (Emscripten's pthreads); so from here on, a module worker starts as a classic
- * one whose script imports the module. The messages that reach it before the module has set its `onmessage` (ORT
- * posts the first one at once) are kept and handed to that handler in order. The sandbox CSP allows `blob:` scripts
- * for this boot script; nothing else makes one.
+ * one whose script imports the module. The messages that reach it before the module has run (ORT posts the first one
+ * at once) are kept, and dispatched again, in order, once it has: to whatever listener the module set. The sandbox CSP
+ * allows `blob:` scripts for this boot script; nothing else makes one.
  */
 let installed = false;
 
@@ -19,11 +19,16 @@ export function moduleWorkersAsClassic(): void {
         super(script, options);
         return;
       }
+      // No message task runs between the module's evaluation and the `then`, so none is seen twice or missed.
       const boot = [
         'const early = [];',
-        'self.onmessage = (e) => early.push(e);',
+        'const keep = (e) => early.push(e);',
+        "self.addEventListener('message', keep);",
         `import(${JSON.stringify(String(script))}).then(`,
-        '  () => { const h = self.onmessage; for (const e of early) h.call(self, e); },',
+        '  () => {',
+        "    self.removeEventListener('message', keep);",
+        "    for (const e of early) self.dispatchEvent(new MessageEvent('message', { data: e.data, ports: [...e.ports] }));",
+        '  },',
         '  (err) => setTimeout(() => { throw err; }),',
         ');',
       ].join('\n');
