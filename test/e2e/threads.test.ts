@@ -1,5 +1,5 @@
 // The engine's worker threads: its sandboxed frame is cross-origin isolated (manifest COOP and COEP, the frame's
-// `allow`), so it has SharedArrayBuffer and ORT starts worker threads there (src/sandbox/ort-runtime.ts). A build with
+// `allow`), so it has SharedArrayBuffer and ORT starts worker threads there (src/sandbox/module-workers.ts). A build with
 // ENGINE_THREADS=2 runs them even on a 2-core machine, where the automatic choice is one thread; its labels must be the
 // model's captions, as with one thread.
 import { join } from 'node:path';
