@@ -1,7 +1,8 @@
 /**
  * The engine's end of the link (src/shared/engine-link.ts): one captioner per frame, created by 'os-sb-open' from the
  * pack's files as they arrive ('os-sb-file': bytes transferred, or a stored file's Blob, read here), and captions on
- * request. A new pack gets a new frame, so a disposed engine's memory goes back with its process. Pings are answered whenever the frame's thread is free; a process that stopped answers none.
+ * request. A new pack gets a new frame, so a disposed engine's memory goes back with its process. Pings are answered
+ * whenever the frame's thread is free; a process that stopped answers none.
  */
 import { createCaptioner, type Captioner, type EngineCaption, type PackSource } from '../captioner/captioner';
 import type { AnyPackFileKey } from '../captioner/pack-format';
