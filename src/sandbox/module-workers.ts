@@ -5,7 +5,7 @@
  * module. ORT's threads are module workers (Emscripten's pthreads); so from here on, a module worker starts as a classic
  * one whose script imports the module. The messages that reach it before the module has run (ORT posts the first one
  * at once) are kept, and dispatched again, in order, once it has: to whatever listener the module set. The sandbox CSP
- * allows `blob:` scripts for this boot script; nothing else makes one.
+ * allows `blob:` scripts for this boot script; nothing else makes one, and its URL is revoked once the worker has it.
  */
 let installed = false;
 
@@ -32,7 +32,11 @@ export function moduleWorkersAsClassic(): void {
         '  (err) => setTimeout(() => { throw err; }),',
         ');',
       ].join('\n');
-      super(URL.createObjectURL(new Blob([boot], { type: 'text/javascript' })), { ...options, type: 'classic' });
+      const url = URL.createObjectURL(new Blob([boot], { type: 'text/javascript' }));
+      super(url, { ...options, type: 'classic' });
+      // The constructor has resolved the URL to its Blob (HTML: a blob: URL's entry is looked up when it is parsed),
+      // so the worker loads without it; revoked, the Blob is not kept for the frame's lifetime, once per thread.
+      URL.revokeObjectURL(url);
     }
   };
 }
