@@ -164,3 +164,24 @@ export function manifestFiles(m: PackManifest): Array<{ key: AnyPackFileKey } & 
   const keys: AnyPackFileKey[] = [...PACK_FILE_KEYS, ...TEXT_FILE_KEYS.filter((k) => m.files[k] !== undefined)];
   return keys.map((key) => ({ key, ...m.files[key]! }));
 }
+
+/** CLIP's text tower as a pack holds it: its two files and pack.json's "text" section. */
+export interface TextTowerFiles {
+  files: Pick<PackFiles<PackFileEntry>, TextFileKey>;
+  text: unknown;
+}
+
+/**
+ * The manifest with CLIP's text tower put in (its two files and "text" section) or, for null, taken out; the rest as
+ * it was, in the same key order (model/export.py's), with `provenance` when given. Checked like any pack.json.
+ */
+export function withTextTower(m: PackManifest, tower: TextTowerFiles | null, provenance = m.provenance): PackManifest {
+  const { files, text: _text, ...rest } = m;
+  const base = Object.fromEntries(PACK_FILE_KEYS.map((k) => [k, files[k]]));
+  return parseManifest({
+    ...rest,
+    provenance,
+    files: tower ? { ...base, ...tower.files } : base,
+    ...(tower ? { text: tower.text } : {}),
+  });
+}

@@ -24,12 +24,22 @@ import {
   type AnyPackFileKey,
   type PackFileEntry,
   type PackManifest,
+  type TextTowerFiles,
 } from '../captioner/pack-format';
 import { checkInputs, type ConverterCheckpoint } from './check-inputs';
 import { float32ToFloat16 } from './half';
 import { applyOp, type OpInput, type OpOutput } from './ops';
 import { Sha256Stream } from './sha256-stream';
-import { TEXT_TOKENIZER_PATH, TOKENIZER_PATH, hasText, templateGraphBytes, withoutText, type Piece, type Template } from './template';
+import {
+  TEXT_TOKENIZER_PATH,
+  TOKENIZER_PATH,
+  hasText,
+  templateGraphBytes,
+  textOnly,
+  withoutText,
+  type Piece,
+  type Template,
+} from './template';
 
 export interface PackSink {
   /** Append `data` to the file at `path`, at `offset` (the bytes appended to that file so far). The converter does
@@ -80,6 +90,9 @@ export interface ConvertArgs {
   stats?: ConvertStats;
 }
 
+/** What convertTextTower takes: the arguments about the graphs, their inputs and the output. */
+type GraphArgs = Omit<ConvertArgs, 'tokenizer' | 'meta' | 'text'>;
+
 const DEFAULT_CHUNK_BYTES = 4 << 20;
 const FILE_ORDER: readonly AnyPackFileKey[] = [...PACK_FILE_KEYS, ...TEXT_FILE_KEYS];
 /** float32 elements per scratch slice: 256 KiB, so the scratch stays small beside a chunk */
@@ -111,7 +124,7 @@ class ChunkWriter {
 
   constructor(
     private readonly path: string,
-    private readonly args: ConvertArgs,
+    private readonly args: GraphArgs,
     private readonly chunkBytes: number,
     private readonly budget: Budget,
     private readonly stats: ConvertStats,
@@ -163,68 +176,48 @@ class ChunkWriter {
   }
 }
 
-/** Convert published checkpoints into a pack with a graph template. Returns the pack's manifest (pack.json). */
-export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
-  const { signal } = args;
-  const template = args.text === false ? withoutText(args.template) : args.template;
+/** What one conversion shares between its files. */
+interface Run {
+  args: GraphArgs;
+  template: Template;
+  chunkBytes: number;
+  budget: Budget;
+  stats: ConvertStats;
+  progress: () => void;
+}
+
+/** Check the arguments and the inputs (before a byte is written); `files`: what is copied whole besides the graphs. */
+async function startRun(args: GraphArgs, template: Template, files: Array<Uint8Array | null>): Promise<Run> {
   const stats = args.stats ?? { maxBufferedBytes: 0, bytesWritten: 0, tensors: 0, chunks: 0 };
   const chunkBytes = args.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 16)
     throw new RangeError(`convertPack: chunkBytes must be an integer >= 16, got ${chunkBytes}`);
   if (!LITTLE_ENDIAN) throw new RangeError('convertPack: this platform is big-endian; ONNX files are little-endian');
-  throwIfAborted(signal);
-  await checkInputs(template, args.inputs, signal);
-  const textTokenizer = hasText(template) ? (args.textTokenizer ?? (await args.skeleton(TEXT_TOKENIZER_PATH))) : null;
+  throwIfAborted(args.signal);
+  await checkInputs(template, args.inputs, args.signal);
+  const total = templateGraphBytes(template) + files.reduce((n, f) => n + (f?.byteLength ?? 0), 0);
+  return { args, template, chunkBytes, budget: new Budget(stats), stats, progress: () => args.onProgress?.(stats.bytesWritten, total) };
+}
 
-  const budget = new Budget(stats);
-  const total = templateGraphBytes(template) + args.tokenizer.byteLength + (textTokenizer?.byteLength ?? 0);
-  const progress = () => args.onProgress?.(stats.bytesWritten, total);
+/** A file the converter copies whole (a tokenizer). */
+async function writeWhole(run: Run, path: string, bytes: Uint8Array): Promise<PackFileEntry> {
+  throwIfAborted(run.args.signal);
+  const out = new ChunkWriter(path, run.args, run.chunkBytes, run.budget, run.stats, run.progress);
+  await out.write(bytes);
+  return out.finish();
+}
+
+const textTokenizerOf = (args: GraphArgs) => args.textTokenizer ?? args.skeleton(TEXT_TOKENIZER_PATH);
+
+/** Convert published checkpoints into a pack with a graph template. Returns the pack's manifest (pack.json). */
+export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
+  const template = args.text === false ? withoutText(args.template) : args.template;
+  const textTokenizer = hasText(template) ? await textTokenizerOf(args) : null;
+  const run = await startRun(args, template, [args.tokenizer, textTokenizer]);
   const files: Partial<Record<AnyPackFileKey, PackFileEntry>> = {};
-
-  for (const graph of template.graphs) {
-    throwIfAborted(signal);
-    const skel = await args.skeleton(graph.skeleton);
-    if (graph.skeletonBytes !== undefined && skel.byteLength !== graph.skeletonBytes) {
-      throw new TemplateFormatError(
-        template.id,
-        `${graph.skeleton} has ${skel.byteLength} bytes, but the template says ${graph.skeletonBytes}`,
-      );
-    }
-    budget.take(skel.byteLength);
-    const out = new ChunkWriter(graph.path, args, chunkBytes, budget, stats, progress);
-    for (const [i, piece] of graph.pieces.entries()) {
-      throwIfAborted(signal);
-      if (piece.kind === 'copy') {
-        if (piece.end > skel.byteLength) {
-          throw new TemplateFormatError(
-            template.id,
-            `${graph.skeleton} has ${skel.byteLength} bytes, but piece ${i} of "${graph.role}" copies up to byte ${piece.end}`,
-          );
-        }
-        await out.write(skel.subarray(piece.start, piece.end));
-      } else {
-        await writeTensor(args, piece, out, budget, `piece ${i} of "${graph.role}"`);
-        stats.tensors++;
-      }
-    }
-    const entry = await out.finish();
-    budget.give(skel.byteLength);
-    if (entry.bytes !== graph.bytes) {
-      // Unreachable while parseTemplate checks the piece sizes; kept so a bug cannot produce a mislabelled file.
-      throw new TemplateFormatError(template.id, `"${graph.role}" came out at ${entry.bytes} bytes, not ${graph.bytes}`);
-    }
-    files[graph.role] = entry;
-  }
-
-  throwIfAborted(signal);
-  const tok = new ChunkWriter(TOKENIZER_PATH, args, chunkBytes, budget, stats, progress);
-  await tok.write(args.tokenizer);
-  files.tokenizer = await tok.finish();
-  if (textTokenizer) {
-    const textTok = new ChunkWriter(TEXT_TOKENIZER_PATH, args, chunkBytes, budget, stats, progress);
-    await textTok.write(textTokenizer);
-    files.textTokenizer = await textTok.finish();
-  }
+  for (const graph of template.graphs) files[graph.role] = await writeGraph(run, graph);
+  files.tokenizer = await writeWhole(run, TOKENIZER_PATH, args.tokenizer);
+  if (textTokenizer) files.textTokenizer = await writeWhole(run, TEXT_TOKENIZER_PATH, textTokenizer);
 
   const { id, version, name, description, provenance } = args.meta;
   const { text, ...described } = template.manifest;
@@ -246,8 +239,60 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
   return parseManifest(manifest);
 }
 
+/**
+ * CLIP's text tower alone, for a pack that was made without it (the user turned caption checking on later): writes
+ * text.onnx and text-tokenizer.json, byte for byte what convertPack writes for them, and returns their entries and
+ * pack.json's "text" section; withTextTower puts them into the pack's manifest. `args.template` is the whole template;
+ * only the inputs its text graph reads are needed.
+ */
+export async function convertTextTower(args: GraphArgs): Promise<TextTowerFiles> {
+  const template = textOnly(args.template);
+  const textTokenizer = await textTokenizerOf(args);
+  const run = await startRun(args, template, [textTokenizer]);
+  const text = await writeGraph(run, template.graphs[0]);
+  return { files: { text, textTokenizer: await writeWhole(run, TEXT_TOKENIZER_PATH, textTokenizer) }, text: args.template.manifest.text };
+}
+
+/** One graph: its skeleton's bytes with the converted tensors in their places, streamed to the sink. */
+async function writeGraph(run: Run, graph: Template['graphs'][number]): Promise<PackFileEntry> {
+  const { args, template, budget, stats } = run;
+  const { signal } = args;
+  throwIfAborted(signal);
+  const skel = await args.skeleton(graph.skeleton);
+  if (graph.skeletonBytes !== undefined && skel.byteLength !== graph.skeletonBytes) {
+    throw new TemplateFormatError(
+      template.id,
+      `${graph.skeleton} has ${skel.byteLength} bytes, but the template says ${graph.skeletonBytes}`,
+    );
+  }
+  budget.take(skel.byteLength);
+  const out = new ChunkWriter(graph.path, args, run.chunkBytes, budget, stats, run.progress);
+  for (const [i, piece] of graph.pieces.entries()) {
+    throwIfAborted(signal);
+    if (piece.kind === 'copy') {
+      if (piece.end > skel.byteLength) {
+        throw new TemplateFormatError(
+          template.id,
+          `${graph.skeleton} has ${skel.byteLength} bytes, but piece ${i} of "${graph.role}" copies up to byte ${piece.end}`,
+        );
+      }
+      await out.write(skel.subarray(piece.start, piece.end));
+    } else {
+      await writeTensor(args, piece, out, budget, `piece ${i} of "${graph.role}"`);
+      stats.tensors++;
+    }
+  }
+  const entry = await out.finish();
+  budget.give(skel.byteLength);
+  if (entry.bytes !== graph.bytes) {
+    // Unreachable while parseTemplate checks the piece sizes; kept so a bug cannot produce a mislabelled file.
+    throw new TemplateFormatError(template.id, `"${graph.role}" came out at ${entry.bytes} bytes, not ${graph.bytes}`);
+  }
+  return entry;
+}
+
 async function writeTensor(
-  args: ConvertArgs,
+  args: GraphArgs,
   piece: Extract<Piece, { kind: 'tensor' }>,
   out: ChunkWriter,
   budget: Budget,

@@ -273,22 +273,42 @@ export function hasText(t: Template): boolean {
  */
 export function withoutText(t: Template): Template {
   if (!hasText(t)) return t;
-  const graphs = t.graphs.filter((g) => g.role !== TEXT_ROLE);
+  const { text: _text, ...manifest } = t.manifest;
+  return { ...keepGraphs(t, (role) => role !== TEXT_ROLE), manifest };
+}
+
+/**
+ * The template as CLIP's text tower alone (the user turned the feature on for a model already installed): only the
+ * text graph, only the inputs it reads, and every other key of those inputs ignored, so the downloader fetches the
+ * text tower's bytes and nothing else. convertTextTower writes what it describes; the template must have a text tower.
+ */
+export function textOnly(t: Template): Template {
+  if (!hasText(t)) throw new TemplateFormatError(t.id, 'the template has no text tower');
+  return keepGraphs(t, (role) => role === TEXT_ROLE);
+}
+
+const exactly = (key: string) => `^${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+
+/**
+ * The template with only the graphs `keep` picks. A key no kept graph reads becomes an ignored key (kept where an
+ * optional key must equal it, as GPT-2's tied lm_head must equal wte); an input no kept graph reads is dropped.
+ */
+function keepGraphs(t: Template, keep: (role: GraphRole) => boolean): Template {
+  const graphs = t.graphs.filter((g) => keep(g.role));
   const read = new Set(
     graphs.flatMap((g) => g.pieces.flatMap((p) => (p.kind === 'tensor' ? p.args.map((a) => `${a.input}:${a.name}`) : []))),
   );
   const inputs: Record<string, TemplateInput> = {};
   for (const [role, spec] of Object.entries(t.inputs)) {
-    const kept = new Set(Object.values(spec.optional));
-    const textOnly = new Set(Object.keys(spec.params).filter((k) => !read.has(`${role}:${k}`) && !kept.has(k)));
-    inputs[role] = {
-      params: Object.fromEntries(Object.entries(spec.params).filter(([k]) => !textOnly.has(k))),
-      ignore: [...spec.ignore, ...[...textOnly].map((k) => `^${k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)],
-      optional: spec.optional,
-    };
+    if (![...read].some((k) => k.startsWith(`${role}:`))) continue;
+    const kept = new Set(Object.values(spec.optional).filter((k) => read.has(`${role}:${k}`)));
+    const unread = Object.keys(spec.params).filter((k) => !read.has(`${role}:${k}`) && !kept.has(k));
+    const params = Object.fromEntries(Object.entries(spec.params).filter(([k]) => !unread.includes(k)));
+    const optional = Object.fromEntries(Object.entries(spec.optional).filter(([, k]) => k in params));
+    const dropped = Object.keys(spec.optional).filter((k) => !(k in optional));
+    inputs[role] = { params, ignore: [...spec.ignore, ...[...unread, ...dropped].map(exactly)], optional };
   }
-  const { text: _text, ...manifest } = t.manifest;
-  return { ...t, inputs, manifest, graphs };
+  return { ...t, inputs, graphs };
 }
 
 /** Bytes of every graph the template writes (what the converter's progress counts, with tokenizer.json). */

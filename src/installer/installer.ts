@@ -12,6 +12,8 @@
  * Store entries: `<model>~inputs` holds the downloaded inputs (deleted after a successful conversion); each
  * conversion writes a NEW entry `<model>@<stamp>`. The job's `readyStoreId` moves to it in one putJob, only after it
  * is complete and re-verified; the old entry is deleted afterwards. A failure at any step leaves the old pack in use.
+ * Caption checking turned on or off for an installed model goes the same way, but copies the pack's other files from
+ * the installed entry rather than downloading the model again (text-change.ts).
  */
 import {
   CaptionAbortedError,
@@ -25,8 +27,8 @@ import {
   WrongCheckpointError,
   isQuotaError,
 } from '../shared/errors';
-import { manifestFiles, type PackManifest } from '../captioner/pack-format';
-import type { InstallStore, StoredJob } from '../captioner/pack-store';
+import type { PackManifest } from '../captioner/pack-format';
+import type { InstallStore, StoredJob, StoredPackRecord } from '../captioner/pack-store';
 import { checkInputs, describeCheckpoint, findCheckpointProblems, type ConverterCheckpoint } from '../converter/check-inputs';
 import { convertPack } from '../converter/convert';
 import { blobSource, openCheckpoint, type Checkpoint, type RandomAccess } from '../converter/readers/checkpoint';
@@ -34,6 +36,8 @@ import { hasText, parseTemplate, withoutText, type Template } from '../converter
 import { findModel, modelSizes, type Catalogue, type CatalogueInput, type CatalogueModel, type CatalogueSource } from './catalogue';
 import { RateMeter, fetchFile, hashBlob, hashStoredFile, probeSource, type SourceFacts } from './fetch-file';
 import { HttpRangeSource, storedFileSource } from './http-source';
+import { verifyEntry } from './stored-pack';
+import { changeTextTower } from './text-change';
 import type { InstallPhase, InstallState } from '../shared/messages';
 
 /** One model's install, as the installer reports it: the protocol's own type (src/shared/messages.ts). */
@@ -129,7 +133,19 @@ function fingerprint(m: CatalogueModel): string {
   ]);
 }
 
-const sizesOf = (m: CatalogueModel, job: JobRecord) => modelSizes(m, !!job.text);
+/**
+ * Only caption checking differs from the installed pack (and the catalogue entry is the one it was built from): the
+ * job adds or drops CLIP's text tower (text-change.ts) rather than setting the model up again.
+ */
+const isTextChange = (m: CatalogueModel, job: JobRecord | null): job is JobRecord =>
+  !!job?.readyStoreId && job.readyFrom === fingerprint(m) && !!job.readyText !== !!job.text;
+
+/** What the job downloads and what the pack takes on disk: for a text change, only what the change downloads. */
+function sizesOf(m: CatalogueModel, job: JobRecord | null) {
+  const s = modelSizes(m, !!job?.text);
+  if (!isTextChange(m, job)) return s;
+  return { downloadBytes: job.text ? s.downloadBytes - modelSizes(m, false).downloadBytes : 0, diskBytes: s.diskBytes };
+}
 
 function sourceUrl(s: CatalogueSource) {
   return s.url;
@@ -181,7 +197,7 @@ export class Installer {
     const p = this.progress.get(m.id);
     const phase = job?.phase ?? 'not-installed';
     const active = phase === 'downloading' || phase === 'verifying' || phase === 'converting';
-    const total = p?.total ?? modelSizes(m, !!job?.text).downloadBytes;
+    const total = p?.total ?? sizesOf(m, job).downloadBytes;
     const bytes = phase === 'ready' ? total : (p?.bytes ?? 0);
     return {
       id: m.id,
@@ -192,7 +208,7 @@ export class Installer {
       etaSeconds: active && p ? p.meter.eta(bytes, total) : null,
       error: job?.error ?? null,
       storeId: job?.readyStoreId ?? null,
-      needsFiles: phase === 'ready' ? [] : this.needsFiles(m, job),
+      needsFiles: phase === 'ready' || isTextChange(m, job) ? [] : this.needsFiles(m, job),
       text: !!job?.text,
       readyText: !!job?.readyStoreId && (job.readyHasText ?? !!job.readyText),
     };
@@ -232,7 +248,7 @@ export class Installer {
    * Resolves with the final state (ready, failed or paused); failures are reported in the state, never thrown,
    * except for an unknown model id.
    * `text`: also fetch and convert CLIP's text tower; undefined keeps the job's choice (off for a new job). Changing
-   * it on a ready model builds its pack again. A template without a text tower ignores it.
+   * it on a ready model adds or drops only the text tower (text-change.ts). A template without a text tower ignores it.
    */
   install(modelId: string, picked?: Record<string, string>, text?: boolean): Promise<ModelState> {
     const m = this.model(modelId);
@@ -263,7 +279,9 @@ export class Installer {
       ) {
         return this.toState(m, job);
       }
-      const needs = this.needsFiles(m, job);
+      // A text change needs only the CLIP checkpoint (never a file the user picks, in the published models): a
+      // role it does need and lacks fails the job as an install does.
+      const needs = isTextChange(m, job) ? [] : this.needsFiles(m, job);
       if (needs.length) {
         job.error = wire(new UserFileNeededError(m.id, needs, needs.map((r) => m.inputs[r].hint ?? '').join('; ')));
         job.phase = job.readyStoreId ? 'ready' : 'failed';
@@ -359,16 +377,12 @@ export class Installer {
       // none of the text tower's bytes is fetched or read.
       const full = await this.loadTemplate(m, signal);
       const template = job.text ? full : withoutText(full);
-      await this.checkSpace(m, job);
-      job.phase = 'downloading';
-      await this.save(job);
-      const sources: Record<string, RandomAccess> = {};
-      for (const [role, input] of Object.entries(m.inputs)) {
-        sources[role] = await this.obtainInput(m, job, role, input, template, signal);
-      }
-      job.phase = 'converting';
-      await this.save(job);
-      const storeId = await this.convert(m, job, template, sources, signal);
+      const ready = isTextChange(m, job) ? await this.store.getRecord(job.readyStoreId!) : null;
+      let storeId: string;
+      if (ready && (!hasText(full) || !!ready.manifest.text === !!job.text))
+        storeId = ready.id; // nothing to change
+      else if (ready) storeId = await this.changeText(m, job, ready, full, signal);
+      else storeId = await this.build(m, job, template, signal);
       // The switch: one write moves the pointer to a complete, re-verified entry. Before it the old pack is in use;
       // after it the new one is. Cleaning up afterwards can fail without harm (the next install retries it).
       const old = job.readyStoreId;
@@ -461,7 +475,8 @@ export class Installer {
     }
   }
 
-  private inputProgress(m: CatalogueModel, job: JobRecord) {
+  /** Progress over the inputs `roles`. */
+  private inputProgress(m: CatalogueModel, job: JobRecord, roles: string[]) {
     // bytes: stored input bytes; total: what the inputs need, the catalogue's estimate until the real figure is known
     const have = new Map<string, number>();
     const need = new Map<string, number>();
@@ -473,14 +488,12 @@ export class Installer {
         for (const v of have.values()) bytes += v;
         let total = 0;
         for (const v of need.values()) total += v;
-        if (need.size < Object.values(m.inputs).filter((i) => i.fetch !== 'user-file').length)
+        if (need.size < roles.filter((r) => m.inputs[r].fetch !== 'user-file').length)
           total = Math.max(total, sizesOf(m, job).downloadBytes);
         this.setProgress(job, bytes, Math.max(total, bytes), force);
       },
     };
   }
-
-  private progressOf = new WeakMap<JobRecord, ReturnType<Installer['inputProgress']>>();
 
   /** One input: from the first source that works (or the picked file), checked; returns a RandomAccess over it. */
   private async obtainInput(
@@ -489,10 +502,9 @@ export class Installer {
     role: string,
     input: CatalogueInput,
     template: Template,
+    prog: ReturnType<Installer['inputProgress']>,
     signal: AbortSignal,
   ): Promise<RandomAccess> {
-    let prog = this.progressOf.get(job);
-    if (!prog) this.progressOf.set(job, (prog = this.inputProgress(m, job)));
     const state = (job.inputs[role] ??= {
       source: null,
       facts: null,
@@ -691,43 +703,22 @@ export class Installer {
     return file;
   }
 
-  /** Convert into a new entry, re-verify every file from the store, and return the entry id. */
-  private async convert(
-    m: CatalogueModel,
-    job: JobRecord,
-    template: Template,
-    sources: Record<string, RandomAccess>,
-    signal: AbortSignal,
-  ): Promise<string> {
-    if (job.targetId) await this.store.deletePack(job.targetId); // a conversion cut short is done again from the start
-    const targetId = `${m.id}@${Date.now().toString(36)}`;
-    job.targetId = targetId;
+  /** The whole install: download the inputs, convert them into a new entry, verify it; returns the entry id. */
+  private async build(m: CatalogueModel, job: JobRecord, template: Template, signal: AbortSignal): Promise<string> {
+    await this.checkSpace(m, job);
+    job.phase = 'downloading';
     await this.save(job);
-    const inputs: Record<string, ConverterCheckpoint> = {};
-    for (const [role, src] of Object.entries(sources)) {
-      const format =
-        m.inputs[role].fetch === 'user-file' ? m.inputs[role].format : m.inputs[role].sources[job.inputs[role].source ?? 0]?.format;
-      inputs[role] = await openCheckpoint(src, format, signal);
-    }
+    const inputs = await this.obtainInputs(m, job, Object.keys(m.inputs), template, signal);
+    job.phase = 'converting';
+    await this.save(job);
+    const targetId = await this.newTarget(m, job);
     await checkInputs(template, inputs, signal);
     const provenance = {
       installedBy: 'extension',
       catalogueModel: m.id,
       template: template.id,
       installedAt: new Date().toISOString(),
-      inputs: Object.fromEntries(
-        Object.entries(job.inputs).map(([role, s]) => [
-          role,
-          {
-            url: m.inputs[role].fetch === 'user-file' ? null : m.inputs[role].sources[s.source ?? 0]?.url,
-            mode: s.mode,
-            bytes: s.size,
-            sha256: s.sha256,
-            check: s.check,
-            commit: s.facts?.commit ?? null,
-          },
-        ]),
-      ),
+      inputs: this.inputProvenance(m, job),
     };
     const tokenizer = await this.fetchBytes(this.templateUrl(m, 'tokenizer.json'), signal);
     const manifest: PackManifest = await convertPack({
@@ -744,16 +735,87 @@ export class Installer {
     // Re-verify from the store: what loadCachedPack will read is what the converter meant to write.
     job.phase = 'verifying';
     await this.save(job);
-    const complete: Record<string, string> = {};
-    for (const f of manifestFiles(manifest)) {
-      const size = await this.store.storedBytes(targetId, f.path);
-      if (size !== f.bytes) throw new SourceIntegrityError(`file:///${f.path}`, 'size', f.bytes, size);
-      const got = await hashStoredFile(this.store, targetId, f.path, size, signal);
-      if (got !== f.sha256) throw new SourceIntegrityError(`file:///${f.path}`, 'sha256', f.sha256, got);
-      complete[f.path] = got;
-    }
+    const complete = await verifyEntry(this.store, targetId, manifest, signal);
     await this.store.putRecord({ id: targetId, manifest, complete, savedAt: Date.now() });
     if (signal.aborted) throw new CaptionAbortedError(signal.reason);
     return targetId;
+  }
+
+  /** Caption checking turned on or off for the installed pack `ready` (text-change.ts); returns the new entry's id. */
+  private async changeText(
+    m: CatalogueModel,
+    job: JobRecord,
+    ready: StoredPackRecord,
+    template: Template,
+    signal: AbortSignal,
+  ): Promise<string> {
+    await this.checkSpace(m, job);
+    job.phase = job.text ? 'downloading' : 'converting';
+    await this.save(job);
+    const targetId = await this.newTarget(m, job);
+    await changeTextTower({
+      store: this.store,
+      ready,
+      targetId,
+      template,
+      add: !!job.text,
+      signal,
+      inputs: (t) => this.obtainInputs(m, job, Object.keys(t.inputs), t, signal),
+      skeleton: (path) => this.fetchBytes(this.templateUrl(m, path), signal),
+      provenance: () => ({ template: template.id, installedAt: new Date().toISOString(), inputs: this.inputProvenance(m, job) }),
+      phase: async (p) => {
+        job.phase = p;
+        await this.save(job);
+      },
+      onProgress: (written, total) => this.setProgress(job, written, total),
+    });
+    if (signal.aborted) throw new CaptionAbortedError(signal.reason);
+    return targetId;
+  }
+
+  /** A new, empty entry to convert into (one a conversion cut short left is deleted: it is done again whole). */
+  private async newTarget(m: CatalogueModel, job: JobRecord): Promise<string> {
+    if (job.targetId) await this.store.deletePack(job.targetId);
+    const targetId = `${m.id}@${Date.now().toString(36)}`;
+    job.targetId = targetId;
+    await this.save(job);
+    return targetId;
+  }
+
+  /** The inputs `roles`, downloaded (or picked) and checked against `template`, opened for the converter. */
+  private async obtainInputs(
+    m: CatalogueModel,
+    job: JobRecord,
+    roles: string[],
+    template: Template,
+    signal: AbortSignal,
+  ): Promise<Record<string, ConverterCheckpoint>> {
+    const prog = this.inputProgress(m, job, roles);
+    const sources: Record<string, RandomAccess> = {};
+    for (const role of roles) sources[role] = await this.obtainInput(m, job, role, m.inputs[role], template, prog, signal);
+    const inputs: Record<string, ConverterCheckpoint> = {};
+    for (const [role, src] of Object.entries(sources)) {
+      const format =
+        m.inputs[role].fetch === 'user-file' ? m.inputs[role].format : m.inputs[role].sources[job.inputs[role].source ?? 0]?.format;
+      inputs[role] = await openCheckpoint(src, format, signal);
+    }
+    return inputs;
+  }
+
+  /** Where each downloaded input came from and how it was checked, for the pack's provenance. */
+  private inputProvenance(m: CatalogueModel, job: JobRecord) {
+    return Object.fromEntries(
+      Object.entries(job.inputs).map(([role, s]) => [
+        role,
+        {
+          url: m.inputs[role].fetch === 'user-file' ? null : m.inputs[role].sources[s.source ?? 0]?.url,
+          mode: s.mode,
+          bytes: s.size,
+          sha256: s.sha256,
+          check: s.check,
+          commit: s.facts?.commit ?? null,
+        },
+      ]),
+    );
   }
 }

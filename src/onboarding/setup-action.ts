@@ -1,9 +1,9 @@
 /**
  * What the set-up page's one button does for the chosen model: set it up; nothing while a job of it runs, or once it is
  * set up as the box asks; or, for an installed model whose box the user changed, set it up again with or without
- * CLIP's text tower. The installer builds a pack whole from the published checkpoints and keeps none of them, so it
- * cannot add or drop only the text tower: a change downloads the model again. The pack in use keeps captioning until
- * the new one is ready, and a failed or cancelled change leaves it as it was (src/installer/installer.ts).
+ * CLIP's text tower. The installer adds or drops only the text tower (src/installer/text-change.ts): on downloads
+ * the text tower alone, off downloads nothing. The pack in use keeps captioning until the changed one is ready, and a
+ * failed or cancelled change leaves it as it was.
  */
 import { msg } from '../shared/i18n';
 import type { InstallState } from '../shared/messages';
@@ -26,7 +26,11 @@ export function setupAction(s: InstallState | undefined, offer: TextOffer | null
     return {
       disabled: false,
       label: msg(wantText ? 'onboardingTextAdd' : 'onboardingTextRemove'),
-      hint: msg('onboardingTextChangeHint', formatBytes(wantText ? offer.rebuildBytes.on : offer.rebuildBytes.off)),
+      hint: !wantText
+        ? msg('onboardingTextRemoveHint')
+        : offer.downloadBytes === null
+          ? msg('onboardingTextAddHintPlain')
+          : msg('onboardingTextAddHint', formatBytes(offer.downloadBytes)),
     };
   }
   if (s?.phase === 'ready') return { disabled: true, label: plain.label, hint: offer ? msg('onboardingTextReadyHint') : '' };

@@ -14,8 +14,6 @@ import { formatBytes } from '../shared/status-text';
 export interface TextOffer {
   downloadBytes: number | null;
   diskBytes: number | null;
-  /** What setting the model up again downloads, with the text tower and without (an installed model's change). */
-  rebuildBytes: { on: number; off: number };
 }
 
 /** The elements (plain objects in unit tests): the row, the checkbox, its label and the size it is described by. */
@@ -48,7 +46,6 @@ export async function textOffer(
   return {
     downloadBytes: m.textDownloadBytes === undefined ? null : on.downloadBytes - off.downloadBytes,
     diskBytes: m.textDiskBytes === undefined ? null : on.diskBytes - off.diskBytes,
-    rebuildBytes: { on: on.downloadBytes, off: off.downloadBytes },
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * convertPack with hand-made templates, checkpoints and sinks: the file bytes, hashes, manifest, chunking, progress,
+ * convertPack (and convertTextTower) with hand-made templates, checkpoints and sinks: the file bytes, hashes, manifest, chunking, progress,
  * the memory bound, wrong checkpoints, aborts and damaged templates. Byte equality with the Python pipeline on real
  * templates is test/converter/python-parity.test.ts.
  */
@@ -7,10 +7,10 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CaptionAbortedError, TemplateFormatError, WrongCheckpointError } from '../../src/shared/errors';
 import { parseManifest } from '../../src/captioner/pack-format';
-import { convertPack, type ConvertArgs, type ConvertStats } from '../../src/converter/convert';
+import { convertPack, convertTextTower, type ConvertArgs, type ConvertStats } from '../../src/converter/convert';
 import { float32ToFloat16 } from '../../src/converter/half';
 import { applyOp, materialize } from '../../src/converter/ops';
-import { parseTemplate, withoutText } from '../../src/converter/template';
+import { parseTemplate, textOnly, withoutText } from '../../src/converter/template';
 import { textManifest } from '../captioner/helpers/synthetic-pack';
 import { FakeCheckpoint, MemorySink, type FakeTensor } from './helpers/fakes';
 
@@ -439,6 +439,37 @@ describe('CLIP\'s text tower (an optional "text" graph)', () => {
     expect(t.inputs.clip.ignore).toEqual(['^logit_scale$', '^token_embedding\\.weight$', '^text_projection$']);
     const plain = parseTemplate(templateJson());
     expect(withoutText(plain)).toBe(plain);
+  });
+
+  it('convertTextTower writes the text tower alone, as convertPack writes it, reading only its keys of the CLIP file', async () => {
+    const whole = textArgs();
+    const m = await convertPack(whole);
+    const clip = new FakeCheckpoint({ ...shapes(CLIP), ...shapes(TEXT), logit_scale: { shape: [] } }, 11);
+    const asked: string[] = [];
+    const progress: Array<[number, number]> = [];
+    const a = textArgs({ inputs: { clip }, skeleton: async (p) => (asked.push(p), files[p]), onProgress: (w, t) => progress.push([w, t]) });
+    const tower = await convertTextTower(a); // no clipcap input: the text tower does not read it
+    expect(tower).toEqual({ files: { text: m.files.text, textTokenizer: m.files.textTokenizer }, text: m.text });
+    expect([...a.sink.files.keys()].sort()).toEqual(['text-tokenizer.json', 'text.onnx']);
+    for (const path of ['text.onnx', 'text-tokenizer.json']) expect(a.sink.bytes(path)).toEqual(whole.sink.bytes(path));
+    expect(asked.sort()).toEqual(['text-tokenizer.json', 'text.skel']);
+    expect(clip.reads.sort()).toEqual(Object.keys(TEXT).sort());
+    const total = m.files.text!.bytes + m.files.textTokenizer!.bytes;
+    expect(progress.at(-1)).toEqual([total, total]);
+    // textOnly: the text graph, the one input it reads, and that input's other keys ignored
+    const t = textOnly(parseTemplate(withTextJson()));
+    expect(t.graphs.map((g) => g.role)).toEqual(['text']);
+    expect(Object.keys(t.inputs)).toEqual(['clip']);
+    expect(Object.keys(t.inputs.clip.params)).toEqual(Object.keys(TEXT));
+    expect(t.inputs.clip.ignore).toEqual(['^logit_scale$', ...Object.keys(CLIP).map((k) => `^${k.replace(/\./g, '\\.')}$`)]);
+    // a CLIP file whose text tower has another shape is refused before anything is written
+    const other = new FakeCheckpoint({ ...shapes(CLIP), 'token_embedding.weight': { shape: [3, 5] }, text_projection: { shape: [5, 5] } });
+    const bad = textArgs({ inputs: { clip: other } });
+    expect(await convertTextTower(bad).catch((x: unknown) => x)).toBeInstanceOf(WrongCheckpointError);
+    expect(bad.sink.files.size).toBe(0);
+    // a template without a text tower has none to convert
+    const plain = args();
+    expect(await convertTextTower(plain).catch((x: unknown) => x)).toBeInstanceOf(TemplateFormatError);
   });
 
   it('a template without the text graph converts as before, ignoring the text tower OpenAI files hold', async () => {

@@ -195,14 +195,18 @@ describe('install a model from the catalogue', () => {
     expect(await setup.locator('#go').isDisabled()).toBe(false);
     expect(await setup.locator('#go').textContent()).toBe('Turn on caption checking');
     expect(await setup.locator('#go-hint').textContent()).toMatch(
-      /^This sets the model up again: about [\d.]+ (kB|MB) to download\. Until it is ready, the model keeps working as it is\.$/,
+      /^Only the part that checks captions is downloaded: about [\d.]+ (kB|MB)\. Until it is ready, the model keeps working as it is\.$/,
     );
     expect(await axeViolations(setup)).toEqual([]);
+    hub.reset();
     await setup.locator('#go').click();
     await expect
       .poll(() => setup.locator('#status').textContent(), { timeout: 120_000 })
       .toBe('Toy shapes is ready. Images without a description are now described as you browse.');
     expect(await setup.locator('#text-check').isChecked()).toBe(true);
+    // Only the text tower came (a range read of CLIP's file): nothing of the ClipCap checkpoint.
+    expect(hub.sent.get(PATHS.clipcapHub) ?? 0).toBe(0);
+    expect(hub.sent.get(PATHS.clipAzure) ?? 0).toBeGreaterThan(0);
 
     // Reopened: the box shows the installed pack's truth, not the page's default.
     await setup.reload();

@@ -2,7 +2,9 @@
  * CLIP's text tower is the user's choice ("check each caption against the picture"): off, the range read of clip.pt
  * skips the text tower's tensors and the pack has no text.onnx; on, they are fetched and the pack has text.onnx and a
  * pack.json "text" section. The choice is kept with the job: a paused install resumed by a new Installer (the
- * offscreen document restarted) builds the pack the user asked for; turning it on later builds the pack again.
+ * offscreen document restarted) builds the pack the user asked for. Turned on or off for an installed model, only the
+ * text tower changes: on downloads its tensors alone, off downloads nothing, and the pack is the one a whole install
+ * with the same choice makes.
  */
 import { describe, expect, it } from 'vitest';
 import { manifestFiles } from '../../src/captioner/pack-format';
@@ -10,6 +12,7 @@ import { loadCachedPack } from '../../src/captioner/pack-loader';
 import { MemoryPackStore, type InstallStore } from '../../src/captioner/pack-store';
 import { blobSource, openCheckpoint } from '../../src/converter/readers/checkpoint';
 import { hasText, parseTemplate, withoutText } from '../../src/converter/template';
+import { stashPickedFile } from '../../src/installer/installer';
 import { PATHS, testCatalogue } from '../helpers/test-catalogue';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -98,17 +101,100 @@ describe('the text tower, as the user chooses', () => {
     expect(t.hub.log.filter((l) => l.file)).toEqual([]);
   });
 
-  it('turned off on an installed model, the pack is built again without text', async () => {
+  it('turned off on an installed model: nothing is downloaded, and the pack is the one an install without it makes', async () => {
+    const catalogue = testCatalogue(t.hub, t.fx);
     const store = new MemoryPackStore();
-    const { inst } = t.installer(store, testCatalogue(t.hub, t.fx));
+    const { inst, states } = t.installer(store, catalogue);
     const on = await inst.install('toy-coco', undefined, true);
     expect((await packFiles(store, on.storeId!)).paths).toContain('text.onnx');
+    t.hub.reset();
+    states.length = 0;
     const off = await inst.install('toy-coco', undefined, false);
     expect(off.error).toBeNull();
-    expect([on, off].map((s) => s.readyText)).toEqual([true, false]);
+    expect([on.readyText, off.readyText]).toEqual([true, false]);
     expect(off.storeId).not.toBe(on.storeId);
-    expect((await packFiles(store, off.storeId!)).paths).not.toContain('text.onnx');
+    expect([...t.hub.sent.keys()]).toEqual([]); // not a byte of either checkpoint
+    // what the pages showed while it ran: no download
+    expect(states.filter((s) => s.phase === 'converting').every((s) => s.storeId === on.storeId)).toBe(true);
+    expect(states.some((s) => s.phase === 'downloading')).toBe(false);
+    const got = await packFiles(store, off.storeId!);
+    expect(got.paths).not.toContain('text.onnx');
+    expect(got.manifest.text).toBeUndefined();
     expect(await store.getRecord(on.storeId!)).toBeNull(); // the old pack is deleted after the switch
+    // the same files, byte for byte, as a fresh install without the text tower
+    const fresh = new MemoryPackStore();
+    const plain = await t.installer(fresh, catalogue).inst.install('toy-coco');
+    expect(got.manifest.files).toEqual((await packFiles(fresh, plain.storeId!)).manifest.files);
+  });
+
+  it('turned on on an installed model: only the text tower is downloaded, and the pack is the one an install with it makes', async () => {
+    const { spans, bytes } = await textSpans();
+    const catalogue = testCatalogue(t.hub, t.fx);
+    const store = new MemoryPackStore();
+    const { inst, states } = t.installer(store, catalogue);
+    const off = await inst.install('toy-coco');
+    t.hub.reset();
+    states.length = 0;
+    const on = await inst.install('toy-coco', undefined, true);
+    expect(on.error).toBeNull();
+    expect(on).toMatchObject({ text: true, readyText: true, phase: 'ready' });
+    expect(on.storeId).not.toBe(off.storeId);
+    // clipcap.pt (GPT-2 and the mapper) is not fetched; of clip.pt, the text tower and the archive's index
+    expect(t.hub.sent.get(PATHS.clipcapHub) ?? 0).toBe(0);
+    expect(fetchedOf(spans)).toBe(bytes);
+    expect(t.hub.sent.get(PATHS.clipAzure)).toBeLessThan(bytes * 1.1 + 200_000);
+    // the progress the pages showed counted that download, not the model's
+    const downloading = states.filter((s) => s.phase === 'downloading');
+    expect(downloading.length).toBeGreaterThan(0);
+    expect(Math.max(...downloading.map((s) => s.total))).toBeLessThan(catalogue.models[0].downloadBytes / 2);
+    const got = await packFiles(store, on.storeId!);
+    expect(got.paths).toEqual(expect.arrayContaining(['text.onnx', 'text-tokenizer.json']));
+    expect(await store.getRecord(off.storeId!)).toBeNull();
+    expect(await store.getRecord('toy-coco~inputs')).toBeNull();
+    expect(await store.storedRanges('toy-coco~inputs', 'clip')).toEqual([]); // the downloaded ranges are let go
+    // the same files and "text" section as a fresh install with the text tower; the provenance says where it came from
+    const fresh = new MemoryPackStore();
+    const full = await t.installer(fresh, catalogue).inst.install('toy-coco', undefined, true);
+    const want = (await packFiles(fresh, full.storeId!)).manifest;
+    expect(got.manifest.files).toEqual(want.files);
+    expect(got.manifest.text).toEqual(want.text);
+    expect(Object.keys(got.manifest)).toEqual(Object.keys(want));
+    expect(got.manifest.provenance).toMatchObject({ textTower: { inputs: { clip: { url: expect.stringContaining('clip.pt') } } } });
+    // and off again drops what on added, provenance included
+    const again = await inst.install('toy-coco', undefined, false);
+    expect((await packFiles(store, again.storeId!)).manifest.provenance).not.toHaveProperty('textTower');
+  });
+
+  it('turned on for a model whose mapper the user picked: the picked file is not asked for again', async () => {
+    const catalogue = testCatalogue(t.hub, t.fx, (m) => {
+      m.inputs.clipcap = { fetch: 'user-file', format: 'torch-zip', sources: [], hint: 'pick clipcap.pt' };
+    });
+    const store = new MemoryPackStore();
+    const { inst } = t.installer(store, catalogue);
+    const key = await stashPickedFile(store, new Blob([new Uint8Array(t.fx.file('clipcap.pt'))]));
+    const off = await inst.install('toy-coco', { clipcap: key });
+    expect(off.error).toBeNull();
+    expect(await store.getBlob(key)).toBeNull(); // the picked file is let go once the pack is built
+    const on = await inst.install('toy-coco', undefined, true);
+    expect(on.error).toBeNull();
+    expect(on).toMatchObject({ readyText: true, needsFiles: [] });
+    expect((await packFiles(store, on.storeId!)).paths).toContain('text.onnx');
+  });
+
+  it('a change that fails leaves the pack in use as it was, and a retry finishes it', async () => {
+    const store = new MemoryPackStore();
+    const { inst } = t.installer(store, testCatalogue(t.hub, t.fx));
+    const off = await inst.install('toy-coco');
+    const before = await packFiles(store, off.storeId!);
+    for (const path of [PATHS.clipAzure, PATHS.clipHub]) t.hub.fault(path, { kind: 'status', status: 503 });
+    const failed = await inst.install('toy-coco', undefined, true);
+    expect(failed.error?.name).toBe('MirrorsFailedError');
+    expect(failed).toMatchObject({ storeId: off.storeId, readyText: false });
+    expect(await packFiles(store, off.storeId!)).toEqual(before);
+    expect((await store.listRecords()).map((r) => r.id)).toEqual([off.storeId]); // no half-built entry left
+    t.hub.clearFaults();
+    const on = await inst.install('toy-coco', undefined, true);
+    expect(on).toMatchObject({ phase: 'ready', readyText: true, error: null });
   });
 
   it('a change cancelled keeps the installed pack and its choice: the states say so, and a later install keeps it', async () => {

@@ -1,6 +1,6 @@
 // The set-up page's one button for the chosen model: set it up; nothing while its job runs or once it is set up as the
-// box says; for an installed model whose box the user changed, turn caption checking on or off (which sets the model
-// up again, and says how much that downloads). Messages come from the real en/de messages.json.
+// box says; for an installed model whose box the user changed, turn caption checking on or off (on says how much
+// the text tower alone downloads; off, that nothing is). Messages come from the real en/de messages.json.
 import { afterEach, describe, expect, it } from 'vitest';
 import { setupAction } from '../../src/onboarding/setup-action';
 import type { TextOffer } from '../../src/onboarding/text-option';
@@ -10,7 +10,7 @@ import { dropLocale, useLocale } from '../helpers/locale';
 
 afterEach(dropLocale);
 
-const OFFER: TextOffer = { downloadBytes: 127e6, diskBytes: 128e6, rebuildBytes: { on: 417e6, off: 290e6 } };
+const OFFER: TextOffer = { downloadBytes: 127e6, diskBytes: 128e6 };
 const st = (phase: InstallState['phase'], extra: Partial<InstallState> = {}) => installState('clipcap-coco', phase, extra);
 
 describe('setupAction', () => {
@@ -39,24 +39,32 @@ describe('setupAction', () => {
     expect(setupAction(st('ready'), null, false)).toEqual({ disabled: true, label: 'Download and set up', hint: '' });
   });
 
-  it('installed, box ticked: turn it on, and the hint says it downloads the model again with it', () => {
+  it('installed, box ticked: turn it on, and the hint says it downloads the text tower alone', () => {
     useLocale('en');
     expect(setupAction(st('ready'), OFFER, true)).toEqual({
       disabled: false,
       label: 'Turn on caption checking',
-      hint: 'This sets the model up again: about 417 MB to download. Until it is ready, the model keeps working as it is.',
+      hint: 'Only the part that checks captions is downloaded: about 127 MB. Until it is ready, the model keeps working as it is.',
     });
+    // a catalogue that does not say the size: the same, without a figure
+    expect(setupAction(st('ready'), { downloadBytes: null, diskBytes: null }, true).hint).toBe(
+      'Only the part that checks captions is downloaded. Until it is ready, the model keeps working as it is.',
+    );
     // a change that failed keeps the old pack (failed, with its storeId): pressing again retries it
     expect(setupAction(st('failed', { storeId: 'clipcap-coco@1', text: true }), OFFER, true).label).toBe('Turn on caption checking');
   });
 
-  it('installed with it, box unticked: turn it off (the download without it), in German too', () => {
+  it('installed with it, box unticked: turn it off, which downloads nothing, in German too', () => {
     useLocale('en');
     const on = st('ready', { text: true, readyText: true });
-    expect(setupAction(on, OFFER, false)).toMatchObject({ disabled: false, label: 'Turn off caption checking' });
-    expect(setupAction(on, OFFER, false).hint).toContain('about 290 MB to download');
+    expect(setupAction(on, OFFER, false)).toEqual({
+      disabled: false,
+      label: 'Turn off caption checking',
+      hint: 'Nothing is downloaded. Until the change is done, the model keeps working as it is.',
+    });
     useLocale('de');
     expect(setupAction(on, OFFER, false)).toMatchObject({ disabled: false, label: 'Abgleich mit dem Bild ausschalten' });
-    expect(setupAction(on, OFFER, false).hint).toMatch(/^Dafür wird das Modell neu eingerichtet: etwa 290 MB/);
+    expect(setupAction(on, OFFER, false).hint).toMatch(/^Es wird nichts heruntergeladen\./);
+    expect(setupAction(st('ready'), OFFER, true).hint).toMatch(/^Nur der Teil für den Abgleich wird heruntergeladen: etwa 127 MB\./);
   });
 });

@@ -23,9 +23,6 @@ const WITHOUT_TEXT = (() => {
 
 const CATALOGUE: Catalogue = parseCatalogue(readFileSync('src/shared/catalogue.json', 'utf8'));
 
-const COCO_DOWNLOAD = CATALOGUE.models.find((m) => m.id === 'clipcap-coco')!.downloadBytes;
-const REBUILD = { on: 417e6, off: 290e6 };
-
 function parts(): TextOptionParts {
   return { row: { hidden: true }, check: { checked: false }, label: { textContent: '' }, size: { textContent: '', hidden: true } };
 }
@@ -38,8 +35,6 @@ describe('textOffer', () => {
     expect(offer).toEqual({
       downloadBytes: 126856192,
       diskBytes: 128342131,
-      // setting the model up again downloads it whole: with the text tower, and without
-      rebuildBytes: { on: COCO_DOWNLOAD + 126856192, off: COCO_DOWNLOAD },
     });
   });
 
@@ -80,7 +75,7 @@ describe('the checkbox', () => {
   it('shows the download size in its label and the disk size in its description; unticked it sends text: false', () => {
     useLocale('en');
     const p = parts();
-    showTextOption(p, { downloadBytes: 126856192, diskBytes: 128342131, rebuildBytes: REBUILD });
+    showTextOption(p, { downloadBytes: 126856192, diskBytes: 128342131 });
     expect(p.row.hidden).toBe(false);
     expect(p.label.textContent).toBe(
       'Also check each caption against the picture, and leave an image unlabelled when they disagree (about 127 MB more to download)',
@@ -97,10 +92,10 @@ describe('the checkbox', () => {
   it('in German, and without sizes where the catalogue has none', () => {
     useLocale('de');
     const p = parts();
-    showTextOption(p, { downloadBytes: 182327040, diskBytes: null, rebuildBytes: REBUILD });
+    showTextOption(p, { downloadBytes: 182327040, diskBytes: null });
     expect(p.label.textContent).toMatch(/^Außerdem jede Beschreibung mit dem Bild abgleichen.*\(etwa 182 MB mehr herunterzuladen\)$/);
     expect(p.size.hidden).toBe(true);
-    showTextOption(p, { downloadBytes: null, diskBytes: null, rebuildBytes: REBUILD });
+    showTextOption(p, { downloadBytes: null, diskBytes: null });
     expect(p.label.textContent).toBe(readMessages('de').onboardingTextCheckPlain.message);
   });
 });
@@ -154,7 +149,9 @@ describe('src/onboarding/index.html', () => {
         'onboardingTextCheckDisk',
         'onboardingTextAdd',
         'onboardingTextRemove',
-        'onboardingTextChangeHint',
+        'onboardingTextAddHint',
+        'onboardingTextAddHintPlain',
+        'onboardingTextRemoveHint',
         'onboardingTextReadyHint',
         'modelTextCheckOn',
         'modelTextCheckOff',
