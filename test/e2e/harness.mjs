@@ -230,24 +230,25 @@ function engineCheck(packDir) {
  */
 export function toyHeldout(packDir = join(ROOT, 'packs/toy')) {
   const captions = JSON.parse(readFileSync(join(packDir, 'heldout/captions.json'), 'utf8'));
-  let misses = new Set();
+  const wrong = new Set();
   const reportPath = join(packDir, 'report.json');
-  if (existsSync(reportPath)) misses = new Set((JSON.parse(readFileSync(reportPath, 'utf8')).misses ?? []).map((m) => m.file));
-  const pytorchMisses = misses.size;
+  if (existsSync(reportPath)) for (const m of JSON.parse(readFileSync(reportPath, 'utf8')).misses ?? []) wrong.add(m.file);
+  const pytorchMisses = wrong.size;
   const check = engineCheck(packDir);
-  for (const f of check?.wrong ?? []) misses.add(f);
-  for (const f of check?.uncertain ?? []) misses.add(f);
-  for (const f of check?.borderline ?? []) misses.add(f);
+  for (const f of check?.wrong ?? []) wrong.add(f);
+  const heldBack = new Set([...(check?.uncertain ?? []), ...(check?.borderline ?? [])].filter((f) => !wrong.has(f)));
   const pool = Object.entries(captions)
-    .filter(([f]) => !misses.has(f))
+    .filter(([f]) => !wrong.has(f) && !heldBack.has(f))
     .map(([file, caption]) => ({ file, caption }));
   // The e2e tests expect true labels, so they drop what the model gets wrong or is unsure of; a model that gets many
   // wrong, or a gate that holds back many right captions, must fail the run, not shrink the pool until every test
-  // passes on the few images left.
+  // passes on the few images left. The two are judged apart: the gate holds back about 3% of right captions by its
+  // calibration (the 3% quantile), and as many again lie within 0.01 of its threshold, so one floor over both would
+  // fail a sound model whose exact match is 95%, as pytest requires.
   const total = Object.keys(captions).length;
-  if (pool.length < MIN_POOL_SHARE * total) {
+  if (total - wrong.size < MIN_RIGHT_SHARE * total || heldBack.size > MAX_HELD_BACK_SHARE * total) {
     throw new Error(
-      `toy held-out pool: only ${pool.length} of ${total} images are captioned correctly by both PyTorch and the engine and not marked uncertain (PyTorch misses ${pytorchMisses}, the engine gets ${check?.wrong.length ?? '?'} wrong, CLIP marks ${check?.uncertain.length ?? '?'} uncertain and ${check?.borderline.length ?? '?'} too close to its threshold to rely on); the e2e tests need at least ${Math.ceil(MIN_POOL_SHARE * total)}`,
+      `toy held-out pool: of ${total} images, ${total - wrong.size} are captioned correctly by both PyTorch and the engine (PyTorch misses ${pytorchMisses}, the engine gets ${check?.wrong.length ?? '?'} wrong; the e2e tests need at least ${Math.ceil(MIN_RIGHT_SHARE * total)}), and CLIP holds back ${heldBack.size} of those (${check?.uncertain.length ?? '?'} marked uncertain, ${check?.borderline.length ?? '?'} too close to its threshold to rely on; at most ${Math.floor(MAX_HELD_BACK_SHARE * total)} allowed)`,
     );
   }
   return pool;
@@ -262,7 +263,9 @@ export function toyOod(packDir = join(ROOT, 'packs/toy')) {
 }
 
 /** The share of held-out toy images the model must caption correctly for the e2e fixtures (report.json's misses). */
-const MIN_POOL_SHARE = 0.9;
+const MIN_RIGHT_SHARE = 0.9;
+/** The share of held-out toy images CLIP's gate may hold back (uncertain or borderline) though captioned correctly. */
+const MAX_HELD_BACK_SHARE = 0.1;
 
 /** Captions compare without case and final full stop: the engine capitalises, and the label lowercases again. */
 export function sameCaption(a, b) {
