@@ -15,6 +15,9 @@
  * RSS is the installer's and the converter's own, plus the hub's stream buffers (it shares the process). Downloads
  * cross the loopback: their seconds are the client's cost (HTTP, hashing, store writes), not a network's.
  *
+ * Then caption checking is turned on and off again for the installed model: bytes fetched (on: CLIP's text tower
+ * alone; off: none) and seconds of each change.
+ *
  * Too long for CI (a few minutes; building the inputs when missing adds 5-10: bench/lib/full-size.ts). Not in npm test.
  * ACCEPT_CONVERT_PUBLISHED and ACCEPT_CONVERT_TEMPLATE point at other inputs (the template folder's name is its id).
  */
@@ -24,7 +27,9 @@ import { afterAll, expect, it } from 'vitest';
 import { createCaptioner } from '../src/captioner/captioner';
 import { decodeImageWithSharp } from '../src/captioner/node-decode';
 import { loadCachedPack } from '../src/captioner/pack-loader';
+import { withTextTower } from '../src/captioner/pack-format';
 import { openCheckpoint } from '../src/converter/readers/checkpoint';
+import { withoutText } from '../src/converter/template';
 import { Installer } from '../src/installer/installer';
 import type { InstallPhase } from '../src/shared/messages';
 import { fileSource, readTemplateDir } from '../test/converter/helpers/node-files';
@@ -98,7 +103,7 @@ it('installs the full-size model from the loopback hub, as the extension does', 
   const clipIndex = await openCheckpoint(clipFile, 'torchscript');
   clipFile.close();
   const tensorBytes = (names: string[]) => clipIndex.ranges(names, 0).reduce((n, [a, b]) => n + b - a, 0);
-  const read = Object.keys(readTemplateDir(template).template.inputs.clip.params);
+  const read = Object.keys(withoutText(readTemplateDir(template).template).inputs.clip.params);
   const clipNeeded = tensorBytes(read.filter((n) => clipIndex.tensors.has(n)));
   const clipUnused = tensorBytes([...clipIndex.tensors.keys()].filter((n) => !read.includes(n)));
   expect(clipPt.fetched, 'CLIP\u2019s file: the vision tensors').toBeGreaterThanOrEqual(clipNeeded);
@@ -132,7 +137,7 @@ it('installs the full-size model from the loopback hub, as the extension does', 
   const storeId = (await inst.readyStoreId(MODEL))!;
   const pack = await loadCachedPack(storeId, { store });
   const local = await convertLocal(published, template, join(WORK, 'local'));
-  expect(pack.manifest.files).toEqual(local.manifest.files);
+  expect(pack.manifest.files).toEqual(withTextTower(local.manifest, null).files); // installed without the text tower
   const packBytes = Object.values(pack.manifest.files).reduce((n, f) => n + f.bytes, 0);
 
   // One caption through the engine (wasm, as the extension's fallback backend runs).
@@ -181,5 +186,40 @@ it('installs the full-size model from the loopback hub, as the extension does', 
       `Pack ${(packBytes / MiB).toFixed(1)} MiB; store peak ${result.storePeakMiB} MiB on disk. RSS ${result.rssBeforeMiB} -> peak ${result.peakRssMiB} MiB (max RSS ${result.maxRssMiB} MiB). ` +
       `Caption: ${result.caption.tokens} tokens in ${result.caption.ms} ms. Load average before ${result.loadavgBefore.join(' ')}, after ${result.loadavgAfter.join(' ')} (${result.cpus} CPUs)`,
   );
-  writeResult('accept-convert.json', result);
+
+  // Caption checking turned on, then off again, for the installed model (src/installer/text-change.ts): on fetches
+  // CLIP's text tower alone (the tensors the install skipped), off fetches nothing; both copy the pack's other files.
+  const change = async (text: boolean) => {
+    hub!.reset();
+    const t = performance.now();
+    const st = await inst.install(MODEL, undefined, text);
+    const seconds = s(performance.now() - t);
+    expect(st.error).toBeNull();
+    expect(st.readyText).toBe(text);
+    const pack = await loadCachedPack((await inst.readyStoreId(MODEL))!, { store });
+    return {
+      seconds,
+      clipFetched: hub!.sent.get(SERVED[0][0]) ?? 0,
+      otherFetched: SERVED.slice(1).reduce((n, [path]) => n + (hub!.sent.get(path) ?? 0), 0),
+      requests: hub!.log.filter((e) => e.file).length,
+      packBytes: Object.values(pack.manifest.files).reduce((n, f) => n + f.bytes, 0),
+      files: pack.manifest.files,
+    };
+  };
+  const on = await change(true);
+  const off = await change(false);
+  expect(on.clipFetched, 'on: the text tower is fetched').toBeGreaterThanOrEqual(0.95 * clipUnused);
+  expect(on.clipFetched, 'on: and little else of CLIP\u2019s file').toBeLessThan(clipUnused + 8 * MiB);
+  expect(on.otherFetched, 'on: nothing of ClipCap\u2019s file').toBe(0);
+  expect(off.clipFetched + off.otherFetched, 'off: nothing at all').toBe(0);
+  expect(on.files, 'on: the pack a whole conversion with the text tower makes').toEqual(local.manifest.files);
+  expect(off.files).toEqual(pack.manifest.files);
+  const textChange = { on: { ...on, files: undefined }, off: { ...off, files: undefined }, loadavgAfter: machineLoad().loadavg };
+  console.log(
+    `[accept:convert] caption checking on: ${(on.clipFetched / MiB).toFixed(1)} MiB of clip.pt (its text tower ${(clipUnused / MiB).toFixed(1)} MiB), ` +
+      `${on.otherFetched} bytes of the rest, ${on.seconds} s, pack ${(on.packBytes / MiB).toFixed(1)} MiB; ` +
+      `off: ${off.clipFetched + off.otherFetched} bytes fetched, ${off.seconds} s, pack ${(off.packBytes / MiB).toFixed(1)} MiB. ` +
+      `Load average after ${textChange.loadavgAfter.join(' ')}`,
+  );
+  writeResult('accept-convert.json', { ...result, textChange });
 }, 3_600_000);

@@ -194,8 +194,9 @@ describe('install a model from the catalogue', () => {
     await setup.locator('#text-check').check();
     expect(await setup.locator('#go').isDisabled()).toBe(false);
     expect(await setup.locator('#go').textContent()).toBe('Turn on caption checking');
-    expect(await setup.locator('#go-hint').textContent()).toMatch(
-      /^Only the part that checks captions is downloaded: about [\d.]+ (kB|MB)\. Until it is ready, the model keeps working as it is\.$/,
+    // (this test catalogue gives no textDownloadBytes, so the hint has no figure; test/onboarding has both forms)
+    expect(await setup.locator('#go-hint').textContent()).toBe(
+      'Only the part that checks captions is downloaded. Until it is ready, the model keeps working as it is.',
     );
     expect(await axeViolations(setup)).toEqual([]);
     hub.reset();
