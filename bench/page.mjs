@@ -112,6 +112,17 @@ function extensionRssMb() {
   return Math.round(kb / 1024);
 }
 
+/**
+ * The same just after a restart's first label, before findEngineProcess has run: the engine's frame is then the
+ * largest renderer that is not the extension's (it holds the model; the gallery page holds 50 small pictures).
+ */
+function restartRssMb() {
+  const all = renderers();
+  const engine = all.filter((r) => !r.extension).sort((a, b) => b.kb - a.kb)[0];
+  const kb = all.filter((r) => r.extension || r === engine).reduce((sum, r) => sum + r.kb, 0);
+  return Math.round(kb / 1024);
+}
+
 /** Open the N-image gallery (`tag` makes its URLs new) and wait for its first label only; ms since opening. */
 async function firstLabel(page, tag) {
   const t0 = Date.now();
@@ -159,11 +170,13 @@ try {
     const since = Date.now();
     const load1 = loadNow().load1;
     const first = ONLY_RESTART ? await firstLabel(page, `restart${r}`) : (await gallery(page, `restart${r}`)).first;
-    results.restarts.push({ firstLabelMs: first, load1, phases: timeline(log.lines(), since) });
+    results.restarts.push({ firstLabelMs: first, load1, memoryMb: restartRssMb(), phases: timeline(log.lines(), since) });
   }
   results.firstLabelAfterRestartMs = median(results.restarts.map((r) => r.firstLabelMs));
   for (const r of results.restarts) {
-    console.log(`restart: first label in ${r.firstLabelMs} ms (load average ${r.load1} when the page opened)`);
+    console.log(
+      `restart: first label in ${r.firstLabelMs} ms (load average ${r.load1} when the page opened); extension memory then ${r.memoryMb} MB`,
+    );
     for (const p of r.phases) console.log(`  +${p.at} ms  ${p.text}`);
   }
   if (ONLY_RESTART) {

@@ -116,10 +116,27 @@ interface SessionTuning {
   onCreated?: (graph: string, ms: number) => void;
 }
 
-function sessionOptions(backend: Backend, tuning: SessionTuning): OrtModule.InferenceSession.SessionOptions {
+/**
+ * On WASM, the graphs that run once per image (vision, mapper) are not optimised at creation; the decoder, which runs
+ * once per token, and the text tower, once per caption, are. What ORT's optimisation does at creation is mostly
+ * constant folding: an fp16-stored pack's Cast nodes widen every weight to fp32 then, and the wasm heap keeps the high
+ * point (fp16 and fp32 copies side by side) for good. Unoptimised, the weights stay fp16 and each run widens them
+ * into scratch memory. Measured on the full-size fp16 pack, alternated with 'all' everywhere (a comparison under load
+ * 1.0-3.0 on 2 cores, not a figure to quote):
+ *   - Chromium (bench:page BENCH_ONLY=restart, 6 restarts each): the extension's memory 2.34-2.36 GB against
+ *     2.66-2.68 GB; vision session 0.8 s against 2.1-3.4 s, mapper 0.1-0.2 s against 0.5-0.8 s, but the decoder
+ *     2.6-3.7 s against 1.3-2.4 s (it is now the first to run ORT's folding code, which V8 still runs in its baseline
+ *     compiler's code); first label after a restart 6.9-8.0 s against 7.0-9.8 s.
+ *   - Node: per image, vision +20-40 ms and mapper +13 ms (of about 600 ms for a 20-token caption).
+ * The decoder unoptimised takes 3-4x longer per token (it would widen all of GPT-2 at every token), and the text
+ * tower about 70 ms more per caption, so those two keep 'all'. WebGPU keeps 'all' (unmeasured on a real GPU).
+ */
+const ONCE_PER_IMAGE = new Set(['vision', 'mapper']);
+
+function sessionOptions(backend: Backend, tuning: SessionTuning, graph: string): OrtModule.InferenceSession.SessionOptions {
   return {
     executionProviders: [backend],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: backend === 'wasm' && ONCE_PER_IMAGE.has(graph) ? 'disabled' : 'all',
     // ORT's per-operator profiler (the benchmark's op-level breakdown); endProfiling() prints it as JSON
     enableProfiling: tuning.profile ?? false,
     // ORT's worker threads busy-wait between operators by default. Off by default here: an extension should not burn
@@ -155,16 +172,17 @@ export async function createSessions(
   backend: Backend,
   tuning: SessionTuning = {},
 ): Promise<PackSessions> {
-  const opts = sessionOptions(backend, tuning);
+  const opts = (graph: string) => sessionOptions(backend, tuning, graph);
   const made: Session[] = [];
   try {
     // Sequentially, so that peak memory holds one graph being compiled at a time.
-    made.push(await createOne(ort, 'vision', files.vision, opts, tuning));
-    made.push(await createOne(ort, 'mapper', files.mapper, opts, tuning));
+    made.push(await createOne(ort, 'vision', files.vision, opts('vision'), tuning));
+    made.push(await createOne(ort, 'mapper', files.mapper, opts('mapper'), tuning));
     // On WebGPU the KV cache stays on the GPU between decode steps (see KvDecoder).
-    const decoderOpts = backend === 'webgpu' && tuning.nLayer ? { ...opts, preferredOutputLocation: kvOnGpu(tuning.nLayer) } : opts;
+    const decoderOpts =
+      backend === 'webgpu' && tuning.nLayer ? { ...opts('decoder'), preferredOutputLocation: kvOnGpu(tuning.nLayer) } : opts('decoder');
     made.push(await createOne(ort, 'decoder', files.decoder, decoderOpts, tuning));
-    if (files.text) made.push(await createOne(ort, 'text', files.text, opts, tuning));
+    if (files.text) made.push(await createOne(ort, 'text', files.text, opts('text'), tuning));
   } catch (e) {
     await Promise.allSettled(made.map((s) => s.release()));
     throw new BackendUnavailableError(`${backend}: ${(e as Error).message}`, { cause: e });
@@ -189,7 +207,7 @@ export async function createSessions(
  * error is thrown as it is, so that a WebGPU failure here falls back to WASM like any run-time one.
  */
 export async function createTextSession(ort: Ort, sessions: PackSessions, bytes: GraphBytes, tuning: SessionTuning = {}): Promise<void> {
-  sessions.text = await createOne(ort, 'text', bytes, sessionOptions(sessions.backend, tuning), tuning);
+  sessions.text = await createOne(ort, 'text', bytes, sessionOptions(sessions.backend, tuning, 'text'), tuning);
 }
 
 /** preferredOutputLocation for the decoder: every present.* on the GPU, logits on the CPU. */
