@@ -183,11 +183,13 @@ interface Run {
   chunkBytes: number;
   budget: Budget;
   stats: ConvertStats;
+  /** bytes the conversion writes: its graphs, and the whole files once they are known (see addWhole) */
+  total: number;
   progress: () => void;
 }
 
-/** Check the arguments and the inputs (before a byte is written); `files`: what is copied whole besides the graphs. */
-async function startRun(args: GraphArgs, template: Template, files: Array<Uint8Array | null>): Promise<Run> {
+/** Check the arguments and the inputs, before anything else is read or written. */
+async function startRun(args: GraphArgs, template: Template): Promise<Run> {
   const stats = args.stats ?? { maxBufferedBytes: 0, bytesWritten: 0, tensors: 0, chunks: 0 };
   const chunkBytes = args.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 16)
@@ -195,8 +197,22 @@ async function startRun(args: GraphArgs, template: Template, files: Array<Uint8A
   if (!LITTLE_ENDIAN) throw new RangeError('convertPack: this platform is big-endian; ONNX files are little-endian');
   throwIfAborted(args.signal);
   await checkInputs(template, args.inputs, args.signal);
-  const total = templateGraphBytes(template) + files.reduce((n, f) => n + (f?.byteLength ?? 0), 0);
-  return { args, template, chunkBytes, budget: new Budget(stats), stats, progress: () => args.onProgress?.(stats.bytesWritten, total) };
+  const run: Run = {
+    args,
+    template,
+    chunkBytes,
+    budget: new Budget(stats),
+    stats,
+    total: templateGraphBytes(template),
+    progress: () => {},
+  };
+  run.progress = () => args.onProgress?.(stats.bytesWritten, run.total);
+  return run;
+}
+
+/** Count files copied whole (tokenizers) in the progress total, before the first byte is written. */
+function addWhole(run: Run, files: Array<Uint8Array | null>): void {
+  for (const f of files) run.total += f?.byteLength ?? 0;
 }
 
 /** A file the converter copies whole (a tokenizer). */
@@ -212,8 +228,9 @@ const textTokenizerOf = (args: GraphArgs) => args.textTokenizer ?? args.skeleton
 /** Convert published checkpoints into a pack with a graph template. Returns the pack's manifest (pack.json). */
 export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
   const template = args.text === false ? withoutText(args.template) : args.template;
+  const run = await startRun(args, template);
   const textTokenizer = hasText(template) ? await textTokenizerOf(args) : null;
-  const run = await startRun(args, template, [args.tokenizer, textTokenizer]);
+  addWhole(run, [args.tokenizer, textTokenizer]);
   const files: Partial<Record<AnyPackFileKey, PackFileEntry>> = {};
   for (const graph of template.graphs) files[graph.role] = await writeGraph(run, graph);
   files.tokenizer = await writeWhole(run, TOKENIZER_PATH, args.tokenizer);
@@ -247,8 +264,9 @@ export async function convertPack(args: ConvertArgs): Promise<PackManifest> {
  */
 export async function convertTextTower(args: GraphArgs): Promise<TextTowerFiles> {
   const template = textOnly(args.template);
+  const run = await startRun(args, template);
   const textTokenizer = await textTokenizerOf(args);
-  const run = await startRun(args, template, [textTokenizer]);
+  addWhole(run, [textTokenizer]);
   const text = await writeGraph(run, template.graphs[0]);
   return { files: { text, textTokenizer: await writeWhole(run, TEXT_TOKENIZER_PATH, textTokenizer) }, text: args.template.manifest.text };
 }
