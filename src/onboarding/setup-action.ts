@@ -1,9 +1,8 @@
 /**
  * What the set-up page's one button does for the chosen model: set it up; nothing while a job of it runs, or once it is
- * set up as the box asks; or, for an installed model whose box the user changed, set it up again with or without
- * CLIP's text tower. The installer adds or drops only the text tower (src/installer/text-change.ts): on downloads
- * the text tower alone, off downloads nothing. The pack in use keeps captioning until the changed one is ready, and a
- * failed or cancelled change leaves it as it was.
+ * set up as the box asks; or, for an installed model whose box the user changed, add or drop CLIP's text tower
+ * (src/installer/text-change.ts): on downloads the text tower alone, off downloads nothing. The pack in use keeps
+ * captioning until the changed one is ready, and a failed or cancelled change leaves it as it was.
  */
 import { msg } from '../shared/i18n';
 import type { InstallState } from '../shared/messages';
