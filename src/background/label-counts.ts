@@ -14,7 +14,22 @@ async function read(): Promise<{ labels: Counts; unsure: Counts }> {
   return { labels: (got[KEY] as Counts | undefined) ?? {}, unsure: (got[UNSURE_KEY] as Counts | undefined) ?? {} };
 }
 
-export async function setFrameCount(tabId: number, frameId: number, count: number, unsure = 0): Promise<void> {
+/**
+ * Each change is a read and a write of session storage, and reports come in together (one per label, and from every
+ * frame): two interleaved would lose one, so changes run one after another (one worker, one chain).
+ */
+let changes: Promise<unknown> = Promise.resolve();
+function inTurn(change: () => Promise<void>): Promise<void> {
+  const done = changes.then(change);
+  changes = done.catch(() => undefined);
+  return done;
+}
+
+export function setFrameCount(tabId: number, frameId: number, count: number, unsure = 0): Promise<void> {
+  return inTurn(() => writeFrameCount(tabId, frameId, count, unsure));
+}
+
+async function writeFrameCount(tabId: number, frameId: number, count: number, unsure: number): Promise<void> {
   const all = await read();
   // A new top-level document starts the tab afresh.
   const fresh = frameId === 0 && count === 0 && unsure === 0;
@@ -38,10 +53,11 @@ export async function tabCount(tabId: number): Promise<{ count: number; unsure: 
 
 export function registerLabelCounts(): void {
   browser.tabs.onRemoved.addListener((tabId) => {
-    void read().then((all) => {
+    void inTurn(async () => {
+      const all = await read();
       delete all.labels[tabId];
       delete all.unsure[tabId];
-      return browser.storage.session.set({ [KEY]: all.labels, [UNSURE_KEY]: all.unsure });
+      await browser.storage.session.set({ [KEY]: all.labels, [UNSURE_KEY]: all.unsure });
     });
   });
 }

@@ -168,6 +168,19 @@ describe('background router', () => {
     });
   });
 
+  it('reports that arrive together are all counted: a new page starting afresh, then its labels, frames side by side', async () => {
+    // A content script reports as it labels, and its frames report too: the worker handles them interleaved, each a
+    // read and a write of session storage. The popup once read 0 labels on a page with 7 (the page's fresh start
+    // written over its later counts).
+    await send({ type: 'cs-bg-label-count', count: 4 }, { ...tabSender, frameId: 0 });
+    const reports = [0, 1, 2, 3, 4, 5, 6, 7].map((count, i) =>
+      send({ type: 'cs-bg-label-count', count, unsure: i === 7 ? 1 : 0 }, { ...tabSender, frameId: 0 }),
+    );
+    reports.push(send({ type: 'cs-bg-label-count', count: 2 }, { ...tabSender, frameId: 5 }));
+    await Promise.all(reports);
+    expect(await send({ type: 'ui-bg-tab-info', tabId: 3 }, pageSender)).toEqual({ ok: true, value: { count: 9, unsure: 1 } });
+  });
+
   it("the engine's verdict is part of the caption: an uncertain caption comes back uncertain from the cache too", async () => {
     offscreenImpl = async (msg) =>
       msg.type === 'bg-os-caption'
