@@ -2,6 +2,7 @@
 import browser from 'webextension-polyfill';
 import { localize, msg } from '../shared/i18n';
 import { addMessageListener, isEvent, newRequestId, send } from '../shared/messages';
+import { messageKeyOf } from '../shared/errors';
 import { fillModelSelect } from '../shared/model-choice';
 import { loadSettings, type Strategy } from '../shared/settings';
 import { describeStatus } from '../shared/status-text';
@@ -54,7 +55,8 @@ async function describe(): Promise<void> {
     $('preview').setAttribute('alt', said);
     $<HTMLButtonElement>('copy').disabled = false;
   } catch (err) {
-    $('out').textContent = `${msg('panelFailed')} ${err instanceof Error ? err.message : String(err)}`;
+    // What happened, in the user's language (the error registry's message for it), then the error's own words.
+    $('out').textContent = `${msg(messageKeyOf(err, 'panelFailed') ?? 'panelFailed')} ${err instanceof Error ? err.message : String(err)}`;
   } finally {
     $<HTMLButtonElement>('go').disabled = false;
   }

@@ -3,6 +3,7 @@
  * focused or hovered image). It works on images that already have a name too, because the user asked.
  */
 import browser, { type Runtime } from 'webextension-polyfill';
+import { messageKeyOf } from '../shared/errors';
 import { PRIORITY, addMessageListener, makeListener, newRequestId, type Caption, type ModelStatus } from '../shared/messages';
 import { CANDIDATE_SELECTOR, OWN_UI_ATTR, backgroundUrl } from './eligibility';
 import { request } from './messaging';
@@ -43,6 +44,15 @@ function pictureOf(el: Element): { src: string; verified: boolean } | null {
  */
 export function announcement(res: Pick<Caption, 'text' | 'uncertain'>): string {
   return res.uncertain === true ? `${t('panelUnsure', 'Not sure, may be wrong:')} ${res.text}` : res.text;
+}
+
+/**
+ * What the panel says when a description failed: what happened, in the user's language (the error registry's message
+ * for it: no model set up, the model could not start, or this image), then the error's own words on what to do.
+ */
+export function failureAnnouncement(err: unknown): string {
+  const key = messageKeyOf(err, 'panelFailed') ?? 'panelFailed';
+  return `${t(key, 'This image could not be described.')} ${err instanceof Error ? err.message : ''}`.trim();
 }
 
 function statusText(s: ModelStatus): string {
@@ -99,7 +109,7 @@ export function init(signal: AbortSignal): void {
       );
       panel.setCaption(res.text, announcement(res));
     } catch (err) {
-      panel.setStatus(`${t('panelFailed', 'This image could not be described.')} ${err instanceof Error ? err.message : ''}`.trim());
+      panel.setStatus(failureAnnouncement(err));
     } finally {
       clearInterval(poll);
       ac.abort();

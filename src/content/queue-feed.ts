@@ -58,7 +58,7 @@ export class QueueFeed {
           // Aborted: nothing to say. An extension that was reloaded or crashed is said once with what to do
           // (messaging.ts), and every image it leaves undescribed still gets its own skip line: none is lost silently.
           if (err.name === 'AbortError') return;
-          if (err.name === 'NoPackError') logOnce('warn', 'no-pack', err.message);
+          if (err.name === 'NoPackError') logOnce('warn', 'no-pack', `No model is set up yet. ${err.message}`);
           else logSkip(src, `${err.name}: ${err.message}`);
         },
         onDrop: (el, place) => {

@@ -3,6 +3,7 @@
 import browser from 'webextension-polyfill';
 import { localize, msg } from '../shared/i18n';
 import { addMessageListener, isEvent, send, type InstallState, type ModelStatus, type ModelsView } from '../shared/messages';
+import { messageKeyOf } from '../shared/errors';
 import { fillModelSelect } from '../shared/model-choice';
 import { loadSettings, parsePackRef, saveSettings, type Settings, type Strategy } from '../shared/settings';
 import { describeStatus, installPercent, isBusy, modelLabel, phaseText } from '../shared/status-text';
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
 }
 
 function showError(err: unknown): void {
-  $('status').textContent = msg('statusError');
+  $('status').textContent = msg(messageKeyOf(err, 'statusError') ?? 'statusError');
   $('hint').textContent = err instanceof Error ? err.message : String(err);
 }
 

@@ -10,7 +10,8 @@ export class ExtensionError extends Error {
 /** No model pack is configured or installed: the user has to pick or add one. */
 export class NoPackError extends ExtensionError {
   override name = 'NoPackError';
-  constructor(message = 'No model is set up yet. Open the set-up page from the popup and choose "Download and set up".') {
+  // What to do: a page says what happened first, in the user's language (ERRORS' messageKey, statusNoPack).
+  constructor(message = 'Open the set-up page from the popup and choose "Download and set up".') {
     super(message);
   }
 }

@@ -139,6 +139,15 @@ export function errorInfo(err: unknown): ErrorInfo | undefined {
 }
 
 /** Whether asking again with the same input cannot help (see ErrorInfo.permanent); unknown errors are not. */
+/**
+ * The message a page shows for an error: its registry entry's key, `fallback` for a name the registry does not know;
+ * null when the page says nothing (a cancellation). The error's own message follows it as the detail.
+ */
+export function messageKeyOf(err: unknown, fallback: ErrorMessageKey): ErrorMessageKey | null {
+  const info = errorInfo(err);
+  return info ? info.messageKey : fallback;
+}
+
 export function isPermanent(err: unknown): boolean {
   return errorInfo(err)?.permanent ?? false;
 }
