@@ -9,36 +9,52 @@ describe('default wasm threads', () => {
   });
 });
 
-// What each graph's session is created with: on WASM the once-per-image graphs unoptimised (their fp16 weights stay
-// fp16 in ORT's heap), the decoder and the text tower optimised; on WebGPU every graph optimised.
-describe('session options per graph', () => {
-  /** An ORT stand-in that records the options each session is created with, in order. */
+// What each graph's session is created with, and in which order: on WASM the decoder first (its creation is the heap's
+// high point, and what it frees then holds the others), the once-per-image graphs unoptimised (their fp16 weights stay
+// fp16 in ORT's heap), the decoder and the text tower optimised; on WebGPU the image graphs first, every graph
+// optimised.
+describe('session options and order per graph', () => {
+  const graphs = ['vision', 'mapper', 'decoder', 'text'] as const;
+  const files = Object.fromEntries(graphs.map((g, i) => [g, new Uint8Array([i])])) as Record<(typeof graphs)[number], Uint8Array>;
+  /** An ORT stand-in that records, in order, which graph each session is made from and with which options. */
   function recordingOrt() {
-    const opts: Array<Record<string, unknown>> = [];
+    const made: Array<{ graph: string; level: unknown; provider: string }> = [];
     const ort = {
       InferenceSession: {
-        create: async (_bytes: Uint8Array, o: Record<string, unknown>) => {
-          opts.push(o);
-          return { release: async () => undefined };
+        create: async (bytes: Uint8Array, o: Record<string, unknown>) => {
+          const graph = graphs[bytes[0]];
+          made.push({ graph, level: o.graphOptimizationLevel, provider: (o.executionProviders as string[])[0] });
+          return { graph, release: async () => undefined };
         },
       },
     } as unknown as Ort;
-    return { ort, opts };
+    return { ort, made };
   }
-  const bytes = new Uint8Array(1);
-  const files = { vision: bytes, mapper: bytes, decoder: bytes, text: bytes };
+  const named = (s: object) => Object.fromEntries(graphs.map((g) => [g, (s as Record<string, { graph?: string }>)[g]?.graph]));
 
-  it('WASM: vision and mapper unoptimised, decoder and text tower optimised', async () => {
-    const { ort, opts } = recordingOrt();
-    const s = await createSessions(ort, files, 'wasm');
-    await createTextSession(ort, s, bytes);
-    expect(opts.map((o) => o.graphOptimizationLevel)).toEqual(['disabled', 'disabled', 'all', 'all', 'all']);
-    expect(opts.every((o) => (o.executionProviders as string[])[0] === 'wasm')).toBe(true);
+  it('WASM: the decoder first; vision and mapper unoptimised, decoder and text tower optimised', async () => {
+    const { ort, made } = recordingOrt();
+    const s = await createSessions(ort, { vision: files.vision, mapper: files.mapper, decoder: files.decoder }, 'wasm');
+    await createTextSession(ort, s, files.text);
+    expect(made.map((m) => [m.graph, m.level])).toEqual([
+      ['decoder', 'all'],
+      ['vision', 'disabled'],
+      ['mapper', 'disabled'],
+      ['text', 'all'],
+    ]);
+    expect(made.every((m) => m.provider === 'wasm')).toBe(true);
+    expect(named(s)).toEqual({ vision: 'vision', mapper: 'mapper', decoder: 'decoder', text: 'text' });
   });
 
-  it('WebGPU: every graph optimised', async () => {
-    const { ort, opts } = recordingOrt();
-    await createSessions(ort, files, 'webgpu');
-    expect(opts.map((o) => o.graphOptimizationLevel)).toEqual(['all', 'all', 'all', 'all']);
+  it('WebGPU: the image graphs first, every graph optimised', async () => {
+    const { ort, made } = recordingOrt();
+    const s = await createSessions(ort, files, 'webgpu');
+    expect(made.map((m) => [m.graph, m.level])).toEqual([
+      ['vision', 'all'],
+      ['mapper', 'all'],
+      ['decoder', 'all'],
+      ['text', 'all'],
+    ]);
+    expect(named(s)).toEqual({ vision: 'vision', mapper: 'mapper', decoder: 'decoder', text: 'text' });
   });
 });

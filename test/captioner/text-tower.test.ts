@@ -262,8 +262,8 @@ describe('captions scored by a text tower', () => {
       },
     });
     try {
-      // Ready on the image-to-caption graphs alone (the small tokenizers come first, then vision).
-      expect(steps).toEqual(['tokenizer', 'text tokenizer', 'vision session', 'mapper session', 'decoder session', 'backend']);
+      // Ready on the image-to-caption graphs alone (the small tokenizers come first, then the decoder: sessions.ts).
+      expect(steps).toEqual(['tokenizer', 'text tokenizer', 'decoder session', 'vision session', 'mapper session', 'backend']);
       let settled = false;
       const first = streamed.caption(images[0], { strategy: 'greedy', maxTokens: golden.decoding.maxTokens });
       void first.finally(() => (settled = true));
