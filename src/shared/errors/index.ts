@@ -138,7 +138,6 @@ export function errorInfo(err: unknown): ErrorInfo | undefined {
   return name !== undefined && Object.prototype.hasOwnProperty.call(ERRORS, name) ? ERRORS[name] : undefined;
 }
 
-/** Whether asking again with the same input cannot help (see ErrorInfo.permanent); unknown errors are not. */
 /**
  * The message a page shows for an error: its registry entry's key, `fallback` for a name the registry does not know;
  * null when the page says nothing (a cancellation). The error's own message follows it as the detail.
@@ -148,6 +147,7 @@ export function messageKeyOf(err: unknown, fallback: ErrorMessageKey): ErrorMess
   return info ? info.messageKey : fallback;
 }
 
+/** Whether asking again with the same input cannot help (see ErrorInfo.permanent); unknown errors are not. */
 export function isPermanent(err: unknown): boolean {
   return errorInfo(err)?.permanent ?? false;
 }
