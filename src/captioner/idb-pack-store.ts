@@ -2,6 +2,7 @@
 import type { InstallStore, StoredJob, StoredPackRecord } from './pack-store';
 import { gather, mergeRanges, type Chunk } from './stored-chunks';
 import { done, req, walk } from './idb';
+import { LIMITS } from '../shared/limits';
 
 const DB_NAME = 'clipcap-packs';
 /**
@@ -10,8 +11,8 @@ const DB_NAME = 'clipcap-packs';
  * The upgrade only adds stores and an index: packs saved by version 1 stay as they were and keep loading. Their
  * chunks lack the `end` field and so are not in the index; that is fine, because storedRanges is only asked about
  * sparse input files, which are written from version 2 on.
- * 3: files (key [packId, path]): a complete file sealed into one Blob. Files stored before are sealed the first time
- * readBlob is asked for them, and read from their chunks until then.
+ * 3: files (key [packId, path]): a complete file sealed into one Blob (or, with no Blob, when sealing it failed).
+ * Files stored before are sealed the first time readBlob is asked for them, and read from their chunks until then.
  */
 const DB_VERSION = 3;
 
@@ -24,12 +25,17 @@ interface ChunkRow {
   data: ArrayBuffer;
 }
 
-/** A sealed file: its bytes as one Blob. Its chunks are deleted in the transaction that writes it. */
+/**
+ * A sealed file: its bytes as one Blob. Its chunks are deleted in the transaction that writes it. Or a file that could
+ * not be sealed (`blob` null): when it failed, so that the next starts do not try again (LIMITS.store.sealRetryMs).
+ */
 interface FileRow {
   packId: string;
   path: string;
-  blob: Blob;
+  blob: Blob | null;
+  failedAt?: number;
 }
+type SealedRow = FileRow & { blob: Blob };
 
 /**
  * The exact bytes as an ArrayBuffer of their own. Copies with Uint8Array.prototype.slice: a Node Buffer's own slice()
@@ -95,16 +101,38 @@ export class IndexedDbPackStore implements InstallStore {
     await done(tx);
     for (const path of Object.keys(rec.complete)) if (!(await this.sealed(rec.id, path))) await this.seal(rec.id, path);
   }
-  private async sealed(id: string, path: string): Promise<FileRow | null> {
+  private async fileRow(id: string, path: string): Promise<FileRow | null> {
     const db = await this.open();
     return ((await req(db.transaction('files').objectStore('files').get([id, path]))) as FileRow | undefined) ?? null;
+  }
+  private async sealed(id: string, path: string): Promise<SealedRow | null> {
+    const row = await this.fileRow(id, path);
+    return row?.blob ? (row as SealedRow) : null;
+  }
+  /** Sealing this file failed lately: trying again would read it whole once more, and most likely fail the same way. */
+  private async sealFailedLately(id: string, path: string): Promise<boolean> {
+    const row = await this.fileRow(id, path);
+    return row !== null && row.blob === null && Date.now() - (row.failedAt ?? 0) < LIMITS.store.sealRetryMs;
+  }
+  /** Best effort: a store too full for even this row tries again at the next start. */
+  private async noteSealFailed(id: string, path: string): Promise<void> {
+    try {
+      const db = await this.open();
+      const tx = db.transaction('files', 'readwrite');
+      tx.objectStore('files').put({ packId: id, path, blob: null, failedAt: Date.now() } satisfies FileRow);
+      await done(tx);
+    } catch {
+      // Nothing is lost: the file stays in chunks, which every read serves.
+    }
   }
   /**
    * Turn a complete file's chunks into one Blob, written and the chunks deleted in one transaction. Best effort: a file
    * that cannot be sealed (the store is too full to hold the Blob beside its chunks for a moment, or its chunks have a
-   * hole) stays in chunks, which every read still serves. Returns the stored Blob, or null.
+   * hole) stays in chunks, which every read still serves, and is not tried again for a while (sealFailedLately).
+   * Returns the stored Blob, or null.
    */
   private async seal(id: string, path: string): Promise<Blob | null> {
+    if (await this.sealFailedLately(id, path)) return null;
     const db = await this.open();
     try {
       const tx = db.transaction(['chunks', 'files'], 'readwrite');
@@ -123,6 +151,8 @@ export class IndexedDbPackStore implements InstallStore {
       if (hole || parts.length === 0) {
         tx.abort();
         await done(tx).catch(() => undefined);
+        // No chunks: another start sealed it meanwhile. A hole stays until the file is stored anew.
+        if (hole) await this.noteSealFailed(id, path);
         return null;
       }
       tx.objectStore('files').put({ packId: id, path, blob: new Blob(parts) } satisfies FileRow);
@@ -130,6 +160,7 @@ export class IndexedDbPackStore implements InstallStore {
       await done(tx);
     } catch (e) {
       console.warn(`[pack-store] ${id}/${path} stays in chunks:`, e);
+      await this.noteSealFailed(id, path);
       return null;
     }
     // Read back: the stored Blob is backed by the database's file, not by the memory the parts above were made in.

@@ -170,4 +170,13 @@ export const LIMITS = deepFreeze({
     crashes: 3,
     crashWindowMs: 10 * 60_000,
   },
+  /**
+   * The pack store (captioner/idb-pack-store.ts). A complete file is sealed into one Blob, which needs room for the file
+   * again beside its chunks for a moment. A store too full for that stays so for a while, and each try reads the whole
+   * file once more (seconds for a full-size decoder, at every start); so after a failure it is tried again only after
+   * `sealRetryMs`, or once the file is stored anew. 1 day: a user who frees space gets fast starts back the next day.
+   */
+  store: {
+    sealRetryMs: 24 * 60 * 60_000,
+  },
 });

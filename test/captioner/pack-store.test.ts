@@ -6,10 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { afterAll, describe, expect, it } from 'vitest';
+import { IDBFactory, IDBKeyRange, IDBObjectStore } from 'fake-indexeddb';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { listCachedPacks, loadCachedPack } from '../../src/captioner/pack-loader';
 import { IndexedDbPackStore, MemoryPackStore, type InstallStore, type StoredPackRecord } from '../../src/captioner/pack-store';
+import { LIMITS } from '../../src/shared/limits';
 import { writeSyntheticPack } from './helpers/synthetic-pack';
 import { DiskPackStore } from '../helpers/disk-pack-store';
 
@@ -206,5 +207,52 @@ describe('the IndexedDB upgrade from version 1', () => {
     // One Blob now, its two chunks gone in the same transaction.
     expect([await rows('files'), await rows('chunks')]).toEqual([1, 0]);
     expect(Buffer.from(await (await store.readBlob('old2', 'decoder.onnx'))!.arrayBuffer()).equals(dec)).toBe(true);
+  });
+
+  it('a file the store is too full to seal stays in chunks, and is not tried again at every start', async () => {
+    const factory = new IDBFactory();
+    const data = randomBytes(10_000);
+    // A full store: writing the sealed Blob fails (Chromium fails the transaction with QuotaExceededError).
+    let full = true;
+    let tries = 0;
+    const put = IDBObjectStore.prototype.put;
+    const spy = vi.spyOn(IDBObjectStore.prototype, 'put').mockImplementation(function (this: IDBObjectStore, value, key) {
+      if (this.name === 'files' && (value as { blob?: unknown }).blob instanceof Blob) {
+        tries += 1;
+        if (full) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+      }
+      return put.call(this, value, key);
+    });
+    const record: StoredPackRecord = { id: 'e', manifest: {} as StoredPackRecord['manifest'], complete: { f: 'hash' }, savedAt: 1 };
+    const same = async (b: Blob | null) => b !== null && Buffer.from(await b.arrayBuffer()).equals(data);
+    try {
+      const first = new IndexedDbPackStore(factory, IDBKeyRange);
+      for (let o = 0; o < data.length; o += 3000) await first.append('e', 'f', o, data.subarray(o, Math.min(o + 3000, data.length)));
+      await first.putRecord(record);
+      expect(tries).toBe(1);
+      expect(await same(await first.readBlob('e', 'f'))).toBe(true);
+      // Later starts (a new store on the same database) write the record again and read the file: no new try.
+      for (let start = 0; start < 3; start++) {
+        const again = new IndexedDbPackStore(factory, IDBKeyRange);
+        await again.putRecord(record);
+        expect(await same(await again.readBlob('e', 'f'))).toBe(true);
+        expect(Buffer.from((await again.read('e', 'f'))!).equals(data)).toBe(true);
+        expect(await again.storedBytes('e', 'f')).toBe(10_000);
+      }
+      expect(tries).toBe(1);
+      // A day later, with room again, it is sealed: one Blob, and every read still serves the file.
+      full = false;
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + LIMITS.store.sealRetryMs + 1);
+      const later = new IndexedDbPackStore(factory, IDBKeyRange);
+      expect(await same(await later.readBlob('e', 'f'))).toBe(true);
+      expect(tries).toBe(2);
+      expect(await same(await later.readBlob('e', 'f'))).toBe(true);
+      expect(await later.storedRanges('e', 'f')).toEqual([[0, 10_000]]);
+      expect(tries).toBe(2);
+    } finally {
+      vi.useRealTimers();
+      spy.mockRestore();
+    }
   });
 });
