@@ -21,10 +21,6 @@ export function registerTestHooks(cache: CaptionCache): void {
       const r = (await browser.tabs.sendMessage(tabId, { type: 'test-cs-panel' }).catch(() => null)) as { value?: string } | null;
       return r?.value ?? null;
     },
-    /** Captions from now on wait for good in the offscreen document's queue (the crash test's pending images). */
-    async holdEngine() {
-      return browser.runtime.sendMessage({ type: 'test-os-hold' });
-    },
     async loseWebGpuDevice() {
       return browser.runtime.sendMessage({ type: 'test-os-lose-device' });
     },

@@ -1,7 +1,7 @@
 /**
  * Test-only hooks of the offscreen document, compiled out of release builds (__TEST__). `test-os-engine-bench`
  * captions URLs straight through the engine, outside the queue: the engine's own throughput, which
- * `npm run bench:page` compares with the throughput seen by pages. `test-os-hold` stops captions for good.
+ * `npm run bench:page` compares with the throughput seen by pages.
  */
 import browser from 'webextension-polyfill';
 import { toWire } from '../shared/errors';
@@ -11,17 +11,6 @@ import type { EngineHost } from './engine-host';
 import { fetchImage } from './fetch-image';
 
 export function registerOffscreenTestHooks(host: EngineHost): void {
-  // Hold every caption from now until the document goes, so that images provably wait in the queue: faults.test.ts
-  // crashes the document mid-queue, which the toy model's speed otherwise races (the queue can empty first).
-  addMessageListener((raw, sender, reply) => {
-    const msg = raw as { type?: string } | undefined;
-    if (msg?.type !== 'test-os-hold' || sender.id !== browser.runtime.id) return false;
-    const never = new Promise<never>(() => undefined);
-    host.caption = () => never;
-    host.captionBatch = () => never;
-    reply({ ok: true, value: null });
-    return true;
-  });
   // Lose the WebGPU device under the running engine, the way a GPU reset or driver crash does.
   addMessageListener((raw, sender, reply) => {
     const msg = raw as { type?: string } | undefined;

@@ -20,7 +20,6 @@ const TEST_ONLY = [
   'altTextContentTest',
   'test-os-lose-device',
   'test-os-engine-bench',
-  'test-os-hold',
   'test-sb-lose-device',
   'test-cs-panel',
 ];
