@@ -38,6 +38,13 @@ interface FileRow {
 type SealedRow = FileRow & { blob: Blob };
 
 /**
+ * May this file be sealed now: not sealed yet, and not failed lately (trying again would read it whole once more, and
+ * most likely fail the same way).
+ */
+const mayTrySeal = (row: FileRow | null): boolean =>
+  !row || (row.blob === null && Date.now() - (row.failedAt ?? 0) >= LIMITS.store.sealRetryMs);
+
+/**
  * The exact bytes as an ArrayBuffer of their own. Copies with Uint8Array.prototype.slice: a Node Buffer's own slice()
  * is a view on the same (often pooled, 8 KiB) memory, whose .buffer would store bytes that are not the file's.
  */
@@ -99,7 +106,7 @@ export class IndexedDbPackStore implements InstallStore {
     const tx = db.transaction('packs', 'readwrite');
     tx.objectStore('packs').put(rec);
     await done(tx);
-    for (const path of Object.keys(rec.complete)) if (!(await this.sealed(rec.id, path))) await this.seal(rec.id, path);
+    for (const path of Object.keys(rec.complete)) if (mayTrySeal(await this.fileRow(rec.id, path))) await this.seal(rec.id, path);
   }
   private async fileRow(id: string, path: string): Promise<FileRow | null> {
     const db = await this.open();
@@ -108,11 +115,6 @@ export class IndexedDbPackStore implements InstallStore {
   private async sealed(id: string, path: string): Promise<SealedRow | null> {
     const row = await this.fileRow(id, path);
     return row?.blob ? (row as SealedRow) : null;
-  }
-  /** Sealing this file failed lately: trying again would read it whole once more, and most likely fail the same way. */
-  private async sealFailedLately(id: string, path: string): Promise<boolean> {
-    const row = await this.fileRow(id, path);
-    return row !== null && row.blob === null && Date.now() - (row.failedAt ?? 0) < LIMITS.store.sealRetryMs;
   }
   /** Best effort: a store too full for even this row tries again at the next start. */
   private async noteSealFailed(id: string, path: string): Promise<void> {
@@ -128,11 +130,11 @@ export class IndexedDbPackStore implements InstallStore {
   /**
    * Turn a complete file's chunks into one Blob, written and the chunks deleted in one transaction. Best effort: a file
    * that cannot be sealed (the store is too full to hold the Blob beside its chunks for a moment, or its chunks have a
-   * hole) stays in chunks, which every read still serves, and is not tried again for a while (sealFailedLately).
+   * hole) stays in chunks, which every read still serves, and is not tried again for a while (mayTrySeal, which the
+   * callers ask of the file's row, read once).
    * Returns the stored Blob, or null.
    */
   private async seal(id: string, path: string): Promise<Blob | null> {
-    if (await this.sealFailedLately(id, path)) return null;
     const db = await this.open();
     try {
       const tx = db.transaction(['chunks', 'files'], 'readwrite');
@@ -167,12 +169,12 @@ export class IndexedDbPackStore implements InstallStore {
     return (await this.sealed(id, path))?.blob ?? null;
   }
   async readBlob(id: string, path: string) {
-    const row = await this.sealed(id, path);
-    if (row) return row.blob;
+    const row = await this.fileRow(id, path);
+    if (row?.blob) return row.blob;
     // A complete file stored before version 3: sealed now, once. Another start may have sealed it in the meantime
     // (this seal then finds no chunks), so the sealed row is looked up again before the chunks are.
     const rec = await this.getRecord(id);
-    if (rec && rec.complete[path]) {
+    if (rec && rec.complete[path] && mayTrySeal(row)) {
       const blob = (await this.seal(id, path)) ?? (await this.sealed(id, path))?.blob;
       if (blob) return blob;
     }
