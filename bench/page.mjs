@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 
 import { join } from 'node:path';
 import { ROOT, TMP, buildExtension, launchWithExtension, startServer, toyHeldout, toyTemplateCatalogueEnv } from '../test/e2e/harness.mjs';
 import { buildFixtures } from '../test/e2e/fixtures.mjs';
-import { collectEngineLog, timeline } from './lib/engine-log.mjs';
+import { collectEngineLog, timeline } from '../test/e2e/engine-log.mjs';
 import { loadNow, loadVerdict } from './lib/machine.mjs';
 
 // Before anything of ours runs (the build below loads the machine too).
@@ -55,7 +55,7 @@ const server = await startServer({
 Object.assign(server.routes, buildFixtures(heldout, { packDir: toyDir, otherOrigin: server.otherOrigin }).routes);
 const packUrl = `${server.origin}/packs/${packId}/`;
 const extDir = await buildExtension({ outDir: join(TMP, 'ext-bench'), packUrl, testHooks: true, env: toyTemplateCatalogueEnv() });
-// debugPort: the engine's timing lines are read over CDP (bench/lib/engine-log.mjs).
+// debugPort: the engine's timing lines are read over CDP (test/e2e/engine-log.mjs).
 let ext = await launchWithExtension(extDir, { debugPort: true });
 let log = await collectEngineLog(ext.cdpUrl, ext.extensionId);
 const sw = () => ext.serviceWorker();

@@ -5,7 +5,9 @@
  * A crashed frame sends nothing, and nothing in the parent page says so (a MessagePort's close event did not fire for
  * a crashed frame in Chromium 156). So while any call is out, the client pings; a ping left unanswered for longer than
  * the frame can be busy (LIMITS.sandbox) means its process is gone: every call out fails with EngineCrashedError, and
- * `onDead` lets the owner start a new frame. Any message from the frame counts as an answer.
+ * `onDead` lets the owner start a new frame. Any message from the frame counts as an answer. Once the frame has sent
+ * its heartbeat's port (src/sandbox/heartbeat.ts: a worker in its process that is never busy), that is pinged too,
+ * and its silence past the much shorter heartbeat limit is the verdict; the frame's own limit stays, for a hang.
  */
 import { CaptionAbortedError, CaptionerDisposedError, EngineCrashedError, fromWire } from '../shared/errors';
 import type { LinkDown, LinkProtocol, LinkRequest, LinkType, LinkUp } from '../shared/engine-link';
@@ -28,6 +30,11 @@ export class EngineLinkClient {
   private nextId = 1;
   /** When the ping now unanswered was sent (null: none is). */
   private pingSentAt: number | null = null;
+  /** The frame's heartbeat, once it has sent it, and when the beat asked of it now unanswered was asked. */
+  private heartbeat: MessagePort | null = null;
+  private beatSentAt: number | null = null;
+  /** When the last check ran (null: the watch is off). */
+  private lastCheckAt: number | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private ended: Error | null = null;
   /** The frame said it is creating a session outside 'os-sb-open' (sb-os-opening). */
@@ -39,7 +46,7 @@ export class EngineLinkClient {
     private readonly limits: typeof LIMITS.sandbox = LIMITS.sandbox,
     private readonly now: () => number = () => performance.now(),
   ) {
-    port.onmessage = (e: MessageEvent) => this.receive(e.data as LinkUp);
+    port.onmessage = (e: MessageEvent) => this.receive(e.data as LinkUp, e.ports);
   }
 
   /** Send one request; `transfer` moves buffers instead of copying them; an aborted `signal` cancels it at once. */
@@ -81,14 +88,21 @@ export class EngineLinkClient {
     this.port.close();
   }
 
+  private beat(heartbeat: MessagePort): void {
+    this.heartbeat?.close();
+    this.heartbeat = heartbeat;
+    heartbeat.onmessage = () => (this.beatSentAt = null);
+  }
+
   private send(msg: LinkDown, transfer: Transferable[] = []): void {
     this.port.postMessage(msg, transfer);
   }
 
-  private receive(msg: LinkUp): void {
+  private receive(msg: LinkUp, ports: readonly MessagePort[]): void {
     if (this.ended) return;
     this.pingSentAt = null;
-    if (msg.type === 'sb-os-fallback') this.events.onFallback(msg.backend, msg.reason);
+    if (msg.type === 'sb-os-heartbeat' && ports[0]) this.beat(ports[0]);
+    else if (msg.type === 'sb-os-fallback') this.events.onFallback(msg.backend, msg.reason);
     else if (msg.type === 'sb-os-opening') this.openingOutsideOpen = msg.opening;
     else if (msg.type === 'sb-os-reply') {
       const p = this.pending.get(msg.callId);
@@ -100,32 +114,52 @@ export class EngineLinkClient {
     this.watch();
   }
 
-  /** Ping while calls are out, and judge the frame dead when one ping stays unanswered past the limit. */
+  /** Ping while calls are out, and judge the frame dead when a ping stays unanswered past its limit. */
   private watch(): void {
     if (this.pending.size === 0) {
       if (this.timer !== null) clearInterval(this.timer);
       this.timer = null;
-      this.pingSentAt = null;
+      this.pingSentAt = this.beatSentAt = this.lastCheckAt = null;
       return;
     }
     this.timer ??= setInterval(() => this.check(), this.limits.pingEveryMs);
   }
 
   private check(): void {
-    if (this.pingSentAt === null) {
-      this.pingSentAt = this.now();
-      this.send({ type: 'os-sb-ping' });
+    const now = this.now();
+    // A check that comes late means this document's own thread was busy, and answers may still wait, unread, behind
+    // it: it judges nothing, and asks again.
+    if (this.lastCheckAt !== null && now - this.lastCheckAt > 3 * this.limits.pingEveryMs) this.pingSentAt = this.beatSentAt = null;
+    this.lastCheckAt = now;
+    const verdict = this.silence(now);
+    if (verdict) {
+      const err = new EngineCrashedError(verdict);
+      this.end(err);
+      this.events.onDead(err);
       return;
     }
+    if (this.pingSentAt === null) {
+      this.pingSentAt = now;
+      this.send({ type: 'os-sb-ping' });
+    }
+    if (this.heartbeat && this.beatSentAt === null) {
+      this.beatSentAt = now;
+      this.heartbeat.postMessage(0);
+    }
+  }
+
+  /** Why the frame is dead, or null while it may only be busy. */
+  private silence(now: number): string | null {
+    if (this.beatSentAt !== null && now - this.beatSentAt > this.limits.heartbeatSilentMs) {
+      const s = Math.round((now - this.beatSentAt) / 1000);
+      return `The captioning engine's process stopped: its heartbeat went silent for ${s} s (it crashed or ran out of memory).`;
+    }
+    if (this.pingSentAt === null) return null;
     const opening = this.openingOutsideOpen || [...this.pending.values()].some((p) => p.type === 'os-sb-open');
     const limit = opening ? this.limits.silentWhileOpeningMs : this.limits.silentMs;
-    const silent = this.now() - this.pingSentAt;
-    if (silent <= limit) return;
-    const err = new EngineCrashedError(
-      `The captioning engine stopped answering for ${Math.round(silent / 1000)} s (its process crashed or ran out of memory).`,
-    );
-    this.end(err);
-    this.events.onDead(err);
+    const silent = now - this.pingSentAt;
+    if (silent <= limit) return null;
+    return `The captioning engine stopped answering for ${Math.round(silent / 1000)} s (its process crashed, hung or ran out of memory).`;
   }
 
   private end(err: Error): void {
@@ -133,6 +167,8 @@ export class EngineLinkClient {
     this.ended = err;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.heartbeat?.close();
+    this.heartbeat = null;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }

@@ -2,7 +2,7 @@
  * The engine's end of the link (src/shared/engine-link.ts): one captioner per frame, created by 'os-sb-open' from the
  * pack's files as they arrive ('os-sb-file': bytes transferred, or a stored file's Blob, read here), and captions on
  * request. A new pack gets a new frame, so a disposed engine's memory goes back with its process. Pings are answered
- * whenever the frame's thread is free; a process that stopped answers none.
+ * whenever the frame's thread is free, and the heartbeat's (heartbeat.ts) at once; a process that stopped answers none.
  */
 import { createCaptioner, type Captioner, type EngineCaption, type PackSource } from '../captioner/captioner';
 import type { AnyPackFileKey } from '../captioner/pack-format';
@@ -31,6 +31,11 @@ export class EngineServer {
 
   start(): void {
     this.port.onmessage = (e: MessageEvent) => this.receive(e.data as LinkDown);
+  }
+
+  /** Hand the offscreen document the port of the frame's heartbeat (heartbeat.ts), which it pings from then on. */
+  offerHeartbeat(heartbeat: MessagePort): void {
+    this.port.postMessage({ type: 'sb-os-heartbeat' } satisfies LinkUp, [heartbeat]);
   }
 
   private post(msg: LinkUp): void {

@@ -74,4 +74,6 @@ export type LinkUp =
    * first caption that needs it): its thread may then be silent as long as while opening.
    */
   | { type: 'sb-os-opening'; opening: boolean }
+  /** The frame's heartbeat (src/sandbox/heartbeat.ts): its port comes with this message, to be pinged from now on. */
+  | { type: 'sb-os-heartbeat' }
   | { type: 'sb-os-pong' };

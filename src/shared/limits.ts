@@ -161,11 +161,19 @@ export const LIMITS = deepFreeze({
    * 2 loaded cores), so the limits sit well above those. A slow check only delays the verdict: an answer that came late
    * still counts. `crashes` within `crashWindowMs` stop the engine from being restarted (a model that cannot fit in
    * memory would otherwise be loaded again for every image) until the window has passed or the user loads it again.
+   *
+   * Those limits stay for a thread that hangs. A crash is seen sooner, through the frame's heartbeat
+   * (sandbox/heartbeat.ts): a worker in the frame's process that does nothing but answer pings, so it is never busy,
+   * and goes silent only when the process is gone (or the machine is starved for seconds on end: the worst a false
+   * verdict does is start a new engine). `heartbeatSilentMs` is its limit; `heartbeatStartMs` is how long the frame
+   * waits for the worker's first beat before it goes without one (a browser whose policy refuses the worker).
    */
   sandbox: {
     pingEveryMs: 1000,
     silentWhileOpeningMs: 120_000,
     silentMs: 20_000,
+    heartbeatSilentMs: 5_000,
+    heartbeatStartMs: 10_000,
     connectMs: 30_000,
     crashes: 3,
     crashWindowMs: 10 * 60_000,

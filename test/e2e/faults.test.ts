@@ -3,6 +3,7 @@
 // skipped with a logged reason. In each case the queue finishes after recovery, or a request fails with a named reason.
 import type { Page, Worker } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { collectEngineLog } from './engine-log.mjs';
 import { sameCaption, toyHeldout } from './harness.mjs';
 import { MARKER, env, launch, sendToTarget, stopWorker, type Ext } from './env';
 
@@ -112,10 +113,16 @@ describe('faults', () => {
     const call = hooks(ext.serviceWorker());
     const createdBefore = (await call('offscreenCreations')) as number;
     const inFrame = (u: string) => u.includes(`${ext!.extensionId}/src/sandbox/`);
+    const log = await collectEngineLog(ext.cdpUrl!, ext.extensionId);
     // An out-of-process frame is a target of its own: crashing it crashes only the engine's process.
     expect(await cdpToTarget(ext.cdpUrl!, inFrame, 'Page.crash')).toBe('iframe');
     await page.goto(`${env.origin}/fixtures/gallery.html?n=24`);
     expect(await expectGalleryLabelled(page)).toBe(16);
+    // The crash was noticed by the frame's heartbeat (a worker in its process, src/sandbox/heartbeat.ts), within its
+    // few seconds, not by the frame's own silence of tens of seconds.
+    const verdicts = log.lines().filter((l) => l.text.includes('A new engine will be started'));
+    await log.stop();
+    expect(verdicts.map((l) => l.text)).toEqual([expect.stringMatching(/heartbeat went silent/)]);
     // The extension lived on: the same offscreen document (never recreated), a new engine frame, the model ready.
     expect(await call('offscreenCreations')).toBe(createdBefore);
     expect(await call('offscreenExists')).toBe(true);

@@ -1,7 +1,9 @@
 /**
  * The two ends of the engine link in one Node process: a real EngineServer (src/sandbox/) serving a fake captioner on
- * one port of a MessageChannel, and the offscreen document's EngineLinkClient on the other. `crash()` makes the frame
- * go silent, as a crashed process does: no reply, no pong, ever again.
+ * one port of a MessageChannel, and the offscreen document's EngineLinkClient on the other, with a heartbeat as the
+ * frame's worker gives one (src/sandbox/heartbeat.ts) unless `heartbeat` is false. `crash()` makes the frame go
+ * silent, as a crashed process does: no reply, no pong, no beat, ever again. `busy(true)` leaves its pings
+ * unanswered, as a thread inside ORT does, while replies and beats go on.
  */
 import type { createCaptioner } from '../../src/captioner/captioner';
 import type { LoadedPack } from '../../src/captioner/pack-loader';
@@ -40,26 +42,47 @@ export const TEST_LIMITS = {
   pingEveryMs: 10,
   silentWhileOpeningMs: 400,
   silentMs: 120,
+  heartbeatSilentMs: 60,
+  heartbeatStartMs: 1000,
   connectMs: 1000,
   crashes: 3,
   crashWindowMs: 60_000,
 };
 
-export function linkPair(create: typeof createCaptioner, events: Partial<LinkEvents> = {}) {
+export function linkPair(
+  create: typeof createCaptioner,
+  events: Partial<LinkEvents> = {},
+  opts: { heartbeat?: boolean; limits?: Partial<typeof TEST_LIMITS>; now?: () => number } = {},
+) {
   const channel = new MessageChannel();
-  new EngineServer(channel.port2, create).start();
+  const server = new EngineServer(channel.port2, create);
+  server.start();
+  let busy = false;
+  const serve = channel.port2.onmessage!;
+  channel.port2.onmessage = (e: MessageEvent) => {
+    if (!(busy && (e.data as { type: string }).type === 'os-sb-ping')) serve.call(channel.port2, e);
+  };
+  const beats = new MessageChannel();
+  if (opts.heartbeat !== false) {
+    beats.port2.onmessage = () => beats.port2.postMessage(0);
+    server.offerHeartbeat(beats.port1);
+  }
   const dead: Error[] = [];
   const client = new EngineLinkClient(
     channel.port1,
     { onFallback: events.onFallback ?? (() => {}), onDead: (e) => (dead.push(e), events.onDead?.(e)) },
-    TEST_LIMITS,
+    { ...TEST_LIMITS, ...opts.limits },
+    opts.now,
   );
   return {
     client,
     dead,
+    busy: (on: boolean) => (busy = on),
     crash: () => {
       channel.port2.onmessage = null;
       channel.port2.close();
+      beats.port2.onmessage = null;
+      beats.port2.close();
     },
   };
 }

@@ -20,7 +20,8 @@ describe('engine link client', () => {
 
   it('a crashed frame fails the call out with EngineCrashedError, once, and every later call at once', async () => {
     const engine: FakeCaptioner = { calls: [], answer: () => new Promise(() => {}) };
-    const { client, dead, crash } = linkPair(fakeCreate(engine));
+    // No heartbeat (a browser that refuses the frame its worker): the frame's own limit is the verdict.
+    const { client, dead, crash } = linkPair(fakeCreate(engine), {}, { heartbeat: false });
     await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
     const t0 = performance.now();
     const p = client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false });
@@ -29,6 +30,52 @@ describe('engine link client', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(120);
     expect(dead).toHaveLength(1);
     await expect(client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).rejects.toBeInstanceOf(EngineCrashedError);
+    expect(dead).toHaveLength(1);
+  });
+
+  it("with its heartbeat, a crash is noticed once the heartbeat's limit has passed, long before the frame's own", async () => {
+    const engine: FakeCaptioner = { calls: [], answer: () => new Promise(() => {}) };
+    const { client, dead, crash } = linkPair(fakeCreate(engine), {}, { limits: { silentMs: 60_000, silentWhileOpeningMs: 60_000 } });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
+    const t0 = performance.now();
+    const p = client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false });
+    crash();
+    await expect(p).rejects.toThrow(/heartbeat went silent/);
+    const ms = performance.now() - t0;
+    expect(ms).toBeGreaterThanOrEqual(TEST_LIMITS.heartbeatSilentMs);
+    expect(ms).toBeLessThan(30_000);
+    expect(dead).toHaveLength(1);
+  });
+
+  it('a frame whose thread is busy (pings unanswered) while its heartbeat beats is not taken for dead', async () => {
+    const engine: FakeCaptioner = { calls: [], answer: () => new Promise((r) => setTimeout(() => r('busy but alive'), 400)) };
+    const { client, dead, busy } = linkPair(fakeCreate(engine), {}, { limits: { silentMs: 5_000 } });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
+    busy(true);
+    // 400 ms: several times the heartbeat's limit (60 ms); only its beats say the process lives.
+    expect((await client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false })).text).toBe('busy but alive');
+    expect(dead).toEqual([]);
+    client.close();
+  });
+
+  it("a check that comes late (this document's own thread was busy) judges nothing, and asks again", async () => {
+    const engine: FakeCaptioner = { calls: [], answer: () => new Promise(() => {}) };
+    let skew = 0;
+    const limits = { pingEveryMs: 20, heartbeatSilentMs: 300, silentMs: 60_000 };
+    const { client, dead, crash } = linkPair(fakeCreate(engine), {}, { limits, now: () => performance.now() + skew });
+    await client.call('os-sb-open', { manifest: fakePack().manifest, backend: 'wasm', wasmPaths: 'x/' });
+    const p = client.call('os-sb-caption', { image: new Blob([]), decoding, urgent: false });
+    p.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    crash();
+    await new Promise((r) => setTimeout(r, 50));
+    // The clock jumps 10 s between two checks: the beat asked before the jump looks 10 s unanswered, but this
+    // document's thread, not the frame, was what stood still.
+    skew = 10_000;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(dead).toEqual([]);
+    // The frame is dead all the same: the beat asked after the jump goes unanswered past the limit.
+    await expect(p).rejects.toThrow(/heartbeat went silent/);
     expect(dead).toHaveLength(1);
   });
 

@@ -1,7 +1,7 @@
 /**
  * The extension's own timing lines ('[alt-text] ...' console messages of the offscreen document and the engine's
  * sandboxed frame), collected over a browser-level CDP connection, each with its wall-clock time. bench:page reads the
- * start-up phases from them. Playwright lists neither the offscreen document nor the sandboxed frame (an out-of-process
+ * start-up phases from them; the faults tests, how a crash was noticed. Playwright lists neither the offscreen document nor the sandboxed frame (an out-of-process
  * frame of that document) among its pages, so this attaches to every target itself (non-flattened sessions, as the
  * e2e network audit does). Runtime.enable replays what a context logged before the attach, so nothing early is lost.
  */
