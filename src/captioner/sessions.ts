@@ -117,26 +117,41 @@ interface SessionTuning {
 }
 
 /**
- * On WASM, the graphs that run once per image (vision, mapper) are not optimised at creation; the decoder, which runs
- * once per token, and the text tower, once per caption, are. What ORT's optimisation does at creation is mostly
- * constant folding: an fp16-stored pack's Cast nodes widen every weight to fp32 then, and the wasm heap keeps the high
- * point (fp16 and fp32 copies side by side) for good. Unoptimised, the weights stay fp16 and each run widens them
- * into scratch memory. Measured on the full-size fp16 pack, alternated with 'all' everywhere (a comparison under load
- * 1.0-3.0 on 2 cores, not a figure to quote):
+ * How much of ORT's graph optimisation each session gets at creation. On WASM, the graphs that run once per image
+ * (vision, mapper) get none; the decoder, which runs once per token, gets the basic level; the text tower, once per
+ * caption, all of it. What the basic level does is constant folding and removing redundant nodes: an fp16-stored pack's
+ * Cast nodes widen every weight to fp32 then, and the wasm heap keeps the high point (fp16 and fp32 copies side by
+ * side) for good. Unoptimised, the weights stay fp16 and each run widens them into scratch memory. Measured on the
+ * full-size fp16 pack, alternated with 'all' everywhere (a comparison under load 1.0-3.0 on 2 cores, not a figure to
+ * quote):
  *   - Chromium (bench:page BENCH_ONLY=restart, 6 restarts each): the extension's memory 2.34-2.36 GB against
  *     2.66-2.68 GB; vision session 0.8 s against 2.1-3.4 s, mapper 0.1-0.2 s against 0.5-0.8 s, but the decoder
  *     2.6-3.7 s against 1.3-2.4 s (it is now the first to run ORT's folding code, which V8 still runs in its baseline
  *     compiler's code); first label after a restart 6.9-8.0 s against 7.0-9.8 s.
  *   - Node: per image, vision +20-40 ms and mapper +13 ms (of about 600 ms for a 20-token caption).
  * The decoder unoptimised takes 3-4x longer per token (it would widen all of GPT-2 at every token), and the text
- * tower about 70 ms more per caption, so those two keep 'all'. WebGPU keeps 'all' (unmeasured on a real GPU).
+ * tower about 70 ms more per caption. Above the basic level, ORT's extended level only fuses GPT-2's tanh GELU into
+ * FastGelu and each attention's transpose-and-scale into a FusedMatMul (12 of each; the 'all' level adds nothing more
+ * to this graph), and for the decoder those passes cost more at creation than they save:
+ *   - Chromium, bench:page BENCH_ONLY=restart, the two alternated (6 restarts each, load 1.2-4 on 2 cores, mostly the
+ *     benchmark's own): the decoder's session 2.05-2.5 s (one 3.2 s) against 2.5-3.2 s, the first label after a
+ *     restart 6.4-7.7 s, median 6.5, against 6.7-8.4 s, median 7.1. A whole bench:page each, twice: engine-alone
+ *     throughput 0.83 and 0.77 images/s against 0.83 and 0.69, the page 1.18 and 0.97 against 1.15 and 0.99.
+ *   - Node, 1 thread, warm, 4 rounds alternated (load 1.0-1.3): 24.0-25.1 ms per token against 23.3-28.6, five rows
+ *     61-70 ms per step either way, prefill 73-78 ms against 71-76.
+ * The text tower keeps 'all' (unmeasured at the basic level). WebGPU keeps 'all' everywhere (unmeasured on a real GPU).
  */
-const ONCE_PER_IMAGE = new Set(['vision', 'mapper']);
+const WASM_LEVEL: Record<string, OrtModule.InferenceSession.SessionOptions['graphOptimizationLevel']> = {
+  vision: 'disabled',
+  mapper: 'disabled',
+  decoder: 'basic',
+  text: 'all',
+};
 
 function sessionOptions(backend: Backend, tuning: SessionTuning, graph: string): OrtModule.InferenceSession.SessionOptions {
   return {
     executionProviders: [backend],
-    graphOptimizationLevel: backend === 'wasm' && ONCE_PER_IMAGE.has(graph) ? 'disabled' : 'all',
+    graphOptimizationLevel: backend === 'wasm' ? (WASM_LEVEL[graph] ?? 'all') : 'all',
     // ORT's per-operator profiler (the benchmark's op-level breakdown); endProfiling() prints it as JSON
     enableProfiling: tuning.profile ?? false,
     // ORT's worker threads busy-wait between operators by default. Off by default here: an extension should not burn
