@@ -1,20 +1,14 @@
 /**
  * createCaptioner: the public engine. Image -> preprocess -> vision -> mapper -> prefill -> decode -> text.
  *
- * One inference at a time: calls queue behind each other. Cancellation goes through AbortSignal, checked between
- * stages and between decode steps. On WebGPU a failure (at creation or at run time) falls back to WASM once.
+ * One inference at a time: calls queue behind each other (call-queue.ts). Cancellation goes through AbortSignal,
+ * checked between stages and between decode steps. On WebGPU a failure (at creation or at run time) falls back to WASM once.
  */
+import { CallQueue } from './call-queue';
+import { resolveCaptionOptions } from './caption-options';
 import { isUncertain } from './clip-score';
 import { beamDecode, greedyDecode, type BeamResult, type DecodeResult } from './decoding';
-import {
-  BackendUnavailableError,
-  CaptionAbortedError,
-  CaptionerDisposedError,
-  CaptionerError,
-  InvalidOptionError,
-  throwIfAborted,
-} from '../shared/errors';
-import { LIMITS, inRange, inRealRange } from '../shared/limits';
+import { BackendUnavailableError, CaptionAbortedError, CaptionerDisposedError, CaptionerError, throwIfAborted } from '../shared/errors';
 import { DEFAULT_MAX_PIXELS, decodeImageInBrowser, type ImageDecoderFn, type ImageInput } from './image-decode';
 import { loadPackFromUrl, type LoadedPack, type PackProgress } from './pack-loader';
 import type { AnyPackFileKey, PackManifest } from './pack-format';
@@ -309,62 +303,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     return textTokenizer;
   }
 
-  let queue: Promise<unknown> = Promise.resolve();
-  /** A call is running (between its start and its end, urgent ones run inside it). */
-  let running = false;
-  /** Urgent captions waiting for the running call's next decoder step, or for its end. */
-  const urgent: (() => Promise<void>)[] = [];
-
-  /** Run the urgent captions that are waiting, one after another (awaited between decoder steps, and after each call). */
-  async function runUrgent(): Promise<void> {
-    while (urgent.length) await urgent.shift()!();
-  }
-
-  /** Settle like `run`, or reject at once when `signal` aborts first. */
-  function abortable<T>(signal: AbortSignal | undefined, run: Promise<T>): Promise<T> {
-    if (!signal) return run;
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(new CaptionAbortedError(signal.reason));
-      signal.addEventListener('abort', onAbort, { once: true });
-      run.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
-  }
-
-  /** Run fn behind every earlier call; reject at once if aborted while waiting. */
-  function enqueue<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    const start = async () => {
-      if (disposed) throw new CaptionerDisposedError();
-      throwIfAborted(signal);
-      running = true;
-      try {
-        return await fn();
-      } finally {
-        // An urgent caption that came after this call's last decoder step runs before the next call.
-        await runUrgent();
-        running = false;
-      }
-    };
-    const run = queue.then(start, start);
-    queue = run.catch(() => undefined);
-    return abortable(signal, run);
-  }
-
-  /** Run fn between the running call's decoder steps (or at its end); as enqueue when no call is running. */
-  function jumpQueue<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    if (!running) return enqueue(signal, fn);
-    const run = new Promise<T>((resolve, reject) => {
-      urgent.push(async () => {
-        const started = (async () => {
-          if (disposed) throw new CaptionerDisposedError();
-          throwIfAborted(signal);
-          return fn();
-        })();
-        // Settled here, never thrown: the call it runs inside goes on whatever this caption's fate.
-        await started.then(resolve, reject);
-      });
-    });
-    return abortable(signal, run);
-  }
+  const calls = new CallQueue(() => disposed);
 
   /** Run a model stage; on a WebGPU run-time failure, switch to WASM once and retry the whole call. */
   async function withFallback<T>(fn: () => Promise<T>): Promise<T> {
@@ -376,31 +315,6 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
       sessions = await fallBackToWasm(`at run time (${(e as Error).message})`, sessions);
       return fn();
     }
-  }
-
-  function resolveOpts(opts: CaptionOptions = {}) {
-    const strategy = opts.strategy ?? m.generation.strategy;
-    const beams = opts.beams ?? m.generation.beams;
-    const maxTokens = opts.maxTokens ?? m.generation.maxTokens;
-    if (strategy !== 'greedy' && strategy !== 'beam')
-      throw new InvalidOptionError(`Unknown decoding strategy "${String(strategy)}": use "greedy" or "beam".`);
-    const { beams: beamRange, maxTokens: tokenRange } = LIMITS.decoding;
-    if (!inRange(beams, beamRange))
-      throw new InvalidOptionError(`beams must be an integer from ${beamRange.min} to ${beamRange.max}, got ${beams}.`);
-    // The table's bound, or the pack's own room after the prefix if that is less.
-    const limit = Math.min(tokenRange.max, m.decoder.nPositions - m.mapper.prefixLength);
-    if (!inRange(maxTokens, { min: tokenRange.min, max: limit })) {
-      throw new InvalidOptionError(`maxTokens must be an integer from ${tokenRange.min} to ${limit}, got ${maxTokens}.`);
-    }
-    const rerankWeight = opts.rerankWeight ?? m.text?.rerankWeight ?? 0;
-    const { rerankWeight: weightRange } = LIMITS.decoding;
-    // A real number, unlike the integer options: the pack's own default is calibrated, 1.0 or 0.35 alike.
-    if (!inRealRange(rerankWeight, weightRange)) {
-      throw new InvalidOptionError(
-        `rerankWeight must be a number from ${weightRange.min} to ${weightRange.max}, got ${String(opts.rerankWeight)}.`,
-      );
-    }
-    return { strategy, beams, maxTokens, rerankWeight, scores: opts.scores === true, signal: opts.signal };
   }
 
   /**
@@ -425,7 +339,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
   }
 
   async function runBatch(images: ImageInput[], opts: CaptionOptions): Promise<BatchItem[]> {
-    const o = resolveOpts(opts);
+    const o = resolveCaptionOptions(m, opts);
     const { signal } = o;
     const S = m.preprocess.imageSize;
     const P = m.mapper.prefixLength;
@@ -472,7 +386,7 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
         scores: o.scores,
         signal,
         onStep: (generated: number) => emit({ type: 'token', generated }),
-        between: runUrgent,
+        between: calls.runUrgent,
       };
       let decoded: (DecodeResult | BeamResult)[];
       let prefillMs = 0;
@@ -571,20 +485,21 @@ export async function createCaptioner(options: CaptionerOptions): Promise<Captio
     },
     caption(image, opts = {}) {
       if (disposed) return Promise.reject(new CaptionerDisposedError());
-      return (opts.urgent ? jumpQueue : enqueue)(opts.signal, async () => {
+      const run = async () => {
         const [item] = await runBatch([image], opts);
         if (!item.ok) throw item.error;
         return item.value;
-      });
+      };
+      return opts.urgent ? calls.jumpQueue(opts.signal, run) : calls.enqueue(opts.signal, run);
     },
     captionBatch(images, opts = {}) {
       if (disposed) return Promise.reject(new CaptionerDisposedError());
-      return enqueue(opts.signal, () => runBatch(images, opts));
+      return calls.enqueue(opts.signal, () => runBatch(images, opts));
     },
     async dispose() {
       if (disposed) return;
       disposed = true;
-      await queue;
+      await calls.idle;
       await sessions.release();
     },
   };
