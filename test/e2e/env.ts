@@ -187,7 +187,23 @@ export async function sendToTarget(
           });
         })
       : undefined;
+    // Page.crash never answers, and the connection closes right after: wait until the browser says the target's
+    // process is gone, or a test could go on (and time out) with the renderer still alive.
+    const crashed =
+      method === 'Page.crash'
+        ? new Promise<string>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`Page.crash: ${t.url} did not crash within 15 s`)), 15_000);
+            const done = (how: string) => (clearTimeout(timer), resolve(how));
+            s.on('Target.targetCrashed', (e) => e.targetId === t.targetId && done('targetCrashed'));
+            s.on('Target.detachedFromTarget', (e) => e.sessionId === sessionId && done('detached'));
+            s.on('Target.receivedMessageFromTarget', (e) => {
+              if ((JSON.parse(e.message) as { method?: string }).method === 'Inspector.targetCrashed') done('Inspector.targetCrashed');
+            });
+          })
+        : null;
+    if (crashed) await s.send('Target.setDiscoverTargets', { discover: true });
     await s.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: 1, method, params }) });
+    if (crashed) console.info(`[e2e] ${t.type} crashed (${await crashed})`);
     return { type: t.type, result: await answer };
   } finally {
     await browser.close().catch(() => null);
