@@ -63,7 +63,8 @@ describe('the engine with worker threads', () => {
       true,
     );
     expect((result as { result: { value: unknown } }).result.value).toEqual({ isolated: true, sab: 'function', origin: 'null' });
-    // ORT's one worker thread beside the frame's own (2 threads); a one-thread engine starts none.
-    expect((await targetTypes(ext.cdpUrl!)).filter((t) => t === 'worker')).toHaveLength(1);
+    // ORT's one worker thread beside the frame's own (2 threads), and the frame's heartbeat (src/sandbox/heartbeat.ts);
+    // a one-thread engine starts only the heartbeat.
+    expect((await targetTypes(ext.cdpUrl!)).filter((t) => t === 'worker')).toHaveLength(2);
   });
 });
