@@ -2,7 +2,8 @@
  * createCaptioner: the public engine. Image -> preprocess -> vision -> mapper -> prefill -> decode -> text.
  *
  * One inference at a time: calls queue behind each other (call-queue.ts). Cancellation goes through AbortSignal,
- * checked between stages and between decode steps. On WebGPU a failure (at creation or at run time) falls back to WASM once.
+ * checked between stages and between decode steps. On WebGPU a failure (at creation or at run time) falls back to
+ * WASM once.
  */
 import { CallQueue } from './call-queue';
 import { resolveCaptionOptions } from './caption-options';
